@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Builds the wasm modules the e2e tests load into Envoy, into wasm-out/:
+#   wasm-out/geolb_filter.wasm (+ .sha256)  the real filter (crate geolb-filter)
+#   wasm-out/empty_filter.wasm  (+ .sha256)  an empty proxy-wasm filter (bench baseline)
+# Uses the default cargo target dir (target/). Extra args are passed to cargo build
+# (e.g. --locked). Skips geolb-filter with a note while filter/Cargo.toml does not exist.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+TARGET=wasm32-wasip1
+OUT="$ROOT/wasm-out"
+mkdir -p "$OUT"
+
+if ! rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
+  echo "build-wasm.sh: rust target $TARGET missing; run scripts/setup.sh" >&2
+  exit 1
+fi
+
+# cargo's target dir for this script: $GEOLB_WASM_TARGET_DIR, else the default target/.
+TDIR="${GEOLB_WASM_TARGET_DIR:-$ROOT/target}"
+
+publish() { # publish <built wasm> <name in wasm-out>
+  cp "$1" "$OUT/$2.tmp"
+  mv "$OUT/$2.tmp" "$OUT/$2"
+  (cd "$OUT" && sha256sum "$2" >"$2.sha256")
+}
+
+if [[ -f filter/Cargo.toml ]]; then
+  CARGO_TARGET_DIR="$TDIR" cargo build -q --release --target "$TARGET" -p geolb-filter -p geolb-empty-filter "$@"
+  publish "$TDIR/$TARGET/release/geolb_filter.wasm" geolb_filter.wasm
+  publish "$TDIR/$TARGET/release/geolb_empty_filter.wasm" empty_filter.wasm
+else
+  echo "build-wasm.sh: filter/Cargo.toml not found: skipping geolb-filter" >&2
+  # The workspace does not load while a member's manifest is missing, so build the empty
+  # filter in a throw-away workspace that has the root's settings but only that member.
+  tmp="$(mktemp -d)"
+  trap 'rm -rf "$tmp"' EXIT
+  mkdir -p "$tmp/bench"
+  cp -r bench/empty-filter "$tmp/bench/"
+  sed -E -e 's|^members = .*$|members = ["bench/empty-filter"]|' \
+         -e 's|^default-members = .*$|default-members = ["bench/empty-filter"]|' \
+         Cargo.toml >"$tmp/Cargo.toml"
+  [[ -f Cargo.lock ]] && cp Cargo.lock "$tmp/"
+  (cd "$tmp" && CARGO_TARGET_DIR="$TDIR" cargo build -q --release --target "$TARGET" -p geolb-empty-filter "$@")
+  publish "$TDIR/$TARGET/release/geolb_empty_filter.wasm" empty_filter.wasm
+fi
+ls -l "$OUT"/*.wasm | awk '{print $5, $9}' >&2
