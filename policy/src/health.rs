@@ -1,0 +1,314 @@
+//! Region health: an outlier-detection style state machine per (service, region),
+//! stored as a fixed-size record so all worker VMs can share it through the host's
+//! shared data (see [`crate::store`]).
+//!
+//! A region is ejected after `consecutive_failures` failures in a row, for
+//! `base_ejection_time` times the number of ejections in a row (capped at
+//! `max_ejection_time`). When the ejection ends its share ramps back over
+//! `recovery_ramp`; a failure during the ramp ejects it again at once. Each
+//! `base_ejection_time` without an ejection takes one off the multiplier, as Envoy does.
+
+use crate::outcome::ResponseFlags;
+
+/// Compiled, validated health settings of one service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthConfig {
+    /// Failures in a row that eject a region (>= 1).
+    pub consecutive_failures: u32,
+    /// Length of the first ejection, in ms (>= 1).
+    pub base_ejection_ms: u64,
+    /// Longest ejection, in ms (>= base).
+    pub max_ejection_ms: u64,
+    /// Time over which a returning region gets its share back, in ms (0 = at once).
+    pub recovery_ramp_ms: u64,
+    /// Response codes that count as failures, sorted.
+    pub failure_status_codes: Vec<u16>,
+    /// Response flags that count as failures whatever the code.
+    pub failure_flags: ResponseFlags,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            consecutive_failures: 5,
+            base_ejection_ms: 30_000,
+            max_ejection_ms: 300_000,
+            recovery_ramp_ms: 10_000,
+            failure_status_codes: vec![502, 503, 504],
+            failure_flags: ResponseFlags::DEFAULT_FAILURES,
+        }
+    }
+}
+
+/// How much traffic a region may take right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Its whole share.
+    Healthy,
+    /// Just back from an ejection: this many thousandths of its share.
+    Ramping {
+        /// 1..=999.
+        permille: u32,
+    },
+    /// None.
+    Ejected,
+}
+
+/// The health of one region of one service.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RegionHealth {
+    /// Failures since the last success or ejection.
+    pub consecutive_failures: u32,
+    /// Ejection multiplier: ejections in a row, decaying while healthy.
+    pub ejections: u32,
+    /// End of the latest ejection (ms since the epoch; 0 = never ejected).
+    pub ejected_until_ms: u64,
+    /// Time from which the multiplier decays.
+    pub decay_from_ms: u64,
+}
+
+/// Bytes of one encoded [`RegionHealth`].
+pub const RECORD_LEN: usize = 24;
+/// Format tag of an encoded health table; bump when the layout changes.
+const TABLE_FORMAT: u8 = 1;
+/// Header bytes of an encoded table: format, then the record count (u16 LE).
+const HEADER_LEN: usize = 3;
+/// The multiplier stops growing here (ejections are capped by `max_ejection_ms` anyway).
+const MAX_MULTIPLIER: u32 = 1_000;
+
+/// What recording an outcome did, for counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    /// Nothing worth counting.
+    None,
+    /// The region was ejected until the given time.
+    Ejected {
+        /// End of the ejection, ms.
+        until_ms: u64,
+    },
+}
+
+impl RegionHealth {
+    /// How much of its share the region may take at `now_ms`.
+    pub fn admission(&self, config: &HealthConfig, now_ms: u64) -> Admission {
+        if now_ms < self.ejected_until_ms {
+            return Admission::Ejected;
+        }
+        if self.ejected_until_ms != 0 && config.recovery_ramp_ms > 0 {
+            let since = now_ms - self.ejected_until_ms;
+            if since < config.recovery_ramp_ms {
+                // Start at 5% so a region that is back is noticed at once, then grow linearly.
+                let grown = u128::from(since) * 950 / u128::from(config.recovery_ramp_ms);
+                let permille = 50 + u32::try_from(grown).unwrap_or(950);
+                return Admission::Ramping { permille: permille.min(999) };
+            }
+        }
+        Admission::Healthy
+    }
+
+    /// Records a failed request to the region.
+    pub fn record_failure(&mut self, config: &HealthConfig, now_ms: u64) -> Transition {
+        if now_ms < self.ejected_until_ms {
+            // A request that was in flight when the region was ejected: already counted.
+            return Transition::None;
+        }
+        self.decay(config, now_ms);
+        let ramping = matches!(self.admission(config, now_ms), Admission::Ramping { .. });
+        self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+        if !ramping && self.consecutive_failures < config.consecutive_failures {
+            return Transition::None;
+        }
+        self.ejections = self.ejections.saturating_add(1).min(MAX_MULTIPLIER);
+        let length = config.base_ejection_ms.saturating_mul(u64::from(self.ejections)).min(config.max_ejection_ms);
+        self.ejected_until_ms = now_ms.saturating_add(length);
+        self.decay_from_ms = self.ejected_until_ms;
+        self.consecutive_failures = 0;
+        Transition::Ejected { until_ms: self.ejected_until_ms }
+    }
+
+    /// Records a successful request to the region.
+    pub fn record_success(&mut self, config: &HealthConfig, now_ms: u64) -> Transition {
+        if now_ms < self.ejected_until_ms {
+            // Sent before the ejection; says nothing about now.
+            return Transition::None;
+        }
+        self.consecutive_failures = 0;
+        self.decay(config, now_ms);
+        Transition::None
+    }
+
+    /// Takes one off the multiplier per full `base_ejection_time` without an ejection.
+    fn decay(&mut self, config: &HealthConfig, now_ms: u64) {
+        if self.ejections == 0 || now_ms <= self.decay_from_ms {
+            return;
+        }
+        let steps = (now_ms - self.decay_from_ms) / config.base_ejection_ms.max(1);
+        if steps > 0 {
+            let steps32 = u32::try_from(steps).unwrap_or(u32::MAX);
+            self.ejections = self.ejections.saturating_sub(steps32);
+            self.decay_from_ms = self
+                .decay_from_ms
+                .saturating_add(steps.saturating_mul(config.base_ejection_ms.max(1)));
+        }
+    }
+
+    fn write_to(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.consecutive_failures.to_le_bytes());
+        out.extend_from_slice(&self.ejections.to_le_bytes());
+        out.extend_from_slice(&self.ejected_until_ms.to_le_bytes());
+        out.extend_from_slice(&self.decay_from_ms.to_le_bytes());
+    }
+
+    fn read_from(bytes: &[u8]) -> Option<Self> {
+        let u32_at = |at: usize| -> Option<u32> { Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?)) };
+        let u64_at = |at: usize| -> Option<u64> { Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?)) };
+        Some(Self {
+            consecutive_failures: u32_at(0)?,
+            ejections: u32_at(4)?,
+            ejected_until_ms: u64_at(8)?,
+            decay_from_ms: u64_at(16)?,
+        })
+    }
+}
+
+/// Encodes the health of every region of a service, in slot order.
+pub fn encode_table(records: &[RegionHealth]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + records.len() * RECORD_LEN);
+    out.push(TABLE_FORMAT);
+    let count = u16::try_from(records.len()).unwrap_or(u16::MAX);
+    out.extend_from_slice(&count.to_le_bytes());
+    for record in records.iter().take(usize::from(count)) {
+        record.write_to(&mut out);
+    }
+    out
+}
+
+/// Decodes a table of `slots` records; anything unreadable or of another shape reads
+/// as "all healthy" (a safe start), never as an error.
+pub fn decode_table(bytes: Option<&[u8]>, slots: usize) -> Vec<RegionHealth> {
+    let view = HealthView::new(bytes, slots);
+    (0..slots).map(|slot| view.get(slot)).collect()
+}
+
+/// Read-only, allocation-free view of an encoded table, for the per-request decision.
+#[derive(Debug, Clone, Copy)]
+pub struct HealthView<'a> {
+    records: &'a [u8],
+}
+
+impl<'a> HealthView<'a> {
+    /// A view of `bytes` as a table of `slots` records; a table of another shape is
+    /// ignored (all healthy).
+    pub fn new(bytes: Option<&'a [u8]>, slots: usize) -> Self {
+        let records = bytes
+            .filter(|b| b.len() == HEADER_LEN + slots * RECORD_LEN)
+            .filter(|b| b.first() == Some(&TABLE_FORMAT))
+            .filter(|b| b.get(1..3).and_then(|c| c.try_into().ok()).map(|c: [u8; 2]| usize::from(u16::from_le_bytes(c))) == Some(slots))
+            .and_then(|b| b.get(HEADER_LEN..))
+            .unwrap_or(&[]);
+        Self { records }
+    }
+
+    /// A view in which every region is healthy.
+    pub fn all_healthy() -> Self {
+        Self { records: &[] }
+    }
+
+    /// The record of `slot` (default when absent).
+    pub fn get(&self, slot: usize) -> RegionHealth {
+        let start = slot * RECORD_LEN;
+        self.records
+            .get(start..start + RECORD_LEN)
+            .and_then(RegionHealth::read_from)
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(threshold: u32) -> HealthConfig {
+        HealthConfig {
+            consecutive_failures: threshold,
+            base_ejection_ms: 1_000,
+            max_ejection_ms: 3_000,
+            recovery_ramp_ms: 0,
+            ..HealthConfig::default()
+        }
+    }
+
+    #[test]
+    fn ejects_after_threshold_and_returns_after_base_time() {
+        let cfg = config(3);
+        let mut h = RegionHealth::default();
+        assert_eq!(h.record_failure(&cfg, 10), Transition::None);
+        assert_eq!(h.record_failure(&cfg, 11), Transition::None);
+        assert_eq!(h.admission(&cfg, 11), Admission::Healthy);
+        assert_eq!(h.record_failure(&cfg, 12), Transition::Ejected { until_ms: 1_012 });
+        assert_eq!(h.admission(&cfg, 1_011), Admission::Ejected);
+        assert_eq!(h.admission(&cfg, 1_012), Admission::Healthy);
+    }
+
+    #[test]
+    fn a_success_resets_the_count() {
+        let cfg = config(2);
+        let mut h = RegionHealth::default();
+        h.record_failure(&cfg, 1);
+        h.record_success(&cfg, 2);
+        assert_eq!(h.record_failure(&cfg, 3), Transition::None);
+        assert!(matches!(h.record_failure(&cfg, 4), Transition::Ejected { .. }));
+    }
+
+    #[test]
+    fn repeated_ejections_grow_up_to_the_maximum_and_decay_while_healthy() {
+        let cfg = config(1);
+        let mut h = RegionHealth::default();
+        assert_eq!(h.record_failure(&cfg, 0), Transition::Ejected { until_ms: 1_000 });
+        assert_eq!(h.record_failure(&cfg, 1_000), Transition::Ejected { until_ms: 3_000 });
+        assert_eq!(h.record_failure(&cfg, 3_000), Transition::Ejected { until_ms: 6_000 });
+        assert_eq!(h.record_failure(&cfg, 6_000), Transition::Ejected { until_ms: 9_000 }, "capped at max");
+        assert_eq!(h.ejections, 4);
+        // Healthy for 2.5 base times after the last ejection: two steps of decay.
+        h.record_success(&cfg, 11_500);
+        assert_eq!(h.ejections, 2);
+        assert_eq!(h.record_failure(&cfg, 11_600), Transition::Ejected { until_ms: 14_600 });
+    }
+
+    #[test]
+    fn failures_from_requests_in_flight_during_an_ejection_do_not_extend_it() {
+        let cfg = config(1);
+        let mut h = RegionHealth::default();
+        h.record_failure(&cfg, 0);
+        assert_eq!(h.record_failure(&cfg, 500), Transition::None);
+        assert_eq!(h.ejected_until_ms, 1_000);
+    }
+
+    #[test]
+    fn a_returning_region_ramps_and_is_ejected_again_by_one_failure() {
+        let cfg = HealthConfig { recovery_ramp_ms: 1_000, ..config(5) };
+        let mut h = RegionHealth::default();
+        for t in 0..5 {
+            h.record_failure(&cfg, t);
+        }
+        assert_eq!(h.ejected_until_ms, 1_004);
+        assert_eq!(h.admission(&cfg, 1_004), Admission::Ramping { permille: 50 });
+        assert_eq!(h.admission(&cfg, 1_504), Admission::Ramping { permille: 525 });
+        assert_eq!(h.admission(&cfg, 2_004), Admission::Healthy);
+        assert!(matches!(h.record_failure(&cfg, 1_100), Transition::Ejected { .. }), "probation failure");
+    }
+
+    #[test]
+    fn tables_round_trip_and_bad_bytes_read_as_healthy() {
+        let records = vec![
+            RegionHealth { consecutive_failures: 1, ejections: 2, ejected_until_ms: 3, decay_from_ms: 4 },
+            RegionHealth::default(),
+        ];
+        let bytes = encode_table(&records);
+        assert_eq!(bytes.len(), 3 + 2 * RECORD_LEN);
+        assert_eq!(decode_table(Some(&bytes), 2), records);
+        assert_eq!(decode_table(Some(&bytes), 3), vec![RegionHealth::default(); 3], "other shape");
+        assert_eq!(decode_table(Some(&bytes[..10]), 2), vec![RegionHealth::default(); 2]);
+        assert_eq!(decode_table(None, 1), vec![RegionHealth::default()]);
+    }
+}

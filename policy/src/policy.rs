@@ -1,0 +1,533 @@
+//! The validated, compiled policy: wire types become this once, at configuration
+//! time, so the per-request path only looks things up.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::error::{Path, PolicyError, PolicyErrors, Problem};
+use crate::health::HealthConfig;
+use crate::outcome::{RESPONSE_FLAGS, ResponseFlags};
+use crate::wire::{self, API_VERSION, DEFAULT_ROUTING_HEADER};
+
+/// Index of a region in [`CompiledPolicy::regions`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RegionId(pub u16);
+
+/// Index of a service in [`CompiledPolicy::services`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServiceId(pub u16);
+
+/// Index of a region among the regions where one service runs (its health slot).
+pub type Slot = usize;
+
+/// A policy that passed validation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompiledPolicy {
+    regions: Vec<String>,
+    routing_header: String,
+    source_region: Option<RegionId>,
+    services: Vec<CompiledService>,
+    hosts: BTreeMap<String, ServiceId>,
+    fingerprint: u64,
+}
+
+/// One service's compiled rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompiledService {
+    name: String,
+    /// Slot -> region where the service runs.
+    regions: Vec<RegionId>,
+    /// Region (any of the mesh) -> failover chain as slots.
+    failover: BTreeMap<RegionId, Vec<Slot>>,
+    /// Source region -> (slot, weight), weights summing to 100.
+    distribute: BTreeMap<RegionId, Vec<(Slot, u32)>>,
+    health: HealthConfig,
+}
+
+impl CompiledPolicy {
+    /// Region names, indexed by [`RegionId`].
+    pub fn regions(&self) -> &[String] {
+        &self.regions
+    }
+    /// Name of a region.
+    pub fn region_name(&self, id: RegionId) -> &str {
+        self.regions.get(usize::from(id.0)).map_or("", String::as_str)
+    }
+    /// Looks a region up by name.
+    pub fn region_id(&self, name: &str) -> Option<RegionId> {
+        self.regions.iter().position(|r| r == name).and_then(|i| u16::try_from(i).ok()).map(RegionId)
+    }
+    /// The lowercase header the filter sets.
+    pub fn routing_header(&self) -> &str {
+        &self.routing_header
+    }
+    /// The pinned source region, if the policy pins one.
+    pub fn pinned_source_region(&self) -> Option<RegionId> {
+        self.source_region
+    }
+    /// All services, indexed by [`ServiceId`].
+    pub fn services(&self) -> &[CompiledService] {
+        &self.services
+    }
+    /// One service.
+    pub fn service(&self, id: ServiceId) -> Option<&CompiledService> {
+        self.services.get(usize::from(id.0))
+    }
+    /// A stable hash of the policy's content: health state is kept per fingerprint, so
+    /// a changed policy starts from "all healthy" instead of misreading old slots.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+
+    /// The service a request's `:authority` names, in any form a mesh uses
+    /// (`reviews`, `reviews:9080`, `reviews.default.svc.cluster.local:9080` ...).
+    /// Parses nothing: strips a port and compares; allocates only for uppercase input.
+    pub fn service_for_authority(&self, authority: &str) -> Option<ServiceId> {
+        let host = match authority.rsplit_once(':') {
+            Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => host,
+            _ => authority,
+        };
+        let host = host.strip_suffix('.').unwrap_or(host);
+        if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.hosts.get(&host.to_ascii_lowercase()).copied()
+        } else {
+            self.hosts.get(host).copied()
+        }
+    }
+}
+
+impl CompiledService {
+    /// Name used in stats and logs.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// Regions where the service runs, in slot order.
+    pub fn regions(&self) -> &[RegionId] {
+        &self.regions
+    }
+    /// The region of a slot.
+    pub fn region_of(&self, slot: Slot) -> Option<RegionId> {
+        self.regions.get(slot).copied()
+    }
+    /// The slot of a region, if the service runs there.
+    pub fn slot_of(&self, region: RegionId) -> Option<Slot> {
+        self.regions.iter().position(|r| *r == region)
+    }
+    /// The failover chain of a region, as slots.
+    pub fn failover_chain(&self, region: RegionId) -> &[Slot] {
+        self.failover.get(&region).map_or(&[], Vec::as_slice)
+    }
+    /// The weights from a source region, as (slot, weight).
+    pub fn distribution(&self, source: RegionId) -> Option<&[(Slot, u32)]> {
+        self.distribute.get(&source).map(Vec::as_slice)
+    }
+    /// Health settings.
+    pub fn health(&self) -> &HealthConfig {
+        &self.health
+    }
+}
+
+impl TryFrom<&wire::Policy> for CompiledPolicy {
+    type Error = PolicyErrors;
+
+    fn try_from(policy: &wire::Policy) -> Result<Self, PolicyErrors> {
+        let mut errors = Vec::new();
+        let root = Path::default();
+        if policy.api_version != API_VERSION {
+            errors.push(root.field("apiVersion").error(Problem::UnsupportedVersion {
+                found: policy.api_version.clone(),
+                expected: API_VERSION,
+            }));
+        }
+
+        // Regions of the mesh.
+        let regions_path = root.field("regions");
+        if policy.regions.is_empty() {
+            errors.push(regions_path.error(Problem::Empty));
+        }
+        if policy.regions.len() > usize::from(u16::MAX) {
+            errors.push(regions_path.error(Problem::OutOfRange { value: policy.regions.len() as u64, why: "at most 65535 regions" }));
+        }
+        let mut seen = BTreeSet::new();
+        for (i, region) in policy.regions.iter().enumerate() {
+            if let Err(why) = check_label_value(region) {
+                errors.push(regions_path.index(i).error(Problem::InvalidName { value: region.clone(), what: "region", why }));
+            }
+            if !seen.insert(region.as_str()) {
+                errors.push(regions_path.index(i).error(Problem::Duplicate(region.clone())));
+            }
+        }
+        let regions = Regions { names: &policy.regions };
+
+        let routing_header = policy.routing_header.clone().unwrap_or_else(|| DEFAULT_ROUTING_HEADER.to_owned());
+        if let Err(why) = check_header_name(&routing_header) {
+            errors.push(root.field("routingHeader").error(Problem::InvalidName {
+                value: routing_header.clone(),
+                what: "header name",
+                why,
+            }));
+        }
+
+        let source_region = policy
+            .source_region
+            .as_ref()
+            .and_then(|name| regions.resolve(name, &root.field("sourceRegion"), &mut errors));
+
+        let defaults = compile_health(&HealthConfig::default(), policy.health.as_ref(), &root.field("health"), &mut errors);
+
+        let services_path = root.field("services");
+        if policy.services.is_empty() {
+            errors.push(services_path.error(Problem::Empty));
+        }
+        if policy.services.len() > usize::from(u16::MAX) {
+            errors.push(services_path.error(Problem::OutOfRange { value: policy.services.len() as u64, why: "at most 65535 services" }));
+        }
+        let mut services = Vec::with_capacity(policy.services.len());
+        let mut claimed_hosts: BTreeMap<String, (usize, String)> = BTreeMap::new();
+        let mut names = BTreeSet::new();
+        for (index, service) in policy.services.iter().enumerate() {
+            let path = services_path.index(index);
+            if !names.insert(service.name.as_str()) {
+                errors.push(path.field("name").error(Problem::Duplicate(service.name.clone())));
+            }
+            for (h, host) in service.hosts.iter().enumerate() {
+                let host_lc = host.to_ascii_lowercase();
+                if let Some((_, other)) = claimed_hosts.get(&host_lc) {
+                    errors.push(path.field("hosts").index(h).error(Problem::HostClaimed { host: host.clone(), other: other.clone() }));
+                } else {
+                    claimed_hosts.insert(host_lc, (index, service.name.clone()));
+                }
+            }
+            if let Some(compiled) = compile_service(service, &regions, &defaults, &path, &mut errors) {
+                services.push(compiled);
+            }
+        }
+
+        if !errors.is_empty() {
+            return Err(PolicyErrors(errors));
+        }
+        let hosts = host_index(&policy.services);
+        let canonical = serde_json::to_vec(policy).unwrap_or_default();
+        Ok(CompiledPolicy {
+            regions: policy.regions.clone(),
+            routing_header,
+            source_region,
+            services,
+            hosts,
+            fingerprint: fnv1a(&canonical),
+        })
+    }
+}
+
+/// Region lookups against the policy's region list, reporting unknown names.
+struct Regions<'a> {
+    names: &'a [String],
+}
+
+impl Regions<'_> {
+    fn resolve(&self, name: &str, path: &Path, errors: &mut Vec<PolicyError>) -> Option<RegionId> {
+        match self.names.iter().position(|r| r == name).and_then(|i| u16::try_from(i).ok()) {
+            Some(i) => Some(RegionId(i)),
+            None => {
+                errors.push(path.error(Problem::UnknownRegion { region: name.to_owned(), known: self.names.join(", ") }));
+                None
+            }
+        }
+    }
+}
+
+fn compile_service(
+    service: &wire::Service,
+    regions: &Regions<'_>,
+    defaults: &HealthConfig,
+    path: &Path,
+    errors: &mut Vec<PolicyError>,
+) -> Option<CompiledService> {
+    let before = errors.len();
+    if let Err(why) = check_service_name(&service.name) {
+        errors.push(path.field("name").error(Problem::InvalidName { value: service.name.clone(), what: "service name", why }));
+    }
+    if service.hosts.is_empty() {
+        errors.push(path.field("hosts").error(Problem::Empty));
+    }
+    let mut seen_hosts = BTreeSet::new();
+    for (i, host) in service.hosts.iter().enumerate() {
+        if let Err(why) = check_host(host) {
+            errors.push(path.field("hosts").index(i).error(Problem::InvalidName { value: host.clone(), what: "host", why }));
+        }
+        if !seen_hosts.insert(host.to_ascii_lowercase()) {
+            errors.push(path.field("hosts").index(i).error(Problem::Duplicate(host.clone())));
+        }
+    }
+
+    // Where it runs: slot order is the declared order.
+    let mut slots: Vec<RegionId> = Vec::new();
+    if service.regions.is_empty() {
+        errors.push(path.field("regions").error(Problem::Empty));
+    }
+    for (i, name) in service.regions.iter().enumerate() {
+        let at = path.field("regions").index(i);
+        if let Some(id) = regions.resolve(name, &at, errors) {
+            if slots.contains(&id) {
+                errors.push(at.error(Problem::Duplicate(name.clone())));
+            } else {
+                slots.push(id);
+            }
+        }
+    }
+    let runs_in = service.regions.join(", ");
+    let slot_of = |region: &str, at: &Path, errors: &mut Vec<PolicyError>| -> Option<Slot> {
+        let id = regions.resolve(region, at, errors)?;
+        match slots.iter().position(|r| *r == id) {
+            Some(slot) => Some(slot),
+            None => {
+                errors.push(at.error(Problem::NotServed {
+                    service: service.name.clone(),
+                    region: region.to_owned(),
+                    runs_in: runs_in.clone(),
+                }));
+                None
+            }
+        }
+    };
+
+    let mut failover = BTreeMap::new();
+    for (from, chain) in &service.failover {
+        let at = path.field("failover").key(from);
+        let Some(from_id) = regions.resolve(from, &at, errors) else { continue };
+        if chain.is_empty() {
+            errors.push(at.error(Problem::Empty));
+        }
+        let mut compiled = Vec::with_capacity(chain.len());
+        for (i, to) in chain.iter().enumerate() {
+            let at = at.index(i);
+            if to == from {
+                errors.push(at.error(Problem::FailoverToSelf(from.clone())));
+                continue;
+            }
+            if let Some(slot) = slot_of(to, &at, errors) {
+                if compiled.contains(&slot) {
+                    errors.push(at.error(Problem::Duplicate(to.clone())));
+                } else {
+                    compiled.push(slot);
+                }
+            }
+        }
+        failover.insert(from_id, compiled);
+    }
+
+    let mut distribute = BTreeMap::new();
+    for (from, weights) in &service.distribute {
+        let at = path.field("distribute").key(from);
+        let Some(from_id) = regions.resolve(from, &at, errors) else { continue };
+        if weights.is_empty() {
+            errors.push(at.error(Problem::Empty));
+            continue;
+        }
+        let mut compiled = Vec::with_capacity(weights.len());
+        let mut sum: u64 = 0;
+        let mut weights_ok = true;
+        for (to, weight) in weights {
+            let at = at.key(to);
+            sum = sum.saturating_add(weight.0);
+            if !(1..=100).contains(&weight.0) {
+                errors.push(at.error(Problem::WeightOutOfRange(weight.0)));
+                weights_ok = false;
+            }
+            if let Some(slot) = slot_of(to, &at, errors) {
+                compiled.push((slot, u32::try_from(weight.0).unwrap_or(0)));
+            }
+        }
+        if weights_ok && sum != 100 {
+            errors.push(at.error(Problem::WeightSum(sum)));
+        }
+        // Declared order is the map's (sorted) order; keep the slot order for SWRR ties.
+        compiled.sort_unstable();
+        distribute.insert(from_id, compiled);
+    }
+
+    let health = compile_health(defaults, service.health.as_ref(), &path.field("health"), errors);
+    (errors.len() == before).then(|| CompiledService {
+        name: service.name.clone(),
+        regions: slots,
+        failover,
+        distribute,
+        health,
+    })
+}
+
+fn compile_health(
+    base: &HealthConfig,
+    settings: Option<&wire::HealthSettings>,
+    path: &Path,
+    errors: &mut Vec<PolicyError>,
+) -> HealthConfig {
+    let mut config = base.clone();
+    let Some(settings) = settings else { return config };
+    if let Some(n) = settings.consecutive_failures {
+        match u32::try_from(n.0) {
+            Ok(v) if (1..=10_000).contains(&v) => config.consecutive_failures = v,
+            _ => errors.push(path.field("consecutiveFailures").error(Problem::OutOfRange { value: n.0, why: "must be 1..10000" })),
+        }
+    }
+    if let Some(d) = &settings.base_ejection_time {
+        if d.millis() == 0 {
+            errors.push(path.field("baseEjectionTime").error(Problem::OutOfRange { value: 0, why: "must be at least 1ms" }));
+        }
+        config.base_ejection_ms = d.millis().max(1);
+    }
+    if let Some(d) = &settings.max_ejection_time {
+        config.max_ejection_ms = d.millis();
+    }
+    if config.max_ejection_ms < config.base_ejection_ms {
+        errors.push(path.field("maxEjectionTime").error(Problem::OutOfRange {
+            value: config.max_ejection_ms,
+            why: "in ms, must be at least baseEjectionTime",
+        }));
+    }
+    if let Some(d) = &settings.recovery_ramp {
+        config.recovery_ramp_ms = d.millis();
+    }
+    if let Some(codes) = &settings.failure_status_codes {
+        let mut compiled = Vec::with_capacity(codes.len());
+        for (i, code) in codes.iter().enumerate() {
+            match u16::try_from(code.0) {
+                Ok(c) if (100..=599).contains(&c) => compiled.push(c),
+                _ => errors.push(path.field("failureStatusCodes").index(i).error(Problem::OutOfRange {
+                    value: code.0,
+                    why: "an HTTP status code is 100..599",
+                })),
+            }
+        }
+        compiled.sort_unstable();
+        compiled.dedup();
+        config.failure_status_codes = compiled;
+    }
+    if let Some(flags) = &settings.failure_response_flags {
+        let mut bits = 0u64;
+        for (i, flag) in flags.iter().enumerate() {
+            match ResponseFlags::bit(flag) {
+                Some(bit) => bits |= bit,
+                None => errors.push(path.field("failureResponseFlags").index(i).error(Problem::UnknownResponseFlag {
+                    flag: flag.clone(),
+                    known: RESPONSE_FLAGS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
+                })),
+            }
+        }
+        config.failure_flags = ResponseFlags(bits);
+    }
+    config
+}
+
+/// Every `:authority` form of every host. A derived short form (`reviews`) that two
+/// services would share is left out: only the forms that name one service match.
+fn host_index(services: &[wire::Service]) -> BTreeMap<String, ServiceId> {
+    let mut exact: BTreeMap<String, ServiceId> = BTreeMap::new();
+    let mut derived: BTreeMap<String, Option<ServiceId>> = BTreeMap::new();
+    for (index, service) in services.iter().enumerate() {
+        let Ok(id) = u16::try_from(index).map(ServiceId) else { continue };
+        for host in &service.hosts {
+            let host = host.to_ascii_lowercase();
+            for form in short_forms(&host) {
+                derived
+                    .entry(form)
+                    .and_modify(|owner| {
+                        if *owner != Some(id) {
+                            *owner = None;
+                        }
+                    })
+                    .or_insert(Some(id));
+            }
+            exact.insert(host, id);
+        }
+    }
+    for (form, owner) in derived {
+        if let Some(id) = owner {
+            exact.entry(form).or_insert(id);
+        }
+    }
+    exact
+}
+
+/// `name.ns.svc.<domain>` -> `name`, `name.ns`, `name.ns.svc`.
+fn short_forms(host: &str) -> Vec<String> {
+    let labels: Vec<&str> = host.split('.').collect();
+    match labels.as_slice() {
+        [name, namespace, "svc", _domain, ..] => {
+            vec![(*name).to_owned(), format!("{name}.{namespace}"), format!("{name}.{namespace}.svc")]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Kubernetes label value rules (regions become subset labels and header values).
+fn check_label_value(value: &str) -> Result<(), &'static str> {
+    if value.is_empty() {
+        return Err("it is empty");
+    }
+    if value.len() > 63 {
+        return Err("longer than 63 characters");
+    }
+    if !value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
+        return Err("only letters, digits, '-', '_' and '.' are allowed");
+    }
+    let edge_ok = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_alphanumeric());
+    if !edge_ok(value.bytes().next()) || !edge_ok(value.bytes().last()) {
+        return Err("must start and end with a letter or digit");
+    }
+    Ok(())
+}
+
+fn check_header_name(value: &str) -> Result<(), &'static str> {
+    if value.is_empty() {
+        return Err("it is empty");
+    }
+    if !value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+        return Err("only lowercase letters, digits and '-' are allowed");
+    }
+    if matches!(value, "host" | "connection" | "content-length" | "transfer-encoding" | "te" | "upgrade")
+        || value.starts_with("x-envoy-")
+    {
+        return Err("this header is reserved by HTTP or Envoy");
+    }
+    Ok(())
+}
+
+fn check_host(value: &str) -> Result<(), &'static str> {
+    if value.is_empty() {
+        return Err("it is empty");
+    }
+    if value.len() > 253 {
+        return Err("longer than 253 characters");
+    }
+    if value.split('.').any(|label| label.is_empty() || label.len() > 63) {
+        return Err("each dot-separated label must have 1..63 characters");
+    }
+    if !value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.') {
+        return Err("only letters, digits, '-' and '.' are allowed (no port, no wildcard)");
+    }
+    Ok(())
+}
+
+/// Service names go into stat tags (`;service=<name>`), so no `;` or `=`.
+fn check_service_name(value: &str) -> Result<(), &'static str> {
+    if value.is_empty() {
+        return Err("it is empty");
+    }
+    if value.len() > 253 {
+        return Err("longer than 253 characters");
+    }
+    if !value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.' | b'_')) {
+        return Err("only lowercase letters, digits, '-', '_' and '.' are allowed");
+    }
+    Ok(())
+}
+
+/// 64-bit FNV-1a: tiny, stable across builds and targets.
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}

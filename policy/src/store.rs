@@ -1,0 +1,119 @@
+//! Health shared by every worker VM of a proxy: one shared-data key per service,
+//! updated with compare-and-swap so that concurrent workers lose no failure.
+//!
+//! The host behind [`SharedStore`] is proxy-wasm's shared data in the filter and an
+//! in-memory map in tests.
+
+use crate::health::{HealthConfig, RegionHealth, Transition, decode_table, encode_table};
+use crate::policy::Slot;
+
+/// Why a shared-data call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// Another writer got there first; read again.
+    #[error("compare-and-swap mismatch")]
+    CasMismatch,
+    /// Every retry lost the race.
+    #[error("gave up after {0} compare-and-swap attempts")]
+    Contended(u32),
+    /// The host refused the call.
+    #[error("host error: {0}")]
+    Host(String),
+}
+
+/// Key-value store with compare-and-swap, as proxy-wasm shared data offers it.
+pub trait SharedStore {
+    /// The value and its CAS token; `None` when the key does not exist.
+    fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError>;
+    /// Writes `value` if the key's CAS token is still `cas` (0: unconditionally).
+    fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<(), StoreError>;
+}
+
+/// Attempts before a contended update gives up (and the outcome is dropped).
+pub const MAX_CAS_ATTEMPTS: u32 = 16;
+
+/// The shared-data key of a service's health table. Prefixed with the plugin name
+/// (Istio leaves `vm_id` empty, so plugins share one key space) and the policy
+/// fingerprint (a changed policy starts clean rather than misreading slots).
+pub fn health_key(plugin: &str, fingerprint: u64, service_index: usize) -> String {
+    format!("geolb/{plugin}/{fingerprint:016x}/health/{service_index}")
+}
+
+/// Creates a service's table if it does not exist yet, so that later updates always
+/// compare-and-swap (a CAS of 0 would overwrite a concurrent first write).
+pub fn seed<S: SharedStore>(store: &S, key: &str, slots: usize) -> Result<(), StoreError> {
+    if store.get(key)?.is_none() {
+        store.set(key, &encode_table(&vec![RegionHealth::default(); slots]), 0)?;
+    }
+    Ok(())
+}
+
+/// What an outcome to record is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observation {
+    /// The region served the request.
+    Success,
+    /// The region failed the request.
+    Failure,
+}
+
+/// Records `observation` for `slot` with a CAS loop. Writes nothing when the record
+/// does not change (the common case: a success on a healthy region).
+pub fn record<S: SharedStore>(
+    store: &S,
+    key: &str,
+    slots: usize,
+    slot: Slot,
+    observation: Observation,
+    config: &HealthConfig,
+    now_ms: u64,
+) -> Result<Transition, StoreError> {
+    for _ in 0..MAX_CAS_ATTEMPTS {
+        let current = store.get(key)?;
+        let (bytes, cas) = match &current {
+            Some((bytes, cas)) => (Some(bytes.as_slice()), *cas),
+            None => (None, 0),
+        };
+        let mut table = decode_table(bytes, slots);
+        let Some(record) = table.get_mut(slot) else { return Ok(Transition::None) };
+        let before = *record;
+        let transition = match observation {
+            Observation::Success => record.record_success(config, now_ms),
+            Observation::Failure => record.record_failure(config, now_ms),
+        };
+        if *record == before && bytes.is_some() {
+            return Ok(transition);
+        }
+        match store.set(key, &encode_table(&table), cas) {
+            Ok(()) => return Ok(transition),
+            Err(StoreError::CasMismatch) => continue,
+            Err(other) => return Err(other),
+        }
+    }
+    Err(StoreError::Contended(MAX_CAS_ATTEMPTS))
+}
+
+/// An in-memory [`SharedStore`] with the host's CAS semantics, for tests.
+#[cfg(any(test, feature = "testing"))]
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    entries: std::sync::Mutex<std::collections::BTreeMap<String, (Vec<u8>, u32)>>,
+}
+
+#[cfg(any(test, feature = "testing"))]
+impl SharedStore for MemoryStore {
+    fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError> {
+        let entries = self.entries.lock().map_err(|e| StoreError::Host(e.to_string()))?;
+        Ok(entries.get(key).cloned())
+    }
+    fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<(), StoreError> {
+        let mut entries = self.entries.lock().map_err(|e| StoreError::Host(e.to_string()))?;
+        let entry = entries.entry(key.to_owned()).or_insert_with(|| (Vec::new(), 0));
+        if cas != 0 && entry.1 != cas {
+            return Err(StoreError::CasMismatch);
+        }
+        entry.0 = value.to_vec();
+        entry.1 = entry.1.wrapping_add(1).max(1);
+        Ok(())
+    }
+}

@@ -1,0 +1,96 @@
+//! The policy as it travels: the JSON a WasmPlugin's `pluginConfig` carries.
+//!
+//! These types only describe the shape. [`crate::CompiledPolicy::try_from`] turns them
+//! into the validated form the filter routes with; nothing else reads them.
+//! Field by field documentation: `docs/policy.md` (generated schema:
+//! `policy/policy.schema.json`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::units::{DurationText, WholeNumber};
+
+/// The only `apiVersion` this build understands.
+pub const API_VERSION: &str = "geolb.io/v1alpha1";
+
+/// Routing header the generated VirtualServices match when the policy names none.
+pub const DEFAULT_ROUTING_HEADER: &str = "x-geolb-region";
+
+/// A complete geolb policy for one proxy (sidecar or gateway).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Policy {
+    /// Format version; must be `geolb.io/v1alpha1`.
+    pub api_version: String,
+    /// Every region of the mesh. Anything else that names a region must name one of these.
+    pub regions: Vec<String>,
+    /// Request header the filter sets to the chosen region (replacing any client value).
+    /// Default `x-geolb-region`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing_header: Option<String>,
+    /// Pins the source region instead of reading the proxy's `node.locality.region`
+    /// (for gateways whose node carries no locality).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_region: Option<String>,
+    /// Health tracking defaults for every service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthSettings>,
+    /// The destination services this policy steers. At least one.
+    pub services: Vec<Service>,
+}
+
+/// One destination service and its region rules.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Service {
+    /// Name used in stats and logs, e.g. `reviews.default`.
+    pub name: String,
+    /// Hosts matched against `:authority`. A Kubernetes FQDN such as
+    /// `reviews.default.svc.cluster.local` also matches `reviews`, `reviews.default`,
+    /// `reviews.default.svc`, each with or without `:port`.
+    pub hosts: Vec<String>,
+    /// Regions where the service runs, each with a generated subset.
+    pub regions: Vec<String>,
+    /// For a region, the ordered regions that take its traffic while it is unhealthy.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub failover: BTreeMap<String, Vec<String>>,
+    /// For a source region, integer weights (1..100, summing to 100) per target region.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub distribute: BTreeMap<String, BTreeMap<String, WholeNumber>>,
+    /// Overrides of the policy-wide health settings for this service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthSettings>,
+}
+
+/// Passive health tracking, modelled on Envoy outlier detection. Unset fields take the
+/// policy-wide value, then the default.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HealthSettings {
+    /// Consecutive failures that eject a region. Default 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consecutive_failures: Option<WholeNumber>,
+    /// First ejection length; the n-th ejection in a row lasts n times this. Default `30s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_ejection_time: Option<DurationText>,
+    /// Upper bound of an ejection. Default `300s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ejection_time: Option<DurationText>,
+    /// After an ejection ends, the region's share ramps from 0 to full over this time
+    /// (no thundering herd); a failure meanwhile ejects it again at once. `0s` disables
+    /// the ramp. Default `10s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_ramp: Option<DurationText>,
+    /// Response codes that count as a failure of the region. Default `[502, 503, 504]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_status_codes: Option<Vec<WholeNumber>>,
+    /// Envoy response flags (short names) that count as a failure whatever the code.
+    /// Default `["UF", "UH", "UR", "UC"]`: connect failure, no healthy upstream, reset,
+    /// connection termination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_response_flags: Option<Vec<String>>,
+}
