@@ -133,7 +133,11 @@ pub(crate) struct Path(String);
 
 impl Path {
     pub(crate) fn field(&self, name: &str) -> Path {
-        if self.0.is_empty() { Path(name.to_owned()) } else { Path(format!("{}.{name}", self.0)) }
+        if self.0.is_empty() {
+            Path(name.to_owned())
+        } else {
+            Path(format!("{}.{name}", self.0))
+        }
     }
     pub(crate) fn index(&self, index: usize) -> Path {
         Path(format!("{}[{index}]", self.0))
@@ -142,7 +146,14 @@ impl Path {
         Path(format!("{}[{key:?}]", self.0))
     }
     pub(crate) fn error(&self, problem: Problem) -> PolicyError {
-        PolicyError { path: if self.0.is_empty() { "(policy)".to_owned() } else { self.0.clone() }, problem }
+        PolicyError {
+            path: if self.0.is_empty() {
+                "(policy)".to_owned()
+            } else {
+                self.0.clone()
+            },
+            problem,
+        }
     }
 }
 

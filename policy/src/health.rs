@@ -100,7 +100,9 @@ impl RegionHealth {
                 // Start at 5% so a region that is back is noticed at once, then grow linearly.
                 let grown = u128::from(since) * 950 / u128::from(config.recovery_ramp_ms);
                 let permille = 50 + u32::try_from(grown).unwrap_or(950);
-                return Admission::Ramping { permille: permille.min(999) };
+                return Admission::Ramping {
+                    permille: permille.min(999),
+                };
             }
         }
         Admission::Healthy
@@ -119,11 +121,16 @@ impl RegionHealth {
             return Transition::None;
         }
         self.ejections = self.ejections.saturating_add(1).min(MAX_MULTIPLIER);
-        let length = config.base_ejection_ms.saturating_mul(u64::from(self.ejections)).min(config.max_ejection_ms);
+        let length = config
+            .base_ejection_ms
+            .saturating_mul(u64::from(self.ejections))
+            .min(config.max_ejection_ms);
         self.ejected_until_ms = now_ms.saturating_add(length);
         self.decay_from_ms = self.ejected_until_ms;
         self.consecutive_failures = 0;
-        Transition::Ejected { until_ms: self.ejected_until_ms }
+        Transition::Ejected {
+            until_ms: self.ejected_until_ms,
+        }
     }
 
     /// Records a successful request to the region.
@@ -160,8 +167,12 @@ impl RegionHealth {
     }
 
     fn read_from(bytes: &[u8]) -> Option<Self> {
-        let u32_at = |at: usize| -> Option<u32> { Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?)) };
-        let u64_at = |at: usize| -> Option<u64> { Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?)) };
+        let u32_at = |at: usize| -> Option<u32> {
+            Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+        };
+        let u64_at = |at: usize| -> Option<u64> {
+            Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
+        };
         Some(Self {
             consecutive_failures: u32_at(0)?,
             ejections: u32_at(4)?,
@@ -203,7 +214,12 @@ impl<'a> HealthView<'a> {
         let records = bytes
             .filter(|b| b.len() == HEADER_LEN + slots * RECORD_LEN)
             .filter(|b| b.first() == Some(&TABLE_FORMAT))
-            .filter(|b| b.get(1..3).and_then(|c| c.try_into().ok()).map(|c: [u8; 2]| usize::from(u16::from_le_bytes(c))) == Some(slots))
+            .filter(|b| {
+                b.get(1..3)
+                    .and_then(|c| c.try_into().ok())
+                    .map(|c: [u8; 2]| usize::from(u16::from_le_bytes(c)))
+                    == Some(slots)
+            })
             .and_then(|b| b.get(HEADER_LEN..))
             .unwrap_or(&[]);
         Self { records }
@@ -245,7 +261,10 @@ mod tests {
         assert_eq!(h.record_failure(&cfg, 10), Transition::None);
         assert_eq!(h.record_failure(&cfg, 11), Transition::None);
         assert_eq!(h.admission(&cfg, 11), Admission::Healthy);
-        assert_eq!(h.record_failure(&cfg, 12), Transition::Ejected { until_ms: 1_012 });
+        assert_eq!(
+            h.record_failure(&cfg, 12),
+            Transition::Ejected { until_ms: 1_012 }
+        );
         assert_eq!(h.admission(&cfg, 1_011), Admission::Ejected);
         assert_eq!(h.admission(&cfg, 1_012), Admission::Healthy);
     }
@@ -257,22 +276,41 @@ mod tests {
         h.record_failure(&cfg, 1);
         h.record_success(&cfg, 2);
         assert_eq!(h.record_failure(&cfg, 3), Transition::None);
-        assert!(matches!(h.record_failure(&cfg, 4), Transition::Ejected { .. }));
+        assert!(matches!(
+            h.record_failure(&cfg, 4),
+            Transition::Ejected { .. }
+        ));
     }
 
     #[test]
     fn repeated_ejections_grow_up_to_the_maximum_and_decay_while_healthy() {
         let cfg = config(1);
         let mut h = RegionHealth::default();
-        assert_eq!(h.record_failure(&cfg, 0), Transition::Ejected { until_ms: 1_000 });
-        assert_eq!(h.record_failure(&cfg, 1_000), Transition::Ejected { until_ms: 3_000 });
-        assert_eq!(h.record_failure(&cfg, 3_000), Transition::Ejected { until_ms: 6_000 });
-        assert_eq!(h.record_failure(&cfg, 6_000), Transition::Ejected { until_ms: 9_000 }, "capped at max");
+        assert_eq!(
+            h.record_failure(&cfg, 0),
+            Transition::Ejected { until_ms: 1_000 }
+        );
+        assert_eq!(
+            h.record_failure(&cfg, 1_000),
+            Transition::Ejected { until_ms: 3_000 }
+        );
+        assert_eq!(
+            h.record_failure(&cfg, 3_000),
+            Transition::Ejected { until_ms: 6_000 }
+        );
+        assert_eq!(
+            h.record_failure(&cfg, 6_000),
+            Transition::Ejected { until_ms: 9_000 },
+            "capped at max"
+        );
         assert_eq!(h.ejections, 4);
         // Healthy for 2.5 base times after the last ejection: two steps of decay.
         h.record_success(&cfg, 11_500);
         assert_eq!(h.ejections, 2);
-        assert_eq!(h.record_failure(&cfg, 11_600), Transition::Ejected { until_ms: 14_600 });
+        assert_eq!(
+            h.record_failure(&cfg, 11_600),
+            Transition::Ejected { until_ms: 14_600 }
+        );
     }
 
     #[test]
@@ -286,29 +324,53 @@ mod tests {
 
     #[test]
     fn a_returning_region_ramps_and_is_ejected_again_by_one_failure() {
-        let cfg = HealthConfig { recovery_ramp_ms: 1_000, ..config(5) };
+        let cfg = HealthConfig {
+            recovery_ramp_ms: 1_000,
+            ..config(5)
+        };
         let mut h = RegionHealth::default();
         for t in 0..5 {
             h.record_failure(&cfg, t);
         }
         assert_eq!(h.ejected_until_ms, 1_004);
-        assert_eq!(h.admission(&cfg, 1_004), Admission::Ramping { permille: 50 });
-        assert_eq!(h.admission(&cfg, 1_504), Admission::Ramping { permille: 525 });
+        assert_eq!(
+            h.admission(&cfg, 1_004),
+            Admission::Ramping { permille: 50 }
+        );
+        assert_eq!(
+            h.admission(&cfg, 1_504),
+            Admission::Ramping { permille: 525 }
+        );
         assert_eq!(h.admission(&cfg, 2_004), Admission::Healthy);
-        assert!(matches!(h.record_failure(&cfg, 1_100), Transition::Ejected { .. }), "probation failure");
+        assert!(
+            matches!(h.record_failure(&cfg, 1_100), Transition::Ejected { .. }),
+            "probation failure"
+        );
     }
 
     #[test]
     fn tables_round_trip_and_bad_bytes_read_as_healthy() {
         let records = vec![
-            RegionHealth { consecutive_failures: 1, ejections: 2, ejected_until_ms: 3, decay_from_ms: 4 },
+            RegionHealth {
+                consecutive_failures: 1,
+                ejections: 2,
+                ejected_until_ms: 3,
+                decay_from_ms: 4,
+            },
             RegionHealth::default(),
         ];
         let bytes = encode_table(&records);
         assert_eq!(bytes.len(), 3 + 2 * RECORD_LEN);
         assert_eq!(decode_table(Some(&bytes), 2), records);
-        assert_eq!(decode_table(Some(&bytes), 3), vec![RegionHealth::default(); 3], "other shape");
-        assert_eq!(decode_table(Some(&bytes[..10]), 2), vec![RegionHealth::default(); 2]);
+        assert_eq!(
+            decode_table(Some(&bytes), 3),
+            vec![RegionHealth::default(); 3],
+            "other shape"
+        );
+        assert_eq!(
+            decode_table(Some(&bytes[..10]), 2),
+            vec![RegionHealth::default(); 2]
+        );
         assert_eq!(decode_table(None, 1), vec![RegionHealth::default()]);
     }
 }

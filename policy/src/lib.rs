@@ -29,11 +29,15 @@ pub fn parse_wire(bytes: &[u8]) -> Result<wire::Policy, PolicyErrors> {
     let parsed: Result<wire::Policy, _> = serde_path_to_error::deserialize(&mut deserializer);
     let policy = parsed.map_err(|err| {
         let path = error::path_of(err.path());
-        PolicyErrors(vec![path.error(Problem::Malformed(err.into_inner().to_string()))])
+        PolicyErrors(vec![
+            path.error(Problem::Malformed(err.into_inner().to_string())),
+        ])
     })?;
-    deserializer
-        .end()
-        .map_err(|err| PolicyErrors(vec![error::Path::default().error(Problem::Malformed(err.to_string()))]))?;
+    deserializer.end().map_err(|err| {
+        PolicyErrors(vec![
+            error::Path::default().error(Problem::Malformed(err.to_string())),
+        ])
+    })?;
     Ok(policy)
 }
 

@@ -39,12 +39,16 @@ impl ResponseFlags {
     pub const DEFAULT_FAILURES: ResponseFlags = ResponseFlags(0x20 | 0x2 | 0x10 | 0x40);
     /// Outcomes decided by this proxy's own policy or by the client (overflow, no
     /// route, faults, rate limits, authz, client gone): they say nothing about a region.
-    pub const LOCAL_DECISIONS: ResponseFlags =
-        ResponseFlags(0x80 | 0x100 | 0x200 | 0x400 | 0x800 | 0x1000 | 0x2000 | 0x4000 | 0x20000 | 0x40000);
+    pub const LOCAL_DECISIONS: ResponseFlags = ResponseFlags(
+        0x80 | 0x100 | 0x200 | 0x400 | 0x800 | 0x1000 | 0x2000 | 0x4000 | 0x20000 | 0x40000,
+    );
 
     /// The bit of a short flag name, if known.
     pub fn bit(name: &str) -> Option<u64> {
-        RESPONSE_FLAGS.iter().find(|(n, _)| *n == name).map(|(_, bit)| *bit)
+        RESPONSE_FLAGS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, bit)| *bit)
     }
 
     /// Whether any flag of `other` is set here.
@@ -99,7 +103,10 @@ pub fn classify(config: &HealthConfig, chosen_region: &str, facts: &ResponseFact
         Some(code) if config.failure_status_codes.binary_search(&code).is_ok() => {
             Verdict::Failure(FailureKind::Status(code))
         }
-        _ if facts.served_region.is_some_and(|served| served != chosen_region) => {
+        _ if facts
+            .served_region
+            .is_some_and(|served| served != chosen_region) =>
+        {
             Verdict::Failure(FailureKind::ServedElsewhere)
         }
         Some(_) => Verdict::Success,
@@ -112,7 +119,11 @@ mod tests {
     use super::*;
 
     fn facts(status: Option<u16>, flags: u64, served: Option<&str>) -> ResponseFacts<'_> {
-        ResponseFacts { status, flags: ResponseFlags(flags), served_region: served }
+        ResponseFacts {
+            status,
+            flags: ResponseFlags(flags),
+            served_region: served,
+        }
     }
 
     #[test]
@@ -122,10 +133,22 @@ mod tests {
             (facts(Some(200), 0, Some("a")), Verdict::Success),
             (facts(Some(404), 0, Some("a")), Verdict::Success),
             (facts(Some(500), 0, Some("a")), Verdict::Success),
-            (facts(Some(503), 0, Some("a")), Verdict::Failure(FailureKind::Status(503))),
-            (facts(Some(503), 0x20, None), Verdict::Failure(FailureKind::Flags)),
-            (facts(Some(503), 0x2, None), Verdict::Failure(FailureKind::Flags)),
-            (facts(Some(200), 0, Some("b")), Verdict::Failure(FailureKind::ServedElsewhere)),
+            (
+                facts(Some(503), 0, Some("a")),
+                Verdict::Failure(FailureKind::Status(503)),
+            ),
+            (
+                facts(Some(503), 0x20, None),
+                Verdict::Failure(FailureKind::Flags),
+            ),
+            (
+                facts(Some(503), 0x2, None),
+                Verdict::Failure(FailureKind::Flags),
+            ),
+            (
+                facts(Some(200), 0, Some("b")),
+                Verdict::Failure(FailureKind::ServedElsewhere),
+            ),
             (facts(Some(503), 0x80, None), Verdict::Ignore),
             (facts(None, 0x4000, Some("a")), Verdict::Ignore),
             (facts(None, 0, None), Verdict::Ignore),

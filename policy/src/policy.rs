@@ -50,11 +50,17 @@ impl CompiledPolicy {
     }
     /// Name of a region.
     pub fn region_name(&self, id: RegionId) -> &str {
-        self.regions.get(usize::from(id.0)).map_or("", String::as_str)
+        self.regions
+            .get(usize::from(id.0))
+            .map_or("", String::as_str)
     }
     /// Looks a region up by name.
     pub fn region_id(&self, name: &str) -> Option<RegionId> {
-        self.regions.iter().position(|r| r == name).and_then(|i| u16::try_from(i).ok()).map(RegionId)
+        self.regions
+            .iter()
+            .position(|r| r == name)
+            .and_then(|i| u16::try_from(i).ok())
+            .map(RegionId)
     }
     /// The lowercase header the filter sets.
     pub fn routing_header(&self) -> &str {
@@ -83,7 +89,9 @@ impl CompiledPolicy {
     /// Parses nothing: strips a port and compares; allocates only for uppercase input.
     pub fn service_for_authority(&self, authority: &str) -> Option<ServiceId> {
         let host = match authority.rsplit_once(':') {
-            Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => host,
+            Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+                host
+            }
             _ => authority,
         };
         let host = host.strip_suffix('.').unwrap_or(host);
@@ -145,20 +153,36 @@ impl TryFrom<&wire::Policy> for CompiledPolicy {
             errors.push(regions_path.error(Problem::Empty));
         }
         if policy.regions.len() > usize::from(u16::MAX) {
-            errors.push(regions_path.error(Problem::OutOfRange { value: policy.regions.len() as u64, why: "at most 65535 regions" }));
+            errors.push(regions_path.error(Problem::OutOfRange {
+                value: policy.regions.len() as u64,
+                why: "at most 65535 regions",
+            }));
         }
         let mut seen = BTreeSet::new();
         for (i, region) in policy.regions.iter().enumerate() {
             if let Err(why) = check_label_value(region) {
-                errors.push(regions_path.index(i).error(Problem::InvalidName { value: region.clone(), what: "region", why }));
+                errors.push(regions_path.index(i).error(Problem::InvalidName {
+                    value: region.clone(),
+                    what: "region",
+                    why,
+                }));
             }
             if !seen.insert(region.as_str()) {
-                errors.push(regions_path.index(i).error(Problem::Duplicate(region.clone())));
+                errors.push(
+                    regions_path
+                        .index(i)
+                        .error(Problem::Duplicate(region.clone())),
+                );
             }
         }
-        let regions = Regions { names: &policy.regions };
+        let regions = Regions {
+            names: &policy.regions,
+        };
 
-        let routing_header = policy.routing_header.clone().unwrap_or_else(|| DEFAULT_ROUTING_HEADER.to_owned());
+        let routing_header = policy
+            .routing_header
+            .clone()
+            .unwrap_or_else(|| DEFAULT_ROUTING_HEADER.to_owned());
         if let Err(why) = check_header_name(&routing_header) {
             errors.push(root.field("routingHeader").error(Problem::InvalidName {
                 value: routing_header.clone(),
@@ -172,14 +196,22 @@ impl TryFrom<&wire::Policy> for CompiledPolicy {
             .as_ref()
             .and_then(|name| regions.resolve(name, &root.field("sourceRegion"), &mut errors));
 
-        let defaults = compile_health(&HealthConfig::default(), policy.health.as_ref(), &root.field("health"), &mut errors);
+        let defaults = compile_health(
+            &HealthConfig::default(),
+            policy.health.as_ref(),
+            &root.field("health"),
+            &mut errors,
+        );
 
         let services_path = root.field("services");
         if policy.services.is_empty() {
             errors.push(services_path.error(Problem::Empty));
         }
         if policy.services.len() > usize::from(u16::MAX) {
-            errors.push(services_path.error(Problem::OutOfRange { value: policy.services.len() as u64, why: "at most 65535 services" }));
+            errors.push(services_path.error(Problem::OutOfRange {
+                value: policy.services.len() as u64,
+                why: "at most 65535 services",
+            }));
         }
         let mut services = Vec::with_capacity(policy.services.len());
         let mut claimed_hosts: BTreeMap<String, (usize, String)> = BTreeMap::new();
@@ -187,17 +219,25 @@ impl TryFrom<&wire::Policy> for CompiledPolicy {
         for (index, service) in policy.services.iter().enumerate() {
             let path = services_path.index(index);
             if !names.insert(service.name.as_str()) {
-                errors.push(path.field("name").error(Problem::Duplicate(service.name.clone())));
+                errors.push(
+                    path.field("name")
+                        .error(Problem::Duplicate(service.name.clone())),
+                );
             }
             for (h, host) in service.hosts.iter().enumerate() {
                 let host_lc = host.to_ascii_lowercase();
                 if let Some((_, other)) = claimed_hosts.get(&host_lc) {
-                    errors.push(path.field("hosts").index(h).error(Problem::HostClaimed { host: host.clone(), other: other.clone() }));
+                    errors.push(path.field("hosts").index(h).error(Problem::HostClaimed {
+                        host: host.clone(),
+                        other: other.clone(),
+                    }));
                 } else {
                     claimed_hosts.insert(host_lc, (index, service.name.clone()));
                 }
             }
-            if let Some(compiled) = compile_service(service, &regions, &defaults, &path, &mut errors) {
+            if let Some(compiled) =
+                compile_service(service, &regions, &defaults, &path, &mut errors)
+            {
                 services.push(compiled);
             }
         }
@@ -225,10 +265,18 @@ struct Regions<'a> {
 
 impl Regions<'_> {
     fn resolve(&self, name: &str, path: &Path, errors: &mut Vec<PolicyError>) -> Option<RegionId> {
-        match self.names.iter().position(|r| r == name).and_then(|i| u16::try_from(i).ok()) {
+        match self
+            .names
+            .iter()
+            .position(|r| r == name)
+            .and_then(|i| u16::try_from(i).ok())
+        {
             Some(i) => Some(RegionId(i)),
             None => {
-                errors.push(path.error(Problem::UnknownRegion { region: name.to_owned(), known: self.names.join(", ") }));
+                errors.push(path.error(Problem::UnknownRegion {
+                    region: name.to_owned(),
+                    known: self.names.join(", "),
+                }));
                 None
             }
         }
@@ -244,7 +292,11 @@ fn compile_service(
 ) -> Option<CompiledService> {
     let before = errors.len();
     if let Err(why) = check_service_name(&service.name) {
-        errors.push(path.field("name").error(Problem::InvalidName { value: service.name.clone(), what: "service name", why }));
+        errors.push(path.field("name").error(Problem::InvalidName {
+            value: service.name.clone(),
+            what: "service name",
+            why,
+        }));
     }
     if service.hosts.is_empty() {
         errors.push(path.field("hosts").error(Problem::Empty));
@@ -252,10 +304,18 @@ fn compile_service(
     let mut seen_hosts = BTreeSet::new();
     for (i, host) in service.hosts.iter().enumerate() {
         if let Err(why) = check_host(host) {
-            errors.push(path.field("hosts").index(i).error(Problem::InvalidName { value: host.clone(), what: "host", why }));
+            errors.push(path.field("hosts").index(i).error(Problem::InvalidName {
+                value: host.clone(),
+                what: "host",
+                why,
+            }));
         }
         if !seen_hosts.insert(host.to_ascii_lowercase()) {
-            errors.push(path.field("hosts").index(i).error(Problem::Duplicate(host.clone())));
+            errors.push(
+                path.field("hosts")
+                    .index(i)
+                    .error(Problem::Duplicate(host.clone())),
+            );
         }
     }
 
@@ -293,7 +353,9 @@ fn compile_service(
     let mut failover = BTreeMap::new();
     for (from, chain) in &service.failover {
         let at = path.field("failover").key(from);
-        let Some(from_id) = regions.resolve(from, &at, errors) else { continue };
+        let Some(from_id) = regions.resolve(from, &at, errors) else {
+            continue;
+        };
         if chain.is_empty() {
             errors.push(at.error(Problem::Empty));
         }
@@ -318,7 +380,9 @@ fn compile_service(
     let mut distribute = BTreeMap::new();
     for (from, weights) in &service.distribute {
         let at = path.field("distribute").key(from);
-        let Some(from_id) = regions.resolve(from, &at, errors) else { continue };
+        let Some(from_id) = regions.resolve(from, &at, errors) else {
+            continue;
+        };
         if weights.is_empty() {
             errors.push(at.error(Problem::Empty));
             continue;
@@ -345,7 +409,12 @@ fn compile_service(
         distribute.insert(from_id, compiled);
     }
 
-    let health = compile_health(defaults, service.health.as_ref(), &path.field("health"), errors);
+    let health = compile_health(
+        defaults,
+        service.health.as_ref(),
+        &path.field("health"),
+        errors,
+    );
     (errors.len() == before).then(|| CompiledService {
         name: service.name.clone(),
         regions: slots,
@@ -362,16 +431,27 @@ fn compile_health(
     errors: &mut Vec<PolicyError>,
 ) -> HealthConfig {
     let mut config = base.clone();
-    let Some(settings) = settings else { return config };
+    let Some(settings) = settings else {
+        return config;
+    };
     if let Some(n) = settings.consecutive_failures {
         match u32::try_from(n.0) {
             Ok(v) if (1..=10_000).contains(&v) => config.consecutive_failures = v,
-            _ => errors.push(path.field("consecutiveFailures").error(Problem::OutOfRange { value: n.0, why: "must be 1..10000" })),
+            _ => errors.push(
+                path.field("consecutiveFailures")
+                    .error(Problem::OutOfRange {
+                        value: n.0,
+                        why: "must be 1..10000",
+                    }),
+            ),
         }
     }
     if let Some(d) = &settings.base_ejection_time {
         if d.millis() == 0 {
-            errors.push(path.field("baseEjectionTime").error(Problem::OutOfRange { value: 0, why: "must be at least 1ms" }));
+            errors.push(path.field("baseEjectionTime").error(Problem::OutOfRange {
+                value: 0,
+                why: "must be at least 1ms",
+            }));
         }
         config.base_ejection_ms = d.millis().max(1);
     }
@@ -392,10 +472,12 @@ fn compile_health(
         for (i, code) in codes.iter().enumerate() {
             match u16::try_from(code.0) {
                 Ok(c) if (100..=599).contains(&c) => compiled.push(c),
-                _ => errors.push(path.field("failureStatusCodes").index(i).error(Problem::OutOfRange {
-                    value: code.0,
-                    why: "an HTTP status code is 100..599",
-                })),
+                _ => errors.push(path.field("failureStatusCodes").index(i).error(
+                    Problem::OutOfRange {
+                        value: code.0,
+                        why: "an HTTP status code is 100..599",
+                    },
+                )),
             }
         }
         compiled.sort_unstable();
@@ -407,10 +489,18 @@ fn compile_health(
         for (i, flag) in flags.iter().enumerate() {
             match ResponseFlags::bit(flag) {
                 Some(bit) => bits |= bit,
-                None => errors.push(path.field("failureResponseFlags").index(i).error(Problem::UnknownResponseFlag {
-                    flag: flag.clone(),
-                    known: RESPONSE_FLAGS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
-                })),
+                None => errors.push(
+                    path.field("failureResponseFlags").index(i).error(
+                        Problem::UnknownResponseFlag {
+                            flag: flag.clone(),
+                            known: RESPONSE_FLAGS
+                                .iter()
+                                .map(|(n, _)| *n)
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                        },
+                    ),
+                ),
             }
         }
         config.failure_flags = ResponseFlags(bits);
@@ -424,7 +514,9 @@ fn host_index(services: &[wire::Service]) -> BTreeMap<String, ServiceId> {
     let mut exact: BTreeMap<String, ServiceId> = BTreeMap::new();
     let mut derived: BTreeMap<String, Option<ServiceId>> = BTreeMap::new();
     for (index, service) in services.iter().enumerate() {
-        let Ok(id) = u16::try_from(index).map(ServiceId) else { continue };
+        let Ok(id) = u16::try_from(index).map(ServiceId) else {
+            continue;
+        };
         for host in &service.hosts {
             let host = host.to_ascii_lowercase();
             for form in short_forms(&host) {
@@ -453,7 +545,11 @@ fn short_forms(host: &str) -> Vec<String> {
     let labels: Vec<&str> = host.split('.').collect();
     match labels.as_slice() {
         [name, namespace, "svc", _domain, ..] => {
-            vec![(*name).to_owned(), format!("{name}.{namespace}"), format!("{name}.{namespace}.svc")]
+            vec![
+                (*name).to_owned(),
+                format!("{name}.{namespace}"),
+                format!("{name}.{namespace}.svc"),
+            ]
         }
         _ => Vec::new(),
     }
@@ -467,7 +563,10 @@ fn check_label_value(value: &str) -> Result<(), &'static str> {
     if value.len() > 63 {
         return Err("longer than 63 characters");
     }
-    if !value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
+    if !value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
         return Err("only letters, digits, '-', '_' and '.' are allowed");
     }
     let edge_ok = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_alphanumeric());
@@ -481,11 +580,16 @@ fn check_header_name(value: &str) -> Result<(), &'static str> {
     if value.is_empty() {
         return Err("it is empty");
     }
-    if !value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+    if !value
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
         return Err("only lowercase letters, digits and '-' are allowed");
     }
-    if matches!(value, "host" | "connection" | "content-length" | "transfer-encoding" | "te" | "upgrade")
-        || value.starts_with("x-envoy-")
+    if matches!(
+        value,
+        "host" | "connection" | "content-length" | "transfer-encoding" | "te" | "upgrade"
+    ) || value.starts_with("x-envoy-")
     {
         return Err("this header is reserved by HTTP or Envoy");
     }
@@ -499,10 +603,16 @@ fn check_host(value: &str) -> Result<(), &'static str> {
     if value.len() > 253 {
         return Err("longer than 253 characters");
     }
-    if value.split('.').any(|label| label.is_empty() || label.len() > 63) {
+    if value
+        .split('.')
+        .any(|label| label.is_empty() || label.len() > 63)
+    {
         return Err("each dot-separated label must have 1..63 characters");
     }
-    if !value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.') {
+    if !value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    {
         return Err("only letters, digits, '-' and '.' are allowed (no port, no wildcard)");
     }
     Ok(())
@@ -516,7 +626,10 @@ fn check_service_name(value: &str) -> Result<(), &'static str> {
     if value.len() > 253 {
         return Err("longer than 253 characters");
     }
-    if !value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.' | b'_')) {
+    if !value
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.' | b'_'))
+    {
         return Err("only lowercase letters, digits, '-', '_' and '.' are allowed");
     }
     Ok(())

@@ -60,11 +60,19 @@ impl SourcePlan {
     /// - otherwise, if the service runs in `source`: all of it there;
     /// - otherwise: all of it down `source`'s failover chain.
     pub fn new(service: &CompiledService, source: Option<RegionId>) -> Self {
-        let Some(source) = source else { return Self { targets: Vec::new() } };
+        let Some(source) = source else {
+            return Self {
+                targets: Vec::new(),
+            };
+        };
         let everything = (0..service.regions().len()).collect::<Vec<_>>();
         let preference_of = |first: Option<Slot>, region: RegionId| -> Vec<Slot> {
             let mut order: Vec<Slot> = Vec::with_capacity(everything.len());
-            for slot in first.into_iter().chain(service.failover_chain(region).iter().copied()).chain(everything.iter().copied()) {
+            for slot in first
+                .into_iter()
+                .chain(service.failover_chain(region).iter().copied())
+                .chain(everything.iter().copied())
+            {
                 if !order.contains(&slot) {
                     order.push(slot);
                 }
@@ -76,10 +84,16 @@ impl SourcePlan {
                 .iter()
                 .filter_map(|&(slot, weight)| {
                     let region = service.region_of(slot)?;
-                    Some(Target { weight, preference: preference_of(Some(slot), region) })
+                    Some(Target {
+                        weight,
+                        preference: preference_of(Some(slot), region),
+                    })
                 })
                 .collect(),
-            None => vec![Target { weight: 100, preference: preference_of(service.slot_of(source), source) }],
+            None => vec![Target {
+                weight: 100,
+                preference: preference_of(service.slot_of(source), source),
+            }],
         };
         Self { targets }
     }
@@ -91,14 +105,25 @@ impl SourcePlan {
 
     /// A fresh round-robin state for this plan.
     pub fn round_robin(&self) -> RoundRobin {
-        RoundRobin { current: vec![0; self.targets.len()] }
+        RoundRobin {
+            current: vec![0; self.targets.len()],
+        }
     }
 
     /// Decides where one request goes.
     ///
     /// `dice` is a uniformly random number (only used while a region ramps back).
-    pub fn decide(&self, rr: &mut RoundRobin, health: &HealthView<'_>, config: &HealthConfig, now_ms: u64, dice: u32) -> Decision {
-        let Some(target) = rr.next(&self.targets) else { return Decision::Passthrough };
+    pub fn decide(
+        &self,
+        rr: &mut RoundRobin,
+        health: &HealthView<'_>,
+        config: &HealthConfig,
+        now_ms: u64,
+        dice: u32,
+    ) -> Decision {
+        let Some(target) = rr.next(&self.targets) else {
+            return Decision::Passthrough;
+        };
         let primary = target.preference.first().copied().unwrap_or(0);
         let mut first_ramping = None;
         for &slot in &target.preference {

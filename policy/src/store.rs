@@ -75,7 +75,9 @@ pub fn record<S: SharedStore>(
             None => (None, 0),
         };
         let mut table = decode_table(bytes, slots);
-        let Some(record) = table.get_mut(slot) else { return Ok(Transition::None) };
+        let Some(record) = table.get_mut(slot) else {
+            return Ok(Transition::None);
+        };
         let before = *record;
         let transition = match observation {
             Observation::Success => record.record_success(config, now_ms),
@@ -103,12 +105,20 @@ pub struct MemoryStore {
 #[cfg(any(test, feature = "testing"))]
 impl SharedStore for MemoryStore {
     fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError> {
-        let entries = self.entries.lock().map_err(|e| StoreError::Host(e.to_string()))?;
+        let entries = self
+            .entries
+            .lock()
+            .map_err(|e| StoreError::Host(e.to_string()))?;
         Ok(entries.get(key).cloned())
     }
     fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<(), StoreError> {
-        let mut entries = self.entries.lock().map_err(|e| StoreError::Host(e.to_string()))?;
-        let entry = entries.entry(key.to_owned()).or_insert_with(|| (Vec::new(), 0));
+        let mut entries = self
+            .entries
+            .lock()
+            .map_err(|e| StoreError::Host(e.to_string()))?;
+        let entry = entries
+            .entry(key.to_owned())
+            .or_insert_with(|| (Vec::new(), 0));
         if cas != 0 && entry.1 != cas {
             return Err(StoreError::CasMismatch);
         }

@@ -28,13 +28,14 @@ impl<'de> Deserialize<'de> for WholeNumber {
                 Ok(WholeNumber(v))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<WholeNumber, E> {
-                u64::try_from(v)
-                    .map(WholeNumber)
-                    .map_err(|_| E::custom(format!("{v} is negative; a whole number >= 0 is required")))
+                u64::try_from(v).map(WholeNumber).map_err(|_| {
+                    E::custom(format!("{v} is negative; a whole number >= 0 is required"))
+                })
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<WholeNumber, E> {
                 // 2^53: beyond it an f64 no longer holds every integer exactly.
-                if v.is_finite() && v.fract() == 0.0 && (0.0..=9_007_199_254_740_992.0).contains(&v) {
+                if v.is_finite() && v.fract() == 0.0 && (0.0..=9_007_199_254_740_992.0).contains(&v)
+                {
                     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
                     Ok(WholeNumber(v as u64))
                 } else {
@@ -76,7 +77,10 @@ pub struct DurationError {
 impl DurationText {
     /// Parses `text`; whole milliseconds are the resolution.
     pub fn parse(text: &str) -> Result<Self, DurationError> {
-        let fail = |reason| DurationError { text: text.to_owned(), reason };
+        let fail = |reason| DurationError {
+            text: text.to_owned(),
+            reason,
+        };
         let trimmed = text.trim();
         if trimmed.is_empty() {
             return Err(fail("it is empty"));
@@ -84,12 +88,16 @@ impl DurationText {
         let mut rest = trimmed;
         let mut total_micros: u128 = 0;
         while !rest.is_empty() {
-            let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+            let number_len = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .unwrap_or(rest.len());
             let (number, after) = rest.split_at(number_len);
             if number.is_empty() {
                 return Err(fail("a number must come before each unit"));
             }
-            let unit_len = after.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(after.len());
+            let unit_len = after
+                .find(|c: char| c.is_ascii_digit() || c == '.')
+                .unwrap_or(after.len());
             let (unit, after) = after.split_at(unit_len);
             let unit_micros: u128 = match unit {
                 "ms" => 1_000,
@@ -107,23 +115,34 @@ impl DurationText {
                 return Err(fail("malformed number"));
             }
             let whole: u128 = whole.parse().map_err(|_| fail("number too large"))?;
-            let mut micros = whole.checked_mul(unit_micros).ok_or_else(|| fail("too long"))?;
+            let mut micros = whole
+                .checked_mul(unit_micros)
+                .ok_or_else(|| fail("too long"))?;
             // Fraction digits scaled into the unit, truncated below a microsecond.
             let mut scale = unit_micros;
             for digit in fraction.chars().take(12) {
                 scale /= 10;
                 micros += u128::from(digit.to_digit(10).unwrap_or(0)) * scale;
             }
-            total_micros = total_micros.checked_add(micros).ok_or_else(|| fail("too long"))?;
+            total_micros = total_micros
+                .checked_add(micros)
+                .ok_or_else(|| fail("too long"))?;
             rest = after;
         }
         let millis = u64::try_from(total_micros / 1_000).map_err(|_| fail("too long"))?;
-        Ok(Self { text: trimmed.to_owned(), millis })
+        Ok(Self {
+            text: trimmed.to_owned(),
+            millis,
+        })
     }
 
     /// Builds the canonical text for a whole number of milliseconds (`"1500ms"`, `"30s"`).
     pub fn from_millis(millis: u64) -> Self {
-        let text = if millis.is_multiple_of(1_000) { format!("{}s", millis / 1_000) } else { format!("{millis}ms") };
+        let text = if millis.is_multiple_of(1_000) {
+            format!("{}s", millis / 1_000)
+        } else {
+            format!("{millis}ms")
+        };
         Self { text, millis }
     }
 
@@ -177,8 +196,20 @@ mod tests {
 
     #[test]
     fn durations_in_istio_forms() {
-        for (text, millis) in [("500ms", 500), ("1s", 1_000), ("1m", 60_000), ("1.5s", 1_500), ("1m30s", 90_000), ("2h", 7_200_000), ("0s", 0)] {
-            assert_eq!(DurationText::parse(text).map(|d| d.millis()), Ok(millis), "{text}");
+        for (text, millis) in [
+            ("500ms", 500),
+            ("1s", 1_000),
+            ("1m", 60_000),
+            ("1.5s", 1_500),
+            ("1m30s", 90_000),
+            ("2h", 7_200_000),
+            ("0s", 0),
+        ] {
+            assert_eq!(
+                DurationText::parse(text).map(|d| d.millis()),
+                Ok(millis),
+                "{text}"
+            );
         }
     }
 

@@ -1,0 +1,305 @@
+//! Policy parsing and validation: every refusal names the field path and the values.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests fail by panicking
+
+use geolb_policy::{CompiledPolicy, ServiceId, parse_policy, parse_wire};
+use serde_json::{Value, json};
+
+const SEED_A: &str = include_str!("fixtures/seed-a.json");
+const THREE: &str = include_str!("fixtures/three-regions.json");
+
+fn seed_a() -> Value {
+    serde_json::from_str(SEED_A).unwrap()
+}
+
+/// First error message of a policy given as JSON.
+fn refusal(policy: &Value) -> String {
+    match parse_policy(policy.to_string().as_bytes()) {
+        Ok(_) => panic!("policy was accepted: {policy:#}"),
+        Err(errors) => errors.first().unwrap().to_string(),
+    }
+}
+
+#[test]
+fn seed_policies_compile() {
+    let a = parse_policy(SEED_A.as_bytes()).unwrap();
+    assert_eq!(a.regions(), ["cn-hangzhou", "cn-shanghai"]);
+    assert_eq!(a.routing_header(), "x-geolb-region");
+    let reviews = a.service(ServiceId(0)).unwrap();
+    assert_eq!(reviews.health().consecutive_failures, 1);
+    assert_eq!(reviews.health().base_ejection_ms, 60_000);
+    assert_eq!(
+        reviews.health().failure_status_codes,
+        [502, 503, 504],
+        "default kept"
+    );
+    let hz = a.region_id("cn-hangzhou").unwrap();
+    assert_eq!(reviews.distribution(hz), Some(&[(0, 90), (1, 10)][..]));
+    assert_eq!(reviews.failover_chain(hz), [1]);
+    parse_policy(THREE.as_bytes()).unwrap();
+}
+
+#[test]
+fn errors_name_the_field_path_and_values() {
+    type Mutation = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, Mutation, &str)> = vec![
+        (
+            "weights sum",
+            Box::new(|p| {
+                p["services"][0]["distribute"]["cn-hangzhou"]["cn-shanghai"] = json!(0.0 + 5.0)
+            }),
+            r#"services[0].distribute["cn-hangzhou"]: weights sum to 95, must be 100"#,
+        ),
+        (
+            "weight range",
+            Box::new(|p| {
+                p["services"][0]["distribute"]["cn-hangzhou"] =
+                    json!({"cn-hangzhou": 100, "cn-shanghai": 0})
+            }),
+            r#"services[0].distribute["cn-hangzhou"]["cn-shanghai"]: weight 0 is out of range; each weight must be 1..100"#,
+        ),
+        (
+            "unknown region in weights",
+            Box::new(|p| {
+                p["services"][0]["distribute"]["cn-hangzhou"] =
+                    json!({"cn-hangzhou": 90, "cn-beijing": 10})
+            }),
+            r#"services[0].distribute["cn-hangzhou"]["cn-beijing"]: unknown region "cn-beijing"; known regions: cn-hangzhou, cn-shanghai"#,
+        ),
+        (
+            "unknown region in chain",
+            Box::new(|p| p["services"][0]["failover"]["cn-hangzhou"] = json!(["cn-beijing"])),
+            r#"services[0].failover["cn-hangzhou"][0]: unknown region "cn-beijing"; known regions: cn-hangzhou, cn-shanghai"#,
+        ),
+        (
+            "unknown source of chain",
+            Box::new(|p| p["services"][0]["failover"]["cn-wuhan"] = json!(["cn-shanghai"])),
+            r#"services[0].failover["cn-wuhan"]: unknown region "cn-wuhan"; known regions: cn-hangzhou, cn-shanghai"#,
+        ),
+        (
+            "failover to itself",
+            Box::new(|p| {
+                p["services"][0]["failover"]["cn-hangzhou"] = json!(["cn-shanghai", "cn-hangzhou"])
+            }),
+            r#"services[0].failover["cn-hangzhou"][1]: region "cn-hangzhou" cannot fail over to itself"#,
+        ),
+        (
+            "duplicate in chain",
+            Box::new(|p| {
+                p["services"][0]["failover"]["cn-hangzhou"] = json!(["cn-shanghai", "cn-shanghai"])
+            }),
+            r#"services[0].failover["cn-hangzhou"][1]: "cn-shanghai" appears more than once"#,
+        ),
+        (
+            "duplicate region",
+            Box::new(|p| p["regions"] = json!(["cn-hangzhou", "cn-shanghai", "cn-hangzhou"])),
+            r#"regions[2]: "cn-hangzhou" appears more than once"#,
+        ),
+        (
+            "not served",
+            Box::new(|p| {
+                p["regions"] = json!(["cn-hangzhou", "cn-shanghai", "cn-beijing"]);
+                p["services"][0]["failover"]["cn-hangzhou"] = json!(["cn-beijing"]);
+            }),
+            r#"services[0].failover["cn-hangzhou"][0]: service "reviews.default" does not run in region "cn-beijing" (it runs in: cn-hangzhou, cn-shanghai)"#,
+        ),
+        (
+            "empty services",
+            Box::new(|p| p["services"] = json!([])),
+            "services: must not be empty",
+        ),
+        (
+            "unknown field",
+            Box::new(|p| p["services"][0]["weights"] = json!({})),
+            "services[0].weights: unknown field `weights`, expected one of `name`, `hosts`, `regions`, `failover`, `distribute`, `health` at line 1 column 448",
+        ),
+        (
+            "wrong type",
+            Box::new(|p| {
+                p["services"][0]["distribute"]["cn-hangzhou"]["cn-hangzhou"] = json!("90")
+            }),
+            r#"services[0].distribute["cn-hangzhou"]["cn-hangzhou"]: invalid type: string "90", expected a whole number at line 1 column 237"#,
+        ),
+        (
+            "fractional weight",
+            Box::new(|p| {
+                p["services"][0]["distribute"]["cn-hangzhou"]["cn-hangzhou"] = json!(89.5)
+            }),
+            r#"services[0].distribute["cn-hangzhou"]["cn-hangzhou"]: 89.5 is not a whole number >= 0 at line 1 column 237"#,
+        ),
+        (
+            "version",
+            Box::new(|p| p["apiVersion"] = json!("geolb.io/v2")),
+            r#"apiVersion: apiVersion "geolb.io/v2" is not supported; use "geolb.io/v1alpha1""#,
+        ),
+        (
+            "bad duration",
+            Box::new(|p| p["health"]["baseEjectionTime"] = json!("1 minute")),
+            r#"health.baseEjectionTime: "1 minute" is not a duration like "500ms", "30s", "1m" or "1h": units are ms, s, m and h at line 1 column 73"#,
+        ),
+        (
+            "max below base",
+            Box::new(|p| p["health"]["maxEjectionTime"] = json!("30s")),
+            "health.maxEjectionTime: 30000 is out of range: in ms, must be at least baseEjectionTime",
+        ),
+        (
+            "unknown flag",
+            Box::new(|p| p["health"]["failureResponseFlags"] = json!(["UF", "XX"])),
+            "health.failureResponseFlags[1]: unknown Envoy response flag \"XX\"; known flags: LH, UH, UT, LR, UR, UF, UC, UO, NR, DI, FI, RL, UAEX, RLSE, DC, URX, SI, IH, DPE, UMSDR, UPE",
+        ),
+        (
+            "header name",
+            Box::new(|p| p["routingHeader"] = json!("X-Region")),
+            r#"routingHeader: "X-Region" is not a valid header name: only lowercase letters, digits and '-' are allowed"#,
+        ),
+        (
+            "host with port",
+            Box::new(|p| p["services"][0]["hosts"] = json!(["reviews:9080"])),
+            r#"services[0].hosts[0]: "reviews:9080" is not a valid host: only letters, digits, '-' and '.' are allowed (no port, no wildcard)"#,
+        ),
+        (
+            "not json",
+            Box::new(|p| *p = json!("nope")),
+            "(policy): invalid type: string \"nope\", expected struct Policy at line 1 column 6",
+        ),
+    ];
+    let mut mismatches = Vec::new();
+    for (name, mutate, want) in cases {
+        let mut policy = seed_a();
+        mutate(&mut policy);
+        let got = refusal(&policy);
+        if got != want {
+            mismatches.push(format!("case {name}:\n  got:  {got}\n  want: {want}"));
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let mut policy = seed_a();
+    policy["services"][0]["failover"]["cn-hangzhou"] = json!(["cn-hangzhou"]);
+    policy["services"][0]["distribute"]["cn-hangzhou"]["cn-shanghai"] = json!(20);
+    let errors = parse_policy(policy.to_string().as_bytes()).unwrap_err();
+    assert_eq!(errors.0.len(), 2, "{errors}");
+    assert!(errors.to_string().contains("and 1 more"), "{errors}");
+}
+
+#[test]
+fn host_claimed_by_two_services_is_refused() {
+    let mut policy: Value = serde_json::from_str(THREE).unwrap();
+    policy["services"][1]["hosts"] = json!(["reviews.default.svc.cluster.local"]);
+    assert_eq!(
+        refusal(&policy),
+        r#"services[1].hosts[0]: host "reviews.default.svc.cluster.local" is already claimed by service "reviews.default""#
+    );
+}
+
+#[test]
+fn authority_matches_every_mesh_form() {
+    let policy = parse_policy(THREE.as_bytes()).unwrap();
+    for authority in [
+        "reviews",
+        "reviews:9080",
+        "reviews.default",
+        "reviews.default:9080",
+        "reviews.default.svc",
+        "reviews.default.svc.cluster.local",
+        "reviews.default.svc.cluster.local:9080",
+        "Reviews.Default.SVC.cluster.local.",
+    ] {
+        assert_eq!(
+            policy.service_for_authority(authority),
+            Some(ServiceId(0)),
+            "{authority}"
+        );
+    }
+    assert_eq!(
+        policy.service_for_authority("ratings.example.com:443"),
+        Some(ServiceId(1))
+    );
+    for authority in [
+        "reviews.other",
+        "details",
+        "reviews:",
+        "reviews:abc",
+        "",
+        "ratings.example",
+        "[::1]:9080",
+    ] {
+        assert_eq!(policy.service_for_authority(authority), None, "{authority}");
+    }
+}
+
+#[test]
+fn short_forms_shared_by_two_services_match_neither() {
+    let mut policy: Value = serde_json::from_str(THREE).unwrap();
+    policy["services"][1]["hosts"] = json!(["reviews.prod.svc.cluster.local"]);
+    let compiled = parse_policy(policy.to_string().as_bytes()).unwrap();
+    assert_eq!(
+        compiled.service_for_authority("reviews"),
+        None,
+        "ambiguous across namespaces"
+    );
+    assert_eq!(
+        compiled.service_for_authority("reviews.prod"),
+        Some(ServiceId(1))
+    );
+    assert_eq!(
+        compiled.service_for_authority("reviews.default:9080"),
+        Some(ServiceId(0))
+    );
+}
+
+#[test]
+fn wire_round_trips_and_fingerprint_ignores_formatting() {
+    let wire = parse_wire(SEED_A.as_bytes()).unwrap();
+    let again = serde_json::to_string(&wire).unwrap();
+    assert_eq!(parse_wire(again.as_bytes()).unwrap(), wire);
+    let a = CompiledPolicy::try_from(&wire).unwrap();
+    let b = parse_policy(again.as_bytes()).unwrap();
+    assert_eq!(a.fingerprint(), b.fingerprint());
+    let mut changed = seed_a();
+    changed["services"][0]["distribute"]["cn-hangzhou"] =
+        json!({"cn-hangzhou": 80, "cn-shanghai": 20});
+    assert_ne!(
+        parse_policy(changed.to_string().as_bytes())
+            .unwrap()
+            .fingerprint(),
+        a.fingerprint()
+    );
+}
+
+#[test]
+fn garbage_never_panics() {
+    for input in [
+        &b""[..],
+        b"{",
+        b"null",
+        b"[]",
+        b"{\"apiVersion\":1}",
+        &[0xff, 0xfe, 0x00],
+        b"{\"services\":[{}]}",
+    ] {
+        assert!(parse_policy(input).is_err());
+    }
+}
+
+#[test]
+fn json_schema_is_current() {
+    let schema = serde_json::to_string_pretty(&geolb_policy::json_schema()).unwrap() + "\n";
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/policy.schema.json");
+    if std::env::var_os("GEOLB_BLESS").is_some() {
+        std::fs::write(path, &schema).unwrap();
+    }
+    let committed = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        committed == schema,
+        "policy/policy.schema.json is stale: run GEOLB_BLESS=1 cargo test -p geolb-policy --test validation"
+    );
+    insta::assert_snapshot!("policy-schema", schema);
+}
