@@ -1,0 +1,162 @@
+//! A fake Envoy for native tests of the shell: properties, headers, counters, logs,
+//! a clock, and shared data that several fake "workers" can share.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use geolb_policy::store::{MemoryStore, SharedStore, StoreError};
+
+use crate::host::{Host, Level};
+
+/// One worker's view of a fake Envoy. Clone the `store` into several to model workers.
+#[derive(Debug, Default)]
+pub struct FakeHost {
+    /// Shared data, shared by all fake workers that hold the same `Arc`.
+    pub store: Arc<MemoryStore>,
+    /// Properties by path joined with '/'.
+    pub properties: RefCell<BTreeMap<String, Vec<u8>>>,
+    /// Current request headers (lowercase names; duplicates as repeated entries).
+    pub request_headers: RefCell<Vec<(String, String)>>,
+    /// Current response headers.
+    pub response_headers: RefCell<Vec<(String, String)>>,
+    /// Counter values by name.
+    pub counters: Arc<RefCell<BTreeMap<String, u64>>>,
+    counter_names: RefCell<Vec<String>>,
+    /// Log lines written.
+    pub logs: RefCell<Vec<(Level, String)>>,
+    /// The clock, ms.
+    pub now: Cell<u64>,
+    /// Plugin configuration bytes.
+    pub config: RefCell<Vec<u8>>,
+}
+
+impl FakeHost {
+    /// A worker in `region` sharing `store` with others.
+    pub fn worker(store: Arc<MemoryStore>, region: &str) -> Self {
+        let host = Self {
+            store,
+            ..Self::default()
+        };
+        host.set_property(&["xds", "node", "locality", "region"], region.as_bytes());
+        host.set_property(&["plugin_name"], b"geolb-test");
+        host.now.set(1_000_000);
+        host
+    }
+    /// Sets a property.
+    pub fn set_property(&self, path: &[&str], value: &[u8]) {
+        self.properties
+            .borrow_mut()
+            .insert(path.join("/"), value.to_vec());
+    }
+    /// Removes a property.
+    pub fn clear_property(&self, path: &[&str]) {
+        self.properties.borrow_mut().remove(&path.join("/"));
+    }
+    /// Sets the plugin configuration.
+    pub fn set_config(&self, json: &str) {
+        *self.config.borrow_mut() = json.as_bytes().to_vec();
+    }
+    /// Starts a new request with these headers (response side cleared).
+    pub fn begin_request(&self, headers: &[(&str, &str)]) {
+        *self.request_headers.borrow_mut() = headers
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), (*v).to_owned()))
+            .collect();
+        self.response_headers.borrow_mut().clear();
+        for path in [
+            ["response", "code"].as_slice(),
+            &["response", "flags"],
+            &["upstream", "locality", "region"],
+        ] {
+            self.clear_property(path);
+        }
+    }
+    /// Sets the response: status header and the properties Envoy reports.
+    pub fn respond(&self, status: Option<u16>, flags: u64, served_region: Option<&str>) {
+        if let Some(code) = status {
+            self.response_headers
+                .borrow_mut()
+                .push((":status".into(), code.to_string()));
+            self.set_property(&["response", "code"], &i64::from(code).to_le_bytes());
+        }
+        #[allow(clippy::cast_possible_wrap)]
+        self.set_property(&["response", "flags"], &(flags as i64).to_le_bytes());
+        if let Some(region) = served_region {
+            self.set_property(&["upstream", "locality", "region"], region.as_bytes());
+        }
+    }
+    /// All values of a request header.
+    pub fn request_header_values(&self, name: &str) -> Vec<String> {
+        self.request_headers
+            .borrow()
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+    /// A counter's value (0 when never incremented).
+    pub fn counter(&self, name: &str) -> u64 {
+        self.counters.borrow().get(name).copied().unwrap_or(0)
+    }
+}
+
+impl SharedStore for FakeHost {
+    fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError> {
+        self.store.get(key)
+    }
+    fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<(), StoreError> {
+        self.store.set(key, value, cas)
+    }
+}
+
+impl Host for FakeHost {
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        self.properties.borrow().get(&path.join("/")).cloned()
+    }
+    fn now_ms(&self) -> u64 {
+        self.now.get()
+    }
+    fn log(&self, level: Level, message: &str) {
+        self.logs.borrow_mut().push((level, message.to_owned()));
+    }
+    fn define_counter(&self, name: &str) -> Option<u32> {
+        let mut names = self.counter_names.borrow_mut();
+        let id = names.iter().position(|n| n == name).unwrap_or_else(|| {
+            names.push(name.to_owned());
+            names.len() - 1
+        });
+        u32::try_from(id).ok()
+    }
+    fn increment(&self, counter: u32) {
+        let names = self.counter_names.borrow();
+        if let Some(name) = usize::try_from(counter).ok().and_then(|i| names.get(i)) {
+            *self.counters.borrow_mut().entry(name.clone()).or_default() += 1;
+        }
+    }
+    fn plugin_configuration(&self) -> Option<Vec<u8>> {
+        Some(self.config.borrow().clone()).filter(|c| !c.is_empty())
+    }
+    fn request_header(&self, name: &str) -> Option<String> {
+        self.request_headers
+            .borrow()
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    }
+    fn set_request_header(&self, name: &str, value: Option<&str>) {
+        // Envoy's replace: drop every value of the name, then add one.
+        let mut headers = self.request_headers.borrow_mut();
+        headers.retain(|(k, _)| k != name);
+        if let Some(v) = value {
+            headers.push((name.to_owned(), v.to_owned()));
+        }
+    }
+    fn response_header(&self, name: &str) -> Option<String> {
+        self.response_headers
+            .borrow()
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    }
+}

@@ -1,0 +1,52 @@
+//! What the filter needs from Envoy, behind a trait so the shell logic is tested
+//! natively with a fake host. The real implementation (`wasm.rs`) calls
+//! `proxy_wasm::hostcalls` and turns every error into `None`/a no-op.
+
+use geolb_policy::store::SharedStore;
+
+/// Log levels, as proxy-wasm has them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Progress worth knowing in normal operation.
+    Info,
+    /// Something is off but traffic flows.
+    Warn,
+    /// Something was refused.
+    Error,
+}
+
+/// Envoy, as seen from the filter.
+pub trait Host: SharedStore {
+    /// A property (attribute) by path segments, e.g. `["xds", "node", "locality", "region"]`.
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>>;
+    /// The host clock, ms since the epoch.
+    fn now_ms(&self) -> u64;
+    /// Writes one log line.
+    fn log(&self, level: Level, message: &str);
+    /// Defines (or finds) a counter; `None` when the host refuses.
+    fn define_counter(&self, name: &str) -> Option<u32>;
+    /// Adds one to a counter.
+    fn increment(&self, counter: u32);
+    /// The plugin configuration bytes (`on_configure`).
+    fn plugin_configuration(&self) -> Option<Vec<u8>>;
+    /// A request header of the current stream.
+    fn request_header(&self, name: &str) -> Option<String>;
+    /// Replaces (`Some`) or removes (`None`) a request header of the current stream.
+    fn set_request_header(&self, name: &str, value: Option<&str>);
+    /// A response header of the current stream.
+    fn response_header(&self, name: &str) -> Option<String>;
+}
+
+/// Reads an integer property (Envoy encodes them as 8 little-endian bytes).
+pub fn int_property<H: Host + ?Sized>(host: &H, path: &[&str]) -> Option<i64> {
+    let bytes = host.property(path)?;
+    let array: [u8; 8] = bytes.get(..8)?.try_into().ok()?;
+    Some(i64::from_le_bytes(array))
+}
+
+/// Reads a string property.
+pub fn string_property<H: Host + ?Sized>(host: &H, path: &[&str]) -> Option<String> {
+    host.property(path)
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .filter(|s| !s.is_empty())
+}

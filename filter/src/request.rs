@@ -1,0 +1,201 @@
+//! One request: pick the region, set the routing header, and learn from the answer.
+//!
+//! The request path does two lookups (service by `:authority`, the service's shared
+//! health bytes), one decision in the pure core, and one header replacement. Nothing
+//! is parsed; the only allocation is the host's copy of the health bytes.
+
+use std::rc::Rc;
+
+use geolb_policy::Slot;
+use geolb_policy::health::{HealthView, Transition};
+use geolb_policy::outcome::{ResponseFacts, ResponseFlags, Verdict, classify};
+use geolb_policy::routing::Decision;
+use geolb_policy::store::{Observation, record};
+
+use crate::host::{Host, Level, int_property, string_property};
+use crate::metrics::RegionCounter;
+use crate::root::{Active, PASSTHROUGH_HEADER};
+
+/// Per-request state.
+#[derive(Debug)]
+pub struct Request {
+    active: Option<Rc<Active>>,
+    /// (service index, chosen slot) once routed.
+    chosen: Option<(usize, Slot)>,
+    /// The outcome was recorded (response headers seen) — `on_log` must not count it again.
+    recorded: bool,
+}
+
+impl Request {
+    pub(crate) fn new(active: Option<Rc<Active>>) -> Self {
+        Self {
+            active,
+            chosen: None,
+            recorded: false,
+        }
+    }
+
+    /// The region chosen for this request, if any (for tests and logs).
+    pub fn chosen_region(&self) -> Option<&str> {
+        let active = self.active.as_ref()?;
+        let (service, slot) = self.chosen?;
+        let region = active
+            .policy
+            .service(geolb_policy::ServiceId(u16::try_from(service).ok()?))?
+            .region_of(slot)?;
+        Some(active.policy.region_name(region))
+    }
+
+    /// `on_http_request_headers`: replaces the routing header with the decision, or
+    /// removes it when there is none, so no client value ever survives.
+    pub fn on_request_headers<H: Host>(&mut self, host: &H) {
+        let Some(active) = self.active.clone() else {
+            host.set_request_header(PASSTHROUGH_HEADER, None);
+            return;
+        };
+        let header = active.policy.routing_header();
+        let decision = host
+            .request_header(":authority")
+            .and_then(|authority| active.policy.service_for_authority(&authority))
+            .and_then(|id| {
+                Some((
+                    usize::from(id.0),
+                    active.services.get(usize::from(id.0))?,
+                    active.policy.service(id)?,
+                ))
+            });
+        let Some((index, runtime, service)) = decision else {
+            host.set_request_header(header, None);
+            return;
+        };
+        let slots = service.regions().len();
+        let health_bytes = match host.get(&runtime.health_key) {
+            Ok(found) => found.map(|(bytes, _)| bytes),
+            Err(_) => None,
+        };
+        let view = HealthView::new(health_bytes.as_deref(), slots);
+        let now = host.now_ms();
+        let decision = {
+            let mut round_robin = runtime.round_robin.borrow_mut();
+            runtime.plan.decide(
+                &mut round_robin,
+                &view,
+                service.health(),
+                now,
+                active.dice(),
+            )
+        };
+        match decision {
+            Decision::Route { slot, primary } => {
+                let region = service
+                    .region_of(slot)
+                    .map_or("", |r| active.policy.region_name(r));
+                host.set_request_header(header, Some(region));
+                runtime.counters.region(host, RegionCounter::Routed, slot);
+                if slot != primary {
+                    runtime
+                        .counters
+                        .region(host, RegionCounter::Failovers, primary);
+                }
+                self.chosen = Some((index, slot));
+            }
+            Decision::NoHealthyRegion { .. } => {
+                host.set_request_header(header, None);
+                runtime.counters.no_healthy_region(host);
+            }
+            Decision::Passthrough => host.set_request_header(header, None),
+        }
+    }
+
+    /// `on_http_response_headers`: records the outcome as soon as it is known.
+    pub fn on_response_headers<H: Host>(&mut self, host: &H) {
+        if self.chosen.is_none() || self.recorded {
+            return;
+        }
+        let status = host
+            .response_header(":status")
+            .and_then(|s| s.parse::<u16>().ok());
+        self.observe(host, status);
+    }
+
+    /// `on_log`: records requests that never got response headers (resets, local
+    /// replies that bypassed the encoder path).
+    pub fn on_log<H: Host>(&mut self, host: &H) {
+        if self.chosen.is_none() || self.recorded {
+            return;
+        }
+        let status = int_property(host, &["response", "code"])
+            .and_then(|c| u16::try_from(c).ok())
+            .filter(|c| *c != 0);
+        self.observe(host, status);
+    }
+
+    fn observe<H: Host>(&mut self, host: &H, status: Option<u16>) {
+        self.recorded = true;
+        let (Some(active), Some((index, slot))) = (self.active.as_ref(), self.chosen) else {
+            return;
+        };
+        let Some(service) = active.policy.service(geolb_policy::ServiceId(
+            u16::try_from(index).unwrap_or(u16::MAX),
+        )) else {
+            return;
+        };
+        let Some(runtime) = active.services.get(index) else {
+            return;
+        };
+        let chosen_region = service
+            .region_of(slot)
+            .map_or("", |r| active.policy.region_name(r));
+        let flags =
+            int_property(host, &["response", "flags"]).map_or(0, |f| u64::try_from(f).unwrap_or(0));
+        let served = string_property(host, &["upstream", "locality", "region"]);
+        let facts = ResponseFacts {
+            status,
+            flags: ResponseFlags(flags),
+            served_region: served.as_deref(),
+        };
+        let observation = match classify(service.health(), chosen_region, &facts) {
+            Verdict::Success => Observation::Success,
+            Verdict::Failure(_) => {
+                runtime.counters.region(host, RegionCounter::Failures, slot);
+                Observation::Failure
+            }
+            Verdict::Ignore => return,
+        };
+        let now = host.now_ms();
+        match record(
+            host,
+            &runtime.health_key,
+            service.regions().len(),
+            slot,
+            observation,
+            service.health(),
+            now,
+        ) {
+            Ok(Transition::Ejected { until_ms }) => {
+                runtime
+                    .counters
+                    .region(host, RegionCounter::Ejections, slot);
+                host.log(
+                    Level::Warn,
+                    &format!(
+                        "geolb: region {chosen_region} of service {} ejected for {} ms (status {status:?}, flags {flags:#x}, served by {})",
+                        service.name(),
+                        until_ms.saturating_sub(now),
+                        served.as_deref().unwrap_or("-"),
+                    ),
+                );
+            }
+            Ok(Transition::None) => {}
+            Err(err) => {
+                if let Some(id) = runtime.counters.health_store_errors {
+                    host.increment(id);
+                }
+                host.log(
+                    Level::Warn,
+                    &format!("geolb: health of {} not recorded: {err}", service.name()),
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! Per-VM state: the active policy, compiled once per configuration, with the
+//! per-service round-robin state and counter ids the requests use.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use geolb_policy::routing::{RoundRobin, SourcePlan};
+use geolb_policy::store::{health_key, seed};
+use geolb_policy::{CompiledPolicy, DEFAULT_ROUTING_HEADER, parse_policy};
+
+use crate::host::{Host, Level, string_property};
+use crate::metrics::{GlobalCounters, ServiceCounters};
+use crate::request::Request;
+
+/// Name used in keys and logs when the host does not tell the plugin's name.
+const FALLBACK_PLUGIN_NAME: &str = "geolb";
+
+/// What the VM does with requests.
+#[derive(Debug, Default)]
+enum Mode {
+    /// Not configured yet.
+    #[default]
+    Unconfigured,
+    /// The first policy was invalid: route nothing, only strip client routing headers.
+    Passthrough,
+    /// Routing with a valid policy.
+    Active(Rc<Active>),
+}
+
+/// The filter's root context logic.
+#[derive(Debug, Default)]
+pub struct Root {
+    mode: Mode,
+    counters: Option<GlobalCounters>,
+}
+
+/// A valid policy ready for requests.
+#[derive(Debug)]
+pub struct Active {
+    pub(crate) policy: CompiledPolicy,
+    pub(crate) services: Vec<ServiceRuntime>,
+    /// xorshift state for the ramp dice (randomness for the pure core).
+    rng: Cell<u64>,
+}
+
+/// One service as this VM routes it.
+#[derive(Debug)]
+pub struct ServiceRuntime {
+    pub(crate) plan: SourcePlan,
+    pub(crate) round_robin: RefCell<RoundRobin>,
+    pub(crate) health_key: String,
+    pub(crate) counters: ServiceCounters,
+}
+
+impl Active {
+    /// Next pseudo-random number (xorshift64*): only decides ramp admissions.
+    pub(crate) fn dice(&self) -> u32 {
+        let mut x = self.rng.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng.set(x);
+        // The high half of the multiplied state is the well-mixed part.
+        u32::try_from(x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32).unwrap_or(0)
+    }
+}
+
+impl Root {
+    /// Applies a new plugin configuration. Returns what `on_configure` must return:
+    /// `false` refuses an invalid update (Envoy keeps the previous policy serving);
+    /// an invalid *first* policy is accepted as pass-through, because Envoy 1.40 exits
+    /// when `on_configure` fails at start-up.
+    pub fn configure<H: Host>(&mut self, host: &H) -> bool {
+        let counters = self
+            .counters
+            .get_or_insert_with(|| GlobalCounters::define(host));
+        let plugin = string_property(host, &["plugin_name"])
+            .unwrap_or_else(|| FALLBACK_PLUGIN_NAME.to_owned());
+        let accepted_key = format!("geolb/{plugin}/accepted");
+        let config = host.plugin_configuration().unwrap_or_default();
+        match parse_policy(&config) {
+            Ok(policy) => {
+                let active = activate(host, &plugin, policy);
+                if let Err(err) = host.set(&accepted_key, b"1", 0) {
+                    host.log(
+                        Level::Warn,
+                        &format!("geolb: cannot record the accepted policy: {err}"),
+                    );
+                }
+                counters.bump(host, counters.policy_accepted);
+                self.mode = Mode::Active(Rc::new(active));
+                true
+            }
+            Err(errors) => {
+                counters.bump(host, counters.policy_rejected);
+                let problem = errors.to_string();
+                let served_before = matches!(self.mode, Mode::Active(_))
+                    || matches!(host.get(&accepted_key), Ok(Some(_)));
+                if served_before {
+                    host.log(Level::Error, &format!("geolb: policy update refused, the previous policy keeps serving: {problem}"));
+                    false
+                } else {
+                    host.log(
+                        Level::Error,
+                        &format!("geolb: invalid policy, passing traffic through to the mesh's default routing: {problem}"),
+                    );
+                    self.mode = Mode::Passthrough;
+                    true
+                }
+            }
+        }
+    }
+
+    /// The state a new request starts from.
+    pub fn request(&self) -> Request {
+        match &self.mode {
+            Mode::Active(active) => Request::new(Some(active.clone())),
+            Mode::Passthrough | Mode::Unconfigured => Request::new(None),
+        }
+    }
+
+    /// Whether requests are being routed (a valid policy is active).
+    pub fn is_active(&self) -> bool {
+        matches!(self.mode, Mode::Active(_))
+    }
+}
+
+/// Builds the per-VM runtime of a valid policy: source region, plans, counters,
+/// seeded shared health.
+fn activate<H: Host>(host: &H, plugin: &str, policy: CompiledPolicy) -> Active {
+    let node_region = string_property(host, &["xds", "node", "locality", "region"]);
+    let source = match (policy.pinned_source_region(), node_region.as_deref()) {
+        (Some(pinned), _) => Some(pinned),
+        (None, Some(name)) => {
+            let found = policy.region_id(name);
+            if found.is_none() {
+                host.log(
+                    Level::Warn,
+                    &format!("geolb: this proxy's region {name:?} is not in the policy; requests keep the mesh's default routing"),
+                );
+            }
+            found
+        }
+        (None, None) => {
+            host.log(
+                Level::Warn,
+                "geolb: this proxy has no node.locality.region and the policy pins no sourceRegion; requests keep the mesh's default routing",
+            );
+            None
+        }
+    };
+    let services = policy
+        .services()
+        .iter()
+        .enumerate()
+        .map(|(index, service)| {
+            let plan = SourcePlan::new(service, source);
+            let key = health_key(plugin, policy.fingerprint(), index);
+            if let Err(err) = seed(host, &key, service.regions().len()) {
+                host.log(
+                    Level::Warn,
+                    &format!("geolb: cannot seed shared health {key}: {err}"),
+                );
+            }
+            ServiceRuntime {
+                round_robin: RefCell::new(plan.round_robin()),
+                plan,
+                health_key: key,
+                counters: ServiceCounters::define(host, &policy, service),
+            }
+        })
+        .collect();
+    host.log(
+        Level::Info,
+        &format!(
+            "geolb: policy {:016x} active: {} services, source region {}",
+            policy.fingerprint(),
+            policy.services().len(),
+            source.map_or("unknown", |r| policy.region_name(r))
+        ),
+    );
+    let seed_value = (host.now_ms() ^ policy.fingerprint()) | 1;
+    Active {
+        policy,
+        services,
+        rng: Cell::new(seed_value),
+    }
+}
+
+/// The routing header name requests strip when no policy is active.
+pub(crate) const PASSTHROUGH_HEADER: &str = DEFAULT_ROUTING_HEADER;

@@ -1,0 +1,335 @@
+//! The filter shell against a fake Envoy: configuration life cycle, header
+//! replacement, outcome accounting, and health shared across workers.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests fail by panicking
+
+use std::sync::Arc;
+
+use geolb_filter::fake::FakeHost;
+use geolb_filter::host::Level;
+use geolb_filter::root::Root;
+use geolb_policy::store::MemoryStore;
+
+const SEED_A: &str = include_str!("../../policy/tests/fixtures/seed-a.json");
+const THREE: &str = include_str!("../../policy/tests/fixtures/three-regions.json");
+const AUTHORITY: &str = "reviews.default.svc.cluster.local:9080";
+
+fn configured(policy: &str, region: &str) -> (FakeHost, Root) {
+    configured_on(Arc::new(MemoryStore::default()), policy, region)
+}
+
+fn configured_on(store: Arc<MemoryStore>, policy: &str, region: &str) -> (FakeHost, Root) {
+    let host = FakeHost::worker(store, region);
+    host.set_config(policy);
+    let mut root = Root::default();
+    assert!(root.configure(&host));
+    (host, root)
+}
+
+/// Sends one request through the shell; returns the routing header values Envoy
+/// would route on. `response`: (status, flags, served region).
+fn send(
+    host: &FakeHost,
+    root: &Root,
+    headers: &[(&str, &str)],
+    response: (Option<u16>, u64, Option<&str>),
+) -> Vec<String> {
+    send_with(host, root, headers, |_| response)
+}
+
+/// Like `send`, with the response chosen after seeing the routed region.
+fn send_with<'a>(
+    host: &FakeHost,
+    root: &Root,
+    headers: &[(&str, &str)],
+    respond: impl Fn(Option<&str>) -> (Option<u16>, u64, Option<&'a str>),
+) -> Vec<String> {
+    let mut all = vec![(":authority", AUTHORITY)];
+    all.extend_from_slice(headers);
+    host.begin_request(&all);
+    let mut request = root.request();
+    request.on_request_headers(host);
+    let routed = host.request_header_values("x-geolb-region");
+    let response = respond(routed.first().map(String::as_str));
+    host.respond(response.0, response.1, response.2);
+    if response.0.is_some() {
+        request.on_response_headers(host);
+    }
+    request.on_log(host);
+    routed
+}
+
+/// A 200 whose upstream locality Envoy did not report.
+const OK: (Option<u16>, u64, Option<&str>) = (Some(200), 0, None);
+
+fn ok_from(region: &str) -> (Option<u16>, u64, Option<&'static str>) {
+    (
+        Some(200),
+        0,
+        Some(Box::leak(region.to_owned().into_boxed_str())),
+    )
+}
+
+#[test]
+fn splits_90_10_exactly_per_ten_requests() {
+    let (host, root) = configured(SEED_A, "cn-hangzhou");
+    let mut routed = Vec::new();
+    for _ in 0..100 {
+        let region = send(&host, &root, &[], (None, 0, None)).pop().unwrap();
+        routed.push(region);
+    }
+    for window in routed.chunks(10) {
+        assert_eq!(
+            window.iter().filter(|r| *r == "cn-shanghai").count(),
+            1,
+            "{window:?}"
+        );
+    }
+    assert_eq!(
+        host.counter("geolb.routed;service=reviews.default;region=cn-hangzhou"),
+        90
+    );
+    assert_eq!(
+        host.counter("geolb.routed;service=reviews.default;region=cn-shanghai"),
+        10
+    );
+}
+
+#[test]
+fn a_client_cannot_choose_the_region() {
+    let (host, root) = configured(SEED_A, "cn-shanghai");
+    let long = "cn-hangzhou".repeat(1_000);
+    for attack in [
+        vec![("x-geolb-region", "cn-hangzhou")],
+        vec![("X-GeoLB-Region", "cn-hangzhou")],
+        vec![
+            ("x-geolb-region", "cn-hangzhou"),
+            ("x-geolb-region", "cn-hangzhou"),
+        ],
+        vec![("x-geolb-region", "cn-hangzhou,cn-shanghai")],
+        vec![("x-geolb-region", long.as_str())],
+    ] {
+        assert_eq!(
+            send(&host, &root, &attack, ok_from("cn-shanghai")),
+            ["cn-shanghai"],
+            "{attack:?}"
+        );
+    }
+}
+
+#[test]
+fn unknown_services_keep_default_routing_and_lose_the_client_header() {
+    let (host, root) = configured(SEED_A, "cn-hangzhou");
+    host.begin_request(&[
+        (":authority", "details:9080"),
+        ("x-geolb-region", "cn-shanghai"),
+    ]);
+    let mut request = root.request();
+    request.on_request_headers(&host);
+    assert!(host.request_header_values("x-geolb-region").is_empty());
+    assert_eq!(request.chosen_region(), None);
+}
+
+#[test]
+fn failures_eject_the_region_and_its_share_fails_over() {
+    let (host, root) = configured(SEED_A, "cn-hangzhou"); // consecutiveFailures 1, base 1m
+    // The first request goes to cn-hangzhou and fails with a connect failure.
+    assert_eq!(
+        send(&host, &root, &[], (Some(503), 0x20, None)),
+        ["cn-hangzhou"]
+    );
+    assert_eq!(
+        host.counter("geolb.failures;service=reviews.default;region=cn-hangzhou"),
+        1
+    );
+    assert_eq!(
+        host.counter("geolb.ejections;service=reviews.default;region=cn-hangzhou"),
+        1
+    );
+    assert!(host.logs.borrow().iter().any(|(l, m)| *l == Level::Warn
+        && m.contains("region cn-hangzhou of service reviews.default ejected for 60000 ms")));
+    // Everything now goes to cn-shanghai, and the moved share is counted.
+    let routed: Vec<String> = (0..10)
+        .map(|_| {
+            send(&host, &root, &[], ok_from("cn-shanghai"))
+                .pop()
+                .unwrap()
+        })
+        .collect();
+    assert!(routed.iter().all(|r| r == "cn-shanghai"), "{routed:?}");
+    assert_eq!(
+        host.counter("geolb.failovers;service=reviews.default;region=cn-hangzhou"),
+        9
+    );
+    // After the ejection (and the 10 s ramp) cn-hangzhou takes its share back.
+    host.now.set(host.now.get() + 60_000 + 10_000);
+    let routed: Vec<String> = (0..10)
+        .map(|_| {
+            send(&host, &root, &[], ok_from("cn-hangzhou"))
+                .pop()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        routed.iter().filter(|r| *r == "cn-hangzhou").count(),
+        9,
+        "{routed:?}"
+    );
+}
+
+#[test]
+fn an_answer_from_another_region_counts_against_the_chosen_one() {
+    let (host, root) = configured(SEED_A, "cn-hangzhou");
+    // Envoy's priority failover served cn-hangzhou's request from cn-shanghai.
+    send(&host, &root, &[], (Some(200), 0, Some("cn-shanghai")));
+    assert_eq!(
+        host.counter("geolb.ejections;service=reviews.default;region=cn-hangzhou"),
+        1
+    );
+}
+
+#[test]
+fn local_replies_without_response_headers_are_recorded_from_the_log() {
+    let (host, root) = configured(SEED_A, "cn-hangzhou");
+    host.begin_request(&[(":authority", AUTHORITY)]);
+    let mut request = root.request();
+    request.on_request_headers(&host);
+    host.set_property(&["response", "flags"], &0x10i64.to_le_bytes()); // upstream reset, no headers
+    request.on_log(&host);
+    assert_eq!(
+        host.counter("geolb.failures;service=reviews.default;region=cn-hangzhou"),
+        1
+    );
+    // Counted once even when both callbacks fire.
+    let before = host.counter("geolb.failures;service=reviews.default;region=cn-shanghai");
+    send(&host, &root, &[], (Some(503), 0, Some("cn-shanghai")));
+    assert_eq!(
+        host.counter("geolb.failures;service=reviews.default;region=cn-shanghai"),
+        before + 1
+    );
+}
+
+#[test]
+fn one_workers_ejection_protects_every_worker() {
+    let store = Arc::new(MemoryStore::default());
+    let (worker_a, root_a) = configured_on(store.clone(), THREE, "cn-hangzhou"); // threshold 2
+    let (worker_b, root_b) = configured_on(store, THREE, "cn-hangzhou");
+    // Worker A sees cn-shanghai fail twice (its 20% share); cn-hangzhou answers.
+    for _ in 0..10 {
+        send_with(&worker_a, &root_a, &[], |region| match region {
+            Some("cn-shanghai") => (Some(503), 0, None),
+            _ => OK,
+        });
+    }
+    assert_eq!(
+        worker_a.counter("geolb.ejections;service=reviews.default;region=cn-shanghai"),
+        1
+    );
+    // Worker B never saw a failure, yet sends nothing to cn-shanghai.
+    let routed: Vec<String> = (0..20)
+        .map(|_| send(&worker_b, &root_b, &[], OK).pop().unwrap())
+        .collect();
+    assert_eq!(
+        routed.iter().filter(|r| *r == "cn-shanghai").count(),
+        0,
+        "{routed:?}"
+    );
+    assert_eq!(
+        routed.iter().filter(|r| *r == "cn-beijing").count(),
+        4,
+        "cn-shanghai's 20% goes down its chain"
+    );
+}
+
+#[test]
+fn no_healthy_region_leaves_the_header_unset_and_counts() {
+    let (host, root) = configured(SEED_A, "cn-hangzhou");
+    // Eject both regions.
+    while host.counter("geolb.ejections;service=reviews.default;region=cn-shanghai") == 0
+        || host.counter("geolb.ejections;service=reviews.default;region=cn-hangzhou") == 0
+    {
+        send(&host, &root, &[], (Some(503), 0, None));
+    }
+    assert!(
+        send(
+            &host,
+            &root,
+            &[("x-geolb-region", "cn-hangzhou")],
+            (Some(200), 0, None)
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        host.counter("geolb.no_healthy_region;service=reviews.default"),
+        1
+    );
+}
+
+#[test]
+fn an_invalid_first_policy_passes_traffic_through_without_stopping_envoy() {
+    let host = FakeHost::worker(Arc::new(MemoryStore::default()), "cn-hangzhou");
+    host.set_config(&SEED_A.replace("\"cn-shanghai\": 10", "\"cn-shanghai\": 20"));
+    let mut root = Root::default();
+    assert!(
+        root.configure(&host),
+        "start-up must not fail: Envoy would exit"
+    );
+    assert!(!root.is_active());
+    assert_eq!(host.counter("geolb.policy_rejected"), 1);
+    let logs = host.logs.borrow().clone();
+    assert!(
+        logs.iter().any(|(l, m)| *l == Level::Error
+            && m.contains(
+                r#"services[0].distribute["cn-hangzhou"]: weights sum to 110, must be 100"#
+            )),
+        "{logs:?}"
+    );
+    assert!(
+        send(
+            &host,
+            &root,
+            &[("x-geolb-region", "cn-shanghai")],
+            (Some(200), 0, None)
+        )
+        .is_empty()
+    );
+}
+
+#[test]
+fn an_invalid_update_is_refused_and_the_previous_policy_keeps_serving() {
+    let (host, mut root) = configured(SEED_A, "cn-hangzhou");
+    host.set_config("{\"apiVersion\": \"geolb.io/v1alpha1\", \"regions\": [], \"services\": []}");
+    assert!(!root.configure(&host), "update must be refused");
+    assert!(root.is_active());
+    let routed: Vec<String> = (0..10)
+        .map(|_| send(&host, &root, &[], OK).pop().unwrap())
+        .collect();
+    assert_eq!(routed.iter().filter(|r| *r == "cn-shanghai").count(), 1);
+    // A fresh VM of the same proxy (Envoy's configuration canary) refuses it too:
+    // the shared data remembers that a policy was accepted.
+    let canary = FakeHost::worker(host.store.clone(), "cn-hangzhou");
+    canary.set_config("not json");
+    assert!(!Root::default().configure(&canary));
+}
+
+#[test]
+fn a_proxy_without_a_region_keeps_default_routing_unless_the_policy_pins_one() {
+    let host = FakeHost::worker(Arc::new(MemoryStore::default()), "cn-hangzhou");
+    host.clear_property(&["xds", "node", "locality", "region"]);
+    host.set_config(SEED_A);
+    let mut root = Root::default();
+    assert!(root.configure(&host));
+    assert!(send(&host, &root, &[("x-geolb-region", "cn-shanghai")], OK).is_empty());
+    let mut pinned: serde_json::Value = serde_json::from_str(SEED_A).unwrap();
+    pinned["sourceRegion"] = "cn-shanghai".into();
+    host.set_config(&pinned.to_string());
+    assert!(root.configure(&host));
+    assert_eq!(
+        send(&host, &root, &[], ok_from("cn-shanghai")),
+        ["cn-shanghai"]
+    );
+}
