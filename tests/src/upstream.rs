@@ -1,0 +1,388 @@
+//! A fake regional backend: a small HTTP/1.1 server on `127.0.0.1:<ephemeral>`.
+//!
+//! Every response carries
+//! * `x-served-region: <region>` and the region in the body,
+//! * `x-seen-geolb-region: <value>`: the `x-geolb-region` request header as received
+//!   (duplicates joined with `,`; empty if absent, which proves the route removed it),
+//! * `x-served-by: <ip:port>` of this upstream.
+//!
+//! Thread per connection, keep-alive, listen backlog 1024. Faults: [`Upstream::set_failing`]
+//! (answer a status such as 503), [`Upstream::set_delay`], [`Upstream::stop`] (close the
+//! listener and every open connection: new connects are refused) and
+//! [`Upstream::restart`] (listen again on the same port).
+
+use std::collections::HashMap;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use socket2::{Domain, Socket, Type};
+
+/// The routing header geolb sets (echoed back as `x-seen-geolb-region`).
+pub const ROUTING_HEADER: &str = "x-geolb-region";
+
+/// What the upstream puts in a 200 response body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Body {
+    /// `region=<region>\n` (default).
+    Region,
+    /// Like Bookinfo's reviews v1: two reviews, no stars.
+    ReviewsV1,
+    /// Like Bookinfo's reviews v2: two reviews, each with a line containing `full stars`.
+    ReviewsV2,
+    /// A fixed body.
+    Custom(String),
+}
+
+impl Body {
+    fn render(&self, region: &str) -> String {
+        const R1: &str = "Reviewer1: An extremely entertaining play by Shakespeare. The slapstick humour is refreshing!";
+        const R2: &str = "Reviewer2: Absolutely fun and entertaining. The play lacks thematic depth when compared to other plays by Shakespeare.";
+        match self {
+            Body::Region => format!("region={region}\n"),
+            Body::ReviewsV1 => format!("reviews-v1 region={region}\n{R1}\n{R2}\n"),
+            Body::ReviewsV2 => format!(
+                "reviews-v2 region={region}\n{R1}\n<span class=\"glyphicon glyphicon-star\"></span> <!-- full stars: 5 -->\n{R2}\n<span class=\"glyphicon glyphicon-star\"></span> <!-- full stars: 4 -->\n"
+            ),
+            Body::Custom(s) => s.clone(),
+        }
+    }
+}
+
+struct Shared {
+    region: String,
+    addr: SocketAddr,
+    /// 0 = healthy (200), else the status to answer.
+    failing: AtomicU16,
+    delay_ms: AtomicU64,
+    body: Mutex<Body>,
+    served: AtomicU64,
+    running: AtomicBool,
+    next_conn: AtomicU64,
+    conns: Mutex<HashMap<u64, TcpStream>>,
+    last_request: Mutex<Vec<(String, String)>>,
+}
+
+/// A running (or stopped) fake upstream of one region. Stops on drop.
+pub struct Upstream {
+    shared: Arc<Shared>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl Upstream {
+    /// Starts an upstream for `region` on 127.0.0.1 with an ephemeral port.
+    pub fn start(region: &str) -> Upstream {
+        let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .unwrap_or_else(|e| panic!("upstream {region}: bind 127.0.0.1:0: {e}"));
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("upstream {region}: local_addr: {e}"));
+        let shared = Arc::new(Shared {
+            region: region.to_string(),
+            addr,
+            failing: AtomicU16::new(0),
+            delay_ms: AtomicU64::new(0),
+            body: Mutex::new(Body::Region),
+            served: AtomicU64::new(0),
+            running: AtomicBool::new(true),
+            next_conn: AtomicU64::new(0),
+            conns: Mutex::new(HashMap::new()),
+            last_request: Mutex::new(Vec::new()),
+        });
+        let acceptor = Some(spawn_acceptor(listener, shared.clone()));
+        Upstream { shared, acceptor }
+    }
+
+    /// Starts `n` upstreams for `region`.
+    pub fn start_many(region: &str, n: usize) -> Vec<Upstream> {
+        (0..n).map(|_| Upstream::start(region)).collect()
+    }
+
+    /// The address it listens on (kept across [`Upstream::restart`]).
+    pub fn addr(&self) -> SocketAddr {
+        self.shared.addr
+    }
+
+    /// The region it reports.
+    pub fn region(&self) -> &str {
+        &self.shared.region
+    }
+
+    /// Answer every request with `status` (e.g. 503) instead of 200; `set_failing(0)` or
+    /// [`Upstream::set_healthy`] heals it.
+    pub fn set_failing(&self, status: u16) {
+        self.shared.failing.store(status, Ordering::SeqCst);
+    }
+
+    /// Answer 200 again.
+    pub fn set_healthy(&self) {
+        self.set_failing(0);
+    }
+
+    /// Wait this long before answering each request.
+    pub fn set_delay(&self, delay: Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.shared.delay_ms.store(ms, Ordering::SeqCst);
+    }
+
+    /// What a 200 response carries in its body.
+    pub fn set_body(&self, body: Body) {
+        *lock(&self.shared.body) = body;
+    }
+
+    /// Requests answered so far (any status).
+    pub fn served(&self) -> u64 {
+        self.shared.served.load(Ordering::SeqCst)
+    }
+
+    /// Resets [`Upstream::served`] to 0.
+    pub fn reset_served(&self) {
+        self.shared.served.store(0, Ordering::SeqCst);
+    }
+
+    /// The headers of the last request received (names lower-cased, in order).
+    pub fn last_request_headers(&self) -> Vec<(String, String)> {
+        lock(&self.shared.last_request).clone()
+    }
+
+    /// Whether it is listening.
+    pub fn is_running(&self) -> bool {
+        self.acceptor.is_some()
+    }
+
+    /// Closes the listener and all open connections: connects are refused afterwards.
+    /// Idempotent.
+    pub fn stop(&mut self) {
+        let Some(acceptor) = self.acceptor.take() else {
+            return;
+        };
+        self.shared.running.store(false, Ordering::SeqCst);
+        // Wake the blocking accept(); it sees `running == false` and drops the listener.
+        let _ = TcpStream::connect_timeout(&self.shared.addr, Duration::from_secs(1));
+        let _ = acceptor.join();
+        let conns: Vec<TcpStream> = lock(&self.shared.conns).drain().map(|(_, s)| s).collect();
+        for c in conns {
+            let _ = c.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Listens again on the same address (after [`Upstream::stop`]). Retries the bind for a
+    /// few seconds in case the port is briefly unavailable.
+    pub fn restart(&mut self) {
+        if self.acceptor.is_some() {
+            return;
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let listener = loop {
+            match bind(self.shared.addr) {
+                Ok(l) => break l,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => panic!(
+                    "upstream {}: cannot listen again on {}: {e}",
+                    self.shared.region, self.shared.addr
+                ),
+            }
+        };
+        self.shared.running.store(true, Ordering::SeqCst);
+        self.acceptor = Some(spawn_acceptor(listener, self.shared.clone()));
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("region", &self.shared.region)
+            .field("addr", &self.shared.addr)
+            .field("running", &self.is_running())
+            .field("served", &self.served())
+            .finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+fn spawn_acceptor(listener: TcpListener, shared: Arc<Shared>) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name(format!("upstream-{}", shared.region))
+        .spawn(move || {
+            for stream in listener.incoming() {
+                if !shared.running.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let id = shared.next_conn.fetch_add(1, Ordering::SeqCst);
+                if let Ok(clone) = stream.try_clone() {
+                    lock(&shared.conns).insert(id, clone);
+                }
+                let shared = shared.clone();
+                let _ = std::thread::Builder::new()
+                    .name(format!("upstream-{}-conn", shared.region))
+                    .spawn(move || {
+                        let _ = serve_connection(stream, &shared);
+                        lock(&shared.conns).remove(&id);
+                    });
+            }
+            // `listener` is dropped here: the port closes.
+        })
+        .unwrap_or_else(|e| panic!("spawn upstream acceptor: {e}"))
+}
+
+/// A parsed request head. Header names are lower-cased.
+struct Head {
+    headers: Vec<(String, String)>,
+    close: bool,
+}
+
+fn serve_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut writer = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    loop {
+        let Some(head) = read_request(&mut reader)? else {
+            return Ok(());
+        };
+        if !shared.running.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let delay = shared.delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            std::thread::sleep(Duration::from_millis(delay));
+        }
+        let seen: Vec<String> = head
+            .headers
+            .iter()
+            .filter(|(k, _)| k == ROUTING_HEADER)
+            .map(|(_, v)| v.clone())
+            .collect();
+        let failing = shared.failing.load(Ordering::SeqCst);
+        let (status, body) = if failing == 0 {
+            (200, lock(&shared.body).render(&shared.region))
+        } else {
+            (failing, format!("failing region={}\n", shared.region))
+        };
+        *lock(&shared.last_request) = head.headers;
+        let response = format!(
+            "HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain\r\nx-served-region: {region}\r\nx-seen-geolb-region: {seen}\r\nx-served-by: {addr}\r\ncontent-length: {len}\r\n{conn}\r\n{body}",
+            reason = reason(status),
+            region = shared.region,
+            seen = seen.join(","),
+            addr = shared.addr,
+            len = body.len(),
+            conn = if head.close {
+                "connection: close\r\n"
+            } else {
+                ""
+            },
+        );
+        writer.write_all(response.as_bytes())?;
+        writer.flush()?;
+        shared.served.fetch_add(1, Ordering::SeqCst);
+        if head.close {
+            return Ok(());
+        }
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Status",
+    }
+}
+
+/// Reads one request (head and body, which is discarded). `None` on a clean EOF.
+fn read_request(reader: &mut BufReader<TcpStream>) -> io::Result<Option<Head>> {
+    let mut line = String::new();
+    if reader.read_line(&mut line)? == 0 {
+        return Ok(None);
+    }
+    let http10 = line.trim_end().ends_with("HTTP/1.0");
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h)? == 0 {
+            return Ok(None);
+        }
+        let h = h.trim_end_matches(['\r', '\n']);
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    let get = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.to_ascii_lowercase())
+    };
+    let close = match get("connection") {
+        Some(v) if v.contains("close") => true,
+        Some(v) if v.contains("keep-alive") => false,
+        _ => http10,
+    };
+    if get("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        read_chunked(reader)?;
+    } else if let Some(len) = get("content-length").and_then(|v| v.parse::<u64>().ok()) {
+        io::copy(&mut reader.by_ref().take(len), &mut io::sink())?;
+    }
+    Ok(Some(Head { headers, close }))
+}
+
+/// Reads and discards a chunked body including trailers.
+pub(crate) fn read_chunked<R: BufRead>(reader: &mut R) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let mut size_line = String::new();
+        if reader.read_line(&mut size_line)? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "eof in chunked body",
+            ));
+        }
+        let size_hex = size_line.trim().split(';').next().unwrap_or("");
+        let size = usize::from_str_radix(size_hex, 16)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad chunk size"))?;
+        if size == 0 {
+            // trailers until an empty line
+            loop {
+                let mut t = String::new();
+                if reader.read_line(&mut t)? == 0 || t.trim().is_empty() {
+                    return Ok(out);
+                }
+            }
+        }
+        let start = out.len();
+        out.resize(start + size, 0);
+        reader.read_exact(out.get_mut(start..).unwrap_or_default())?;
+        let mut crlf = [0u8; 2];
+        reader.read_exact(&mut crlf)?;
+    }
+}

@@ -1,0 +1,389 @@
+//! Envoy facts geolb's design relies on (shared/docs/envoy-facts.md), pinned against the
+//! real Envoy 1.40 with NO geolb filter: bare Envoy or the empty wasm filter. If one of
+//! these fails after an Envoy upgrade, the routing contract needs a second look.
+//!
+//! Run one: `cargo test -p geolb-e2e --test envoy_facts <name>`.
+
+use std::time::Duration;
+
+use geolb_e2e::*;
+
+const A: &str = "cn-hangzhou";
+const B: &str = "cn-shanghai";
+const C: &str = "cn-beijing";
+
+/// Three regions with one upstream each; the proxy sits in A.
+fn three_regions() -> (Upstream, Upstream, Upstream) {
+    (Upstream::start(A), Upstream::start(B), Upstream::start(C))
+}
+
+fn routed(region: &str) -> Request {
+    Request::reviews().header(ROUTING_HEADER, region)
+}
+
+#[test]
+fn v8_runtime_loads_the_empty_filter_via_ecds() {
+    let (a, b, c) = three_regions();
+    let cfg = MeshConfig::for_upstreams(&[&a, &b, &c]).with_wasm(WasmFilter::empty());
+    let envoy = Envoy::start(&cfg);
+    let s = Summary::of(&send_on_one_connection(envoy.addr(), &routed(B), 10));
+    assert_eq!((s.ok, s.served_by(B)), (10, 10), "{s}");
+    assert!(
+        envoy.counter("wasm.envoy.wasm.runtime.v8.created") >= 1,
+        "V8 runtime not used: {:?}",
+        envoy.counters_with_prefix("wasm.")
+    );
+    let p = envoy.ecds_stat_prefix();
+    assert_eq!(envoy.counter(&format!("{p}update_success")), 1);
+    assert_eq!(envoy.counter(&format!("{p}update_rejected")), 0);
+}
+
+#[test]
+fn header_routes_to_the_region_subset_and_is_removed_before_the_app() {
+    let (a, b, c) = three_regions();
+    let cfg = MeshConfig::for_upstreams(&[&a, &b, &c]);
+    let envoy = Envoy::start(&cfg);
+    for region in [A, B, C] {
+        let s = Summary::of(&send_on_one_connection(envoy.addr(), &routed(region), 10));
+        assert_eq!(
+            (s.ok, s.served_by(region)),
+            (10, 10),
+            "header {region}: {s}"
+        );
+        assert_eq!(
+            s.by_seen_header.get(""),
+            Some(&10),
+            "header reached the app: {s}"
+        );
+        assert_eq!(
+            envoy.cluster_stat(&cfg.subset_cluster(region), "upstream_rq_total"),
+            10,
+            "subset cluster of {region}"
+        );
+    }
+    assert_eq!(
+        envoy.cluster_stat(&cfg.default_cluster(), "upstream_rq_total"),
+        0
+    );
+}
+
+#[test]
+fn no_or_unknown_header_takes_the_default_route_to_the_proxy_region() {
+    let (a, b, c) = three_regions();
+    // The proxy sits in B: the default route's locality failover prefers B.
+    let cfg = MeshConfig::for_upstreams(&[&a, &b, &c]).with_proxy_region(B);
+    let envoy = Envoy::start(&cfg);
+    let s = Summary::of(&send_on_one_connection(
+        envoy.addr(),
+        &Request::reviews(),
+        10,
+    ));
+    assert_eq!((s.ok, s.served_by(B)), (10, 10), "{s}");
+    // A value that names no region also falls through to the default route, and the
+    // default route does not remove the header: the app sees it.
+    let s = Summary::of(&send_on_one_connection(envoy.addr(), &routed("mars"), 10));
+    assert_eq!((s.ok, s.served_by(B)), (10, 10), "{s}");
+    assert_eq!(s.by_seen_header.get("mars"), Some(&10), "{s}");
+    assert_eq!(
+        envoy.cluster_stat(&cfg.default_cluster(), "upstream_rq_total"),
+        20
+    );
+    assert!(
+        wait_until(Duration::from_secs(2), || envoy
+            .access_log()
+            .iter()
+            .filter(|l| l.contains("route=default"))
+            .count()
+            == 20),
+        "access log: {:?}",
+        envoy.access_log()
+    );
+}
+
+#[test]
+fn header_name_case_is_ignored_and_any_value_of_a_duplicated_header_matches() {
+    let (a, b, c) = three_regions();
+    let cfg = MeshConfig::for_upstreams(&[&a, &b, &c]);
+    let envoy = Envoy::start(&cfg);
+    let mixed = Request::reviews().header("X-GeoLB-Region", C);
+    let s = Summary::of(&send_on_one_connection(envoy.addr(), &mixed, 5));
+    assert_eq!((s.ok, s.served_by(C)), (5, 5), "mixed case: {s}");
+    // A header sent twice: a route matches if ANY of its values matches, and the first
+    // matching route in route order wins (B's route comes before C's, whatever the order
+    // of the values). All values are removed. So without a filter a client can steer with
+    // a duplicated header: the filter must REPLACE the header (all values).
+    for values in [[B, C], [C, B], ["mars", B]] {
+        let dup = Request::reviews()
+            .header(ROUTING_HEADER, values[0])
+            .header(ROUTING_HEADER, values[1]);
+        let s = Summary::of(&send_on_one_connection(envoy.addr(), &dup, 5));
+        assert_eq!((s.ok, s.served_by(B)), (5, 5), "duplicated {values:?}: {s}");
+        assert_eq!(
+            s.by_seen_header.get(""),
+            Some(&5),
+            "duplicated {values:?}: {s}"
+        );
+    }
+    // One header line with a comma-joined value matches no region: default route (proxy
+    // region A), and the default route leaves the header for the app to see.
+    let joined = Request::reviews().header(ROUTING_HEADER, &format!("{B},{C}"));
+    let s = Summary::of(&send_on_one_connection(envoy.addr(), &joined, 5));
+    assert_eq!((s.ok, s.served_by(A)), (5, 5), "comma-joined: {s}");
+    assert_eq!(
+        s.by_seen_header.get(&format!("{B},{C}")),
+        Some(&5),
+        "comma-joined: {s}"
+    );
+}
+
+#[test]
+fn prefer_region_with_region_stopped_serves_from_priority_1_with_zero_errors() {
+    let (mut a, b, c) = three_regions();
+    let cfg = MeshConfig::for_upstreams(&[&a, &b, &c]);
+    let envoy = Envoy::start(&cfg);
+    let s = Summary::of(&send_on_one_connection(envoy.addr(), &routed(A), 5));
+    assert_eq!(s.served_by(A), 5, "{s}");
+    a.stop();
+    let s = Summary::of(&send_on_one_connection(envoy.addr(), &routed(A), 20));
+    assert_eq!(
+        s.failures(),
+        0,
+        "retries + ejection must hide the dead region: {s}"
+    );
+    assert_eq!(s.served_by(B) + s.served_by(C), 20, "{s}");
+    let ejections = envoy.cluster_stat(
+        &cfg.subset_cluster(A),
+        "outlier_detection.ejections_enforced_total",
+    );
+    assert!(ejections >= 1, "A's host was not ejected");
+}
+
+#[test]
+fn prefer_region_with_region_stopped_and_no_retries_costs_one_error() {
+    let (mut a, b, c) = three_regions();
+    let mut cfg = MeshConfig::for_upstreams(&[&a, &b, &c]);
+    cfg.retry = None;
+    let envoy = Envoy::start(&cfg);
+    a.stop();
+    let results = send_on_one_connection(envoy.addr(), &routed(A), 20);
+    let s = Summary::of(&results);
+    assert_eq!(s.non_2xx.get(&503), Some(&1), "{s}");
+    assert_eq!(s.failures(), 1, "{s}");
+    let first = results[0].as_ref().expect("a response");
+    assert!(
+        first
+            .body_str()
+            .contains("upstream connect error or disconnect/reset before headers"),
+        "{:?}",
+        first.body_str()
+    );
+    assert_eq!(s.served_by(B) + s.served_by(C), 19, "{s}");
+}
+
+#[test]
+fn prefer_region_with_region_answering_503_fails_over_with_zero_errors() {
+    let (a, b, c) = three_regions();
+    let cfg = MeshConfig::for_upstreams(&[&a, &b, &c]);
+    let envoy = Envoy::start(&cfg);
+    a.set_failing(503);
+    let s = Summary::of(&send_on_one_connection(envoy.addr(), &routed(A), 20));
+    assert_eq!(s.failures(), 0, "{s}");
+    assert_eq!(s.served_by(B) + s.served_by(C), 20, "{s}");
+    assert_eq!(
+        a.served(),
+        1,
+        "A answered more than the one 503 that ejected it"
+    );
+}
+
+#[test]
+fn strict_region_with_region_stopped_fails_every_request() {
+    let (mut a, b, c) = three_regions();
+    let mut cfg = MeshConfig::for_upstreams(&[&a, &b, &c]);
+    cfg.subset_style = SubsetStyle::StrictRegion;
+    let envoy = Envoy::start(&cfg);
+    a.stop();
+    let results = send_on_one_connection(envoy.addr(), &routed(A), 10);
+    let s = Summary::of(&results);
+    assert_eq!(s.non_2xx.get(&503), Some(&10), "{s}");
+    // The first attempt's connect failure ejects the only host; its retry and every later
+    // request find no healthy upstream (panic threshold 0): local 503, flag UH.
+    for r in &results {
+        let body = r.as_ref().map(Response::body_str).unwrap_or_default();
+        assert_eq!(body, "no healthy upstream", "{s}");
+    }
+    assert!(
+        wait_until(Duration::from_secs(2), || envoy.access_log().len() == 10),
+        "{:?}",
+        envoy.access_log()
+    );
+    let log = envoy.access_log();
+    assert!(
+        log[0].contains(" 503 UH ") && log[0].ends_with("attempts=2"),
+        "{log:?}"
+    );
+    assert!(
+        log[9].contains(" 503 UH ") && log[9].ends_with("attempts=1"),
+        "{log:?}"
+    );
+}
+
+#[test]
+fn without_ejection_previous_hosts_retries_cannot_leave_priority_0() {
+    let (mut a, b, c) = three_regions();
+    let mut cfg = MeshConfig::for_upstreams(&[&a, &b, &c]);
+    cfg.outlier.consecutive_5xx = 1000; // never ejected
+    let envoy = Envoy::start(&cfg);
+    a.stop();
+    let s = Summary::of(&send_on_one_connection(envoy.addr(), &routed(A), 5));
+    assert_eq!(s.non_2xx.get(&503), Some(&5), "{s}");
+}
+
+#[test]
+fn without_ejection_previous_priorities_retries_reach_priority_1() {
+    let (mut a, b, c) = three_regions();
+    let mut cfg = MeshConfig::for_upstreams(&[&a, &b, &c]);
+    cfg.outlier.consecutive_5xx = 1000; // never ejected
+    cfg.retry = Some(RetryPolicy {
+        previous_priorities: true,
+        ..RetryPolicy::default()
+    });
+    let envoy = Envoy::start(&cfg);
+    a.stop();
+    let s = Summary::of(&send_on_one_connection(envoy.addr(), &routed(A), 10));
+    assert_eq!(s.failures(), 0, "{s}");
+    assert_eq!(s.served_by(B) + s.served_by(C), 10, "{s}");
+}
+
+#[test]
+fn stopped_region_takes_traffic_again_after_restart() {
+    let (mut a, b, c) = three_regions();
+    let mut cfg = MeshConfig::for_upstreams(&[&a, &b, &c]);
+    cfg.outlier.interval_ms = 200;
+    cfg.outlier.base_ejection_time_ms = 500;
+    let envoy = Envoy::start(&cfg);
+    a.stop();
+    let s = Summary::of(&send_on_one_connection(envoy.addr(), &routed(A), 5));
+    assert_eq!((s.failures(), s.served_by(A)), (0, 0), "{s}");
+    a.restart();
+    let back = wait_until(Duration::from_secs(5), || {
+        let s = Summary::of(&send_on_one_connection(envoy.addr(), &routed(A), 1));
+        assert_eq!(s.failures(), 0, "{s}");
+        s.served_by(A) == 1
+    });
+    assert!(back, "A never took traffic again: {}", envoy.clusters());
+}
+
+#[test]
+fn ecds_plugin_config_updates_apply_or_are_rejected_without_client_errors() {
+    let (a, b, c) = three_regions();
+    let cfg = MeshConfig::for_upstreams(&[&a, &b, &c]).with_wasm(WasmFilter::empty());
+    let mut envoy = Envoy::start(&cfg);
+    let addr = envoy.addr();
+    let p = envoy.ecds_stat_prefix();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let results = std::thread::scope(|s| {
+        let load = s.spawn(|| {
+            let mut all = Vec::new();
+            let mut conn = Connection::open(addr).expect("connect");
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) && all.len() < 20_000 {
+                all.push(conn.send(&routed(B)));
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            all
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(
+            envoy.update_plugin_config(r#"{"v":2}"#),
+            UpdateOutcome::Applied
+        );
+        assert_eq!(
+            envoy.update_plugin_config("reject"),
+            UpdateOutcome::Rejected
+        );
+        assert_eq!(
+            envoy.update_plugin_config(r#"{"v":3}"#),
+            UpdateOutcome::Applied
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        load.join().expect("load thread")
+    });
+    let s = Summary::of(&results);
+    assert!(s.total > 20, "too few requests during the updates: {s}");
+    assert_eq!(s.failures(), 0, "{s}");
+    assert_eq!(envoy.counter(&format!("{p}update_success")), 3);
+    assert_eq!(envoy.counter(&format!("{p}update_rejected")), 1);
+    assert_eq!(envoy.counter(&format!("{p}config_fail")), 1);
+    // config_reload counts every attempt, the rejected one included (measured).
+    assert_eq!(envoy.counter(&format!("{p}config_reload")), 4);
+}
+
+#[test]
+fn rejected_inline_plugin_config_makes_envoy_exit_at_startup() {
+    let (a, b, c) = three_regions();
+    let mut w = WasmFilter::empty().delivery(Delivery::Inline);
+    w.plugin_config = "reject".into();
+    let cfg = MeshConfig::for_upstreams(&[&a, &b, &c]).with_wasm(w);
+    match Envoy::try_start(&cfg) {
+        Ok(mut envoy) => panic!(
+            "envoy started with a rejected inline plugin config (running: {})",
+            envoy.is_running()
+        ),
+        Err(e) => {
+            assert_eq!(e.exit.and_then(|s| s.code()), Some(1), "{e}");
+            let _ = std::fs::remove_dir_all(&e.dir);
+        }
+    }
+}
+
+#[test]
+fn rejected_initial_ecds_plugin_config_gives_500_nfcf_until_a_good_update() {
+    let (a, b, c) = three_regions();
+    for policy in [FailurePolicy::FailOpen, FailurePolicy::FailClosed] {
+        let mut w = WasmFilter::empty().failure_policy(policy);
+        w.plugin_config = "reject".into();
+        let cfg = MeshConfig::for_upstreams(&[&a, &b, &c]).with_wasm(w);
+        // Unlike an inline config, Envoy starts and reports LIVE...
+        let mut envoy = Envoy::start(&cfg);
+        let p = envoy.ecds_stat_prefix();
+        assert_eq!(
+            envoy.counter(&format!("{p}update_rejected")),
+            1,
+            "{policy:?}"
+        );
+        // ...but every stream fails with a local 500, flag NFCF (no filter config found),
+        // whatever the failure policy and with or without the routing header.
+        for req in [Request::reviews(), routed(B)] {
+            let s = Summary::of(&send_on_one_connection(envoy.addr(), &req, 3));
+            assert_eq!(s.non_2xx.get(&500), Some(&3), "{policy:?}: {s}");
+        }
+        assert!(
+            wait_until(Duration::from_secs(2), || envoy.access_log().len() == 6),
+            "{:?}",
+            envoy.access_log()
+        );
+        assert!(
+            envoy.access_log().iter().all(|l| l.contains(" 500 NFCF ")),
+            "{:?}",
+            envoy.access_log()
+        );
+        // A good config heals it without a restart.
+        assert_eq!(envoy.update_plugin_config("{}"), UpdateOutcome::Applied);
+        let s = Summary::of(&send_on_one_connection(envoy.addr(), &routed(B), 3));
+        assert_eq!((s.ok, s.served_by(B)), (3, 3), "{policy:?}: {s}");
+    }
+}
+
+#[test]
+fn validate_mode_runs_on_configure() {
+    let (a, b, c) = three_regions();
+    let cfg = MeshConfig::for_upstreams(&[&a, &b, &c]).with_wasm(WasmFilter::empty());
+    Envoy::validate(&cfg).expect("a valid config");
+    let mut bad = cfg.clone();
+    if let Some(w) = bad.wasm.as_mut() {
+        w.plugin_config = "reject".into();
+    }
+    let err = Envoy::validate(&bad).expect_err("validate must run on_configure");
+    assert!(err.contains("Unable to create Wasm plugin"), "{err}");
+}
