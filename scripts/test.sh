@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Every test: lints, unit and property tests, generator snapshots and drift checks,
+# and the end-to-end scenarios in a real Envoy 1.40. Installs what it needs first.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+step() { printf '\n== %s\n' "$*"; }
+
+step "setup (rust wasm target, Envoy 1.40 in .venv, nginx, wrk)"
+scripts/setup.sh
+step "build the wasm modules"
+scripts/build-wasm.sh --locked
+step "format and lints"
+cargo fmt --all --check
+cargo clippy -q --locked --workspace --all-targets -- -D warnings
+cargo clippy -q --locked -p geolb-filter -p geolb-policy --target wasm32-wasip1 -- -D warnings
+step "unit, property, snapshot and CLI tests"
+cargo test -q --locked --workspace --exclude geolb-e2e
+step "end-to-end in a real Envoy"
+# Each test runs its own Envoy (2 workers) and upstreams; two at a time fit 2 cores.
+cargo test -q --locked -p geolb-e2e -- --test-threads 2
