@@ -296,9 +296,10 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
                 ""
             },
         );
+        // Count before writing, so a client that got the response sees the count.
+        shared.served.fetch_add(1, Ordering::SeqCst);
         writer.write_all(response.as_bytes())?;
         writer.flush()?;
-        shared.served.fetch_add(1, Ordering::SeqCst);
         if head.close {
             return Ok(());
         }
