@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use geolb_policy::routing::{RoundRobin, SourcePlan};
 use geolb_policy::store::{health_key, seed};
-use geolb_policy::{CompiledPolicy, DEFAULT_ROUTING_HEADER, parse_policy};
+use geolb_policy::{CompiledPolicy, DEFAULT_ROUTING_HEADER, fnv1a, parse_policy};
 
 use crate::host::{Host, Level, string_property};
 use crate::metrics::{GlobalCounters, ServiceCounters};
@@ -78,6 +78,10 @@ impl Root {
             .unwrap_or_else(|| FALLBACK_PLUGIN_NAME.to_owned());
         let accepted_key = format!("geolb/{plugin}/accepted");
         let config = host.plugin_configuration().unwrap_or_default();
+        // Every VM of the proxy (main thread, each worker, Envoy's canary) configures;
+        // the counters count each distinct configuration once per proxy.
+        let seen_key = format!("geolb/{plugin}/seen/{:016x}", fnv1a(&config));
+        let first_sighting = first_to_mark(host, &seen_key);
         match parse_policy(&config) {
             Ok(policy) => {
                 let active = activate(host, &plugin, policy);
@@ -87,12 +91,16 @@ impl Root {
                         &format!("geolb: cannot record the accepted policy: {err}"),
                     );
                 }
-                counters.bump(host, counters.policy_accepted);
+                if first_sighting {
+                    counters.bump(host, counters.policy_accepted);
+                }
                 self.mode = Mode::Active(Rc::new(active));
                 true
             }
             Err(errors) => {
-                counters.bump(host, counters.policy_rejected);
+                if first_sighting {
+                    counters.bump(host, counters.policy_rejected);
+                }
                 let problem = errors.to_string();
                 let served_before = matches!(self.mode, Mode::Active(_))
                     || matches!(host.get(&accepted_key), Ok(Some(_)));
@@ -122,6 +130,15 @@ impl Root {
     /// Whether requests are being routed (a valid policy is active).
     pub fn is_active(&self) -> bool {
         matches!(self.mode, Mode::Active(_))
+    }
+}
+
+/// Marks `key` in shared data; true for the first VM to do so.
+fn first_to_mark<H: Host>(host: &H, key: &str) -> bool {
+    match host.get(key) {
+        Ok(Some(_)) => false,
+        Ok(None) => host.set(key, b"1", 0).is_ok(),
+        Err(_) => true,
     }
 }
 

@@ -13,7 +13,7 @@ pub mod units;
 pub mod wire;
 
 pub use error::{PolicyError, PolicyErrors, Problem};
-pub use policy::{CompiledPolicy, CompiledService, RegionId, ServiceId, Slot};
+pub use policy::{CompiledPolicy, CompiledService, RegionId, ServiceId, Slot, fnv1a};
 pub use wire::{API_VERSION, DEFAULT_ROUTING_HEADER};
 
 /// Parses and validates a policy from its JSON bytes (a WasmPlugin `pluginConfig` as

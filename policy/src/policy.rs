@@ -635,8 +635,8 @@ fn check_service_name(value: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// 64-bit FNV-1a: tiny, stable across builds and targets.
-pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+/// 64-bit FNV-1a: tiny, stable across builds and targets (fingerprints, shared-data keys).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for b in bytes {
         hash ^= u64::from(*b);

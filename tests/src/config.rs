@@ -220,6 +220,9 @@ pub struct MeshConfig {
     pub concurrency: u32,
     /// `-l` log level.
     pub log_level: String,
+    /// Listener `connection_balance_config: exact_balance`: concurrent connections are
+    /// spread evenly over the workers (two open connections = two workers).
+    pub exact_balance: bool,
 }
 
 impl MeshConfig {
@@ -250,6 +253,7 @@ impl MeshConfig {
             passthrough: None,
             concurrency: 2,
             log_level: "info".into(),
+            exact_balance: false,
         }
     }
 
@@ -390,6 +394,9 @@ impl MeshConfig {
             port = self.port,
             lp = paths.listener_port
         );
+        if self.exact_balance {
+            y += "    connection_balance_config: {exact_balance: {}}\n";
+        }
         y += "    filter_chains:\n    - filters:\n      - name: envoy.filters.network.http_connection_manager\n        typed_config:\n";
         y += "          \"@type\": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager\n";
         y += &format!(

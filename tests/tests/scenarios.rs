@@ -1,0 +1,446 @@
+//! geolb in a real Envoy 1.40 (V8, 2 workers): the scenarios of issue 2, each with
+//! exact counts. Envoy's configuration is what istiod builds from geolb's routing
+//! contract (header routes to prefer-R subset clusters, a default route, outlier
+//! detection, retries); see tests/README.md.
+//!
+//! Run one: `cargo test -p geolb-e2e --test scenarios <name>`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use geolb_e2e::*;
+use serde_json::{Value, json};
+
+const HZ: &str = "cn-hangzhou";
+const SH: &str = "cn-shanghai";
+const BJ: &str = "cn-beijing";
+
+/// Seed A's policy: failover both ways, and from cn-hangzhou 90/10.
+fn seed_a_policy(base_ejection: &str, ramp: &str) -> Value {
+    json!({
+        "apiVersion": "geolb.io/v1alpha1",
+        "regions": [HZ, SH],
+        "health": { "consecutiveFailures": 1, "baseEjectionTime": base_ejection, "recoveryRamp": ramp },
+        "services": [{
+            "name": "reviews.default",
+            "hosts": ["reviews.default.svc.cluster.local"],
+            "regions": [HZ, SH],
+            "failover": { HZ: [SH], SH: [HZ] },
+            "distribute": { HZ: { HZ: 90, SH: 10 } }
+        }]
+    })
+}
+
+/// Three regions: from cn-hangzhou 80/20, cn-shanghai fails over to cn-beijing.
+fn three_region_policy() -> Value {
+    json!({
+        "apiVersion": "geolb.io/v1alpha1",
+        "regions": [HZ, SH, BJ],
+        "health": { "consecutiveFailures": 1, "baseEjectionTime": "30s" },
+        "services": [{
+            "name": "reviews.default",
+            "hosts": ["reviews.default.svc.cluster.local"],
+            "regions": [HZ, SH, BJ],
+            "failover": { HZ: [SH, BJ], SH: [BJ, HZ], BJ: [HZ, SH] },
+            "distribute": { HZ: { HZ: 80, SH: 20 } }
+        }]
+    })
+}
+
+fn start(upstreams: &[&Upstream], policy: &Value) -> Envoy {
+    let cfg =
+        MeshConfig::for_upstreams(upstreams).with_wasm(WasmFilter::geolb(&policy.to_string()));
+    Envoy::start(&cfg)
+}
+
+fn regions_of(results: &[std::io::Result<Response>]) -> Vec<String> {
+    results
+        .iter()
+        .map(|r| match r {
+            Ok(resp) if resp.is_success() => resp.served_region().unwrap_or("?").to_owned(),
+            Ok(resp) => format!("HTTP {}", resp.status),
+            Err(e) => format!("error {e}"),
+        })
+        .collect()
+}
+
+fn count(names: &[String], region: &str) -> usize {
+    names.iter().filter(|n| *n == region).count()
+}
+
+fn counter(envoy: &Envoy, metric: &str, region: &str) -> u64 {
+    envoy.counter(&format!(
+        "wasmcustom.geolb.{metric};service=reviews.default;region={region}"
+    ))
+}
+
+#[test]
+fn a_distribution_90_10_is_exact_per_ten_requests_on_a_worker() {
+    let (hz, sh) = (Upstream::start(HZ), Upstream::start(SH));
+    let envoy = start(&[&hz, &sh], &seed_a_policy("30s", "10s"));
+    // One connection = one worker: every 10 consecutive requests, exactly 1 in cn-shanghai.
+    let names = regions_of(&send_on_one_connection(
+        envoy.addr(),
+        &Request::reviews(),
+        100,
+    ));
+    for (i, window) in names.windows(10).enumerate() {
+        assert_eq!(
+            (count(window, HZ), count(window, SH)),
+            (9, 1),
+            "window at {i}: {window:?}"
+        );
+    }
+    // 1,000 requests, each on a new connection (spread over both workers): 900 +- 2.
+    let names = regions_of(&send_on_new_connections(
+        envoy.addr(),
+        &Request::reviews(),
+        1_000,
+    ));
+    let (to_hz, to_sh) = (count(&names, HZ), count(&names, SH));
+    assert_eq!(to_hz + to_sh, 1_000, "every request answered: {names:?}");
+    assert!(
+        (898..=902).contains(&to_hz),
+        "{to_hz} of 1000 in cn-hangzhou"
+    );
+    // The routing header never reaches the app.
+    let last = send_one(envoy.addr(), &Request::reviews()).unwrap();
+    assert_eq!(
+        last.seen_routing_header(),
+        Some(""),
+        "the app saw the routing header"
+    );
+    assert_eq!(
+        counter(&envoy, "routed", HZ) + counter(&envoy, "routed", SH),
+        1_101
+    );
+}
+
+/// Scenario b: cn-hangzhou fails (`break_it`); every request is answered by
+/// cn-shanghai. Returns the client-visible errors.
+fn failover_errors(break_it: impl FnOnce(&mut Upstream)) -> usize {
+    let (mut hz, sh) = (Upstream::start(HZ), Upstream::start(SH));
+    let envoy = start(&[&hz, &sh], &seed_a_policy("30s", "10s"));
+    let warm = regions_of(&send_on_one_connection(
+        envoy.addr(),
+        &Request::reviews(),
+        10,
+    ));
+    assert_eq!((count(&warm, HZ), count(&warm, SH)), (9, 1), "{warm:?}");
+    break_it(&mut hz);
+    let names = regions_of(&send_on_one_connection(
+        envoy.addr(),
+        &Request::reviews(),
+        100,
+    ));
+    let errors = names.iter().filter(|n| *n != SH && *n != HZ).count();
+    eprintln!(
+        "client-visible errors after cn-hangzhou failed: {errors} of 100: {:?}",
+        &names[..10]
+    );
+    assert_eq!(
+        count(&names, SH) + errors,
+        100,
+        "only cn-shanghai answers: {names:?}"
+    );
+    // The filter, not only Envoy, moved the share: cn-hangzhou ejected, its share failed over.
+    assert_eq!(counter(&envoy, "ejections", HZ), 1);
+    assert!(
+        counter(&envoy, "failovers", HZ) >= 89,
+        "failovers {}",
+        counter(&envoy, "failovers", HZ)
+    );
+    errors
+}
+
+#[test]
+fn b_failover_when_the_region_is_stopped() {
+    assert_eq!(failover_errors(Upstream::stop), 0, "client-visible errors");
+}
+
+#[test]
+fn b_failover_when_the_region_answers_503() {
+    assert_eq!(
+        failover_errors(|u| u.set_failing(503)),
+        0,
+        "client-visible errors"
+    );
+}
+
+#[test]
+fn c_split_and_failover_at_once_across_three_regions() {
+    let (hz, mut sh, bj) = (
+        Upstream::start(HZ),
+        Upstream::start(SH),
+        Upstream::start(BJ),
+    );
+    let envoy = start(&[&hz, &sh, &bj], &three_region_policy());
+    let names = regions_of(&send_on_one_connection(
+        envoy.addr(),
+        &Request::reviews(),
+        100,
+    ));
+    assert_eq!(
+        (count(&names, HZ), count(&names, SH), count(&names, BJ)),
+        (80, 20, 0),
+        "{names:?}"
+    );
+    sh.stop();
+    // The first request of cn-shanghai's share finds it dead (Envoy's priority failover
+    // answers it from some other region); from then on the filter sends the 20% down
+    // cn-shanghai's own chain: cn-beijing.
+    let mut conn = Connection::open(envoy.addr()).unwrap();
+    let warm: Vec<String> = (0..5)
+        .map(|_| regions_of(&[conn.send(&Request::reviews())]).remove(0))
+        .collect();
+    assert!(warm.iter().all(|n| n == HZ || n == BJ), "{warm:?}");
+    let names: Vec<String> = (0..100)
+        .map(|_| regions_of(&[conn.send(&Request::reviews())]).remove(0))
+        .collect();
+    assert_eq!(
+        (count(&names, HZ), count(&names, BJ), count(&names, SH)),
+        (80, 20, 0),
+        "{names:?}"
+    );
+    assert_eq!(counter(&envoy, "ejections", SH), 1);
+}
+
+#[test]
+fn d_a_restarted_region_gets_its_share_back_after_the_ejection() {
+    let (mut hz, sh) = (Upstream::start(HZ), Upstream::start(SH));
+    let envoy = start(&[&hz, &sh], &seed_a_policy("2s", "0s"));
+    hz.stop();
+    let stopped_at = Instant::now();
+    let names = regions_of(&send_on_one_connection(
+        envoy.addr(),
+        &Request::reviews(),
+        10,
+    ));
+    assert_eq!(count(&names, SH), 10, "{names:?}");
+    hz.restart();
+    // While ejected (2 s), cn-hangzhou gets nothing even though it is back.
+    let names = regions_of(&send_on_one_connection(
+        envoy.addr(),
+        &Request::reviews(),
+        10,
+    ));
+    assert_eq!(count(&names, SH), 10, "still ejected: {names:?}");
+    let mut errors = 0;
+    let back = wait_until(Duration::from_secs(15), || {
+        let names = regions_of(&send_on_one_connection(
+            envoy.addr(),
+            &Request::reviews(),
+            10,
+        ));
+        errors += names.iter().filter(|n| *n != SH && *n != HZ).count();
+        (count(&names, HZ), count(&names, SH)) == (9, 1)
+    });
+    let took = stopped_at.elapsed();
+    assert!(back, "cn-hangzhou never got its 90% back");
+    assert!(
+        took >= Duration::from_secs(2),
+        "share back after {took:?}, before the 2 s ejection ended"
+    );
+    assert_eq!(errors, 0, "client-visible errors during recovery");
+    eprintln!("cn-hangzhou had its share back {took:?} after it was stopped (ejection 2 s)");
+}
+
+#[test]
+fn e_every_region_down_takes_the_default_route_and_counts() {
+    let (mut hz, mut sh) = (Upstream::start(HZ), Upstream::start(SH));
+    let envoy = start(&[&hz, &sh], &seed_a_policy("30s", "10s"));
+    hz.stop();
+    sh.stop();
+    let names = regions_of(&send_on_one_connection(
+        envoy.addr(),
+        &Request::reviews(),
+        20,
+    ));
+    assert!(names.iter().all(|n| n.starts_with("HTTP 503")), "{names:?}");
+    assert_eq!(
+        (
+            counter(&envoy, "ejections", HZ),
+            counter(&envoy, "ejections", SH)
+        ),
+        (1, 1)
+    );
+    let fallbacks = envoy.counter("wasmcustom.geolb.no_healthy_region;service=reviews.default");
+    assert!(fallbacks >= 17, "no-healthy-region fallbacks: {fallbacks}");
+    // Those requests took the route without header, to the service's default cluster.
+    let default_cluster = envoy.config().default_cluster();
+    assert!(wait_until(Duration::from_secs(2), || {
+        envoy
+            .access_log()
+            .iter()
+            .filter(|l| l.contains(&default_cluster))
+            .count() as u64
+            >= fallbacks
+    }));
+}
+
+#[test]
+fn f_a_client_cannot_choose_the_region() {
+    let (hz, sh) = (Upstream::start(HZ), Upstream::start(SH));
+    let envoy = start(&[&hz, &sh], &seed_a_policy("30s", "10s"));
+    let long = SH.repeat(500);
+    let attacks = [
+        Request::reviews().header("x-geolb-region", SH),
+        Request::reviews().header("X-GeoLB-Region", SH),
+        Request::reviews()
+            .header("x-geolb-region", SH)
+            .header("x-geolb-region", SH),
+        Request::reviews().header("x-geolb-region", "cn-shanghai,cn-shanghai"),
+        Request::reviews().header("x-geolb-region", &long),
+    ];
+    for attack in &attacks {
+        let results = send_on_one_connection(envoy.addr(), attack, 10);
+        let names = regions_of(&results);
+        assert_eq!(
+            (count(&names, HZ), count(&names, SH)),
+            (9, 1),
+            "{attack:?}: {names:?}"
+        );
+        assert!(
+            results
+                .iter()
+                .flatten()
+                .all(|r| r.seen_routing_header() == Some("")),
+            "app saw the header"
+        );
+    }
+}
+
+#[test]
+fn g_a_bad_policy_update_keeps_the_previous_split_with_zero_errors() {
+    let (hz, sh) = (Upstream::start(HZ), Upstream::start(SH));
+    let mut envoy = start(&[&hz, &sh], &seed_a_policy("30s", "10s"));
+    let addr = envoy.addr();
+    let stop = AtomicBool::new(false);
+    let mut bad = seed_a_policy("30s", "10s");
+    bad["services"][0]["distribute"][HZ][SH] = json!(20);
+    let mut changed = seed_a_policy("30s", "10s");
+    changed["services"][0]["distribute"][HZ] = json!({ HZ: 50, SH: 50 });
+    let load = std::thread::scope(|s| {
+        let load = s.spawn(|| {
+            let mut all = Vec::new();
+            while !stop.load(Ordering::SeqCst) && all.len() < 20_000 {
+                all.extend(send_on_one_connection(addr, &Request::reviews(), 10));
+            }
+            all
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(
+            envoy.update_plugin_config(&bad.to_string()),
+            UpdateOutcome::Rejected
+        );
+        assert_eq!(
+            envoy.update_plugin_config("{not json"),
+            UpdateOutcome::Rejected
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        stop.store(true, Ordering::SeqCst);
+        load.join().unwrap()
+    });
+    let names = regions_of(&load);
+    assert!(
+        names.len() >= 50,
+        "too few requests during the updates: {}",
+        names.len()
+    );
+    assert_eq!(
+        names.iter().filter(|n| *n != HZ && *n != SH).count(),
+        0,
+        "non-2xx during the update"
+    );
+    // Every 10 requests on one connection still split 9/1: the previous policy serves.
+    for chunk in names.chunks(10).filter(|c| c.len() == 10) {
+        assert_eq!(count(chunk, SH), 1, "{chunk:?}");
+    }
+    assert!(
+        envoy.log().contains(
+            r#"services[0].distribute[\"cn-hangzhou\"]: weights sum to 110, must be 100"#
+        ) || envoy
+            .log()
+            .contains(r#"services[0].distribute["cn-hangzhou"]: weights sum to 110, must be 100"#),
+        "the refusal names the field: {}",
+        envoy.log_tail(20)
+    );
+    // A good update applies.
+    assert_eq!(
+        envoy.update_plugin_config(&changed.to_string()),
+        UpdateOutcome::Applied
+    );
+    let names = regions_of(&send_on_one_connection(
+        envoy.addr(),
+        &Request::reviews(),
+        10,
+    ));
+    assert_eq!((count(&names, HZ), count(&names, SH)), (5, 5), "{names:?}");
+}
+
+#[test]
+fn g_an_invalid_first_policy_passes_traffic_through_instead_of_stopping_envoy() {
+    let (hz, sh) = (Upstream::start(HZ), Upstream::start(SH));
+    let mut bad = seed_a_policy("30s", "10s");
+    bad["services"][0]["failover"][HZ] = json!([HZ]);
+    let envoy = start(&[&hz, &sh], &bad);
+    // Default route (proxy's own region first), client header ignored.
+    let results = send_on_one_connection(
+        envoy.addr(),
+        &Request::reviews().header("x-geolb-region", SH),
+        10,
+    );
+    assert_eq!(count(&regions_of(&results), HZ), 10);
+    assert_eq!(
+        envoy.counter("wasmcustom.geolb.policy_rejected"),
+        1,
+        "one bad policy, counted once for all VMs"
+    );
+    assert!(
+        envoy.log().contains("cannot fail over to itself"),
+        "{}",
+        envoy.log_tail(20)
+    );
+}
+
+#[test]
+fn h_a_region_ejected_through_one_workers_traffic_is_avoided_by_the_other() {
+    let (hz, sh) = (Upstream::start(HZ), Upstream::start(SH));
+    let mut cfg = MeshConfig::for_upstreams(&[&hz, &sh])
+        .with_wasm(WasmFilter::geolb(&seed_a_policy("30s", "0s").to_string()));
+    cfg.exact_balance = true; // two open connections land on two different workers
+    let envoy = Envoy::start(&cfg);
+    let mut first = Connection::open(envoy.addr()).unwrap();
+    let mut second = Connection::open(envoy.addr()).unwrap();
+    // Both workers route normally.
+    for conn in [&mut first, &mut second] {
+        let names: Vec<String> = (0..10)
+            .map(|_| regions_of(&[conn.send(&Request::reviews())]).remove(0))
+            .collect();
+        assert_eq!(count(&names, SH), 1, "{names:?}");
+    }
+    // cn-hangzhou starts failing; only the first connection's worker sees it.
+    hz.set_failing(503);
+    first.send(&Request::reviews()).unwrap();
+    assert_eq!(counter(&envoy, "ejections", HZ), 1);
+    let routed_hz = counter(&envoy, "routed", HZ);
+    // The second worker never saw a failure, yet sends nothing to cn-hangzhou.
+    let names: Vec<String> = (0..10)
+        .map(|_| regions_of(&[second.send(&Request::reviews())]).remove(0))
+        .collect();
+    assert_eq!(count(&names, SH), 10, "{names:?}");
+    assert_eq!(
+        counter(&envoy, "routed", HZ),
+        routed_hz,
+        "the other worker still routed to cn-hangzhou"
+    );
+    let workers = envoy
+        .counters_with_prefix("listener.")
+        .into_iter()
+        .filter(|(k, v)| k.contains("worker_") && k.ends_with("downstream_cx_total") && *v > 0)
+        .count();
+    assert_eq!(
+        workers, 2,
+        "the two connections did not land on two workers"
+    );
+}
