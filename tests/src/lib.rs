@@ -26,6 +26,7 @@
     clippy::indexing_slicing
 )]
 
+pub mod bench;
 pub mod client;
 pub mod config;
 pub mod envoy;
