@@ -64,6 +64,29 @@ fn regions_of(results: &[std::io::Result<Response>]) -> Vec<String> {
         .collect()
 }
 
+/// Bookinfo's reviews as seed A has them: v1 (no stars) in cn-hangzhou, v2 (two
+/// "full stars" lines per page) in cn-shanghai.
+fn bookinfo_reviews() -> (Upstream, Upstream) {
+    let (hz, sh) = (Upstream::start(HZ), Upstream::start(SH));
+    hz.set_body(Body::ReviewsV1);
+    sh.set_body(Body::ReviewsV2);
+    (hz, sh)
+}
+
+/// The seed's own check: `for i in $(seq 10); do curl …; done | grep full.stars | wc -l`.
+fn full_stars_lines(results: &[std::io::Result<Response>]) -> usize {
+    results
+        .iter()
+        .flatten()
+        .map(|r| {
+            r.body_str()
+                .lines()
+                .filter(|l| l.contains("full stars"))
+                .count()
+        })
+        .sum()
+}
+
 fn count(names: &[String], region: &str) -> usize {
     names.iter().filter(|n| *n == region).count()
 }
@@ -76,8 +99,17 @@ fn counter(envoy: &Envoy, metric: &str, region: &str) -> u64 {
 
 #[test]
 fn a_distribution_90_10_is_exact_per_ten_requests_on_a_worker() {
-    let (hz, sh) = (Upstream::start(HZ), Upstream::start(SH));
+    let (hz, sh) = bookinfo_reviews();
     let envoy = start(&[&hz, &sh], &seed_a_policy("30s", "10s"));
+    // Seed A: 10 requests, 1 reaches cn-shanghai's v2: 2 "full stars" lines.
+    assert_eq!(
+        full_stars_lines(&send_on_one_connection(
+            envoy.addr(),
+            &Request::reviews(),
+            10
+        )),
+        2
+    );
     // One connection = one worker: every 10 consecutive requests, exactly 1 in cn-shanghai.
     let names = regions_of(&send_on_one_connection(
         envoy.addr(),
