@@ -723,7 +723,7 @@ mod tests {
     /// Regenerate with `GEOLB_BLESS=1 cargo test -p geolb-e2e --lib`.
     #[test]
     fn fixtures_are_up_to_date() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+        let dir = crate::paths::repo_root().join("tests/fixtures");
         let bless = std::env::var_os("GEOLB_BLESS").is_some();
         let mut stale = Vec::new();
         for (name, content) in fixtures() {

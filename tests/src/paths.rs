@@ -10,8 +10,24 @@ pub const GEOLB_WASM: &str = "geolb_filter.wasm";
 /// The empty proxy-wasm filter (benchmark baseline), built by `scripts/build-wasm.sh`.
 pub const EMPTY_WASM: &str = "empty_filter.wasm";
 
-/// The repository root (the parent of this crate's directory).
+/// The repository root: the nearest ancestor holding `Cargo.toml` and `scripts/setup.sh`,
+/// searched from the `CARGO_MANIFEST_DIR` cargo sets when running tests, then from this
+/// crate's compile-time directory, then from the working directory. (The run-time value
+/// comes first because cargo may reuse a build made from another checkout.)
 pub fn repo_root() -> PathBuf {
+    let starts = [
+        std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from),
+        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR"))),
+        std::env::current_dir().ok(),
+    ];
+    for start in starts.into_iter().flatten() {
+        if let Some(root) = start
+            .ancestors()
+            .find(|d| d.join("Cargo.toml").is_file() && d.join("scripts/setup.sh").is_file())
+        {
+            return root.to_path_buf();
+        }
+    }
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
 }
