@@ -22,6 +22,9 @@ pub struct Request {
     active: Option<Rc<Active>>,
     /// (service index, chosen slot) once routed.
     chosen: Option<(usize, Slot)>,
+    /// The chosen region's record was pristine when the request started: a success
+    /// then changes nothing and needs no shared-data round trip.
+    chosen_was_pristine: bool,
     /// The outcome was recorded (response headers seen) — `on_log` must not count it again.
     recorded: bool,
 }
@@ -31,6 +34,7 @@ impl Request {
         Self {
             active,
             chosen: None,
+            chosen_was_pristine: false,
             recorded: false,
         }
     }
@@ -74,7 +78,12 @@ impl Request {
             Err(_) => None,
         };
         let view = HealthView::new(health_bytes.as_deref(), slots);
-        let now = host.now_ms();
+        // A table that never saw an ejection is healthy at any time: skip the clock.
+        let now = if view.any_ejection() {
+            host.now_ms()
+        } else {
+            0
+        };
         let decision = {
             let mut round_robin = runtime.round_robin.borrow_mut();
             runtime.plan.decide(
@@ -98,6 +107,7 @@ impl Request {
                         .region(host, RegionCounter::Failovers, primary);
                 }
                 self.chosen = Some((index, slot));
+                self.chosen_was_pristine = view.get(slot).is_pristine();
             }
             Decision::NoHealthyRegion { .. } => {
                 host.set_request_header(header, None);
@@ -146,8 +156,13 @@ impl Request {
         let chosen_region = service
             .region_of(slot)
             .map_or("", |r| active.policy.region_name(r));
-        let flags =
-            int_property(host, &["response", "flags"]).map_or(0, |f| u64::try_from(f).unwrap_or(0));
+        // Failure flags (connect failure, reset, no healthy upstream) come with a 5xx or
+        // no response at all: an upstream's 2xx-4xx needs no flag lookup.
+        let flags = if status.is_none_or(|s| s >= 500) {
+            int_property(host, &["response", "flags"]).map_or(0, |f| u64::try_from(f).unwrap_or(0))
+        } else {
+            0
+        };
         let served = string_property(host, &["upstream", "locality", "region"]);
         let facts = ResponseFacts {
             status,
@@ -155,6 +170,7 @@ impl Request {
             served_region: served.as_deref(),
         };
         let observation = match classify(service.health(), chosen_region, &facts) {
+            Verdict::Success if self.chosen_was_pristine => return,
             Verdict::Success => Observation::Success,
             Verdict::Failure(_) => {
                 runtime.counters.region(host, RegionCounter::Failures, slot);

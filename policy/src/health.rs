@@ -159,6 +159,12 @@ impl RegionHealth {
         }
     }
 
+    /// Whether a success would leave this record as it is (nothing to count down, no
+    /// multiplier to decay): the filter then skips the shared-data round trip.
+    pub fn is_pristine(&self) -> bool {
+        self.consecutive_failures == 0 && self.ejections == 0
+    }
+
     fn write_to(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.consecutive_failures.to_le_bytes());
         out.extend_from_slice(&self.ejections.to_le_bytes());
@@ -223,6 +229,16 @@ impl<'a> HealthView<'a> {
             .and_then(|b| b.get(HEADER_LEN..))
             .unwrap_or(&[]);
         Self { records }
+    }
+
+    /// Whether any region of the table was ever ejected. When none was, every region
+    /// is healthy whatever the time, so the caller need not ask the host for it.
+    pub fn any_ejection(&self) -> bool {
+        self.records.chunks_exact(RECORD_LEN).any(|record| {
+            record
+                .get(8..16)
+                .is_some_and(|until| until.iter().any(|b| *b != 0))
+        })
     }
 
     /// A view in which every region is healthy.
