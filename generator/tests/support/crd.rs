@@ -1,0 +1,2023 @@
+//! Validation of rendered manifests against Istio's published CRDs, approximating what
+//! `kubectl apply --validate=strict` plus the API server (structural OpenAPI schema and the
+//! `x-kubernetes-validations` CEL rules) would reject.
+//!
+//! Usage from an integration test of the `geolb` package:
+//!
+//! ```ignore
+//! mod support;
+//! use support::crd;
+//!
+//! #[test]
+//! fn rendered_manifests_are_valid() {
+//!     let report = crd::validator().validate_dir("target/some-output-dir");
+//!     report.assert_clean();
+//! }
+//! ```
+//!
+//! What is checked, per YAML document:
+//! * `apiVersion` + `kind` resolve to a served version of a CRD in the file; for a CRD group
+//!   with an unknown version or kind that is an error (kubectl: "no matches for kind").
+//! * The version's `openAPIV3Schema`: unknown fields are rejected (strict field validation)
+//!   unless `x-kubernetes-preserve-unknown-fields` / `additionalProperties` allow them;
+//!   `type`, `nullable`, `x-kubernetes-int-or-string`, `enum`, `required`, `format` (int32,
+//!   int64, double, date-time, byte), `pattern`, `minLength`/`maxLength`, `minItems`/`maxItems`,
+//!   `minProperties`/`maxProperties`, `minimum`/`maximum` (+ exclusive), `oneOf`/`anyOf`/
+//!   `allOf`/`not`, and `x-kubernetes-list-type: map|set` uniqueness.
+//! * `metadata`: ObjectMeta fields only, `name` required and a DNS-1123 subdomain (label for
+//!   Namespace, DNS-1035 label for Service), `namespace` a DNS-1123 label, present for
+//!   namespaced kinds (see [`Validator::require_namespace`]) and absent for cluster-scoped ones,
+//!   label and annotation keys/values as Kubernetes validates them.
+//! * Every `x-kubernetes-validations` rule, at every schema level where one appears, with
+//!   `self` bound to the node (transition rules with `oldSelf` do not apply to a create).
+//!   Evaluated with the `cel` crate plus the Kubernetes CEL extensions the Istio rules use
+//!   (`isURL`, `url(...).getScheme()` & co., `isIP`, `isCIDR`) implemented here. A rule that
+//!   cannot be compiled or uses a function we do not provide is reported in
+//!   [`Report::not_evaluated`] with its text and schema path, never silently skipped.
+//! * Core kinds without a CRD in the file (Namespace, ConfigMap, Service) are checked against
+//!   small hand-written schemas; Kustomization and IstioOperator against hand-written schemas of
+//!   their upper levels (deeper free-form parts are reported in [`Report::no_schema`]). Any
+//!   other kind is reported in [`Report::no_schema`], so a test can decide.
+
+#![allow(dead_code)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use serde::Deserialize as _;
+use serde_json::{Map as JsonMap, Value as Json, json};
+
+/// The vendored copy of Istio 1.30.3's CRDs (identical to
+/// /work/shared/istio-crds/istio-1.30.3-crds.yaml). Override with `GEOLB_ISTIO_CRDS`.
+pub const DEFAULT_CRD_FILE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/support/istio-1.30.3-crds.yaml"
+);
+
+/// The process-wide validator for [`DEFAULT_CRD_FILE`] (or `$GEOLB_ISTIO_CRDS`), parsed once
+/// per test binary.
+pub fn validator() -> &'static Validator {
+    static V: OnceLock<Validator> = OnceLock::new();
+    V.get_or_init(|| {
+        let path =
+            std::env::var("GEOLB_ISTIO_CRDS").unwrap_or_else(|_| DEFAULT_CRD_FILE.to_owned());
+        Validator::from_crd_file(path)
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+// ---------------------------------------------------------------------------------------------
+
+/// The outcome of validating one or more YAML streams.
+#[derive(Debug, Default, Clone)]
+pub struct Report {
+    /// Each names the file, the document index (0-based, in stream order), kind/name, the JSON
+    /// path and what is wrong.
+    pub errors: Vec<String>,
+    /// CEL rules that applied to a node but could not be evaluated: rule text, schema path and
+    /// the reason. Deduplicated per (kind, schema path, rule).
+    pub not_evaluated: Vec<String>,
+    /// Documents (or parts of documents) for which no schema was available.
+    pub no_schema: Vec<String>,
+    /// Number of non-empty documents validated.
+    pub documents: usize,
+    /// Number of CEL rule evaluations that ran to a boolean.
+    pub cel_evaluations: usize,
+}
+
+impl Report {
+    /// No errors and no unevaluated CEL rules (`no_schema` entries do not count).
+    pub fn is_clean(&self) -> bool {
+        self.errors.is_empty() && self.not_evaluated.is_empty()
+    }
+
+    pub fn merge(&mut self, other: Report) {
+        self.errors.extend(other.errors);
+        for n in other.not_evaluated {
+            if !self.not_evaluated.contains(&n) {
+                self.not_evaluated.push(n);
+            }
+        }
+        self.no_schema.extend(other.no_schema);
+        self.documents += other.documents;
+        self.cel_evaluations += other.cel_evaluations;
+    }
+
+    /// A readable multi-line summary of everything in the report.
+    pub fn render(&self) -> String {
+        let mut s = format!(
+            "{} document(s), {} CEL evaluation(s): {} error(s), {} CEL rule(s) not evaluated, {} without schema\n",
+            self.documents,
+            self.cel_evaluations,
+            self.errors.len(),
+            self.not_evaluated.len(),
+            self.no_schema.len()
+        );
+        for (title, list) in [
+            ("errors", &self.errors),
+            ("CEL rules not evaluated", &self.not_evaluated),
+            ("no schema", &self.no_schema),
+        ] {
+            if !list.is_empty() {
+                let _ = writeln!(s, "{title}:");
+                for e in list {
+                    let _ = writeln!(s, "  - {e}");
+                }
+            }
+        }
+        s
+    }
+
+    /// Panics with a readable list unless there are no errors and no unevaluated CEL rules.
+    #[track_caller]
+    pub fn assert_clean(&self) {
+        assert!(
+            self.is_clean(),
+            "manifest validation failed\n{}",
+            self.render()
+        );
+    }
+
+    /// Panics unless there are no errors (unevaluated CEL rules are tolerated).
+    #[track_caller]
+    pub fn assert_no_errors(&self) {
+        assert!(
+            self.errors.is_empty(),
+            "manifest validation failed\n{}",
+            self.render()
+        );
+    }
+
+    /// Panics unless at least one error contains every one of `needles`.
+    #[track_caller]
+    pub fn assert_error_containing(&self, needles: &[&str]) {
+        assert!(
+            self.errors
+                .iter()
+                .any(|e| needles.iter().all(|n| e.contains(n))),
+            "expected an error containing all of {needles:?}\n{}",
+            self.render()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validator
+// ---------------------------------------------------------------------------------------------
+
+struct CrdVersion {
+    crd_name: String,
+    kind: String,
+    api_version: String,
+    namespaced: bool,
+    schema: Json,
+}
+
+/// What the validator knows about one CEL rule of the CRD file.
+#[derive(Debug, Clone)]
+pub struct RuleInfo {
+    /// e.g. `WasmPlugin extensions.istio.io/v1alpha1`
+    pub resource: String,
+    /// Schema path in data-path form: `spec.servers[*].port.number`, `{*}` for map values.
+    pub schema_path: String,
+    pub rule: String,
+    /// `None` when evaluable, else why not.
+    pub unsupported: Option<String>,
+}
+
+enum Compiled {
+    Ok(cel::Program),
+    Unsupported(String),
+}
+
+pub struct Validator {
+    crds: HashMap<(String, String), Arc<CrdVersion>>,
+    /// group -> every kind any CRD of that group declares (to tell "unknown version" apart).
+    groups: HashMap<String, BTreeSet<String>>,
+    builtin: HashMap<(String, String), Arc<CrdVersion>>,
+    env: Arc<cel::Env>,
+    programs: HashMap<String, Compiled>,
+    regexes: HashMap<String, Result<regex::Regex, String>>,
+    rules: Vec<RuleInfo>,
+    /// Report a missing `metadata.namespace` on namespaced kinds as an error (default true).
+    pub require_namespace: bool,
+}
+
+impl Validator {
+    /// Loads every CRD of a multi-document YAML file, every served version.
+    /// Panics with a clear message when the file cannot be read or parsed.
+    pub fn from_crd_file(path: impl AsRef<Path>) -> Validator {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("cannot read CRD file {}: {e}", path.display()));
+        Validator::from_crd_yaml(&text, &path.display().to_string())
+    }
+
+    pub fn from_crd_yaml(text: &str, label: &str) -> Validator {
+        let docs = parse_yaml_stream(text)
+            .unwrap_or_else(|e| panic!("cannot parse CRD file {label}: {e}"));
+        let mut v = Validator {
+            crds: HashMap::new(),
+            groups: HashMap::new(),
+            builtin: HashMap::new(),
+            env: Arc::new(cel_env()),
+            programs: HashMap::new(),
+            regexes: HashMap::new(),
+            rules: Vec::new(),
+            require_namespace: true,
+        };
+        for doc in docs.into_iter().flatten() {
+            if doc.get("kind").and_then(Json::as_str) != Some("CustomResourceDefinition") {
+                continue;
+            }
+            let spec = &doc["spec"];
+            let crd_name = doc["metadata"]["name"].as_str().unwrap_or("?").to_owned();
+            let group = spec["group"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{label}: CRD {crd_name} has no spec.group"));
+            let kind = spec["names"]["kind"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{label}: CRD {crd_name} has no kind"));
+            let namespaced = spec["scope"].as_str() != Some("Cluster");
+            v.groups
+                .entry(group.to_owned())
+                .or_default()
+                .insert(kind.to_owned());
+            for ver in spec["versions"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+            {
+                if ver["served"].as_bool() != Some(true) {
+                    continue;
+                }
+                let name = ver["name"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{label}: CRD {crd_name}: version without name"));
+                let schema = ver["schema"]["openAPIV3Schema"].clone();
+                if !schema.is_object() {
+                    panic!("{label}: CRD {crd_name} version {name} has no openAPIV3Schema");
+                }
+                let api_version = format!("{group}/{name}");
+                let cv = CrdVersion {
+                    crd_name: crd_name.clone(),
+                    kind: kind.to_owned(),
+                    api_version: api_version.clone(),
+                    namespaced,
+                    schema,
+                };
+                v.crds.insert((api_version, kind.to_owned()), Arc::new(cv));
+            }
+        }
+        assert!(
+            !v.crds.is_empty(),
+            "{label}: no CustomResourceDefinition found"
+        );
+        for (api_version, kind, namespaced, schema) in builtin_schemas() {
+            let cv = CrdVersion {
+                crd_name: format!("builtin {kind}"),
+                kind: kind.to_owned(),
+                api_version: api_version.to_owned(),
+                namespaced,
+                schema,
+            };
+            v.builtin
+                .insert((api_version.to_owned(), kind.to_owned()), Arc::new(cv));
+        }
+        // Precompile every CEL rule and regex pattern of every schema.
+        let mut all: Vec<Arc<CrdVersion>> = v.crds.values().cloned().collect();
+        all.extend(v.builtin.values().cloned());
+        all.sort_by(|a, b| (&a.kind, &a.api_version).cmp(&(&b.kind, &b.api_version)));
+        for cv in all {
+            let mut found = Vec::new();
+            collect_schema_items(&cv.schema, "", &mut found);
+            for item in found {
+                match item {
+                    SchemaItem::Rule(spath, rule) => {
+                        if !v.programs.contains_key(&rule) {
+                            let c = compile_rule(&v.env, &rule);
+                            v.programs.insert(rule.clone(), c);
+                        }
+                        let unsupported = match &v.programs[&rule] {
+                            Compiled::Ok(_) => None,
+                            Compiled::Unsupported(r) => Some(r.clone()),
+                        };
+                        v.rules.push(RuleInfo {
+                            resource: format!("{} {}", cv.kind, cv.api_version),
+                            schema_path: spath,
+                            rule,
+                            unsupported,
+                        });
+                    }
+                    SchemaItem::Pattern(p) => {
+                        v.regexes
+                            .entry(p.clone())
+                            .or_insert_with(|| regex::Regex::new(&p).map_err(|e| e.to_string()));
+                    }
+                }
+            }
+        }
+        v
+    }
+
+    /// Every CEL rule of every served version, with whether it can be evaluated.
+    pub fn cel_rules(&self) -> &[RuleInfo] {
+        &self.rules
+    }
+
+    /// Rules (deduplicated by text) that cannot be evaluated, with where they occur.
+    pub fn unevaluable_rules(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for r in &self.rules {
+            if let Some(why) = &r.unsupported {
+                out.push(format!(
+                    "{} {}: {:?}: {why}",
+                    r.resource, r.schema_path, r.rule
+                ));
+            }
+        }
+        out
+    }
+
+    /// Evaluates one CEL rule with `self` bound to `value`, as the schema walk does.
+    /// `Err` for a parse error, an unsupported function or an evaluation error.
+    pub fn eval_rule(&self, rule: &str, value: &Json) -> Result<bool, String> {
+        let compiled;
+        let c = match self.programs.get(rule) {
+            Some(c) => c,
+            None => {
+                compiled = compile_rule(&self.env, rule);
+                &compiled
+            }
+        };
+        let program = match c {
+            Compiled::Ok(p) => p,
+            Compiled::Unsupported(why) => return Err(format!("not evaluable: {why}")),
+        };
+        let mut ctx = cel::Context::with_env(self.env.clone());
+        register_k8s_functions(&mut ctx);
+        ctx.add_variable_from_value("self", to_cel(value));
+        match program.execute(&ctx) {
+            Ok(cel::Value::Bool(b)) => Ok(b),
+            Ok(other) => Err(format!("not a bool: {other:?}")),
+            Err(e) => Err(format!("evaluation error: {e}")),
+        }
+    }
+
+    /// `(apiVersion, kind)` of every CRD version loaded.
+    pub fn kinds(&self) -> Vec<(String, String)> {
+        let mut k: Vec<_> = self.crds.keys().cloned().collect();
+        k.sort();
+        k
+    }
+
+    /// Validates every `*.yaml` / `*.yml` file under `dir` (recursively, sorted by path).
+    /// Panics if the directory cannot be read or holds no YAML file.
+    pub fn validate_dir(&self, dir: impl AsRef<Path>) -> Report {
+        let dir = dir.as_ref();
+        let mut files = Vec::new();
+        collect_yaml_files(dir, &mut files);
+        files.sort();
+        assert!(
+            !files.is_empty(),
+            "no *.yaml / *.yml file under {}",
+            dir.display()
+        );
+        let mut report = Report::default();
+        for f in files {
+            report.merge(self.validate_file(&f));
+        }
+        report
+    }
+
+    /// Validates one YAML file; the label is its path.
+    pub fn validate_file(&self, path: impl AsRef<Path>) -> Report {
+        let path = path.as_ref();
+        match std::fs::read_to_string(path) {
+            Ok(text) => self.validate_documents(&text, &path.display().to_string()),
+            Err(e) => Report {
+                errors: vec![format!("{}: cannot read: {e}", path.display())],
+                ..Report::default()
+            },
+        }
+    }
+
+    /// Validates every document of a YAML stream. Empty documents are skipped (as kubectl
+    /// does); document indexes count every document of the stream from 0.
+    pub fn validate_documents(&self, yaml_text: &str, file_label: &str) -> Report {
+        let mut report = Report::default();
+        match parse_yaml_stream(yaml_text) {
+            Err(e) => report
+                .errors
+                .push(format!("{file_label}: YAML parse error: {e}")),
+            Ok(docs) => {
+                for (i, doc) in docs.iter().enumerate() {
+                    match doc {
+                        None => {}
+                        Some(Json::Null) => {}
+                        Some(doc) => self.validate_value(doc, file_label, i, &mut report),
+                    }
+                }
+            }
+        }
+        report
+    }
+
+    /// Validates one already-parsed document.
+    pub fn validate_value(&self, doc: &Json, file_label: &str, index: usize, report: &mut Report) {
+        report.documents += 1;
+        let kind = doc.get("kind").and_then(Json::as_str).unwrap_or("");
+        let name = doc
+            .pointer("/metadata/name")
+            .and_then(Json::as_str)
+            .unwrap_or("<no name>");
+        let prefix = format!(
+            "{file_label} doc#{index} {}/{name}",
+            if kind.is_empty() { "<no kind>" } else { kind }
+        );
+        let mut w = Walk {
+            v: self,
+            errors: Vec::new(),
+            not_evaluated: Vec::new(),
+            cel_evaluations: 0,
+            resource: String::new(),
+        };
+        let Some(obj) = doc.as_object() else {
+            report.errors.push(format!(
+                "{prefix}: <root>: document must be a mapping, got {}",
+                type_name(doc)
+            ));
+            return;
+        };
+        let api_version = match obj.get("apiVersion") {
+            Some(Json::String(s)) if !s.is_empty() => s.as_str(),
+            Some(other) => {
+                report.errors.push(format!(
+                    "{prefix}: apiVersion: must be a non-empty string, got {}",
+                    short(other)
+                ));
+                return;
+            }
+            None => {
+                report
+                    .errors
+                    .push(format!("{prefix}: apiVersion: required field missing"));
+                return;
+            }
+        };
+        if kind.is_empty() {
+            report.errors.push(format!(
+                "{prefix}: kind: required field missing (or not a non-empty string)"
+            ));
+            return;
+        }
+        let key = (api_version.to_owned(), kind.to_owned());
+        let cv = if let Some(cv) = self.crds.get(&key) {
+            cv.clone()
+        } else if let Some(cv) = self.builtin.get(&key) {
+            cv.clone()
+        } else {
+            let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
+            if let Some(kinds) = self.groups.get(group) {
+                let served: Vec<String> = self
+                    .crds
+                    .keys()
+                    .filter(|(_, k)| k == kind)
+                    .map(|(a, _)| a.clone())
+                    .collect();
+                report.errors.push(format!(
+                    "{prefix}: <root>: no matches for kind {kind:?} in version {api_version:?} (group {group:?} serves kinds {kinds:?}; {kind} is served as {served:?})"
+                ));
+                return;
+            }
+            // Unknown kind: only the envelope can be checked.
+            self.check_metadata(&mut w, obj, kind, None);
+            report.no_schema.push(format!(
+                "{prefix}: no schema for {kind} {api_version}: only apiVersion, kind and metadata checked"
+            ));
+            finish(report, &prefix, w);
+            return;
+        };
+        w.resource = format!("{} {}", cv.kind, cv.api_version);
+        self.check_metadata(&mut w, obj, kind, Some(cv.namespaced));
+        // Root: apiVersion, kind and metadata are implicit; everything else goes by the schema.
+        let mut rest = obj.clone();
+        for k in ["apiVersion", "kind", "metadata"] {
+            rest.remove(k);
+        }
+        let rest = Json::Object(rest);
+        w.node(&cv.schema, &rest, "", "", false);
+        // Root-level CEL rules see the whole object.
+        if cv.schema.get("x-kubernetes-validations").is_some() {
+            w.cel(&cv.schema, doc, "<root>", "");
+        }
+        for p in partial_schema_notes(kind, api_version, doc) {
+            report.no_schema.push(format!("{prefix}: {p}"));
+        }
+        finish(report, &prefix, w);
+    }
+
+    fn check_metadata(
+        &self,
+        w: &mut Walk<'_>,
+        obj: &JsonMap<String, Json>,
+        kind: &str,
+        namespaced: Option<bool>,
+    ) {
+        let name_optional = matches!(kind, "Kustomization" | "Component");
+        let Some(meta) = obj.get("metadata") else {
+            if !name_optional {
+                w.err(
+                    "metadata",
+                    "required field missing (metadata.name is required)",
+                );
+            }
+            return;
+        };
+        let Some(meta) = meta.as_object() else {
+            w.err(
+                "metadata",
+                format!("must be an object, got {}", type_name(meta)),
+            );
+            return;
+        };
+        for k in meta.keys() {
+            if !OBJECT_META_FIELDS.contains(&k.as_str()) {
+                w.err(
+                    &format!("metadata.{k}"),
+                    "unknown field (not an ObjectMeta field)",
+                );
+            }
+        }
+        match meta.get("name") {
+            None if name_optional => {}
+            None => {
+                if meta.contains_key("generateName") {
+                    w.err(
+                        "metadata.name",
+                        "required field missing (generateName does not work with kubectl apply)",
+                    );
+                } else {
+                    w.err("metadata.name", "required field missing");
+                }
+            }
+            Some(Json::String(n)) => {
+                let problem = match kind {
+                    "Namespace" => dns1123_label(n),
+                    "Service" => dns1035_label(n),
+                    _ if name_optional => None,
+                    _ => dns1123_subdomain(n),
+                };
+                if let Some(p) = problem {
+                    w.err("metadata.name", format!("invalid name {n:?}: {p}"));
+                }
+            }
+            Some(other) => w.err(
+                "metadata.name",
+                format!("must be a string, got {}", type_name(other)),
+            ),
+        }
+        match (meta.get("namespace"), namespaced) {
+            (Some(Json::String(ns)), Some(false)) => {
+                w.err("metadata.namespace", format!("{kind} is cluster-scoped; namespace {ns:?} must not be set"))
+            }
+            (Some(Json::String(ns)), _) => {
+                if let Some(p) = dns1123_label(ns) {
+                    w.err("metadata.namespace", format!("invalid namespace {ns:?}: {p}"));
+                }
+            }
+            (Some(other), _) => w.err("metadata.namespace", format!("must be a string, got {}", type_name(other))),
+            (None, Some(true)) if self.require_namespace => {
+                w.err("metadata.namespace", format!("required: {kind} is namespaced and geolb must not rely on the kubectl context's namespace"))
+            }
+            (None, _) => {}
+        }
+        for field in ["labels", "annotations"] {
+            let Some(m) = meta.get(field) else { continue };
+            let Some(m) = m.as_object() else {
+                w.err(
+                    &format!("metadata.{field}"),
+                    format!("must be a map of string to string, got {}", type_name(m)),
+                );
+                continue;
+            };
+            let mut total = 0usize;
+            for (k, val) in m {
+                let p = format!("metadata.{field}[{k}]");
+                if let Some(why) = qualified_name(k) {
+                    w.err(&p, format!("invalid key {k:?}: {why}"));
+                }
+                match val {
+                    Json::String(s) => {
+                        total += k.len() + s.len();
+                        if field == "labels"
+                            && let Some(why) = label_value(s)
+                        {
+                            w.err(&p, format!("invalid label value {s:?}: {why}"));
+                        }
+                    }
+                    other => w.err(
+                        &p,
+                        format!("must be a string, got {} (quote it in YAML)", short(other)),
+                    ),
+                }
+            }
+            if field == "annotations" && total > 256 * 1024 {
+                w.err(
+                    "metadata.annotations",
+                    format!("total size {total} exceeds 262144 bytes"),
+                );
+            }
+        }
+    }
+}
+
+fn finish(report: &mut Report, prefix: &str, w: Walk<'_>) {
+    report.cel_evaluations += w.cel_evaluations;
+    for e in w.errors {
+        report.errors.push(format!("{prefix}: {e}"));
+    }
+    for n in w.not_evaluated {
+        if !report.not_evaluated.contains(&n) {
+            report.not_evaluated.push(n);
+        }
+    }
+}
+
+const OBJECT_META_FIELDS: &[&str] = &[
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+];
+
+// ---------------------------------------------------------------------------------------------
+// Schema walk
+// ---------------------------------------------------------------------------------------------
+
+struct Walk<'a> {
+    v: &'a Validator,
+    errors: Vec<String>,
+    not_evaluated: Vec<String>,
+    cel_evaluations: usize,
+    resource: String,
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+impl Walk<'_> {
+    fn err(&mut self, path: &str, msg: impl AsRef<str>) {
+        let path = if path.is_empty() { "<root>" } else { path };
+        self.errors.push(format!("{path}: {}", msg.as_ref()));
+    }
+
+    /// Validates `value` against `schema`. `logic` is true inside oneOf/anyOf/allOf/not, where
+    /// only value validations apply (no unknown-field pruning, no CEL).
+    fn node(&mut self, schema: &Json, value: &Json, path: &str, spath: &str, logic: bool) {
+        let Some(s) = schema.as_object() else { return };
+        let int_or_string =
+            s.get("x-kubernetes-int-or-string").and_then(Json::as_bool) == Some(true);
+        let preserve = s
+            .get("x-kubernetes-preserve-unknown-fields")
+            .and_then(Json::as_bool)
+            == Some(true);
+        let ty = s.get("type").and_then(Json::as_str);
+
+        if value.is_null() {
+            if s.get("nullable").and_then(Json::as_bool) == Some(true)
+                || logic
+                || (ty.is_none() && preserve)
+            {
+                return;
+            }
+            self.err(
+                path,
+                format!(
+                    "null is not allowed here (expected {})",
+                    ty.unwrap_or("a value")
+                ),
+            );
+            return;
+        }
+        if int_or_string {
+            if !(is_integer(value) || value.is_string()) {
+                self.err(
+                    path,
+                    format!("must be an integer or a string, got {}", short(value)),
+                );
+                return;
+            }
+        } else if let Some(ty) = ty {
+            let ok = match ty {
+                "object" => value.is_object(),
+                "array" => value.is_array(),
+                "string" => value.is_string(),
+                "integer" => is_integer(value),
+                "number" => value.is_number(),
+                "boolean" => value.is_boolean(),
+                _ => true,
+            };
+            if !ok {
+                self.err(path, format!("must be of type {ty}, got {}", short(value)));
+                return;
+            }
+        }
+
+        if let Some(Json::Array(allowed)) = s.get("enum")
+            && !allowed.contains(value)
+        {
+            let list: Vec<String> = allowed.iter().map(|a| a.to_string()).collect();
+            self.err(
+                path,
+                format!(
+                    "unsupported value {}: must be one of [{}]",
+                    short(value),
+                    list.join(", ")
+                ),
+            );
+        }
+
+        match value {
+            Json::String(st) => self.string_checks(s, st, path),
+            Json::Number(_) => self.number_checks(s, value, path),
+            Json::Array(items) => {
+                if let Some(max) = s.get("maxItems").and_then(Json::as_u64)
+                    && items.len() as u64 > max
+                {
+                    self.err(
+                        path,
+                        format!("too many items: {} > maxItems {max}", items.len()),
+                    );
+                }
+                if let Some(min) = s.get("minItems").and_then(Json::as_u64)
+                    && (items.len() as u64) < min
+                {
+                    self.err(
+                        path,
+                        format!("too few items: {} < minItems {min}", items.len()),
+                    );
+                }
+                self.list_type_checks(s, items, path);
+                if let Some(item_schema) = s.get("items") {
+                    for (i, it) in items.iter().enumerate() {
+                        self.node(
+                            item_schema,
+                            it,
+                            &format!("{path}[{i}]"),
+                            &format!("{spath}[*]"),
+                            logic,
+                        );
+                    }
+                }
+            }
+            Json::Object(map) => {
+                if let Some(max) = s.get("maxProperties").and_then(Json::as_u64)
+                    && map.len() as u64 > max
+                {
+                    self.err(
+                        path,
+                        format!("too many properties: {} > maxProperties {max}", map.len()),
+                    );
+                }
+                if let Some(min) = s.get("minProperties").and_then(Json::as_u64)
+                    && (map.len() as u64) < min
+                {
+                    self.err(
+                        path,
+                        format!("too few properties: {} < minProperties {min}", map.len()),
+                    );
+                }
+                if let Some(Json::Array(req)) = s.get("required") {
+                    for r in req.iter().filter_map(Json::as_str) {
+                        if !map.contains_key(r) {
+                            self.err(&join(path, r), "required field missing");
+                        }
+                    }
+                }
+                let props = s.get("properties").and_then(Json::as_object);
+                let addl = s.get("additionalProperties");
+                for (k, v) in map {
+                    if let Some(ps) = props.and_then(|p| p.get(k)) {
+                        self.node(ps, v, &join(path, k), &join(spath, k), logic);
+                    } else if let Some(a @ Json::Object(_)) = addl {
+                        self.node(
+                            a,
+                            v,
+                            &format!("{path}[{k}]"),
+                            &format!("{spath}{{*}}"),
+                            logic,
+                        );
+                    } else if logic || preserve || addl == Some(&Json::Bool(true)) {
+                        // allowed and not further described
+                    } else {
+                        let known: Vec<&String> =
+                            props.map(|p| p.keys().collect()).unwrap_or_default();
+                        self.err(
+                            &join(path, k),
+                            if known.is_empty() {
+                                "unknown field (this object accepts no fields)".to_owned()
+                            } else {
+                                format!(
+                                    "unknown field (known: {})",
+                                    known
+                                        .iter()
+                                        .map(|s| s.as_str())
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                )
+                            },
+                        );
+                    }
+                }
+            }
+            _ => {}
+        }
+
+        self.logic_checks(s, value, path);
+
+        // Root-level rules are evaluated by the caller, with the whole object as `self`.
+        if !logic && !path.is_empty() && s.contains_key("x-kubernetes-validations") {
+            self.cel(schema, value, path, spath);
+        }
+    }
+
+    fn string_checks(&mut self, s: &JsonMap<String, Json>, st: &str, path: &str) {
+        let n = st.chars().count() as u64;
+        if let Some(max) = s.get("maxLength").and_then(Json::as_u64)
+            && n > max
+        {
+            self.err(path, format!("too long: {n} characters > maxLength {max}"));
+        }
+        if let Some(min) = s.get("minLength").and_then(Json::as_u64)
+            && n < min
+        {
+            self.err(
+                path,
+                format!("too short: {n} characters < minLength {min} (value {st:?})"),
+            );
+        }
+        if let Some(Json::String(p)) = s.get("pattern") {
+            match self.v.regexes.get(p) {
+                Some(Ok(re)) => {
+                    if !re.is_match(st) {
+                        self.err(path, format!("{st:?} does not match pattern {p:?}"));
+                    }
+                }
+                Some(Err(e)) => self
+                    .not_evaluated
+                    .push(format!("pattern {p:?} at {path}: cannot compile: {e}")),
+                None => match regex::Regex::new(p) {
+                    Ok(re) if !re.is_match(st) => {
+                        self.err(path, format!("{st:?} does not match pattern {p:?}"))
+                    }
+                    Ok(_) => {}
+                    Err(e) => self
+                        .not_evaluated
+                        .push(format!("pattern {p:?} at {path}: cannot compile: {e}")),
+                },
+            }
+        }
+        match s.get("format").and_then(Json::as_str) {
+            Some("date-time") if !is_rfc3339(st) => {
+                self.err(path, format!("{st:?} is not an RFC 3339 date-time"))
+            }
+            Some("byte") if !is_base64(st) => {
+                self.err(path, format!("{st:?} is not valid base64 (format byte)"))
+            }
+            _ => {}
+        }
+    }
+
+    fn number_checks(&mut self, s: &JsonMap<String, Json>, value: &Json, path: &str) {
+        let x = value.as_f64().unwrap_or(0.0);
+        match s.get("format").and_then(Json::as_str) {
+            Some("int32") if value.as_i64().is_none_or(|i| i32::try_from(i).is_err()) => {
+                self.err(path, format!("{value} does not fit format int32"))
+            }
+            Some("int64") if value.as_i64().is_none() => {
+                self.err(path, format!("{value} does not fit format int64"))
+            }
+            _ => {}
+        }
+        if let Some(min) = s.get("minimum").and_then(Json::as_f64) {
+            let excl = s.get("exclusiveMinimum").and_then(Json::as_bool) == Some(true);
+            if x < min || (excl && x == min) {
+                self.err(
+                    path,
+                    format!("{value} must be {} {min}", if excl { ">" } else { ">=" }),
+                );
+            }
+        }
+        if let Some(max) = s.get("maximum").and_then(Json::as_f64) {
+            let excl = s.get("exclusiveMaximum").and_then(Json::as_bool) == Some(true);
+            if x > max || (excl && x == max) {
+                self.err(
+                    path,
+                    format!("{value} must be {} {max}", if excl { "<" } else { "<=" }),
+                );
+            }
+        }
+        if let Some(m) = s.get("multipleOf").and_then(Json::as_f64)
+            && m != 0.0
+            && (x / m).fract() != 0.0
+        {
+            self.err(path, format!("{value} must be a multiple of {m}"));
+        }
+    }
+
+    fn list_type_checks(&mut self, s: &JsonMap<String, Json>, items: &[Json], path: &str) {
+        match s.get("x-kubernetes-list-type").and_then(Json::as_str) {
+            Some("map") => {
+                let keys: Vec<&str> = s
+                    .get("x-kubernetes-list-map-keys")
+                    .and_then(Json::as_array)
+                    .map(|a| a.iter().filter_map(Json::as_str).collect())
+                    .unwrap_or_default();
+                let mut seen: HashMap<String, usize> = HashMap::new();
+                for (i, it) in items.iter().enumerate() {
+                    let tuple: Vec<String> = keys
+                        .iter()
+                        .map(|k| {
+                            it.get(*k)
+                                .map(|v| v.to_string())
+                                .unwrap_or_else(|| "null".into())
+                        })
+                        .collect();
+                    let t = tuple.join(",");
+                    if let Some(j) = seen.insert(t.clone(), i) {
+                        self.err(&format!("{path}[{i}]"), format!("duplicate entry for list-map key(s) {keys:?} = [{t}] (also at index {j})"));
+                    }
+                }
+            }
+            Some("set") => {
+                for (i, it) in items.iter().enumerate() {
+                    if let Some(j) = items[..i].iter().position(|o| o == it) {
+                        self.err(
+                            &format!("{path}[{i}]"),
+                            format!("duplicate value {} in a set (also at index {j})", short(it)),
+                        );
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn logic_checks(&mut self, s: &JsonMap<String, Json>, value: &Json, path: &str) {
+        let int_or_string =
+            s.get("x-kubernetes-int-or-string").and_then(Json::as_bool) == Some(true);
+        if let Some(Json::Array(alts)) = s.get("oneOf") {
+            let matching: Vec<usize> = (0..alts.len())
+                .filter(|i| self.matches(&alts[*i], value))
+                .collect();
+            if matching.len() != 1 {
+                let msg = match at_most_one_of(alts) {
+                    Some(fields) => {
+                        let present: Vec<&String> = fields
+                            .iter()
+                            .filter(|f| value.get(f.as_str()).is_some())
+                            .collect();
+                        format!("at most one of {fields:?} may be set, found {present:?}")
+                    }
+                    None => format!(
+                        "must match exactly one oneOf alternative, matched {}",
+                        matching.len()
+                    ),
+                };
+                self.err(path, msg);
+            }
+        }
+        if !int_or_string
+            && let Some(Json::Array(alts)) = s.get("anyOf")
+            && !alts.iter().any(|a| self.matches(a, value))
+        {
+            self.err(
+                path,
+                format!(
+                    "must match at least one anyOf alternative: {}",
+                    Json::Array(alts.clone())
+                ),
+            );
+        }
+        if let Some(Json::Array(alts)) = s.get("allOf") {
+            for a in alts {
+                // Errors of the sub-schema are reported with their own message.
+                self.node(a, value, path, "", true);
+            }
+        }
+        if let Some(n) = s.get("not")
+            && self.matches(n, value)
+        {
+            self.err(path, format!("must not match schema {n}"));
+        }
+    }
+
+    /// Whether `value` satisfies `schema` (value validations only).
+    fn matches(&self, schema: &Json, value: &Json) -> bool {
+        let mut probe = Walk {
+            v: self.v,
+            errors: Vec::new(),
+            not_evaluated: Vec::new(),
+            cel_evaluations: 0,
+            resource: String::new(),
+        };
+        probe.node(schema, value, "", "", true);
+        probe.errors.is_empty()
+    }
+
+    /// Evaluates the `x-kubernetes-validations` of `schema` with `self` = `value`.
+    fn cel(&mut self, schema: &Json, value: &Json, path: &str, spath: &str) {
+        let Some(Json::Array(rules)) = schema.get("x-kubernetes-validations") else {
+            return;
+        };
+        let self_value = to_cel(value);
+        for r in rules {
+            let Some(rule) = r.get("rule").and_then(Json::as_str) else {
+                continue;
+            };
+            let spath_shown = if spath.is_empty() { "<root>" } else { spath };
+            if rule.contains("oldSelf")
+                && r.get("optionalOldSelf").and_then(Json::as_bool) != Some(true)
+            {
+                // A transition rule: the API server only runs it on update.
+                continue;
+            }
+            let program = match self.v.programs.get(rule) {
+                Some(Compiled::Ok(p)) => p,
+                Some(Compiled::Unsupported(why)) => {
+                    self.not_evaluated
+                        .push(format!("{} {spath_shown}: {rule:?}: {why}", self.resource));
+                    continue;
+                }
+                None => {
+                    self.not_evaluated.push(format!(
+                        "{} {spath_shown}: {rule:?}: not precompiled",
+                        self.resource
+                    ));
+                    continue;
+                }
+            };
+            let mut ctx = cel::Context::with_env(self.v.env.clone());
+            register_k8s_functions(&mut ctx);
+            ctx.add_variable_from_value("self", self_value.clone());
+            let message = r
+                .get("message")
+                .and_then(Json::as_str)
+                .unwrap_or("failed rule");
+            let at = match r.get("fieldPath").and_then(Json::as_str) {
+                Some(fp) => format!("{path}{fp}"),
+                None => path.to_owned(),
+            };
+            match program.execute(&ctx) {
+                Ok(cel::Value::Bool(true)) => self.cel_evaluations += 1,
+                Ok(cel::Value::Bool(false)) => {
+                    self.cel_evaluations += 1;
+                    let reason = r
+                        .get("reason")
+                        .and_then(Json::as_str)
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default();
+                    self.err(
+                        &at,
+                        format!("{message}{reason} [CEL rule {rule:?} at {spath_shown} is false]"),
+                    );
+                }
+                Ok(other) => self.err(
+                    &at,
+                    format!("CEL rule {rule:?} returned {other:?}, not a bool"),
+                ),
+                Err(e) if is_library_gap(&e) => {
+                    self.not_evaluated.push(format!(
+                        "{} {spath_shown}: {rule:?}: evaluation error in the CEL library: {e}",
+                        self.resource
+                    ));
+                }
+                Err(e) => {
+                    self.cel_evaluations += 1;
+                    self.err(
+                        &at,
+                        format!(
+                            "{message} [CEL rule {rule:?} at {spath_shown} failed to evaluate: {e}]"
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn is_library_gap(e: &cel::ExecutionError) -> bool {
+    matches!(
+        e,
+        cel::ExecutionError::NoSuchOverload(_)
+            | cel::ExecutionError::UndeclaredReference(_)
+            | cel::ExecutionError::NotSupportedAsMethod { .. }
+            | cel::ExecutionError::UnsupportedTargetType { .. }
+    )
+}
+
+/// Recognises Istio's `oneOf: [{not: {anyOf: [{required: [a]}, ...]}}, {required: [a]}, ...]`.
+fn at_most_one_of(alts: &[Json]) -> Option<Vec<String>> {
+    let mut fields = Vec::new();
+    let mut saw_not = false;
+    for a in alts {
+        let o = a.as_object()?;
+        if let Some(n) = o.get("not") {
+            saw_not = true;
+            for x in n.get("anyOf")?.as_array()? {
+                let _ = x.get("required")?;
+            }
+        } else {
+            let req = o.get("required")?.as_array()?;
+            if o.len() != 1 || req.len() != 1 {
+                return None;
+            }
+            fields.push(req[0].as_str()?.to_owned());
+        }
+    }
+    saw_not.then_some(fields)
+}
+
+enum SchemaItem {
+    Rule(String, String),
+    Pattern(String),
+}
+
+fn collect_schema_items(schema: &Json, spath: &str, out: &mut Vec<SchemaItem>) {
+    let Some(s) = schema.as_object() else { return };
+    if let Some(Json::Array(rules)) = s.get("x-kubernetes-validations") {
+        for r in rules {
+            if let Some(rule) = r.get("rule").and_then(Json::as_str) {
+                let shown = if spath.is_empty() { "<root>" } else { spath };
+                out.push(SchemaItem::Rule(shown.to_owned(), rule.to_owned()));
+            }
+        }
+    }
+    if let Some(Json::String(p)) = s.get("pattern") {
+        out.push(SchemaItem::Pattern(p.clone()));
+    }
+    if let Some(Json::Object(props)) = s.get("properties") {
+        for (k, v) in props {
+            collect_schema_items(v, &join(spath, k), out);
+        }
+    }
+    if let Some(items) = s.get("items") {
+        collect_schema_items(items, &format!("{spath}[*]"), out);
+    }
+    if let Some(a @ Json::Object(_)) = s.get("additionalProperties") {
+        collect_schema_items(a, &format!("{spath}{{*}}"), out);
+    }
+    for k in ["oneOf", "anyOf", "allOf"] {
+        if let Some(Json::Array(alts)) = s.get(k) {
+            for a in alts {
+                collect_schema_items(a, spath, out);
+            }
+        }
+    }
+    if let Some(n) = s.get("not") {
+        collect_schema_items(n, spath, out);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// CEL
+// ---------------------------------------------------------------------------------------------
+
+/// Functions provided by [`register_k8s_functions`] (Kubernetes CEL library extensions).
+const K8S_FUNCTIONS: &[&str] = &[
+    "isURL",
+    "url",
+    "getScheme",
+    "getHost",
+    "getHostname",
+    "getPort",
+    "getEscapedPath",
+    "getQuery",
+    "isIP",
+    "isCIDR",
+];
+
+fn cel_env() -> cel::Env {
+    let mut env = cel::Env::stdlib();
+    env.add_extension(cel::extensions::strings)
+        .expect("cel strings extension");
+    env.add_extension(cel::extensions::lists)
+        .expect("cel lists extension");
+    env.add_extension(cel::extensions::math)
+        .expect("cel math extension");
+    env
+}
+
+fn compile_rule(env: &Arc<cel::Env>, rule: &str) -> Compiled {
+    let program = match env.compile(rule) {
+        Ok(p) => p,
+        Err(e) => return Compiled::Unsupported(format!("parse error: {e}")),
+    };
+    // Every function the rule calls must be declared by the environment or provided here.
+    let probe_env = env.clone();
+    let missing: Vec<String> = program
+        .references()
+        .functions()
+        .into_iter()
+        .filter(|f| {
+            let operator =
+                f.starts_with('_') || f.starts_with('@') || f.starts_with('!') || *f == "-_";
+            if operator || K8S_FUNCTIONS.contains(f) {
+                return false;
+            }
+            // `add_function` refuses a name the environment already declares.
+            let mut probe = cel::Context::with_env(probe_env.clone());
+            probe.add_function(f, |a: i64| a).is_ok()
+        })
+        .map(str::to_owned)
+        .collect();
+    if missing.is_empty() {
+        Compiled::Ok(program)
+    } else {
+        Compiled::Unsupported(format!(
+            "function(s) not available in the cel crate: {}",
+            missing.join(", ")
+        ))
+    }
+}
+
+fn to_cel(v: &Json) -> cel::Value {
+    match v {
+        Json::Null => cel::Value::Null,
+        Json::Bool(b) => cel::Value::Bool(*b),
+        Json::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                cel::Value::Int(i)
+            } else if let Some(u) = n.as_u64() {
+                cel::Value::UInt(u)
+            } else {
+                cel::Value::Float(n.as_f64().unwrap_or(f64::NAN))
+            }
+        }
+        Json::String(s) => cel::Value::String(Arc::new(s.clone())),
+        Json::Array(a) => cel::Value::List(Arc::new(a.iter().map(to_cel).collect())),
+        Json::Object(m) => {
+            let map: HashMap<cel::objects::Key, cel::Value> = m
+                .iter()
+                .map(|(k, v)| (cel::objects::Key::String(Arc::new(k.clone())), to_cel(v)))
+                .collect();
+            cel::Value::Map(cel::objects::Map { map: Arc::new(map) })
+        }
+    }
+}
+
+const URL_MARKER: &str = "@k8s.io/url";
+
+fn url_part(u: &cel::Value, part: &str) -> Result<cel::Value, cel::ExecutionError> {
+    if let cel::Value::Map(m) = u
+        && m.map
+            .contains_key(&cel::objects::Key::String(Arc::new(URL_MARKER.to_owned())))
+        && let Some(v) = m
+            .map
+            .get(&cel::objects::Key::String(Arc::new(part.to_owned())))
+    {
+        return Ok(v.clone());
+    }
+    Err(cel::ExecutionError::function_error(
+        part,
+        "receiver is not a URL (use url(string))",
+    ))
+}
+
+/// The Kubernetes CEL library functions the Istio rules use (k8s.io/apiserver/pkg/cel/library):
+/// `isURL(string)`, `url(string)` and its getters, plus `isIP(string)` and `isCIDR(string)`.
+fn register_k8s_functions(ctx: &mut cel::Context<'_, '_>) {
+    use cel::extractors::This;
+    let _ = ctx.add_function("isURL", |s: Arc<String>| parse_request_uri(&s).is_ok());
+    let _ = ctx.add_function(
+        "url",
+        |s: Arc<String>| -> Result<cel::Value, cel::ExecutionError> {
+            let u = parse_request_uri(&s).map_err(|e| {
+                cel::ExecutionError::function_error(
+                    "url",
+                    format!("URL parse error during conversion from string: {e}"),
+                )
+            })?;
+            let mut m: HashMap<cel::objects::Key, cel::Value> = HashMap::new();
+            let mut put = |k: &str, v: String| {
+                m.insert(
+                    cel::objects::Key::String(Arc::new(k.to_owned())),
+                    cel::Value::String(Arc::new(v)),
+                );
+            };
+            put(URL_MARKER, String::new());
+            put("getScheme", u.scheme.clone());
+            put("getHost", u.host.clone());
+            put("getHostname", u.hostname());
+            put("getPort", u.port());
+            put("getEscapedPath", u.path.clone());
+            put("getQuery", u.raw_query.clone());
+            Ok(cel::Value::Map(cel::objects::Map { map: Arc::new(m) }))
+        },
+    );
+    let _ = ctx.add_function("getScheme", |This(u): This<cel::Value>| {
+        url_part(&u, "getScheme")
+    });
+    let _ = ctx.add_function("getHost", |This(u): This<cel::Value>| {
+        url_part(&u, "getHost")
+    });
+    let _ = ctx.add_function("getHostname", |This(u): This<cel::Value>| {
+        url_part(&u, "getHostname")
+    });
+    let _ = ctx.add_function("getPort", |This(u): This<cel::Value>| {
+        url_part(&u, "getPort")
+    });
+    let _ = ctx.add_function("getEscapedPath", |This(u): This<cel::Value>| {
+        url_part(&u, "getEscapedPath")
+    });
+    let _ = ctx.add_function("getQuery", |This(u): This<cel::Value>| {
+        url_part(&u, "getQuery")
+    });
+    let _ = ctx.add_function("isIP", |s: Arc<String>| {
+        s.parse::<std::net::IpAddr>().is_ok() && !s.contains('%')
+    });
+    let _ = ctx.add_function("isCIDR", |s: Arc<String>| is_cidr(&s));
+}
+
+fn is_cidr(s: &str) -> bool {
+    let Some((ip, bits)) = s.split_once('/') else {
+        return false;
+    };
+    let Ok(ip) = ip.parse::<std::net::IpAddr>() else {
+        return false;
+    };
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    !bits.is_empty()
+        && bits.len() <= 3
+        && bits.bytes().all(|b| b.is_ascii_digit())
+        && bits.parse::<u32>().is_ok_and(|b| b <= max)
+}
+
+/// Go's `url.ParseRequestURI`, which Kubernetes' `isURL`/`url` use. Returns the parts the
+/// getters need.
+struct ParsedUrl {
+    scheme: String,
+    host: String,
+    path: String,
+    raw_query: String,
+}
+
+impl ParsedUrl {
+    fn hostname(&self) -> String {
+        let h = &self.host;
+        if let Some(rest) = h.strip_prefix('[') {
+            return rest.split(']').next().unwrap_or("").to_owned();
+        }
+        h.rsplit_once(':')
+            .map(|(a, _)| a.to_owned())
+            .unwrap_or_else(|| h.clone())
+    }
+    fn port(&self) -> String {
+        let h = &self.host;
+        let after = match h.rfind(']') {
+            Some(i) => &h[i + 1..],
+            None => h.as_str(),
+        };
+        after
+            .rsplit_once(':')
+            .map(|(_, p)| p.to_owned())
+            .unwrap_or_default()
+    }
+}
+
+/// Kubernetes' CEL `isURL(s)`: whether Go's `url.ParseRequestURI` accepts `s`; the scheme
+/// (lowercased) when it does.
+pub fn k8s_url_scheme(s: &str) -> Result<String, String> {
+    parse_request_uri(s).map(|u| u.scheme)
+}
+
+fn parse_request_uri(raw: &str) -> Result<ParsedUrl, String> {
+    if raw.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return Err("invalid control character in URL".into());
+    }
+    if raw.is_empty() {
+        return Err("empty url".into());
+    }
+    if raw == "*" {
+        return Ok(ParsedUrl {
+            scheme: String::new(),
+            host: String::new(),
+            path: "*".into(),
+            raw_query: String::new(),
+        });
+    }
+    // getScheme
+    let mut scheme = String::new();
+    let mut rest = raw;
+    for (i, c) in raw.char_indices() {
+        match c {
+            'a'..='z' | 'A'..='Z' => {}
+            '0'..='9' | '+' | '-' | '.' if i == 0 => break,
+            '0'..='9' | '+' | '-' | '.' => {}
+            ':' => {
+                if i == 0 {
+                    return Err("missing protocol scheme".into());
+                }
+                scheme = raw[..i].to_ascii_lowercase();
+                rest = &raw[i + 1..];
+                break;
+            }
+            _ => break,
+        }
+    }
+    let (mut rest, raw_query) = if rest.ends_with('?') && rest.matches('?').count() == 1 {
+        (&rest[..rest.len() - 1], String::new())
+    } else {
+        match rest.split_once('?') {
+            Some((a, q)) => (a, q.to_owned()),
+            None => (rest, String::new()),
+        }
+    };
+    if !rest.starts_with('/') {
+        if !scheme.is_empty() {
+            // Opaque URL such as mailto:x.
+            return Ok(ParsedUrl {
+                scheme,
+                host: String::new(),
+                path: String::new(),
+                raw_query,
+            });
+        }
+        return Err("invalid URI for request".into());
+    }
+    let mut host = String::new();
+    if !scheme.is_empty() && rest.starts_with("//") {
+        let after = &rest[2..];
+        let (authority, r) = match after.find('/') {
+            Some(i) => (&after[..i], &after[i..]),
+            None => (after, ""),
+        };
+        rest = r;
+        let hostpart = match authority.rfind('@') {
+            Some(i) => {
+                let user = &authority[..i];
+                if !user
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-._:~!$&'()*+,;=%@".contains(c))
+                {
+                    return Err("net/url: invalid userinfo".into());
+                }
+                &authority[i + 1..]
+            }
+            None => authority,
+        };
+        host = parse_host(hostpart)?;
+    }
+    unescape(rest, false)?;
+    Ok(ParsedUrl {
+        scheme,
+        host,
+        path: rest.to_owned(),
+        raw_query,
+    })
+}
+
+fn parse_host(host: &str) -> Result<String, String> {
+    let valid_port = |p: &str| {
+        p.is_empty() || (p.starts_with(':') && p[1..].bytes().all(|b| b.is_ascii_digit()))
+    };
+    if host.starts_with('[') {
+        let Some(i) = host.rfind(']') else {
+            return Err("missing ']' in host".into());
+        };
+        if !valid_port(&host[i + 1..]) {
+            return Err(format!("invalid port {:?} after host", &host[i + 1..]));
+        }
+    } else if let Some(i) = host.rfind(':')
+        && !valid_port(&host[i..])
+    {
+        return Err(format!("invalid port {:?} after host", &host[i..]));
+    }
+    unescape(host, true)?;
+    Ok(host.to_owned())
+}
+
+fn unescape(s: &str, host_mode: bool) -> Result<(), String> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'%' {
+            if i + 2 >= b.len() {
+                return Err(format!("invalid URL escape {:?}", &s[i..]));
+            }
+            if !(b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit()) {
+                return Err(format!(
+                    "invalid URL escape {:?}",
+                    &s[i..(i + 3).min(s.len())]
+                ));
+            }
+            if host_mode && &s[i..i + 3] != "%25" && b[i + 1] < b'8' {
+                return Err(format!("invalid URL escape {:?} in host", &s[i..i + 3]));
+            }
+            i += 3;
+            continue;
+        }
+        if host_mode
+            && c < 0x80
+            && !(c.is_ascii_alphanumeric() || b"-_.~!$&'()*+,;=:[]<>\"".contains(&c))
+        {
+            return Err(format!("invalid character {:?} in host name", c as char));
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// YAML
+// ---------------------------------------------------------------------------------------------
+
+/// Parses a YAML stream into JSON documents (`None` for an empty document). Mapping keys must be
+/// strings, as the API server's JSON requires.
+pub fn parse_yaml_stream(text: &str) -> Result<Vec<Option<Json>>, String> {
+    let mut out = Vec::new();
+    for (i, de) in serde_norway::Deserializer::from_str(text).enumerate() {
+        let y = serde_norway::Value::deserialize(de).map_err(|e| format!("document {i}: {e}"))?;
+        if y.is_null() {
+            out.push(None);
+            continue;
+        }
+        out.push(Some(
+            yaml_to_json(&y, "").map_err(|e| format!("document {i}: {e}"))?,
+        ));
+    }
+    Ok(out)
+}
+
+fn yaml_to_json(y: &serde_norway::Value, path: &str) -> Result<Json, String> {
+    use serde_norway::Value as Y;
+    Ok(match y {
+        Y::Null => Json::Null,
+        Y::Bool(b) => Json::Bool(*b),
+        Y::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                json!(i)
+            } else if let Some(u) = n.as_u64() {
+                json!(u)
+            } else {
+                let f = n.as_f64().unwrap_or(f64::NAN);
+                serde_json::Number::from_f64(f)
+                    .map(Json::Number)
+                    .ok_or_else(|| format!("{path}: {f} is not representable in JSON"))?
+            }
+        }
+        Y::String(s) => Json::String(s.clone()),
+        Y::Sequence(seq) => Json::Array(
+            seq.iter()
+                .enumerate()
+                .map(|(i, v)| yaml_to_json(v, &format!("{path}[{i}]")))
+                .collect::<Result<_, _>>()?,
+        ),
+        Y::Mapping(m) => {
+            let mut o = JsonMap::new();
+            for (k, v) in m {
+                let key = match k {
+                    Y::String(s) => s.clone(),
+                    other => {
+                        return Err(format!(
+                            "{}: mapping key {other:?} is not a string (quote it; the API server's JSON only has string keys)",
+                            if path.is_empty() { "<root>" } else { path }
+                        ));
+                    }
+                };
+                let child = yaml_to_json(v, &join(path, &key))?;
+                if o.insert(key.clone(), child).is_some() {
+                    return Err(format!("{}: duplicate key", join(path, &key)));
+                }
+            }
+            Json::Object(o)
+        }
+        Y::Tagged(t) => {
+            return Err(format!(
+                "{path}: YAML tag {} is not supported by Kubernetes",
+                t.tag
+            ));
+        }
+    })
+}
+
+fn collect_yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let rd = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("cannot read directory {}: {e}", dir.display()));
+    for entry in rd {
+        let path = entry
+            .unwrap_or_else(|e| panic!("cannot read an entry of {}: {e}", dir.display()))
+            .path();
+        if path.is_dir() {
+            collect_yaml_files(&path, out);
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        ) {
+            out.push(path);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers
+// ---------------------------------------------------------------------------------------------
+
+fn is_integer(v: &Json) -> bool {
+    v.is_i64() || v.is_u64()
+}
+
+fn type_name(v: &Json) -> &'static str {
+    match v {
+        Json::Null => "null",
+        Json::Bool(_) => "boolean",
+        Json::Number(n) if n.is_f64() => "number",
+        Json::Number(_) => "integer",
+        Json::String(_) => "string",
+        Json::Array(_) => "array",
+        Json::Object(_) => "object",
+    }
+}
+
+/// A value for a message: scalars in full, containers by type.
+fn short(v: &Json) -> String {
+    match v {
+        Json::Array(a) => format!("array of {} item(s)", a.len()),
+        Json::Object(_) => "object".to_owned(),
+        Json::String(s) if s.chars().count() > 80 => {
+            format!("string {:?}…", s.chars().take(80).collect::<String>())
+        }
+        Json::String(s) => format!("string {s:?}"),
+        other => format!("{} {other}", type_name(other)),
+    }
+}
+
+fn re(p: &str) -> &'static regex::Regex {
+    static CACHE: OnceLock<std::sync::Mutex<HashMap<String, &'static regex::Regex>>> =
+        OnceLock::new();
+    let mut m = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    m.entry(p.to_owned())
+        .or_insert_with(|| Box::leak(Box::new(regex::Regex::new(p).expect("built-in regex"))))
+}
+
+fn dns1123_label(s: &str) -> Option<String> {
+    if s.len() > 63 {
+        return Some(format!(
+            "must be no more than 63 characters (has {})",
+            s.len()
+        ));
+    }
+    (!re(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$").is_match(s))
+        .then(|| "must be a DNS-1123 label: lowercase alphanumerics or '-', starting and ending with an alphanumeric".to_owned())
+}
+
+fn dns1035_label(s: &str) -> Option<String> {
+    if s.len() > 63 {
+        return Some(format!(
+            "must be no more than 63 characters (has {})",
+            s.len()
+        ));
+    }
+    (!re(r"^[a-z]([-a-z0-9]*[a-z0-9])?$").is_match(s))
+        .then(|| "must be a DNS-1035 label: lowercase alphanumerics or '-', starting with a letter and ending with an alphanumeric".to_owned())
+}
+
+fn dns1123_subdomain(s: &str) -> Option<String> {
+    if s.len() > 253 {
+        return Some(format!(
+            "must be no more than 253 characters (has {})",
+            s.len()
+        ));
+    }
+    (!re(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$").is_match(s)).then(|| {
+        "must be a DNS-1123 subdomain: lowercase alphanumerics, '-' or '.', starting and ending with an alphanumeric".to_owned()
+    })
+}
+
+fn qualified_name(s: &str) -> Option<String> {
+    let (prefix, name) = match s.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, s),
+    };
+    if let Some(p) = prefix {
+        if p.is_empty() {
+            return Some("prefix part must be non-empty".into());
+        }
+        if let Some(why) = dns1123_subdomain(p) {
+            return Some(format!("prefix part {why}"));
+        }
+    }
+    if name.is_empty() || name.len() > 63 {
+        return Some("name part must be 1-63 characters".into());
+    }
+    (!re(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$").is_match(name))
+        .then(|| "name part must consist of alphanumerics, '-', '_' or '.', starting and ending with an alphanumeric".into())
+}
+
+fn label_value(s: &str) -> Option<String> {
+    if s.len() > 63 {
+        return Some(format!(
+            "must be no more than 63 characters (has {})",
+            s.len()
+        ));
+    }
+    (!re(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$").is_match(s))
+        .then(|| "must be empty or alphanumerics, '-', '_' or '.', starting and ending with an alphanumeric".into())
+}
+
+fn is_rfc3339(s: &str) -> bool {
+    re(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$").is_match(s)
+}
+
+fn is_base64(s: &str) -> bool {
+    let t: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    t.len().is_multiple_of(4) && re(r"^[A-Za-z0-9+/]*={0,2}$").is_match(&t)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hand-written schemas for kinds the CRD file does not have
+// ---------------------------------------------------------------------------------------------
+
+fn string_map() -> Json {
+    json!({"type": "object", "additionalProperties": {"type": "string"}})
+}
+
+fn strings() -> Json {
+    json!({"type": "array", "items": {"type": "string"}})
+}
+
+fn free_object() -> Json {
+    json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true})
+}
+
+fn free_list() -> Json {
+    json!({"type": "array", "items": {"x-kubernetes-preserve-unknown-fields": true}})
+}
+
+/// `(apiVersion, kind, namespaced, schema)`. The root schema excludes apiVersion/kind/metadata.
+fn builtin_schemas() -> Vec<(&'static str, &'static str, bool, Json)> {
+    let namespace = json!({
+        "type": "object",
+        "properties": {
+            "spec": {"type": "object", "properties": {"finalizers": strings()}},
+            "status": free_object(),
+        }
+    });
+    let config_map = json!({
+        "type": "object",
+        "properties": {
+            "data": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "x-kubernetes-validations": [
+                    {"rule": "self.all(k, k.size() <= 253 && k.matches('^[-._a-zA-Z0-9]+$'))",
+                     "message": "ConfigMap keys must consist of alphanumerics, '-', '_' or '.' (at most 253 characters)"}
+                ]
+            },
+            "binaryData": {
+                "type": "object",
+                "additionalProperties": {"type": "string", "format": "byte"},
+                "x-kubernetes-validations": [
+                    {"rule": "self.all(k, k.size() <= 253 && k.matches('^[-._a-zA-Z0-9]+$'))",
+                     "message": "ConfigMap keys must consist of alphanumerics, '-', '_' or '.' (at most 253 characters)"}
+                ]
+            },
+            "immutable": {"type": "boolean"},
+        },
+        "x-kubernetes-validations": [
+            {"rule": "!has(self.data) || !has(self.binaryData) || self.data.all(k, !(k in self.binaryData))",
+             "message": "a key may not be in both data and binaryData"}
+        ]
+    });
+    let service_port = json!({
+        "type": "object",
+        "required": ["port"],
+        "properties": {
+            "name": {"type": "string", "maxLength": 63, "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"},
+            "protocol": {"type": "string", "enum": ["TCP", "UDP", "SCTP"]},
+            "appProtocol": {"type": "string"},
+            "port": {"type": "integer", "format": "int32", "minimum": 1, "maximum": 65535},
+            "targetPort": {"x-kubernetes-int-or-string": true, "anyOf": [{"type": "integer"}, {"type": "string"}]},
+            "nodePort": {"type": "integer", "format": "int32", "minimum": 0, "maximum": 65535},
+        }
+    });
+    let service = json!({
+        "type": "object",
+        "properties": {
+            "spec": {
+                "type": "object",
+                "properties": {
+                    "ports": {"type": "array", "items": service_port,
+                              "x-kubernetes-validations": [
+                                  {"rule": "self.size() <= 1 || self.all(p, has(p.name))", "message": "when a Service has several ports, each must have a name"}
+                              ]},
+                    "selector": string_map(),
+                    "type": {"type": "string", "enum": ["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"]},
+                    "clusterIP": {"type": "string"},
+                    "clusterIPs": strings(),
+                    "externalIPs": strings(),
+                    "externalName": {"type": "string"},
+                    "sessionAffinity": {"type": "string", "enum": ["ClientIP", "None"]},
+                    "sessionAffinityConfig": free_object(),
+                    "loadBalancerIP": {"type": "string"},
+                    "loadBalancerSourceRanges": strings(),
+                    "loadBalancerClass": {"type": "string"},
+                    "externalTrafficPolicy": {"type": "string", "enum": ["Cluster", "Local"]},
+                    "internalTrafficPolicy": {"type": "string", "enum": ["Cluster", "Local"]},
+                    "healthCheckNodePort": {"type": "integer", "format": "int32"},
+                    "publishNotReadyAddresses": {"type": "boolean"},
+                    "ipFamilies": {"type": "array", "items": {"type": "string", "enum": ["IPv4", "IPv6"]}},
+                    "ipFamilyPolicy": {"type": "string", "enum": ["SingleStack", "PreferDualStack", "RequireDualStack"]},
+                    "allocateLoadBalancerNodePorts": {"type": "boolean"},
+                    "trafficDistribution": {"type": "string"},
+                }
+            },
+            "status": free_object(),
+        }
+    });
+    let kustomization = json!({
+        "type": "object",
+        "properties": {
+            "resources": strings(),
+            "components": strings(),
+            "bases": strings(),
+            "crds": strings(),
+            "configurations": strings(),
+            "transformers": strings(),
+            "generators": strings(),
+            "validators": strings(),
+            "buildMetadata": strings(),
+            "patchesStrategicMerge": strings(),
+            "namespace": {"type": "string"},
+            "namePrefix": {"type": "string"},
+            "nameSuffix": {"type": "string"},
+            "commonLabels": string_map(),
+            "commonAnnotations": string_map(),
+            "labels": {"type": "array", "items": {"type": "object", "properties": {
+                "pairs": string_map(), "includeSelectors": {"type": "boolean"},
+                "includeTemplates": {"type": "boolean"}, "fields": free_list()}}},
+            "patches": {"type": "array", "items": {"type": "object", "properties": {
+                "path": {"type": "string"}, "patch": {"type": "string"},
+                "target": {"type": "object", "properties": {
+                    "group": {"type": "string"}, "version": {"type": "string"}, "kind": {"type": "string"},
+                    "name": {"type": "string"}, "namespace": {"type": "string"},
+                    "labelSelector": {"type": "string"}, "annotationSelector": {"type": "string"}}},
+                "options": {"type": "object", "properties": {
+                    "allowNameChange": {"type": "boolean"}, "allowKindChange": {"type": "boolean"}}}}}},
+            "patchesJson6902": free_list(),
+            "images": {"type": "array", "items": {"type": "object", "required": ["name"], "properties": {
+                "name": {"type": "string"}, "newName": {"type": "string"}, "newTag": {"type": "string"},
+                "digest": {"type": "string"}, "tagSuffix": {"type": "string"}}}},
+            "replicas": {"type": "array", "items": {"type": "object", "required": ["name"], "properties": {
+                "name": {"type": "string"}, "count": {"type": "integer"}}}},
+            "configMapGenerator": free_list(),
+            "secretGenerator": free_list(),
+            "generatorOptions": free_object(),
+            "replacements": free_list(),
+            "vars": free_list(),
+            "openapi": free_object(),
+            "sortOptions": free_object(),
+            "helmCharts": free_list(),
+            "helmGlobals": free_object(),
+        }
+    });
+    let component = json!({
+        "type": "object",
+        "properties": {
+            "enabled": {"type": "boolean"},
+            "namespace": {"type": "string"},
+            "hub": {"type": "string"},
+            "tag": {"x-kubernetes-preserve-unknown-fields": true},
+            "label": string_map(),
+            "k8s": free_object(),
+            "kubernetes": free_object(),
+        }
+    });
+    let gateway = json!({
+        "type": "object",
+        "required": ["name"],
+        "properties": {
+            "name": {"type": "string", "minLength": 1},
+            "enabled": {"type": "boolean"},
+            "namespace": {"type": "string"},
+            "hub": {"type": "string"},
+            "tag": {"x-kubernetes-preserve-unknown-fields": true},
+            "label": string_map(),
+            "k8s": free_object(),
+        }
+    });
+    let istio_operator = json!({
+        "type": "object",
+        "properties": {
+            "spec": {
+                "type": "object",
+                "properties": {
+                    "profile": {"type": "string"},
+                    "installPackagePath": {"type": "string"},
+                    "hub": {"type": "string"},
+                    "tag": {"x-kubernetes-preserve-unknown-fields": true},
+                    "namespace": {"type": "string"},
+                    "revision": {"type": "string"},
+                    "compatibilityVersion": {"type": "string"},
+                    "meshConfig": free_object(),
+                    "values": free_object(),
+                    "unvalidatedValues": free_object(),
+                    "components": {
+                        "type": "object",
+                        "properties": {
+                            "base": component.clone(),
+                            "pilot": component.clone(),
+                            "cni": component.clone(),
+                            "ztunnel": component.clone(),
+                            "istiodRemote": component,
+                            "ingressGateways": {"type": "array", "items": gateway.clone()},
+                            "egressGateways": {"type": "array", "items": gateway},
+                        }
+                    },
+                }
+            },
+            "status": free_object(),
+        }
+    });
+    vec![
+        ("v1", "Namespace", false, namespace),
+        ("v1", "ConfigMap", true, config_map),
+        ("v1", "Service", true, service),
+        (
+            "kustomize.config.k8s.io/v1beta1",
+            "Kustomization",
+            false,
+            kustomization.clone(),
+        ),
+        (
+            "kustomize.config.k8s.io/v1alpha1",
+            "Component",
+            false,
+            kustomization,
+        ),
+        (
+            "install.istio.io/v1alpha1",
+            "IstioOperator",
+            true,
+            istio_operator,
+        ),
+    ]
+}
+
+/// Notes for the parts of built-in kinds whose schema is only hand-written or free-form.
+fn partial_schema_notes(kind: &str, api_version: &str, doc: &Json) -> Vec<String> {
+    let mut notes = Vec::new();
+    match kind {
+        "Kustomization" | "Component" => notes.push(format!(
+            "{kind} {api_version}: hand-written schema of kustomize's fields; generator/patch/replacement entries not checked"
+        )),
+        "IstioOperator" => {
+            let spec = &doc["spec"];
+            let mut free = Vec::new();
+            for k in ["values", "meshConfig", "unvalidatedValues"] {
+                if spec.get(k).is_some() {
+                    free.push(format!("spec.{k}"));
+                }
+            }
+            if spec.pointer("/components").is_some() {
+                free.push("spec.components.*.k8s".to_owned());
+            }
+            notes.push(format!(
+                "IstioOperator {api_version}: hand-written schema of the upper levels; not checked: {}",
+                if free.is_empty() { "-".to_owned() } else { free.join(", ") }
+            ));
+        }
+        _ => {}
+    }
+    notes
+}
