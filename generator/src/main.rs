@@ -1,1 +1,5 @@
-fn main() {}
+//! The `geolb` binary; everything lives in the library (see `geolb --help`).
+
+fn main() -> std::process::ExitCode {
+    geolb::cli::run()
+}

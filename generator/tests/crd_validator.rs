@@ -1633,3 +1633,28 @@ url("http://" + self).getScheme() in ["", "http", "https", "oci", "file"])"#;
         .collect();
     assert!(missing.is_empty(), "rules without a case: {missing:#?}");
 }
+
+#[test]
+fn yaml_1_1_booleans_that_kubectl_would_see_are_errors() {
+    // Norway: `no` is the string "no" in YAML 1.2 but `false` for kubectl.
+    let y = VIRTUAL_SERVICE.replacen("exact: cn-hangzhou", "exact: no", 1);
+    let r = v().validate_documents(&y, "vs.yaml");
+    r.assert_error_containing(&["vs.yaml doc#0 line", "`no`", "YAML 1.1"]);
+    let y = format!(
+        "{}\n---\n{}",
+        GATEWAYS.trim(),
+        CORE.replacen("network1", "on", 1).trim()
+    );
+    let r = v().validate_documents(&y, "s.yaml");
+    r.assert_error_containing(&["s.yaml doc#3 line", "`on`"]);
+    assert_eq!(r.errors.len(), 1, "{}", r.render());
+    // Quoted, or inside a block scalar, is fine.
+    let y = VIRTUAL_SERVICE.replacen("exact: cn-hangzhou", "exact: \"no\"", 1);
+    v().validate_documents(&y, "vs.yaml").assert_clean();
+    let y = CORE.replacen(
+        "  geolb.policy.json:",
+        "  flags: |\n    on\n    - no\n  geolb.policy.json:",
+        1,
+    );
+    v().validate_documents(&y, "cm.yaml").assert_clean();
+}

@@ -420,6 +420,9 @@ impl Validator {
                 .errors
                 .push(format!("{file_label}: YAML parse error: {e}")),
             Ok(docs) => {
+                for h in yaml11_hazards(yaml_text) {
+                    report.errors.push(format!("{file_label} {h}"));
+                }
                 for (i, doc) in docs.iter().enumerate() {
                     match doc {
                         None => {}
@@ -1574,6 +1577,82 @@ pub fn parse_yaml_stream(text: &str) -> Result<Vec<Option<Json>>, String> {
         ));
     }
     Ok(out)
+}
+
+/// Plain (unquoted) scalars that YAML 1.2 (serde_norway) reads as strings but kubectl's YAML
+/// 1.1 parser (sigs.k8s.io/yaml, a go-yaml v2 fork) reads as booleans: `y`, `n`, `yes`, `no`,
+/// `on`, `off` in any of their cases. A region named `no` (Norway) or a flag `on` would reach
+/// the API server as `true`/`false`. Line-based: block scalars (`|`, `>`) are skipped.
+pub fn yaml11_hazards(text: &str) -> Vec<String> {
+    const WORDS: &[&str] = &[
+        "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off",
+        "OFF",
+    ];
+    let mut out = Vec::new();
+    let mut doc: usize = 0;
+    let mut seen_content = false;
+    let mut block_indent: Option<usize> = None;
+    for (n, line) in text.lines().enumerate() {
+        let indent = line.len() - line.trim_start().len();
+        let trimmed = line.trim();
+        if let Some(bi) = block_indent {
+            if trimmed.is_empty() || indent > bi {
+                continue;
+            }
+            block_indent = None;
+        }
+        if line.starts_with("---") {
+            if seen_content {
+                doc += 1;
+            }
+            seen_content = true;
+            continue;
+        }
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        seen_content = true;
+        // Strip a trailing comment (only " #", as YAML requires whitespace before it).
+        let body = match trimmed.find(" #") {
+            Some(i) => trimmed[..i].trim_end(),
+            None => trimmed,
+        };
+        if re(r"[:-]\s*[|>][-+0-9]*$").is_match(body) || body == "|" || body == ">" {
+            block_indent = Some(indent);
+            continue;
+        }
+        // Strip sequence markers, then split `key: value`.
+        let mut rest = body;
+        while let Some(r) = rest.strip_prefix("- ") {
+            rest = r.trim_start();
+        }
+        if rest == "-" {
+            continue;
+        }
+        let (key, value) = match rest.find(": ") {
+            Some(i) => (Some(&rest[..i]), rest[i + 2..].trim()),
+            None => match rest.strip_suffix(':') {
+                Some(k) => (Some(k), ""),
+                None => (None, rest),
+            },
+        };
+        if let Some(k) = key
+            && WORDS.contains(&k.trim())
+        {
+            out.push(format!(
+                "doc#{doc} line {}: unquoted key `{}` is a boolean for kubectl (YAML 1.1); quote it",
+                n + 1,
+                k.trim()
+            ));
+        }
+        if WORDS.contains(&value) {
+            out.push(format!(
+                "doc#{doc} line {}: unquoted value `{value}` is a boolean for kubectl (YAML 1.1), a string here; quote it",
+                n + 1
+            ));
+        }
+    }
+    out
 }
 
 fn yaml_to_json(y: &serde_norway::Value, path: &str) -> Result<Json, String> {

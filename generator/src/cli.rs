@@ -1,0 +1,219 @@
+//! The command line: clap arguments in, exit code out. Each command loads and
+//! validates the plan first; errors stop it, warnings are printed and it goes on.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::finding::{self, Severity};
+use crate::render::{ExtensionApi, Manifests, RenderOptions};
+use crate::source::Source;
+use crate::topology::Topology;
+use crate::{drift, module, netplan, plan, render, validate};
+
+/// geolb turns one reviewed plan of a multi-region Istio mesh (regions, VPCs,
+/// vSwitches, clusters, networks, services and their failover/distribution rules)
+/// into a validated network plan and the Istio manifests the geolb filter relies on,
+/// laid out for a GitOps repository (Argo CD, Flux).
+///
+/// Typical CI: `geolb validate plan.yaml && geolb check plan.yaml manifests/`.
+/// Exit codes: 0 success (warnings may be printed), 1 the plan has errors or the
+/// manifests drifted, 2 wrong command-line usage.
+#[derive(Debug, Parser)]
+#[command(name = "geolb", version, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check a plan and report every problem at once: CIDR collisions between
+    /// connected VPCs and clusters, unknown or duplicate names, weights that do not
+    /// add up, failover to regions where a service does not run, missing east-west
+    /// gateways. Each finding shows file:line:column, the field path and a hint.
+    Validate {
+        /// The plan file (YAML or JSON).
+        plan: PathBuf,
+    },
+    /// Write the manifests of a valid plan into DIR: `mesh/` (shared by every
+    /// cluster), `clusters/<name>/` (a kustomization including ../../mesh plus the
+    /// cluster's own objects) and `clusters/<name>/install/` (istioctl inputs).
+    /// Files geolb wrote before and no longer renders are removed.
+    Render {
+        /// The plan file (YAML or JSON).
+        plan: PathBuf,
+        /// Output directory, e.g. manifests/prod.
+        #[arg(short, long, value_name = "DIR")]
+        output: PathBuf,
+        #[command(flatten)]
+        options: RenderArgs,
+    },
+    /// Exit 1 with a unified diff when DIR differs from what `render` would write,
+    /// including extra and missing files: the drift gate for a GitOps CI.
+    Check {
+        /// The plan file (YAML or JSON).
+        plan: PathBuf,
+        /// The directory `render` wrote.
+        dir: PathBuf,
+        #[command(flatten)]
+        options: RenderArgs,
+    },
+    /// Print the network plan: per cluster its CIDRs, the node labels locality
+    /// needs, the security-group rules it needs (Flannel peers: their Pod CIDRs;
+    /// Terway peers: their vSwitch CIDRs) and the remote secrets its istiod needs.
+    Plan {
+        /// The plan file (YAML or JSON).
+        plan: PathBuf,
+        /// `table` for people, `json` for machines.
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Print the plan file's JSON Schema (for editor completion).
+    Schema,
+}
+
+#[derive(Debug, clap::Args)]
+struct RenderArgs {
+    /// Istio API carrying the filter: `wasmplugin`, or `trafficextension` (Istio 1.30+).
+    #[arg(long, value_enum, default_value_t = ExtensionApi::Wasmplugin)]
+    extension_api: ExtensionApi,
+    /// Local copy of a file:// module to hash for the sha256 pin (default: the plan's
+    /// filter.localModule, else wasm-out/geolb_filter.wasm). Ignored when the plan
+    /// sets filter.sha256.
+    #[arg(long, value_name = "PATH")]
+    wasm: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Table,
+    Json,
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let mut out = std::io::stdout().lock();
+    let mut err = std::io::stderr().lock();
+    let code = execute(cli, color, &mut out, &mut err);
+    let _ = out.flush();
+    ExitCode::from(code)
+}
+
+fn execute(cli: Cli, color: bool, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    match cli.command {
+        Command::Schema => {
+            let text = serde_json::to_string_pretty(&plan::json_schema()).unwrap_or_default();
+            let _ = writeln!(out, "{text}");
+            0
+        }
+        Command::Validate { plan } => {
+            let Some((source, checked)) = load(&plan, color, err) else { return 1 };
+            let errors = checked.findings.iter().filter(|f| f.severity == Severity::Error).count();
+            let warnings = checked.findings.len() - errors;
+            let _ = writeln!(err, "{}: {errors} error(s), {warnings} warning(s)", source.name());
+            u8::from(errors > 0)
+        }
+        Command::Render { plan, output, options } => {
+            let Some(manifests) = rendered(&plan, &options, color, err) else { return 1 };
+            match drift::write(&manifests, &output) {
+                Ok(()) => {
+                    let _ = writeln!(err, "wrote {} files to {}", manifests.len(), output.display());
+                    0
+                }
+                Err(e) => {
+                    let _ = writeln!(err, "error: cannot write {}: {e}", output.display());
+                    1
+                }
+            }
+        }
+        Command::Check { plan, dir, options } => {
+            let Some(manifests) = rendered(&plan, &options, color, err) else { return 1 };
+            match drift::compare(&manifests, &dir) {
+                Ok(d) if d.is_clean() => {
+                    let _ = writeln!(err, "{} is up to date ({} files)", dir.display(), manifests.len());
+                    0
+                }
+                Ok(d) => {
+                    for diff in &d.diffs {
+                        let _ = write!(out, "{diff}");
+                    }
+                    let _ = writeln!(
+                        err,
+                        "error: {} has drifted from the plan: {} file(s) differ\n  help: run `geolb render {} -o {}` and commit the result",
+                        dir.display(),
+                        d.diffs.len(),
+                        plan.display(),
+                        dir.display()
+                    );
+                    1
+                }
+                Err(e) => {
+                    let _ = writeln!(err, "error: cannot read {}: {e}", dir.display());
+                    1
+                }
+            }
+        }
+        Command::Plan { plan, output } => {
+            let Some((_, checked)) = load(&plan, color, err) else { return 1 };
+            if checked.has_errors() {
+                return 1;
+            }
+            let Some(parsed) = checked.plan else { return 1 };
+            let report = netplan::build(&Topology::new(&parsed));
+            let text = match output {
+                Output::Table => netplan::table(&report),
+                Output::Json => serde_json::to_string_pretty(&report).map(|t| t + "\n").unwrap_or_default(),
+            };
+            let _ = write!(out, "{text}");
+            0
+        }
+    }
+}
+
+/// Reads and validates a plan, printing every finding. `None` when unreadable.
+fn load(path: &Path, color: bool, err: &mut dyn Write) -> Option<(Source, validate::Checked)> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = writeln!(err, "error: cannot read plan {}: {e}", path.display());
+            return None;
+        }
+    };
+    let source = Source::new(path.display().to_string(), text);
+    let checked = validate::check(&source);
+    for f in &checked.findings {
+        let _ = write!(err, "{}", finding::render(&f.locate(&source), color));
+    }
+    Some((source, checked))
+}
+
+/// Loads, validates and renders; `None` after printing why not.
+fn rendered(path: &Path, args: &RenderArgs, color: bool, err: &mut dyn Write) -> Option<Manifests> {
+    let (_, checked) = load(path, color, err)?;
+    if checked.has_errors() {
+        let _ = writeln!(err, "error: the plan has errors; nothing rendered");
+        return None;
+    }
+    let parsed = checked.plan?;
+    let plan_dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let sha256 = match module::sha256(&parsed.filter, plan_dir, args.wasm.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = write!(err, "{}", finding::render(&e, color));
+            return None;
+        }
+    };
+    let options = RenderOptions { extension_api: args.extension_api, sha256 };
+    match render::render(&Topology::new(&parsed), &options) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            let _ = write!(err, "{}", finding::render(&e, color));
+            None
+        }
+    }
+}

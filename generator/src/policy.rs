@@ -1,0 +1,78 @@
+//! The filter's policy, built from the plan with the pure crate's wire types and
+//! serialized by serde: the WasmPlugin `pluginConfig` is never hand-templated.
+
+use geolb_policy::units::WholeNumber;
+use geolb_policy::wire::{self, HealthSettings};
+use geolb_policy::API_VERSION;
+
+use crate::plan::{Health, Service};
+use crate::topology::Topology;
+
+/// The policy for proxies of the mesh; `source_region` pins the region of gateways
+/// whose node carries no locality.
+pub fn wire_policy(topo: &Topology<'_>, source_region: Option<&str>) -> wire::Policy {
+    let plan = topo.plan;
+    wire::Policy {
+        api_version: API_VERSION.to_owned(),
+        regions: topo.regions().into_iter().map(str::to_owned).collect(),
+        routing_header: plan.filter.routing_header.clone(),
+        source_region: source_region.map(str::to_owned),
+        health: plan.filter.health.as_ref().map(health),
+        services: plan.services.iter().map(|s| service(topo, s)).collect(),
+    }
+}
+
+/// The name a service has in the policy (stats, logs): `name.namespace`.
+pub fn policy_name(service: &Service) -> String {
+    format!("{}.{}", service.name, service.namespace)
+}
+
+fn service(topo: &Topology<'_>, s: &Service) -> wire::Service {
+    let traffic = s.traffic.clone().unwrap_or_default();
+    wire::Service {
+        name: policy_name(s),
+        hosts: vec![Topology::service_host(s)],
+        regions: topo.service_regions(s).into_iter().map(str::to_owned).collect(),
+        failover: traffic.failover,
+        distribute: traffic
+            .distribute
+            .into_iter()
+            .map(|(from, to)| (from, to.into_iter().map(|(r, w)| (r, WholeNumber(w))).collect()))
+            .collect(),
+        health: s.health.as_ref().map(health),
+    }
+}
+
+fn health(h: &Health) -> HealthSettings {
+    HealthSettings {
+        consecutive_failures: h.consecutive_failures.map(WholeNumber),
+        base_ejection_time: h.base_ejection_time.clone(),
+        max_ejection_time: h.max_ejection_time.clone(),
+        recovery_ramp: h.recovery_ramp.clone(),
+        failure_status_codes: h.failure_status_codes.as_ref().map(|c| c.iter().copied().map(WholeNumber).collect()),
+        failure_response_flags: h.failure_response_flags.clone(),
+    }
+}
+
+/// Maps a policy field path back to the plan field it came from.
+pub fn plan_path_of(policy_path: &str) -> String {
+    if let Some(rest) = policy_path.strip_prefix("health") {
+        return format!("filter.health{rest}");
+    }
+    if policy_path.starts_with("routingHeader") {
+        return String::from("filter.routingHeader");
+    }
+    if let Some(rest) = policy_path.strip_prefix("services[") {
+        if let Some((index, tail)) = rest.split_once(']') {
+            let tail = if tail.starts_with(".failover") || tail.starts_with(".distribute") {
+                format!(".traffic{tail}")
+            } else if tail.starts_with(".health") {
+                tail.to_owned()
+            } else {
+                String::new()
+            };
+            return format!("services[{index}]{tail}");
+        }
+    }
+    String::new()
+}

@@ -1,0 +1,490 @@
+//! Rendering: a validated plan becomes the GitOps tree — `mesh/` with what every
+//! cluster shares, `clusters/<name>/` with what is cluster-specific and a
+//! kustomization that pulls in `../../mesh`, `clusters/<name>/install/` with
+//! istioctl install inputs. Only sorted maps feed the templates: byte-identical output.
+
+mod templates;
+pub mod yaml;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::plan::{ClusterRole, ControlPlaneMode, FailStrategy, Phase, Service};
+use crate::policy::wire_policy;
+use crate::topology::{DEFAULT_EAST_WEST_PORT, Topology};
+use geolb_policy::DEFAULT_ROUTING_HEADER;
+
+/// Rendered files: path relative to the output directory -> content.
+pub type Manifests = BTreeMap<String, String>;
+
+/// Which Istio API carries the filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ExtensionApi {
+    /// `WasmPlugin` (every Istio version geolb targets).
+    #[default]
+    Wasmplugin,
+    /// `TrafficExtension` (Istio 1.30+; supersedes WasmPlugin).
+    Trafficextension,
+}
+
+/// Inputs of a render besides the plan.
+#[derive(Debug, Clone)]
+pub struct RenderOptions {
+    /// Which API carries the filter.
+    pub extension_api: ExtensionApi,
+    /// The module's SHA-256 (from the plan, or computed from the local file).
+    pub sha256: String,
+}
+
+/// Why rendering failed (a bug: validated plans always render).
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum RenderError {
+    /// A template failed.
+    #[error("template {template} failed: {source}")]
+    #[diagnostic(code(geolb::render::template), help("this is a bug in geolb; please report it with the plan"))]
+    Template {
+        /// Template id.
+        template: &'static str,
+        /// minijinja's error.
+        #[source]
+        source: minijinja::Error,
+    },
+    /// `--extension-api trafficextension` on a mesh older than 1.30.
+    #[error("TrafficExtension needs Istio 1.30 or newer, but mesh {mesh} targets {version}")]
+    #[diagnostic(code(geolb::render::extension_api), help("use --extension-api wasmplugin, or raise meshes[].istioVersion"))]
+    ExtensionApi {
+        /// The mesh.
+        mesh: String,
+        /// Its target.
+        version: String,
+    },
+}
+
+/// Subset name of a region (the e2e harness and the filter rely on it).
+pub fn region_subset(region: &str) -> String {
+    format!("geolb-{region}")
+}
+
+const DEFAULT_RETRY_ON: &str = "connect-failure,refused-stream,unavailable,cancelled,503";
+const DEFAULT_PLUGIN_NAME: &str = "geolb";
+const GATEWAY_NAMESPACE: &str = "istio-system";
+
+struct Renderer<'t, 'p> {
+    env: minijinja::Environment<'static>,
+    topo: &'t Topology<'p>,
+    options: &'t RenderOptions,
+    files: Manifests,
+}
+
+/// Renders every manifest of a validated plan.
+pub fn render(topo: &Topology<'_>, options: &RenderOptions) -> Result<Manifests, RenderError> {
+    if options.extension_api == ExtensionApi::Trafficextension {
+        for mesh in &topo.plan.meshes {
+            let version = mesh.istio_version.clone().unwrap_or_else(|| crate::plan::DEFAULT_ISTIO_VERSION.to_owned());
+            if crate::validate::target_minor(Some(&version)) < 30 {
+                return Err(RenderError::ExtensionApi { mesh: mesh.name.clone(), version });
+            }
+        }
+    }
+    let env = templates::environment().map_err(|source| RenderError::Template { template: "(loading)", source })?;
+    let mut r = Renderer { env, topo, options, files: Manifests::new() };
+    let mesh_files = r.mesh_wide()?;
+    r.kustomization("mesh", mesh_files)?;
+    for cluster in &topo.plan.clusters {
+        let mut resources = vec![String::from("../../mesh")];
+        resources.extend(r.cluster(cluster)?);
+        r.kustomization(&format!("clusters/{}", cluster.name), resources)?;
+    }
+    Ok(r.files)
+}
+
+impl Renderer<'_, '_> {
+    fn emit(&mut self, path: String, template: &'static str, context: impl Serialize) -> Result<(), RenderError> {
+        let text = self
+            .env
+            .get_template(template)
+            .and_then(|t| t.render(context))
+            .map_err(|source| RenderError::Template { template, source })?;
+        self.files.insert(path, text);
+        Ok(())
+    }
+
+    fn kustomization(&mut self, dir: &str, resources: Vec<String>) -> Result<(), RenderError> {
+        let resources: BTreeSet<String> = resources.into_iter().collect();
+        self.emit(format!("{dir}/kustomization.yaml"), templates::KUSTOMIZATION, json!({ "resources": resources }))
+    }
+
+    fn header(&self) -> String {
+        self.topo.plan.filter.routing_header.clone().unwrap_or_else(|| DEFAULT_ROUTING_HEADER.to_owned())
+    }
+
+    /// Files every cluster applies: per service DR + VS, the app WasmPlugins, the
+    /// ingress Gateways and their routes, the cross-network Gateway.
+    fn mesh_wide(&mut self) -> Result<Vec<String>, RenderError> {
+        let plan = self.topo.plan;
+        let mut resources = Vec::new();
+        for service in &plan.services {
+            let dr = format!("{}/destinationrule-{}.yaml", service.namespace, service.name);
+            self.emit(format!("mesh/{dr}"), templates::DESTINATION_RULE, self.destination_rule(service))?;
+            resources.push(dr);
+            let vs = format!("{}/virtualservice-{}.yaml", service.namespace, service.name);
+            self.emit(format!("mesh/{vs}"), templates::VIRTUAL_SERVICE, self.virtual_service(service))?;
+            resources.push(vs);
+        }
+        // The app namespaces' filter.
+        let namespaces: BTreeSet<&str> = if plan.filter.namespaces.is_empty() {
+            plan.services.iter().map(|s| s.namespace.as_str()).collect()
+        } else {
+            plan.filter.namespaces.iter().map(String::as_str).collect()
+        };
+        let policy = serde_json::to_value(wire_policy(self.topo, None)).unwrap_or(Value::Null);
+        for ns in namespaces {
+            let (path, template, ctx) = self.extension(ns, self.plugin_name(), &plan.filter.workload_selector, &policy);
+            self.emit(format!("mesh/{path}"), template, ctx)?;
+            resources.push(path);
+        }
+        for gw in &plan.gateways {
+            let selector = gateway_selector(&gw.selector);
+            let hosts: Vec<&str> = if gw.hosts.is_empty() { vec!["*"] } else { gw.hosts.iter().map(String::as_str).collect() };
+            let servers = json!([{ "port": { "number": gw.port.unwrap_or(80), "name": "http", "protocol": "HTTP" }, "hosts": hosts }]);
+            let path = format!("{}/gateway-{}.yaml", gw.namespace, gw.name);
+            self.emit(
+                format!("mesh/{path}"),
+                templates::GATEWAY,
+                json!({ "name": gw.name, "namespace": gw.namespace, "selector": selector, "servers": servers }),
+            )?;
+            resources.push(path);
+            let path = format!("{}/virtualservice-{}.yaml", gw.namespace, gw.name);
+            self.emit(format!("mesh/{path}"), templates::VIRTUAL_SERVICE, self.ingress_routes(gw, &hosts))?;
+            resources.push(path);
+        }
+        if self.topo.multi_network() {
+            let servers = json!([{ "port": { "number": 15443, "name": "tls", "protocol": "TLS" }, "tls": { "mode": "AUTO_PASSTHROUGH" }, "hosts": ["*.local"] }]);
+            let path = String::from("istio-system/gateway-cross-network-gateway.yaml");
+            self.emit(
+                format!("mesh/{path}"),
+                templates::GATEWAY,
+                json!({ "name": "cross-network-gateway", "namespace": "istio-system", "selector": { "istio": "eastwestgateway" }, "servers": servers }),
+            )?;
+            resources.push(path);
+        }
+        Ok(resources)
+    }
+
+    fn plugin_name(&self) -> String {
+        self.topo.plan.filter.name.clone().unwrap_or_else(|| DEFAULT_PLUGIN_NAME.to_owned())
+    }
+
+    /// WasmPlugin or TrafficExtension for one namespace.
+    fn extension(
+        &self,
+        namespace: &str,
+        name: String,
+        selector: &BTreeMap<String, String>,
+        policy: &Value,
+    ) -> (String, &'static str, Value) {
+        let f = &self.topo.plan.filter;
+        let (kind, template, phase) = match self.options.extension_api {
+            ExtensionApi::Wasmplugin => ("wasmplugin", templates::WASM_PLUGIN, phase_text(f.phase, "UNSPECIFIED_PHASE")),
+            ExtensionApi::Trafficextension => ("trafficextension", templates::TRAFFIC_EXTENSION, phase_text(f.phase, "UNSPECIFIED")),
+        };
+        let ctx = json!({
+            "name": name,
+            "namespace": namespace,
+            "selector": selector,
+            "url": f.url,
+            "sha256": self.options.sha256,
+            "plugin_name": self.plugin_name(),
+            "fail_strategy": f.fail_strategy.unwrap_or(FailStrategy::FailOpen).as_str(),
+            "phase": phase,
+            "priority": f.priority.unwrap_or(10),
+            "policy": policy,
+        });
+        (format!("{namespace}/{kind}-{name}.yaml"), template, ctx)
+    }
+
+    fn outlier_detection(service: &Service) -> Value {
+        let od = service.outlier_detection.clone().unwrap_or_default();
+        let mut v = serde_json::to_value(&od).unwrap_or_else(|_| json!({}));
+        if let Value::Object(map) = &mut v {
+            map.entry("consecutive5xxErrors").or_insert(json!(5));
+            map.entry("interval").or_insert(json!("10s"));
+            map.entry("baseEjectionTime").or_insert(json!("30s"));
+            map.entry("maxEjectionPercent").or_insert(json!(100));
+        }
+        v
+    }
+
+    /// Label that puts region `region` first in its subset's failoverPriority. On
+    /// multi-network meshes endpoints behind an east-west gateway carry only network
+    /// and cluster labels (istio/istio#49500): when a region is exactly one network,
+    /// the network label says the same thing and also matches those endpoints.
+    fn priority_label(&self, region: &str) -> String {
+        if self.topo.multi_network() {
+            let networks = self.topo.region_networks(region);
+            if let (1, Some(network)) = (networks.len(), networks.first()) {
+                let regions = self.topo.network_regions(network);
+                if regions.len() == 1 && regions.contains(region) {
+                    return format!("topology.istio.io/network={network}");
+                }
+            }
+        }
+        format!("topology.kubernetes.io/region={region}")
+    }
+
+    fn destination_rule(&self, service: &Service) -> Value {
+        let outlier = Self::outlier_detection(service);
+        let pool = service.connection_pool.as_ref().and_then(|p| serde_json::to_value(p).ok());
+        let traffic = service.traffic.clone().unwrap_or_default();
+        // Native failover: first hop of each chain (Istio takes one `to` per `from`).
+        let failover: Vec<Value> = traffic
+            .failover
+            .iter()
+            .filter_map(|(from, chain)| chain.first().map(|to| json!({ "from": from, "to": to })))
+            .collect();
+        let mut lb = json!({ "enabled": true });
+        if !failover.is_empty() {
+            lb["failover"] = Value::Array(failover);
+        }
+        let mut top = json!({ "outlierDetection": outlier, "loadBalancer": { "localityLbSetting": lb } });
+        if let Some(pool) = &pool {
+            top["connectionPool"] = pool.clone();
+        }
+        let mut subsets = Vec::new();
+        for region in self.topo.service_regions(service) {
+            let mut tp = json!({
+                "loadBalancer": { "localityLbSetting": { "enabled": true, "failoverPriority": [self.priority_label(region)] } },
+                "outlierDetection": outlier,
+            });
+            if let Some(pool) = &pool {
+                tp["connectionPool"] = pool.clone();
+            }
+            subsets.push(json!({ "name": region_subset(region), "labels": {}, "traffic_policy": tp }));
+        }
+        for version in &service.versions {
+            let labels = if version.labels.is_empty() {
+                BTreeMap::from([(String::from("version"), version.name.clone())])
+            } else {
+                version.labels.clone()
+            };
+            subsets.push(json!({ "name": version.name, "labels": labels, "traffic_policy": {} }));
+        }
+        json!({
+            "name": service.name,
+            "namespace": service.namespace,
+            "host": Topology::service_host(service),
+            "traffic_policy": top,
+            "subsets": subsets,
+        })
+    }
+
+    fn retries(service: &Service) -> Value {
+        let r = service.retries.clone().unwrap_or_default();
+        let mut v = json!({
+            "attempts": r.attempts.unwrap_or(2),
+            "retryOn": r.retry_on.unwrap_or_else(|| DEFAULT_RETRY_ON.to_owned()),
+            "retryRemoteLocalities": true,
+        });
+        if let Some(t) = r.per_try_timeout {
+            v["perTryTimeout"] = json!(t.as_str());
+        }
+        v
+    }
+
+    fn virtual_service(&self, service: &Service) -> Value {
+        let host = Topology::service_host(service);
+        let header = self.header();
+        let mut routes: Vec<Value> = self
+            .topo
+            .service_regions(service)
+            .into_iter()
+            .map(|region| {
+                json!({
+                    "name": region_subset(region),
+                    "match": [{ "headers": { header.clone(): { "exact": region } } }],
+                    "host": host,
+                    "port": service.port,
+                    "subset": region_subset(region),
+                })
+            })
+            .collect();
+        routes.push(json!({ "name": "geolb-fallback", "match": [], "host": host, "port": service.port, "subset": "" }));
+        json!({
+            "name": service.name,
+            "namespace": service.namespace,
+            "hosts": [host],
+            "gateways": [],
+            "header": header,
+            "retries": Self::retries(service),
+            "routes": routes,
+        })
+    }
+
+    /// The ingress gateway's routes: per service and region the path matches plus
+    /// the routing header, then the same paths without it (fail-open).
+    fn ingress_routes(&self, gw: &crate::plan::IngressGateway, hosts: &[&str]) -> Value {
+        let header = self.header();
+        let mut routes = Vec::new();
+        for route in &gw.routes {
+            let Some(service) = self.topo.service(&route.service) else { continue };
+            let host = Topology::service_host(service);
+            let uris: Vec<Value> = route
+                .exact
+                .iter()
+                .map(|p| json!({ "exact": p }))
+                .chain(route.prefix.iter().map(|p| json!({ "prefix": p })))
+                .collect();
+            for region in self.topo.service_regions(service) {
+                let matches: Vec<Value> =
+                    uris.iter().map(|u| json!({ "uri": u, "headers": { header.clone(): { "exact": region } } })).collect();
+                routes.push(json!({
+                    "name": format!("{}-{}", service.name, region_subset(region)),
+                    "match": matches, "host": host, "port": service.port, "subset": region_subset(region),
+                }));
+            }
+            let matches: Vec<Value> = uris.iter().map(|u| json!({ "uri": u })).collect();
+            routes.push(json!({ "name": format!("{}-geolb-fallback", service.name), "match": matches, "host": host, "port": service.port, "subset": "" }));
+        }
+        json!({
+            "name": gw.name,
+            "namespace": gw.namespace,
+            "hosts": hosts,
+            "gateways": [gw.name],
+            "header": header,
+            "retries": Self::retries_default(),
+            "routes": routes,
+        })
+    }
+
+    fn retries_default() -> Value {
+        json!({ "attempts": 2, "retryOn": DEFAULT_RETRY_ON, "retryRemoteLocalities": true })
+    }
+
+    /// A cluster's own files; returns the kustomize resources among them.
+    fn cluster(&mut self, cluster: &crate::plan::Cluster) -> Result<Vec<String>, RenderError> {
+        let topo = self.topo;
+        let plan = topo.plan;
+        let dir = format!("clusters/{}", cluster.name);
+        let mut resources = Vec::new();
+        let network = topo.network_of(cluster);
+        let role = topo.role_of(cluster);
+        let mesh = topo.mesh_of(cluster);
+        let mode = mesh.map(|m| m.control_plane);
+
+        if let Some(network) = network {
+            self.emit(
+                format!("{dir}/istio-system/namespace.yaml"),
+                templates::NAMESPACE,
+                json!({ "name": "istio-system", "labels": { "topology.istio.io/network": network } }),
+            )?;
+            resources.push(String::from("istio-system/namespace.yaml"));
+        }
+        // The ingress gateways' filter, source region pinned to this cluster's.
+        if plan.filter.gateways.unwrap_or(true) && !plan.gateways.is_empty() {
+            let policy = serde_json::to_value(wire_policy(topo, Some(&cluster.region))).unwrap_or(Value::Null);
+            let mut seen = BTreeSet::new();
+            for gw in &plan.gateways {
+                let ns = gw.workload_namespace.clone().unwrap_or_else(|| GATEWAY_NAMESPACE.to_owned());
+                let selector = gateway_selector(&gw.selector);
+                if !seen.insert((ns.clone(), selector.clone())) {
+                    continue;
+                }
+                let name = format!("{}-{}", self.plugin_name(), gw.name);
+                let (path, template, ctx) = self.extension(&ns, name, &selector, &policy);
+                self.emit(format!("{dir}/{path}"), template, ctx)?;
+                resources.push(path);
+            }
+        }
+        if role == ClusterRole::Primary && mode == Some(ControlPlaneMode::PrimaryRemote) && cluster.east_west_gateway.is_some() {
+            self.emit(format!("{dir}/istio-system/istiod-exposure.yaml"), templates::ISTIOD_EXPOSURE, json!({}))?;
+            resources.push(String::from("istio-system/istiod-exposure.yaml"));
+        }
+
+        // Install inputs (not kustomize resources).
+        let mut global = json!({ "multiCluster": { "clusterName": cluster.name } });
+        if let Some(m) = mesh {
+            global["meshID"] = json!(m.mesh_id.clone().unwrap_or_else(|| m.name.clone()));
+        }
+        if let Some(n) = network {
+            global["network"] = json!(n);
+        }
+        let mesh_networks = self.mesh_networks();
+        let mut values = json!({ "global": global });
+        let profile = match role {
+            ClusterRole::Primary => {
+                if let Some(mn) = &mesh_networks {
+                    values["global"]["meshNetworks"] = mn.clone();
+                }
+                "default"
+            }
+            ClusterRole::Remote => {
+                if let Some(addr) = &cluster.istiod_address {
+                    values["global"]["remotePilotAddress"] = json!(addr);
+                }
+                let net = network.map(|n| format!("/net/{n}")).unwrap_or_default();
+                values["istiodRemote"] = json!({ "injectionPath": format!("/inject/cluster/{}{net}", cluster.name) });
+                "remote"
+            }
+        };
+        self.emit(
+            format!("{dir}/install/istiooperator.yaml"),
+            templates::ISTIO_OPERATOR,
+            json!({ "name": cluster.name, "profile": profile, "values": values }),
+        )?;
+        if let (Some(network), Some(gw)) = (network, &cluster.east_west_gateway) {
+            let annotations: BTreeMap<&str, &str> = if cluster.load_balancer_pools.is_empty() {
+                BTreeMap::new()
+            } else {
+                BTreeMap::from([("metallb.universe.tf/loadBalancerIPs", gw.address.as_str())])
+            };
+            self.emit(
+                format!("{dir}/install/eastwest-gateway.yaml"),
+                templates::EAST_WEST_GATEWAY,
+                json!({ "network": network, "port": gw.port.unwrap_or(DEFAULT_EAST_WEST_PORT), "service_annotations": annotations }),
+            )?;
+        }
+        if let (ClusterRole::Primary, Some(mn)) = (role, mesh_networks) {
+            self.emit(format!("{dir}/install/meshnetworks.yaml"), templates::MESH_NETWORKS, json!({ "mesh_networks": mn }))?;
+        }
+        Ok(resources)
+    }
+
+    /// `networks:` of meshNetworks, for multi-network meshes.
+    fn mesh_networks(&self) -> Option<Value> {
+        if !self.topo.multi_network() {
+            return None;
+        }
+        let mut networks = serde_json::Map::new();
+        let names: BTreeSet<&str> = self.topo.plan.clusters.iter().filter_map(|c| self.topo.network_of(c)).collect();
+        for network in names {
+            let clusters = self.topo.clusters_in_network(network);
+            let endpoints: Vec<Value> = clusters.iter().map(|c| json!({ "fromRegistry": c.name })).collect();
+            let gateways: Vec<Value> = clusters
+                .iter()
+                .filter_map(|c| c.east_west_gateway.as_ref())
+                .map(|g| json!({ "address": g.address, "port": g.port.unwrap_or(DEFAULT_EAST_WEST_PORT) }))
+                .collect();
+            networks.insert(network.to_owned(), json!({ "endpoints": endpoints, "gateways": gateways }));
+        }
+        Some(json!({ "networks": networks }))
+    }
+}
+
+fn gateway_selector(selector: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    if selector.is_empty() {
+        BTreeMap::from([(String::from("istio"), String::from("ingressgateway"))])
+    } else {
+        selector.clone()
+    }
+}
+
+fn phase_text(phase: Option<Phase>, unspecified: &'static str) -> &'static str {
+    match phase.unwrap_or(Phase::Stats) {
+        Phase::Unspecified => unspecified,
+        Phase::Authn => "AUTHN",
+        Phase::Authz => "AUTHZ",
+        Phase::Stats => "STATS",
+    }
+}

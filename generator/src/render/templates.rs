@@ -1,0 +1,68 @@
+//! The embedded templates: one minijinja environment, strict about undefined values,
+//! `.yaml.j2` names so every `{{ value }}` is JSON-quoted (valid YAML, no injection).
+
+use minijinja::{Environment, UndefinedBehavior, Value};
+
+use super::yaml;
+
+/// Template id of a kind of manifest.
+pub type TemplateId = &'static str;
+
+/// DestinationRule of a service.
+pub const DESTINATION_RULE: TemplateId = "destinationrule.yaml.j2";
+/// VirtualService (service routes, or an ingress gateway's routes).
+pub const VIRTUAL_SERVICE: TemplateId = "virtualservice.yaml.j2";
+/// WasmPlugin carrying the policy.
+pub const WASM_PLUGIN: TemplateId = "wasmplugin.yaml.j2";
+/// TrafficExtension carrying the policy (Istio 1.30+).
+pub const TRAFFIC_EXTENSION: TemplateId = "trafficextension.yaml.j2";
+/// Gateway (ingress or cross-network).
+pub const GATEWAY: TemplateId = "gateway.yaml.j2";
+/// istiod exposure for remote clusters.
+pub const ISTIOD_EXPOSURE: TemplateId = "istiod-exposure.yaml.j2";
+/// Namespace with labels.
+pub const NAMESPACE: TemplateId = "namespace.yaml.j2";
+/// Per-cluster IstioOperator install values.
+pub const ISTIO_OPERATOR: TemplateId = "istiooperator.yaml.j2";
+/// East-west gateway IstioOperator.
+pub const EAST_WEST_GATEWAY: TemplateId = "eastwest-gateway.yaml.j2";
+/// meshNetworks in the `istio` ConfigMap.
+pub const MESH_NETWORKS: TemplateId = "meshnetworks.yaml.j2";
+/// kustomization.yaml.
+pub const KUSTOMIZATION: TemplateId = "kustomization.yaml.j2";
+
+const SOURCES: &[(TemplateId, &str)] = &[
+    ("header.yaml.j2", include_str!("../../templates/header.yaml.j2")),
+    (DESTINATION_RULE, include_str!("../../templates/destinationrule.yaml.j2")),
+    (VIRTUAL_SERVICE, include_str!("../../templates/virtualservice.yaml.j2")),
+    (WASM_PLUGIN, include_str!("../../templates/wasmplugin.yaml.j2")),
+    (TRAFFIC_EXTENSION, include_str!("../../templates/trafficextension.yaml.j2")),
+    (GATEWAY, include_str!("../../templates/gateway.yaml.j2")),
+    (ISTIOD_EXPOSURE, include_str!("../../templates/istiod-exposure.yaml.j2")),
+    (NAMESPACE, include_str!("../../templates/namespace.yaml.j2")),
+    (ISTIO_OPERATOR, include_str!("../../templates/istiooperator.yaml.j2")),
+    (EAST_WEST_GATEWAY, include_str!("../../templates/eastwest-gateway.yaml.j2")),
+    (MESH_NETWORKS, include_str!("../../templates/meshnetworks.yaml.j2")),
+    (KUSTOMIZATION, include_str!("../../templates/kustomization.yaml.j2")),
+];
+
+/// The environment with every template loaded.
+pub fn environment() -> Result<Environment<'static>, minijinja::Error> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_trim_blocks(true);
+    env.set_lstrip_blocks(true);
+    env.set_keep_trailing_newline(true);
+    env.add_filter("yaml", yaml_filter);
+    for (id, text) in SOURCES {
+        env.add_template(id, text)?;
+    }
+    Ok(env)
+}
+
+/// `{{ value | yaml(indent) }}`: a nested value as block YAML (see [`yaml::block`]).
+fn yaml_filter(value: Value, indent: usize) -> Result<Value, minijinja::Error> {
+    let json = serde_json::to_value(&value)
+        .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, format!("not serializable: {e}")))?;
+    Ok(Value::from_safe_string(yaml::block(&json, indent)))
+}

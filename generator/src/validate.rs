@@ -1,0 +1,179 @@
+//! Plan validation: every problem at once, each located by field path.
+//!
+//! Shape errors (unknown field, wrong type) come from serde and stop at the first;
+//! everything else is checked here on the parsed plan, one domain per module.
+
+mod mesh;
+pub(crate) use mesh::target_minor;
+mod network;
+mod traffic;
+
+use std::collections::BTreeMap;
+
+use crate::finding::{Finding, Severity};
+use crate::plan::{API_VERSION, KIND, Plan};
+use crate::source::{FieldPath, Source};
+use crate::topology::Topology;
+
+/// The result of loading and checking a plan.
+#[derive(Debug)]
+pub struct Checked {
+    /// The plan, when it parsed.
+    pub plan: Option<Plan>,
+    /// Errors and warnings, errors first, then in source order.
+    pub findings: Vec<Finding>,
+}
+
+impl Checked {
+    /// Whether any finding is an error.
+    pub fn has_errors(&self) -> bool {
+        self.findings.iter().any(|f| f.severity == Severity::Error)
+    }
+}
+
+/// Parses and validates the plan in `source`.
+pub fn check(source: &Source) -> Checked {
+    let plan = match Plan::from_text(source.text()) {
+        Ok(plan) => plan,
+        Err(err) => return Checked { plan: None, findings: vec![shape_finding(source, &err)] },
+    };
+    let mut findings = validate(&plan);
+    findings.sort_by_key(|f| (f.severity, source.place(&f.path).map(|p| p.offset)));
+    Checked { plan: Some(plan), findings }
+}
+
+/// Validates a parsed plan (no source needed: findings carry field paths).
+pub fn validate(plan: &Plan) -> Vec<Finding> {
+    let mut c = Checker { topo: Topology::new(plan), findings: Vec::new() };
+    c.top_level();
+    network::check(&mut c);
+    mesh::check(&mut c);
+    traffic::check(&mut c);
+    c.findings
+}
+
+/// Turns a serde error into a finding at the field it points into.
+fn shape_finding(source: &Source, err: &serde_saphyr::Error) -> Finding {
+    let location = err.location();
+    let path = location
+        .map(|l| {
+            let line = usize::try_from(l.line()).unwrap_or(0);
+            let column = usize::try_from(l.column()).unwrap_or(0);
+            source.offset_of(line, column)
+        })
+        .and_then(|offset| source.path_at(offset))
+        .unwrap_or_default();
+    let text = err.without_snippet().to_string();
+    // The message repeats the position serde found; we show it in our own form.
+    let message = text.split(" at line ").next().unwrap_or(&text).trim().to_owned();
+    let hint = if message.contains("unknown field") {
+        "check the spelling against docs/plan.md (field names are camelCase)"
+    } else {
+        "the plan's shape is described in docs/plan.md and generator/plan.schema.json"
+    };
+    Finding::error(path, format!("the plan does not parse: {message}"), hint)
+}
+
+/// Shared state of the validation passes.
+pub(crate) struct Checker<'a> {
+    pub(crate) topo: Topology<'a>,
+    pub(crate) findings: Vec<Finding>,
+}
+
+impl<'a> Checker<'a> {
+    pub(crate) fn plan(&self) -> &'a Plan {
+        self.topo.plan
+    }
+
+    pub(crate) fn error(&mut self, path: FieldPath, message: impl Into<String>, hint: impl Into<String>) {
+        self.findings.push(Finding::error(path, message, hint));
+    }
+
+    pub(crate) fn warning(&mut self, path: FieldPath, message: impl Into<String>, hint: impl Into<String>) {
+        self.findings.push(Finding::warning(path, message, hint));
+    }
+
+    /// A DNS-1123 label (Kubernetes object names, namespaces, subsets).
+    pub(crate) fn dns_label(&mut self, path: FieldPath, what: &str, value: &str, max: usize) {
+        if let Err(why) = dns_label(value, max) {
+            self.error(
+                path,
+                format!("{what} {value:?} is not a valid DNS-1123 label: {why}"),
+                "use lowercase letters, digits and '-', starting and ending with a letter or digit",
+            );
+        }
+    }
+
+    /// Reports names that appear twice in one list.
+    pub(crate) fn unique<'n>(&mut self, what: &str, items: impl Iterator<Item = (FieldPath, &'n str)>) {
+        let mut seen: BTreeMap<&str, FieldPath> = BTreeMap::new();
+        for (path, name) in items {
+            if let Some(first) = seen.get(name) {
+                let message = format!("duplicate {what} {name:?} (first defined at {first})");
+                self.findings.push(Finding::error(path, message, format!("give each {what} a unique name")));
+            } else {
+                seen.insert(name, path);
+            }
+        }
+    }
+
+    /// Reports a reference to something not declared.
+    pub(crate) fn unknown(&mut self, path: FieldPath, what: &str, value: &str, known: &[&str]) {
+        let known = if known.is_empty() { String::from("none are declared") } else { format!("declared: {}", known.join(", ")) };
+        self.error(path, format!("unknown {what} {value:?}"), format!("{known}; fix the name or declare it"));
+    }
+
+    fn top_level(&mut self) {
+        let plan = self.plan();
+        let root = FieldPath::root();
+        if plan.api_version != API_VERSION {
+            self.error(
+                root.key("apiVersion"),
+                format!("apiVersion {:?} is not supported", plan.api_version),
+                format!("use {API_VERSION:?}"),
+            );
+        }
+        if plan.kind != KIND {
+            self.error(root.key("kind"), format!("kind {:?} is not a plan", plan.kind), format!("use {KIND:?}"));
+        }
+        for (field, empty) in [
+            ("meshes", plan.meshes.is_empty()),
+            ("regions", plan.regions.is_empty()),
+            ("clusters", plan.clusters.is_empty()),
+            ("services", plan.services.is_empty()),
+        ] {
+            if empty {
+                self.error(root.key(field), format!("{field} must not be empty"), format!("declare at least one entry in {field}"));
+            }
+        }
+        let regions = root.key("regions");
+        for (i, r) in plan.regions.iter().enumerate() {
+            // Regions become subset names `geolb-<region>`: 63 - 6 characters.
+            self.dns_label(regions.index(i).key("name"), "region", &r.name, 57);
+        }
+        self.unique("region", plan.regions.iter().enumerate().map(|(i, r)| (regions.index(i).key("name"), r.name.as_str())));
+        let networks = root.key("networks");
+        for (i, n) in plan.networks.iter().enumerate() {
+            self.dns_label(networks.index(i).key("name"), "network", &n.name, 63);
+        }
+        self.unique("network", plan.networks.iter().enumerate().map(|(i, n)| (networks.index(i).key("name"), n.name.as_str())));
+    }
+}
+
+/// DNS-1123 label rules; `max` is the length limit for this use.
+pub fn dns_label(value: &str, max: usize) -> Result<(), String> {
+    if value.is_empty() {
+        return Err(String::from("it is empty"));
+    }
+    if value.len() > max {
+        return Err(format!("longer than {max} characters"));
+    }
+    if !value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+        return Err(String::from("only lowercase letters, digits and '-' are allowed"));
+    }
+    let alnum = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if !alnum(value.bytes().next()) || !alnum(value.bytes().last()) {
+        return Err(String::from("must start and end with a letter or digit"));
+    }
+    Ok(())
+}
