@@ -92,6 +92,8 @@ pub struct Report {
     pub documents: usize,
     /// Number of CEL rule evaluations that ran to a boolean.
     pub cel_evaluations: usize,
+    /// Documents per `kind` (`<no kind>` when missing).
+    pub kinds: std::collections::BTreeMap<String, usize>,
 }
 
 impl Report {
@@ -110,6 +112,9 @@ impl Report {
         self.no_schema.extend(other.no_schema);
         self.documents += other.documents;
         self.cel_evaluations += other.cel_evaluations;
+        for (k, n) in other.kinds {
+            *self.kinds.entry(k).or_default() += n;
+        }
     }
 
     /// A readable multi-line summary of everything in the report.
@@ -122,6 +127,10 @@ impl Report {
             self.not_evaluated.len(),
             self.no_schema.len()
         );
+        if !self.kinds.is_empty() {
+            let kinds: Vec<String> = self.kinds.iter().map(|(k, n)| format!("{k}×{n}")).collect();
+            let _ = writeln!(s, "kinds: {}", kinds.join(", "));
+        }
         for (title, list) in [
             ("errors", &self.errors),
             ("CEL rules not evaluated", &self.not_evaluated),
@@ -439,6 +448,10 @@ impl Validator {
     pub fn validate_value(&self, doc: &Json, file_label: &str, index: usize, report: &mut Report) {
         report.documents += 1;
         let kind = doc.get("kind").and_then(Json::as_str).unwrap_or("");
+        *report
+            .kinds
+            .entry(if kind.is_empty() { "<no kind>" } else { kind }.to_owned())
+            .or_default() += 1;
         let name = doc
             .pointer("/metadata/name")
             .and_then(Json::as_str)
