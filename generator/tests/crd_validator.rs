@@ -1658,3 +1658,91 @@ fn yaml_1_1_booleans_that_kubectl_would_see_are_errors() {
     );
     v().validate_documents(&y, "cm.yaml").assert_clean();
 }
+
+/// A rule the library cannot evaluate is listed with its text and schema path, never skipped.
+#[test]
+fn unevaluable_rules_are_reported_with_path() {
+    let crd = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.geolb.io
+spec:
+  group: example.geolb.io
+  names: {kind: Widget, plural: widgets}
+  scope: Cluster
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            x-kubernetes-validations:
+            - rule: "self.size <"
+              message: broken syntax
+            properties:
+              memory:
+                type: string
+                x-kubernetes-validations:
+                - rule: "quantity(self).isGreaterThan(quantity('1Mi'))"
+                  message: at least 1Mi
+              port:
+                type: integer
+                x-kubernetes-validations:
+                - rule: "self <= 65535"
+                  message: port too large
+  - name: v0
+    served: false
+    storage: false
+    schema:
+      openAPIV3Schema: {type: object}
+"#;
+    let val = Validator::from_crd_yaml(crd, "widgets.yaml");
+    let bad = val.unevaluable_rules();
+    assert_eq!(bad.len(), 2, "{bad:#?}");
+    assert!(
+        bad.iter().any(
+            |b| b.contains("Widget example.geolb.io/v1 spec: \"self.size <\"")
+                && b.contains("parse error")
+        ),
+        "{bad:#?}"
+    );
+    assert!(
+        bad.iter()
+            .any(|b| b.contains("spec.memory") && b.contains("quantity")),
+        "{bad:#?}"
+    );
+    assert_eq!(
+        val.kinds(),
+        vec![("example.geolb.io/v1".to_owned(), "Widget".to_owned())],
+        "unserved versions are not loaded"
+    );
+
+    let doc = "apiVersion: example.geolb.io/v1\nkind: Widget\nmetadata: {name: w}\nspec: {memory: 2Gi, port: 70000}\n";
+    let r = val.validate_documents(doc, "w.yaml");
+    r.assert_error_containing(&["w.yaml doc#0 Widget/w: spec.port", "port too large"]);
+    assert_eq!(r.not_evaluated.len(), 2, "{}", r.render());
+    assert!(
+        r.not_evaluated
+            .iter()
+            .any(|n| n.contains("spec.memory") && n.contains("quantity(self)")),
+        "{}",
+        r.render()
+    );
+    assert!(!r.is_clean());
+    // Cluster-scoped: a namespace is an error, its absence is not.
+    let r = val.validate_documents(
+        &doc.replace("{name: w}", "{name: w, namespace: default}"),
+        "w.yaml",
+    );
+    r.assert_error_containing(&["metadata.namespace", "cluster-scoped"]);
+    // The version that is not served is unknown.
+    let r = val.validate_documents(&doc.replace("/v1", "/v0"), "w.yaml");
+    r.assert_error_containing(&[
+        "no matches for kind \"Widget\" in version \"example.geolb.io/v0\"",
+    ]);
+}

@@ -34,10 +34,18 @@
 //!   (`isURL`, `url(...).getScheme()` & co., `isIP`, `isCIDR`) implemented here. A rule that
 //!   cannot be compiled or uses a function we do not provide is reported in
 //!   [`Report::not_evaluated`] with its text and schema path, never silently skipped.
+//! * YAML: one stream may hold several documents (empty ones are skipped, indexes count from
+//!   0 in stream order); non-string keys, duplicate keys and tags are errors, and so are
+//!   unquoted `y`/`n`/`yes`/`no`/`on`/`off`, which kubectl's YAML 1.1 parser reads as booleans.
 //! * Core kinds without a CRD in the file (Namespace, ConfigMap, Service) are checked against
 //!   small hand-written schemas; Kustomization and IstioOperator against hand-written schemas of
 //!   their upper levels (deeper free-form parts are reported in [`Report::no_schema`]). Any
 //!   other kind is reported in [`Report::no_schema`], so a test can decide.
+//!
+//! Not covered: istiod's validating webhook (pkg/config/validation), which is stricter than the
+//! CRDs (e.g. `distribute` together with `failover`, Gateway port numbers above 65535, subset
+//! names), and defaulting/pruning. A transition rule (one using `oldSelf`) is skipped, as the
+//! API server skips it on create.
 
 #![allow(dead_code)]
 #![allow(
