@@ -29,6 +29,8 @@ pub struct FakeHost {
     pub now: Cell<u64>,
     /// Plugin configuration bytes.
     pub config: RefCell<Vec<u8>>,
+    /// The tick period asked for.
+    pub tick_period_ms: Cell<u32>,
 }
 
 impl FakeHost {
@@ -133,6 +135,9 @@ impl Host for FakeHost {
         if let Some(name) = usize::try_from(counter).ok().and_then(|i| names.get(i)) {
             *self.counters.borrow_mut().entry(name.clone()).or_default() += 1;
         }
+    }
+    fn set_tick_period_ms(&self, period: u32) {
+        self.tick_period_ms.set(period);
     }
     fn plugin_configuration(&self) -> Option<Vec<u8>> {
         Some(self.config.borrow().clone()).filter(|c| !c.is_empty())

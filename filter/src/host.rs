@@ -27,6 +27,8 @@ pub trait Host: SharedStore {
     fn define_counter(&self, name: &str) -> Option<u32>;
     /// Adds one to a counter.
     fn increment(&self, counter: u32);
+    /// Asks for `on_tick` every `period` ms.
+    fn set_tick_period_ms(&self, period: u32);
     /// The plugin configuration bytes (`on_configure`).
     fn plugin_configuration(&self) -> Option<Vec<u8>>;
     /// A request header of the current stream.

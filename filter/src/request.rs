@@ -73,27 +73,28 @@ impl Request {
             return;
         };
         let slots = service.regions().len();
-        let health_bytes = match host.get(&runtime.health_key) {
-            Ok(found) => found.map(|(bytes, _)| bytes),
-            Err(_) => None,
-        };
-        let view = HealthView::new(health_bytes.as_deref(), slots);
-        // A table that never saw an ejection is healthy at any time: skip the clock.
-        let now = if view.any_ejection() {
-            host.now_ms()
-        } else {
-            0
-        };
-        let decision = {
+        let (decision, chosen_was_pristine) = runtime.with_health(host, |bytes| {
+            let view = HealthView::new(bytes, slots);
+            // A table that never saw an ejection is healthy at any time: skip the clock.
+            let now = if view.any_ejection() {
+                host.now_ms()
+            } else {
+                0
+            };
             let mut round_robin = runtime.round_robin.borrow_mut();
-            runtime.plan.decide(
+            let decision = runtime.plan.decide(
                 &mut round_robin,
                 &view,
                 service.health(),
                 now,
                 active.dice(),
-            )
-        };
+            );
+            let pristine = match decision {
+                Decision::Route { slot, .. } => view.get(slot).is_pristine(),
+                _ => false,
+            };
+            (decision, pristine)
+        });
         match decision {
             Decision::Route { slot, primary } => {
                 let region = service
@@ -107,7 +108,7 @@ impl Request {
                         .region(host, RegionCounter::Failovers, primary);
                 }
                 self.chosen = Some((index, slot));
-                self.chosen_was_pristine = view.get(slot).is_pristine();
+                self.chosen_was_pristine = chosen_was_pristine;
             }
             Decision::NoHealthyRegion { .. } => {
                 host.set_request_header(header, None);
@@ -179,7 +180,7 @@ impl Request {
             Verdict::Ignore => return,
         };
         let now = host.now_ms();
-        match record(
+        let recorded = record(
             host,
             &runtime.health_key,
             service.regions().len(),
@@ -187,7 +188,10 @@ impl Request {
             observation,
             service.health(),
             now,
-        ) {
+        );
+        // This VM sees its own news at once; other VMs on their next tick.
+        runtime.reload_health(host);
+        match recorded {
             Ok(Transition::Ejected { until_ms }) => {
                 runtime
                     .counters

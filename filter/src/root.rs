@@ -50,6 +50,42 @@ pub struct ServiceRuntime {
     pub(crate) round_robin: RefCell<RoundRobin>,
     pub(crate) health_key: String,
     pub(crate) counters: ServiceCounters,
+    /// This VM's copy of the service's shared health table: refreshed on every tick
+    /// while the service has traffic, and right after this VM records an outcome, so
+    /// the request path makes no shared-data call.
+    health: RefCell<Option<Vec<u8>>>,
+    loaded: Cell<bool>,
+    used_since_tick: Cell<bool>,
+}
+
+/// How often each VM re-reads the shared health of the services it routes: the
+/// longest another worker's ejection takes to reach this one.
+pub const HEALTH_REFRESH_MS: u32 = 100;
+
+impl ServiceRuntime {
+    /// Runs `f` over this VM's copy of the health table (loading it on first use).
+    pub(crate) fn with_health<H: Host, R>(
+        &self,
+        host: &H,
+        f: impl FnOnce(Option<&[u8]>) -> R,
+    ) -> R {
+        if !self.loaded.get() {
+            self.reload_health(host);
+        }
+        self.used_since_tick.set(true);
+        f(self.health.borrow().as_deref())
+    }
+
+    /// Re-reads the shared table.
+    pub(crate) fn reload_health<H: Host>(&self, host: &H) {
+        let fresh = host
+            .get(&self.health_key)
+            .ok()
+            .flatten()
+            .map(|(bytes, _)| bytes);
+        *self.health.borrow_mut() = fresh;
+        self.loaded.set(true);
+    }
 }
 
 impl Active {
@@ -95,6 +131,7 @@ impl Root {
                     counters.bump(host, counters.policy_accepted);
                 }
                 self.mode = Mode::Active(Rc::new(active));
+                host.set_tick_period_ms(HEALTH_REFRESH_MS);
                 true
             }
             Err(errors) => {
@@ -124,6 +161,20 @@ impl Root {
         match &self.mode {
             Mode::Active(active) => Request::new(Some(active.clone())),
             Mode::Passthrough | Mode::Unconfigured => Request::new(None),
+        }
+    }
+
+    /// `on_tick`: refreshes this VM's copy of the shared health of every service that
+    /// had traffic since the last tick.
+    pub fn tick<H: Host>(&self, host: &H) {
+        if let Mode::Active(active) = &self.mode {
+            for service in active
+                .services
+                .iter()
+                .filter(|s| s.used_since_tick.replace(false))
+            {
+                service.reload_health(host);
+            }
         }
     }
 
@@ -184,6 +235,9 @@ fn activate<H: Host>(host: &H, plugin: &str, policy: CompiledPolicy) -> Active {
                 plan,
                 health_key: key,
                 counters: ServiceCounters::define(host, &policy, service),
+                health: RefCell::new(None),
+                loaded: Cell::new(false),
+                used_since_tick: Cell::new(false),
             }
         })
         .collect();

@@ -66,6 +66,9 @@ impl Host for ProxyWasmHost {
     fn increment(&self, counter: u32) {
         let _ = hostcalls::increment_metric(counter, 1);
     }
+    fn set_tick_period_ms(&self, period: u32) {
+        let _ = hostcalls::set_tick_period(std::time::Duration::from_millis(u64::from(period)));
+    }
     fn plugin_configuration(&self) -> Option<Vec<u8>> {
         hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
             .ok()
@@ -97,6 +100,9 @@ impl Context for GeolbRoot {}
 impl RootContext for GeolbRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
         self.root.configure(&ProxyWasmHost)
+    }
+    fn on_tick(&mut self) {
+        self.root.tick(&ProxyWasmHost);
     }
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(GeolbHttp {

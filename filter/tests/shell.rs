@@ -229,7 +229,10 @@ fn one_workers_ejection_protects_every_worker() {
         worker_a.counter("geolb.ejections;service=reviews.default;region=cn-shanghai"),
         1
     );
-    // Worker B never saw a failure, yet sends nothing to cn-shanghai.
+    // Worker B never saw a failure; after its next health refresh (tick) it sends
+    // nothing to cn-shanghai.
+    send(&worker_b, &root_b, &[], OK);
+    root_b.tick(&worker_b);
     let routed: Vec<String> = (0..20)
         .map(|_| send(&worker_b, &root_b, &[], OK).pop().unwrap())
         .collect();

@@ -455,6 +455,8 @@ fn h_a_region_ejected_through_one_workers_traffic_is_avoided_by_the_other() {
     first.send(&Request::reviews()).unwrap();
     assert_eq!(counter(&envoy, "ejections", HZ), 1);
     let routed_hz = counter(&envoy, "routed", HZ);
+    // Other workers re-read the shared health on their next tick (every 100 ms).
+    std::thread::sleep(Duration::from_millis(250));
     // The second worker never saw a failure, yet sends nothing to cn-hangzhou.
     let names: Vec<String> = (0..10)
         .map(|_| regions_of(&[second.send(&Request::reviews())]).remove(0))

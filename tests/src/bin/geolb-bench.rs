@@ -50,15 +50,26 @@ fn main() {
         c.log_level = "warning".into();
         c
     };
-    let mut variants = vec![
-        ("bare".to_owned(), base.clone()),
+    // (name, config, request headers). "empty + header": the empty filter with the client
+    // sending the routing header, so Envoy does the routing contract's own work (header
+    // route, subset cluster, header removal) without any decision: the floor of the design.
+    let routed: &[(&str, &str)] = &[("x-geolb-region", "cn-hangzhou")];
+    let mut variants: Vec<(String, MeshConfig, &[(&str, &str)])> = vec![
+        ("bare".to_owned(), base.clone(), &[]),
         (
             "empty filter".to_owned(),
             base.clone().with_wasm(WasmFilter::empty()),
+            &[],
+        ),
+        (
+            "empty + header".to_owned(),
+            base.clone().with_wasm(WasmFilter::empty()),
+            routed,
         ),
         (
             "geolb".to_owned(),
             base.clone().with_wasm(WasmFilter::geolb(&policy)),
+            &[],
         ),
     ];
     if let Some(extra) = std::env::var_os("GEOLB_BENCH_EXTRA_WASM") {
@@ -69,9 +80,13 @@ fn main() {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default()
         );
-        variants.push((name, base.clone().with_wasm(WasmFilter::new(path, &policy))));
+        variants.push((
+            name,
+            base.clone().with_wasm(WasmFilter::new(path, &policy)),
+            &[],
+        ));
     }
-    for (name, cfg) in &variants {
+    for (name, cfg, _) in &variants {
         if let Some(w) = &cfg.wasm {
             let size = std::fs::metadata(&w.module).map(|m| m.len()).unwrap_or(0);
             eprintln!("{name}: {} ({size} bytes)", w.module.display());
@@ -79,11 +94,18 @@ fn main() {
     }
     let mut results: Vec<Vec<LoadResult>> = vec![Vec::new(); variants.len()];
     for round in 0..rounds {
-        for (i, (name, cfg)) in variants.iter().enumerate() {
+        for (i, (name, cfg, headers)) in variants.iter().enumerate() {
             let envoy = Envoy::start(cfg);
             // Warm up connections and VMs.
-            wrk(&envoy, "/reviews/0", &[], 1, 8, Duration::from_secs(1));
-            let r = wrk(&envoy, "/reviews/0", &[], 2, 32, Duration::from_secs(secs));
+            wrk(&envoy, "/reviews/0", headers, 1, 8, Duration::from_secs(1));
+            let r = wrk(
+                &envoy,
+                "/reviews/0",
+                headers,
+                2,
+                32,
+                Duration::from_secs(secs),
+            );
             eprintln!(
                 "round {round} {name:>14}: {:>8} req, {:>8.0} rps, {:>6.1} us CPU/req, non-2xx {}, socket errors {}",
                 r.requests,
@@ -115,17 +137,20 @@ fn main() {
         "median over {rounds} interleaved rounds of {secs}s (wrk -t2 -c32, 1 Envoy worker, nginx upstreams):"
     );
     println!(
-        "{:>16} {:>12} {:>14} {:>16} {:>16}",
-        "variant", "CPU us/req", "CPU vs empty", "rps vs bare", "rps vs empty"
+        "{:>16} {:>11} {:>13} {:>17} {:>12} {:>13}",
+        "variant", "CPU us/req", "CPU vs empty", "CPU vs empty+hdr", "rps vs bare", "rps vs empty"
     );
-    for (i, (name, _)) in variants.iter().enumerate() {
+    let cpu_ratio =
+        |x: &LoadResult, y: &LoadResult| x.cpu_us_per_request() / y.cpu_us_per_request();
+    let rps_ratio = |x: &LoadResult, y: &LoadResult| x.requests_per_sec / y.requests_per_sec;
+    for (i, (name, _, _)) in variants.iter().enumerate() {
         println!(
-            "{name:>16} {:>12.1} {:>13.3}x {:>15.3}x {:>15.3}x",
+            "{name:>16} {:>11.1} {:>12.3}x {:>16.3}x {:>11.3}x {:>12.3}x",
             median(cpu(i)),
-            paired(i, 1, &|x, y| x.cpu_us_per_request()
-                / y.cpu_us_per_request()),
-            paired(i, 0, &|x, y| x.requests_per_sec / y.requests_per_sec),
-            paired(i, 1, &|x, y| x.requests_per_sec / y.requests_per_sec),
+            paired(i, 1, &cpu_ratio),
+            paired(i, 2, &cpu_ratio),
+            paired(i, 0, &rps_ratio),
+            paired(i, 1, &rps_ratio),
         );
     }
 }
