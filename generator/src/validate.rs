@@ -71,7 +71,8 @@ fn shape_finding(source: &Source, err: &serde_saphyr::Error) -> Finding {
     } else {
         "the plan's shape is described in docs/plan.md and generator/plan.schema.json"
     };
-    Finding::error(path, format!("the plan does not parse: {message}"), hint)
+    let finding = Finding::error(path, format!("the plan does not parse: {message}"), hint);
+    if message.contains("unknown field") { finding.at_key() } else { finding }
 }
 
 /// Shared state of the validation passes.
