@@ -2,6 +2,7 @@
 # Builds the wasm modules the e2e tests load into Envoy, into wasm-out/:
 #   wasm-out/geolb_filter.wasm (+ .sha256)  the real filter (crate geolb-filter)
 #   wasm-out/empty_filter.wasm  (+ .sha256)  an empty proxy-wasm filter (bench baseline)
+#   wasm-out/geolb_filter_test_panic.wasm     TEST ONLY: panics on header x-geolb-test-panic
 # Uses the default cargo target dir (target/). Extra args are passed to cargo build
 # (e.g. --locked). Skips geolb-filter with a note while filter/Cargo.toml does not exist.
 set -euo pipefail
@@ -29,6 +30,10 @@ if [[ -f filter/Cargo.toml ]]; then
   CARGO_TARGET_DIR="$TDIR" cargo build -q --release --target "$TARGET" -p geolb-filter -p geolb-empty-filter "$@"
   publish "$TDIR/$TARGET/release/geolb_filter.wasm" geolb_filter.wasm
   publish "$TDIR/$TARGET/release/geolb_empty_filter.wasm" empty_filter.wasm
+  # A test-only build that panics on demand (feature test-panic), for the failure-policy
+  # e2e tests. Its own target dir, so it never overwrites the real module's artifact.
+  CARGO_TARGET_DIR="$TDIR/test-panic" cargo build -q --release --target "$TARGET" -p geolb-filter --features test-panic "$@"
+  publish "$TDIR/test-panic/$TARGET/release/geolb_filter.wasm" geolb_filter_test_panic.wasm
 else
   echo "build-wasm.sh: filter/Cargo.toml not found: skipping geolb-filter" >&2
   # The workspace does not load while a member's manifest is missing, so build the empty

@@ -53,6 +53,11 @@ impl Request {
     /// `on_http_request_headers`: replaces the routing header with the decision, or
     /// removes it when there is none, so no client value ever survives.
     pub fn on_request_headers<H: Host>(&mut self, host: &H) {
+        #[cfg(feature = "test-panic")]
+        #[allow(clippy::panic)]
+        if host.request_header("x-geolb-test-panic").is_some() {
+            panic!("x-geolb-test-panic: deliberate panic of a test build");
+        }
         let Some(active) = self.active.clone() else {
             host.set_request_header(PASSTHROUGH_HEADER, None);
             return;
