@@ -14,13 +14,19 @@ use crate::topology::Topology;
 pub fn parse_cidr(text: &str) -> Result<IpNet, String> {
     let Some((addr, prefix)) = text.split_once('/') else {
         return Err(match IpAddr::from_str(text) {
-            Ok(ip) => format!("{text:?} has no prefix length; write {text}/{}", if ip.is_ipv4() { 32 } else { 128 }),
+            Ok(ip) => format!(
+                "{text:?} has no prefix length; write {text}/{}",
+                if ip.is_ipv4() { 32 } else { 128 }
+            ),
             Err(_) => format!("{text:?} is not a CIDR like 10.0.0.0/16 or fd00::/64"),
         });
     };
-    let ip = IpAddr::from_str(addr).map_err(|_| format!("{addr:?} in {text:?} is not an IPv4 or IPv6 address"))?;
+    let ip = IpAddr::from_str(addr)
+        .map_err(|_| format!("{addr:?} in {text:?} is not an IPv4 or IPv6 address"))?;
     let max = if ip.is_ipv4() { 32 } else { 128 };
-    let len: u8 = prefix.parse().map_err(|_| format!("prefix length {prefix:?} in {text:?} is not a number"))?;
+    let len: u8 = prefix
+        .parse()
+        .map_err(|_| format!("prefix length {prefix:?} in {text:?} is not a number"))?;
     if len > max {
         return Err(format!(
             "prefix length /{len} in {text:?} is longer than the {max} bits of an {} address",
@@ -30,10 +36,14 @@ pub fn parse_cidr(text: &str) -> Result<IpNet, String> {
     let net = IpNet::new(ip, len).map_err(|e| format!("{text:?}: {e}"))?;
     let canonical = net.trunc();
     if canonical != net {
-        return Err(format!("{text:?} has host bits set; the network is {canonical}"));
+        return Err(format!(
+            "{text:?} has host bits set; the network is {canonical}"
+        ));
     }
     if canonical.to_string() != text {
-        return Err(format!("{text:?} is not written canonically; write {canonical}"));
+        return Err(format!(
+            "{text:?} is not written canonically; write {canonical}"
+        ));
     }
     Ok(net)
 }
@@ -51,8 +61,10 @@ impl AddressRange {
     /// Parses MetalLB's forms: `a-b` or a CIDR.
     pub fn parse(text: &str) -> Result<Self, String> {
         if let Some((a, b)) = text.split_once('-') {
-            let first = IpAddr::from_str(a.trim()).map_err(|_| format!("{a:?} in {text:?} is not an IP address"))?;
-            let last = IpAddr::from_str(b.trim()).map_err(|_| format!("{b:?} in {text:?} is not an IP address"))?;
+            let first = IpAddr::from_str(a.trim())
+                .map_err(|_| format!("{a:?} in {text:?} is not an IP address"))?;
+            let last = IpAddr::from_str(b.trim())
+                .map_err(|_| format!("{b:?} in {text:?} is not an IP address"))?;
             if first.is_ipv4() != last.is_ipv4() {
                 return Err(format!("{text:?} mixes IPv4 and IPv6"));
             }
@@ -62,7 +74,10 @@ impl AddressRange {
             return Ok(Self { first, last });
         }
         let net = parse_cidr(text)?;
-        Ok(Self { first: net.network(), last: net.broadcast() })
+        Ok(Self {
+            first: net.network(),
+            last: net.broadcast(),
+        })
     }
 
     /// Whether `ip` lies in the range.
@@ -78,7 +93,11 @@ pub fn overlaps(a: &IpNet, b: &IpNet) -> bool {
 
 /// Connected groups of VPCs: VPC name -> the smallest VPC name of its group.
 pub fn vpc_groups(plan: &Plan) -> BTreeMap<&str, &str> {
-    let mut parent: BTreeMap<&str, &str> = plan.vpcs.iter().map(|v| (v.name.as_str(), v.name.as_str())).collect();
+    let mut parent: BTreeMap<&str, &str> = plan
+        .vpcs
+        .iter()
+        .map(|v| (v.name.as_str(), v.name.as_str()))
+        .collect();
     fn root<'a>(parent: &BTreeMap<&'a str, &'a str>, mut v: &'a str) -> &'a str {
         while let Some(p) = parent.get(v).copied() {
             if p == v {
@@ -89,7 +108,12 @@ pub fn vpc_groups(plan: &Plan) -> BTreeMap<&str, &str> {
         v
     }
     for connection in &plan.connections {
-        let members: Vec<&str> = connection.vpcs.iter().map(String::as_str).filter(|v| parent.contains_key(v)).collect();
+        let members: Vec<&str> = connection
+            .vpcs
+            .iter()
+            .map(String::as_str)
+            .filter(|v| parent.contains_key(v))
+            .collect();
         for pair in members.windows(2) {
             if let [a, b] = pair {
                 let (ra, rb) = (root(&parent, a), root(&parent, b));
@@ -105,7 +129,11 @@ pub fn vpc_groups(plan: &Plan) -> BTreeMap<&str, &str> {
 /// Clusters whose Pod and Service addresses `cluster` can route to: those in its
 /// VPC or a connected one, and those on the same mesh network (pods of one network
 /// talk directly). Excludes `cluster` itself.
-pub fn reachable_clusters<'a>(topo: &Topology<'a>, groups: &BTreeMap<&str, &str>, cluster: &'a Cluster) -> Vec<&'a Cluster> {
+pub fn reachable_clusters<'a>(
+    topo: &Topology<'a>,
+    groups: &BTreeMap<&str, &str>,
+    cluster: &'a Cluster,
+) -> Vec<&'a Cluster> {
     let group_of = |c: &Cluster| c.vpc.as_deref().and_then(|v| groups.get(v).copied());
     let mine = group_of(cluster);
     let my_network = topo.network_of(cluster);
@@ -114,15 +142,22 @@ pub fn reachable_clusters<'a>(topo: &Topology<'a>, groups: &BTreeMap<&str, &str>
         .iter()
         .filter(|other| other.name != cluster.name)
         .filter(|other| {
-            (mine.is_some() && group_of(other) == mine) || (my_network.is_some() && topo.network_of(other) == my_network)
+            (mine.is_some() && group_of(other) == mine)
+                || (my_network.is_some() && topo.network_of(other) == my_network)
         })
         .collect()
 }
 
 /// VPC names in the same connected group as `vpc` (including itself).
 pub fn vpcs_in_group<'a>(groups: &BTreeMap<&'a str, &'a str>, vpc: &str) -> BTreeSet<&'a str> {
-    let Some(group) = groups.get(vpc).copied() else { return BTreeSet::new() };
-    groups.iter().filter(|(_, g)| **g == group).map(|(v, _)| *v).collect()
+    let Some(group) = groups.get(vpc).copied() else {
+        return BTreeSet::new();
+    };
+    groups
+        .iter()
+        .filter(|(_, g)| **g == group)
+        .map(|(v, _)| *v)
+        .collect()
 }
 
 #[cfg(test)]
@@ -134,12 +169,18 @@ mod tests {
         let table: &[(&str, Result<&str, &str>)] = &[
             ("10.0.0.0/8", Ok("10.0.0.0/8")),
             ("fd00::/64", Ok("fd00::/64")),
-            ("10.0.0.1/8", Err("host bits set; the network is 10.0.0.0/8")),
+            (
+                "10.0.0.1/8",
+                Err("host bits set; the network is 10.0.0.0/8"),
+            ),
             ("10.0.0.0/33", Err("longer than the 32 bits of an IPv4")),
             ("fd00::/129", Err("longer than the 128 bits of an IPv6")),
             ("10.0.0.0", Err("no prefix length; write 10.0.0.0/32")),
             ("10.0.0/8", Err("is not an IPv4 or IPv6 address")),
-            ("fd00:0::/64", Err("not written canonically; write fd00::/64")),
+            (
+                "fd00:0::/64",
+                Err("not written canonically; write fd00::/64"),
+            ),
             ("10.0.0.0/x", Err("is not a number")),
             ("banana", Err("is not a CIDR")),
         ];

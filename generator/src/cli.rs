@@ -112,17 +112,38 @@ fn execute(cli: Cli, color: bool, out: &mut dyn Write, err: &mut dyn Write) -> u
             0
         }
         Command::Validate { plan } => {
-            let Some((source, checked)) = load(&plan, color, err) else { return 1 };
-            let errors = checked.findings.iter().filter(|f| f.severity == Severity::Error).count();
+            let Some((source, checked)) = load(&plan, color, err) else {
+                return 1;
+            };
+            let errors = checked
+                .findings
+                .iter()
+                .filter(|f| f.severity == Severity::Error)
+                .count();
             let warnings = checked.findings.len() - errors;
-            let _ = writeln!(err, "{}: {errors} error(s), {warnings} warning(s)", source.name());
+            let _ = writeln!(
+                err,
+                "{}: {errors} error(s), {warnings} warning(s)",
+                source.name()
+            );
             u8::from(errors > 0)
         }
-        Command::Render { plan, output, options } => {
-            let Some(manifests) = rendered(&plan, &options, color, err) else { return 1 };
+        Command::Render {
+            plan,
+            output,
+            options,
+        } => {
+            let Some(manifests) = rendered(&plan, &options, color, err) else {
+                return 1;
+            };
             match drift::write(&manifests, &output) {
                 Ok(()) => {
-                    let _ = writeln!(err, "wrote {} files to {}", manifests.len(), output.display());
+                    let _ = writeln!(
+                        err,
+                        "wrote {} files to {}",
+                        manifests.len(),
+                        output.display()
+                    );
                     0
                 }
                 Err(e) => {
@@ -132,10 +153,17 @@ fn execute(cli: Cli, color: bool, out: &mut dyn Write, err: &mut dyn Write) -> u
             }
         }
         Command::Check { plan, dir, options } => {
-            let Some(manifests) = rendered(&plan, &options, color, err) else { return 1 };
+            let Some(manifests) = rendered(&plan, &options, color, err) else {
+                return 1;
+            };
             match drift::compare(&manifests, &dir) {
                 Ok(d) if d.is_clean() => {
-                    let _ = writeln!(err, "{} is up to date ({} files)", dir.display(), manifests.len());
+                    let _ = writeln!(
+                        err,
+                        "{} is up to date ({} files)",
+                        dir.display(),
+                        manifests.len()
+                    );
                     0
                 }
                 Ok(d) => {
@@ -159,7 +187,9 @@ fn execute(cli: Cli, color: bool, out: &mut dyn Write, err: &mut dyn Write) -> u
             }
         }
         Command::Plan { plan, output } => {
-            let Some((_, checked)) = load(&plan, color, err) else { return 1 };
+            let Some((_, checked)) = load(&plan, color, err) else {
+                return 1;
+            };
             if checked.has_errors() {
                 return 1;
             }
@@ -167,7 +197,9 @@ fn execute(cli: Cli, color: bool, out: &mut dyn Write, err: &mut dyn Write) -> u
             let report = netplan::build(&Topology::new(&parsed));
             let text = match output {
                 Output::Table => netplan::table(&report),
-                Output::Json => serde_json::to_string_pretty(&report).map(|t| t + "\n").unwrap_or_default(),
+                Output::Json => serde_json::to_string_pretty(&report)
+                    .map(|t| t + "\n")
+                    .unwrap_or_default(),
             };
             let _ = write!(out, "{text}");
             0
@@ -208,7 +240,10 @@ fn rendered(path: &Path, args: &RenderArgs, color: bool, err: &mut dyn Write) ->
             return None;
         }
     };
-    let options = RenderOptions { extension_api: args.extension_api, sha256 };
+    let options = RenderOptions {
+        extension_api: args.extension_api,
+        sha256,
+    };
     match render::render(&Topology::new(&parsed), &options) {
         Ok(m) => Some(m),
         Err(e) => {

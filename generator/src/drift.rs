@@ -33,13 +33,25 @@ pub fn compare(manifests: &Manifests, dir: &Path) -> std::io::Result<Drift> {
     let names: BTreeSet<&String> = manifests.keys().chain(on_disk.iter()).collect();
     for name in names {
         let want = manifests.get(name).map(String::as_str);
-        let have = if on_disk.contains(name) { Some(std::fs::read_to_string(dir.join(name))?) } else { None };
+        let have = if on_disk.contains(name) {
+            Some(std::fs::read_to_string(dir.join(name))?)
+        } else {
+            None
+        };
         let (old, new) = (have.as_deref().unwrap_or(""), want.unwrap_or(""));
         if have.is_some() && want.is_some() && old == new {
             continue;
         }
-        let old_name = if have.is_some() { format!("a/{name}") } else { String::from("/dev/null") };
-        let new_name = if want.is_some() { format!("b/{name}") } else { String::from("/dev/null") };
+        let old_name = if have.is_some() {
+            format!("a/{name}")
+        } else {
+            String::from("/dev/null")
+        };
+        let new_name = if want.is_some() {
+            format!("b/{name}")
+        } else {
+            String::from("/dev/null")
+        };
         let diff = TextDiff::configure()
             .algorithm(similar::Algorithm::Patience)
             .diff_lines(old, new)
@@ -89,7 +101,10 @@ fn collect(root: &Path, dir: &Path, out: &mut BTreeSet<String>) -> std::io::Resu
         if entry.file_type()?.is_dir() {
             collect(root, &path, out)?;
         } else if let Ok(rel) = path.strip_prefix(root) {
-            let rel: Vec<String> = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+            let rel: Vec<String> = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
             out.insert(rel.join("/"));
         }
     }

@@ -34,12 +34,24 @@ pub struct Finding {
 impl Finding {
     /// An error at `path`.
     pub fn error(path: FieldPath, message: impl Into<String>, hint: impl Into<String>) -> Self {
-        Self { severity: Severity::Error, path, message: message.into(), hint: hint.into(), at_key: false }
+        Self {
+            severity: Severity::Error,
+            path,
+            message: message.into(),
+            hint: hint.into(),
+            at_key: false,
+        }
     }
 
     /// A warning at `path`.
     pub fn warning(path: FieldPath, message: impl Into<String>, hint: impl Into<String>) -> Self {
-        Self { severity: Severity::Warning, path, message: message.into(), hint: hint.into(), at_key: false }
+        Self {
+            severity: Severity::Warning,
+            path,
+            message: message.into(),
+            hint: hint.into(),
+            at_key: false,
+        }
     }
 
     /// Point at the key of the map entry instead of its value.
@@ -50,8 +62,15 @@ impl Finding {
 
     /// Attach the source, ready for miette.
     pub fn locate(&self, source: &Source) -> Located {
-        let place = if self.at_key { source.key_place(&self.path) } else { source.place(&self.path) };
-        let location = place.map_or_else(|| source.name().to_owned(), |p| format!("{}:{}:{}", source.name(), p.line, p.column));
+        let place = if self.at_key {
+            source.key_place(&self.path)
+        } else {
+            source.place(&self.path)
+        };
+        let location = place.map_or_else(
+            || source.name().to_owned(),
+            |p| format!("{}:{}:{}", source.name(), p.line, p.column),
+        );
         Located {
             severity: self.severity,
             message: format!("{location}: {}: {}", self.path, self.message),
@@ -90,21 +109,35 @@ impl Diagnostic for Located {
         })
     }
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        if self.hint.is_empty() { None } else { Some(Box::new(&self.hint)) }
+        if self.hint.is_empty() {
+            None
+        } else {
+            Some(Box::new(&self.hint))
+        }
     }
     fn source_code(&self) -> Option<&dyn SourceCode> {
         self.span.map(|_| &self.source as &dyn SourceCode)
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let (offset, len) = self.span?;
-        Some(Box::new(std::iter::once(LabeledSpan::new(Some(self.label.clone()), offset, len))))
+        Some(Box::new(std::iter::once(LabeledSpan::new(
+            Some(self.label.clone()),
+            offset,
+            len,
+        ))))
     }
 }
 
 /// Renders diagnostics as text, without colour unless asked (stable for tests and CI logs).
 pub fn render(diagnostic: &dyn Diagnostic, color: bool) -> String {
-    let theme = if color { miette::GraphicalTheme::unicode() } else { miette::GraphicalTheme::unicode_nocolor() };
-    let handler = miette::GraphicalReportHandler::new_themed(theme).with_width(100).with_links(false);
+    let theme = if color {
+        miette::GraphicalTheme::unicode()
+    } else {
+        miette::GraphicalTheme::unicode_nocolor()
+    };
+    let handler = miette::GraphicalReportHandler::new_themed(theme)
+        .with_width(100)
+        .with_links(false);
     let mut out = String::new();
     if handler.render_report(&mut out, diagnostic).is_err() {
         out = format!("{diagnostic}\n");

@@ -18,16 +18,27 @@ use std::path::Path;
 
 /// Loads, validates and renders a plan file (what `geolb render` does, minus
 /// writing): the entry point for tests and the benchmark. Errors are rendered text.
-pub fn render_file(path: &Path, extension_api: render::ExtensionApi) -> Result<render::Manifests, String> {
+pub fn render_file(
+    path: &Path,
+    extension_api: render::ExtensionApi,
+) -> Result<render::Manifests, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let source = source::Source::new(path.display().to_string(), text);
     let checked = validate::check(&source);
     if checked.has_errors() {
-        let shown: Vec<String> = checked.findings.iter().map(|f| finding::render(&f.locate(&source), false)).collect();
+        let shown: Vec<String> = checked
+            .findings
+            .iter()
+            .map(|f| finding::render(&f.locate(&source), false))
+            .collect();
         return Err(shown.concat());
     }
     let plan = checked.plan.ok_or_else(|| String::from("no plan"))?;
-    let sha256 = module::sha256(&plan.filter, path.parent().unwrap_or(Path::new(".")), None).map_err(|e| e.to_string())?;
-    let options = render::RenderOptions { extension_api, sha256 };
+    let sha256 = module::sha256(&plan.filter, path.parent().unwrap_or(Path::new(".")), None)
+        .map_err(|e| e.to_string())?;
+    let options = render::RenderOptions {
+        extension_api,
+        sha256,
+    };
     render::render(&topology::Topology::new(&plan), &options).map_err(|e| e.to_string())
 }

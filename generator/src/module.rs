@@ -17,7 +17,9 @@ pub enum ModuleError {
     #[error("cannot read the filter module {path} to compute its sha256: {source}")]
     #[diagnostic(
         code(geolb::module::unreadable),
-        help("build it with scripts/build-wasm.sh, pass --wasm PATH, or set filter.sha256 in the plan")
+        help(
+            "build it with scripts/build-wasm.sh, pass --wasm PATH, or set filter.sha256 in the plan"
+        )
     )]
     Unreadable {
         /// The path tried.
@@ -28,13 +30,20 @@ pub enum ModuleError {
     },
     /// A remote module without a pin (validation reports this first).
     #[error("filter.url {0} is not a file:// module and filter.sha256 is not set")]
-    #[diagnostic(code(geolb::module::unpinned), help("set filter.sha256 to the module's SHA-256"))]
+    #[diagnostic(
+        code(geolb::module::unpinned),
+        help("set filter.sha256 to the module's SHA-256")
+    )]
     Unpinned(String),
 }
 
 /// The SHA-256 to render: the plan's, else the hash of the local module.
 /// `plan_dir` resolves a relative `localModule`; `override_path` is `--wasm`.
-pub fn sha256(filter: &Filter, plan_dir: &Path, override_path: Option<&Path>) -> Result<String, ModuleError> {
+pub fn sha256(
+    filter: &Filter,
+    plan_dir: &Path,
+    override_path: Option<&Path>,
+) -> Result<String, ModuleError> {
     if let Some(sha) = &filter.sha256 {
         return Ok(sha.clone());
     }
@@ -46,7 +55,10 @@ pub fn sha256(filter: &Filter, plan_dir: &Path, override_path: Option<&Path>) ->
         (None, Some(local)) => plan_dir.join(local),
         (None, None) => PathBuf::from(DEFAULT_LOCAL_MODULE),
     };
-    let bytes = std::fs::read(&path).map_err(|source| ModuleError::Unreadable { path: path.clone(), source })?;
+    let bytes = std::fs::read(&path).map_err(|source| ModuleError::Unreadable {
+        path: path.clone(),
+        source,
+    })?;
     Ok(hex(&Sha256::digest(&bytes)))
 }
 
@@ -62,12 +74,21 @@ mod tests {
     fn local_modules_are_hashed() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("m.wasm"), b"abc").unwrap();
-        let filter: Filter = serde_json::from_value(serde_json::json!({"url": "file:///opt/m.wasm", "localModule": "m.wasm"})).unwrap();
+        let filter: Filter = serde_json::from_value(
+            serde_json::json!({"url": "file:///opt/m.wasm", "localModule": "m.wasm"}),
+        )
+        .unwrap();
         assert_eq!(
             sha256(&filter, dir.path(), None).unwrap(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
-        let missing: Filter = serde_json::from_value(serde_json::json!({"url": "file:///opt/m.wasm", "localModule": "nope.wasm"})).unwrap();
-        assert!(matches!(sha256(&missing, dir.path(), None), Err(ModuleError::Unreadable { .. })));
+        let missing: Filter = serde_json::from_value(
+            serde_json::json!({"url": "file:///opt/m.wasm", "localModule": "nope.wasm"}),
+        )
+        .unwrap();
+        assert!(matches!(
+            sha256(&missing, dir.path(), None),
+            Err(ModuleError::Unreadable { .. })
+        ));
     }
 }

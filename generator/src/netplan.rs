@@ -78,7 +78,10 @@ pub fn build(topo: &Topology<'_>) -> NetworkPlan {
         .map(|cluster| {
             let mesh = topo.mesh_of(cluster);
             let role = topo.role_of(cluster);
-            let mut node_labels = BTreeMap::from([(String::from("topology.kubernetes.io/region"), cluster.region.clone())]);
+            let mut node_labels = BTreeMap::from([(
+                String::from("topology.kubernetes.io/region"),
+                cluster.region.clone(),
+            )]);
             if let Some(z) = &cluster.zone {
                 node_labels.insert(String::from("topology.kubernetes.io/zone"), z.clone());
             }
@@ -112,10 +115,13 @@ pub fn build(topo: &Topology<'_>) -> NetworkPlan {
                 region: cluster.region.clone(),
                 network: topo.network_of(cluster).map(str::to_owned),
                 vpc: cluster.vpc.clone(),
-                vswitch: cluster.vswitch.as_ref().map(|v| match vswitch_cidr(topo, v) {
-                    Some(c) => format!("{v} ({c})"),
-                    None => v.clone(),
-                }),
+                vswitch: cluster
+                    .vswitch
+                    .as_ref()
+                    .map(|v| match vswitch_cidr(topo, v) {
+                        Some(c) => format!("{v} ({c})"),
+                        None => v.clone(),
+                    }),
                 cni: cni_name(cluster),
                 pod_cidrs: cluster.pod_cidrs.clone(),
                 service_cidrs: cluster.service_cidrs.clone(),
@@ -141,7 +147,11 @@ fn cni_name(cluster: &Cluster) -> &'static str {
 }
 
 fn vswitch_cidr<'a>(topo: &Topology<'a>, name: &str) -> Option<&'a str> {
-    topo.plan.vswitches.iter().find(|v| v.name == name).map(|v| v.cidr.as_str())
+    topo.plan
+        .vswitches
+        .iter()
+        .find(|v| v.name == name)
+        .map(|v| v.cidr.as_str())
 }
 
 /// What a cluster must admit from `peer`: its Pod CIDRs (Flannel: pod addresses
@@ -175,18 +185,42 @@ fn peer_rules(topo: &Topology<'_>, peer: &Cluster) -> Vec<SecurityGroupRule> {
 pub fn table(plan: &NetworkPlan) -> String {
     let mut out = String::new();
     for c in &plan.clusters {
-        let _ = writeln!(out, "cluster {}  (mesh {}, {}, region {})", c.name, c.mesh, c.role, c.region);
+        let _ = writeln!(
+            out,
+            "cluster {}  (mesh {}, {}, region {})",
+            c.name, c.mesh, c.role, c.region
+        );
         let mut rows: Vec<(&str, String)> = vec![
-            ("network", c.network.clone().unwrap_or_else(|| String::from("-"))),
+            (
+                "network",
+                c.network.clone().unwrap_or_else(|| String::from("-")),
+            ),
             ("vpc", c.vpc.clone().unwrap_or_else(|| String::from("-"))),
-            ("vswitch", c.vswitch.clone().unwrap_or_else(|| String::from("-"))),
+            (
+                "vswitch",
+                c.vswitch.clone().unwrap_or_else(|| String::from("-")),
+            ),
             ("cni", c.cni.to_owned()),
             ("pod cidrs", join(&c.pod_cidrs)),
             ("service cidrs", join(&c.service_cidrs)),
-            ("east-west gateway", c.east_west_gateway.clone().unwrap_or_else(|| String::from("-"))),
-            ("istiod address", c.istiod_address.clone().unwrap_or_else(|| String::from("-"))),
+            (
+                "east-west gateway",
+                c.east_west_gateway
+                    .clone()
+                    .unwrap_or_else(|| String::from("-")),
+            ),
+            (
+                "istiod address",
+                c.istiod_address
+                    .clone()
+                    .unwrap_or_else(|| String::from("-")),
+            ),
         ];
-        let labels: Vec<String> = c.node_labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let labels: Vec<String> = c
+            .node_labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         rows.push(("node labels", labels.join(", ")));
         rows.push(("remote secrets", join(&c.remote_secrets)));
         for (k, v) in rows {
@@ -196,9 +230,18 @@ pub fn table(plan: &NetworkPlan) -> String {
             let _ = writeln!(out, "  {:<18} -", "security group");
         } else {
             let _ = writeln!(out, "  security group: admit inbound");
-            let width = c.security_group_rules.iter().map(|r| r.source.len()).max().unwrap_or(0);
+            let width = c
+                .security_group_rules
+                .iter()
+                .map(|r| r.source.len())
+                .max()
+                .unwrap_or(0);
             for r in &c.security_group_rules {
-                let _ = writeln!(out, "    {:<width$}  from {}  ({})", r.source, r.peer, r.reason);
+                let _ = writeln!(
+                    out,
+                    "    {:<width$}  from {}  ({})",
+                    r.source, r.peer, r.reason
+                );
             }
         }
         out.push('\n');
@@ -207,5 +250,9 @@ pub fn table(plan: &NetworkPlan) -> String {
 }
 
 fn join(items: &[String]) -> String {
-    if items.is_empty() { String::from("-") } else { items.join(", ") }
+    if items.is_empty() {
+        String::from("-")
+    } else {
+        items.join(", ")
+    }
 }

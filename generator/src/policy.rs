@@ -1,9 +1,9 @@
 //! The filter's policy, built from the plan with the pure crate's wire types and
 //! serialized by serde: the WasmPlugin `pluginConfig` is never hand-templated.
 
+use geolb_policy::API_VERSION;
 use geolb_policy::units::WholeNumber;
 use geolb_policy::wire::{self, HealthSettings};
-use geolb_policy::API_VERSION;
 
 use crate::plan::{Health, Service};
 use crate::topology::Topology;
@@ -32,12 +32,21 @@ fn service(topo: &Topology<'_>, s: &Service) -> wire::Service {
     wire::Service {
         name: policy_name(s),
         hosts: vec![Topology::service_host(s)],
-        regions: topo.service_regions(s).into_iter().map(str::to_owned).collect(),
+        regions: topo
+            .service_regions(s)
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
         failover: traffic.failover,
         distribute: traffic
             .distribute
             .into_iter()
-            .map(|(from, to)| (from, to.into_iter().map(|(r, w)| (r, WholeNumber(w))).collect()))
+            .map(|(from, to)| {
+                (
+                    from,
+                    to.into_iter().map(|(r, w)| (r, WholeNumber(w))).collect(),
+                )
+            })
             .collect(),
         health: s.health.as_ref().map(health),
     }
@@ -49,7 +58,10 @@ fn health(h: &Health) -> HealthSettings {
         base_ejection_time: h.base_ejection_time.clone(),
         max_ejection_time: h.max_ejection_time.clone(),
         recovery_ramp: h.recovery_ramp.clone(),
-        failure_status_codes: h.failure_status_codes.as_ref().map(|c| c.iter().copied().map(WholeNumber).collect()),
+        failure_status_codes: h
+            .failure_status_codes
+            .as_ref()
+            .map(|c| c.iter().copied().map(WholeNumber).collect()),
         failure_response_flags: h.failure_response_flags.clone(),
     }
 }
@@ -62,17 +74,17 @@ pub fn plan_path_of(policy_path: &str) -> String {
     if policy_path.starts_with("routingHeader") {
         return String::from("filter.routingHeader");
     }
-    if let Some(rest) = policy_path.strip_prefix("services[") {
-        if let Some((index, tail)) = rest.split_once(']') {
-            let tail = if tail.starts_with(".failover") || tail.starts_with(".distribute") {
-                format!(".traffic{tail}")
-            } else if tail.starts_with(".health") {
-                tail.to_owned()
-            } else {
-                String::new()
-            };
-            return format!("services[{index}]{tail}");
-        }
+    if let Some(rest) = policy_path.strip_prefix("services[")
+        && let Some((index, tail)) = rest.split_once(']')
+    {
+        let tail = if tail.starts_with(".failover") || tail.starts_with(".distribute") {
+            format!(".traffic{tail}")
+        } else if tail.starts_with(".health") {
+            tail.to_owned()
+        } else {
+            String::new()
+        };
+        return format!("services[{index}]{tail}");
     }
     String::new()
 }

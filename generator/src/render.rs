@@ -43,7 +43,10 @@ pub struct RenderOptions {
 pub enum RenderError {
     /// A template failed.
     #[error("template {template} failed: {source}")]
-    #[diagnostic(code(geolb::render::template), help("this is a bug in geolb; please report it with the plan"))]
+    #[diagnostic(
+        code(geolb::render::template),
+        help("this is a bug in geolb; please report it with the plan")
+    )]
     Template {
         /// Template id.
         template: &'static str,
@@ -53,7 +56,10 @@ pub enum RenderError {
     },
     /// `--extension-api trafficextension` on a mesh older than 1.30.
     #[error("TrafficExtension needs Istio 1.30 or newer, but mesh {mesh} targets {version}")]
-    #[diagnostic(code(geolb::render::extension_api), help("use --extension-api wasmplugin, or raise meshes[].istioVersion"))]
+    #[diagnostic(
+        code(geolb::render::extension_api),
+        help("use --extension-api wasmplugin, or raise meshes[].istioVersion")
+    )]
     ExtensionApi {
         /// The mesh.
         mesh: String,
@@ -82,14 +88,28 @@ struct Renderer<'t, 'p> {
 pub fn render(topo: &Topology<'_>, options: &RenderOptions) -> Result<Manifests, RenderError> {
     if options.extension_api == ExtensionApi::Trafficextension {
         for mesh in &topo.plan.meshes {
-            let version = mesh.istio_version.clone().unwrap_or_else(|| crate::plan::DEFAULT_ISTIO_VERSION.to_owned());
+            let version = mesh
+                .istio_version
+                .clone()
+                .unwrap_or_else(|| crate::plan::DEFAULT_ISTIO_VERSION.to_owned());
             if crate::validate::target_minor(Some(&version)) < 30 {
-                return Err(RenderError::ExtensionApi { mesh: mesh.name.clone(), version });
+                return Err(RenderError::ExtensionApi {
+                    mesh: mesh.name.clone(),
+                    version,
+                });
             }
         }
     }
-    let env = templates::environment().map_err(|source| RenderError::Template { template: "(loading)", source })?;
-    let mut r = Renderer { env, topo, options, files: Manifests::new() };
+    let env = templates::environment().map_err(|source| RenderError::Template {
+        template: "(loading)",
+        source,
+    })?;
+    let mut r = Renderer {
+        env,
+        topo,
+        options,
+        files: Manifests::new(),
+    };
     let mesh_files = r.mesh_wide()?;
     r.kustomization("mesh", mesh_files)?;
     for cluster in &topo.plan.clusters {
@@ -101,7 +121,12 @@ pub fn render(topo: &Topology<'_>, options: &RenderOptions) -> Result<Manifests,
 }
 
 impl Renderer<'_, '_> {
-    fn emit(&mut self, path: String, template: &'static str, context: impl Serialize) -> Result<(), RenderError> {
+    fn emit(
+        &mut self,
+        path: String,
+        template: &'static str,
+        context: impl Serialize,
+    ) -> Result<(), RenderError> {
         let text = self
             .env
             .get_template(template)
@@ -113,11 +138,20 @@ impl Renderer<'_, '_> {
 
     fn kustomization(&mut self, dir: &str, resources: Vec<String>) -> Result<(), RenderError> {
         let resources: BTreeSet<String> = resources.into_iter().collect();
-        self.emit(format!("{dir}/kustomization.yaml"), templates::KUSTOMIZATION, json!({ "resources": resources }))
+        self.emit(
+            format!("{dir}/kustomization.yaml"),
+            templates::KUSTOMIZATION,
+            json!({ "resources": resources }),
+        )
     }
 
     fn header(&self) -> String {
-        self.topo.plan.filter.routing_header.clone().unwrap_or_else(|| DEFAULT_ROUTING_HEADER.to_owned())
+        self.topo
+            .plan
+            .filter
+            .routing_header
+            .clone()
+            .unwrap_or_else(|| DEFAULT_ROUTING_HEADER.to_owned())
     }
 
     /// Files every cluster applies: per service DR + VS, the app WasmPlugins, the
@@ -126,11 +160,22 @@ impl Renderer<'_, '_> {
         let plan = self.topo.plan;
         let mut resources = Vec::new();
         for service in &plan.services {
-            let dr = format!("{}/destinationrule-{}.yaml", service.namespace, service.name);
-            self.emit(format!("mesh/{dr}"), templates::DESTINATION_RULE, self.destination_rule(service))?;
+            let dr = format!(
+                "{}/destinationrule-{}.yaml",
+                service.namespace, service.name
+            );
+            self.emit(
+                format!("mesh/{dr}"),
+                templates::DESTINATION_RULE,
+                self.destination_rule(service),
+            )?;
             resources.push(dr);
             let vs = format!("{}/virtualservice-{}.yaml", service.namespace, service.name);
-            self.emit(format!("mesh/{vs}"), templates::VIRTUAL_SERVICE, self.virtual_service(service))?;
+            self.emit(
+                format!("mesh/{vs}"),
+                templates::VIRTUAL_SERVICE,
+                self.virtual_service(service),
+            )?;
             resources.push(vs);
         }
         // The app namespaces' filter.
@@ -141,13 +186,22 @@ impl Renderer<'_, '_> {
         };
         let policy = serde_json::to_value(wire_policy(self.topo, None)).unwrap_or(Value::Null);
         for ns in namespaces {
-            let (path, template, ctx) = self.extension(ns, self.plugin_name(), &plan.filter.workload_selector, &policy);
+            let (path, template, ctx) = self.extension(
+                ns,
+                self.plugin_name(),
+                &plan.filter.workload_selector,
+                &policy,
+            );
             self.emit(format!("mesh/{path}"), template, ctx)?;
             resources.push(path);
         }
         for gw in &plan.gateways {
             let selector = gateway_selector(&gw.selector);
-            let hosts: Vec<&str> = if gw.hosts.is_empty() { vec!["*"] } else { gw.hosts.iter().map(String::as_str).collect() };
+            let hosts: Vec<&str> = if gw.hosts.is_empty() {
+                vec!["*"]
+            } else {
+                gw.hosts.iter().map(String::as_str).collect()
+            };
             let servers = json!([{ "port": { "number": gw.port.unwrap_or(80), "name": "http", "protocol": "HTTP" }, "hosts": hosts }]);
             let path = format!("{}/gateway-{}.yaml", gw.namespace, gw.name);
             self.emit(
@@ -157,7 +211,11 @@ impl Renderer<'_, '_> {
             )?;
             resources.push(path);
             let path = format!("{}/virtualservice-{}.yaml", gw.namespace, gw.name);
-            self.emit(format!("mesh/{path}"), templates::VIRTUAL_SERVICE, self.ingress_routes(gw, &hosts))?;
+            self.emit(
+                format!("mesh/{path}"),
+                templates::VIRTUAL_SERVICE,
+                self.ingress_routes(gw, &hosts),
+            )?;
             resources.push(path);
         }
         if self.topo.multi_network() {
@@ -174,7 +232,12 @@ impl Renderer<'_, '_> {
     }
 
     fn plugin_name(&self) -> String {
-        self.topo.plan.filter.name.clone().unwrap_or_else(|| DEFAULT_PLUGIN_NAME.to_owned())
+        self.topo
+            .plan
+            .filter
+            .name
+            .clone()
+            .unwrap_or_else(|| DEFAULT_PLUGIN_NAME.to_owned())
     }
 
     /// WasmPlugin or TrafficExtension for one namespace.
@@ -187,8 +250,16 @@ impl Renderer<'_, '_> {
     ) -> (String, &'static str, Value) {
         let f = &self.topo.plan.filter;
         let (kind, template, phase) = match self.options.extension_api {
-            ExtensionApi::Wasmplugin => ("wasmplugin", templates::WASM_PLUGIN, phase_text(f.phase, "UNSPECIFIED_PHASE")),
-            ExtensionApi::Trafficextension => ("trafficextension", templates::TRAFFIC_EXTENSION, phase_text(f.phase, "UNSPECIFIED")),
+            ExtensionApi::Wasmplugin => (
+                "wasmplugin",
+                templates::WASM_PLUGIN,
+                phase_text(f.phase, "UNSPECIFIED_PHASE"),
+            ),
+            ExtensionApi::Trafficextension => (
+                "trafficextension",
+                templates::TRAFFIC_EXTENSION,
+                phase_text(f.phase, "UNSPECIFIED"),
+            ),
         };
         let ctx = json!({
             "name": name,
@@ -236,7 +307,10 @@ impl Renderer<'_, '_> {
 
     fn destination_rule(&self, service: &Service) -> Value {
         let outlier = Self::outlier_detection(service);
-        let pool = service.connection_pool.as_ref().and_then(|p| serde_json::to_value(p).ok());
+        let pool = service
+            .connection_pool
+            .as_ref()
+            .and_then(|p| serde_json::to_value(p).ok());
         let traffic = service.traffic.clone().unwrap_or_default();
         // Native failover: first hop of each chain (Istio takes one `to` per `from`).
         let failover: Vec<Value> = traffic
@@ -246,11 +320,12 @@ impl Renderer<'_, '_> {
             .collect();
         let mut lb = json!({ "enabled": true });
         if !failover.is_empty() {
-            lb["failover"] = Value::Array(failover);
+            set(&mut lb, "failover", Value::Array(failover));
         }
-        let mut top = json!({ "outlierDetection": outlier, "loadBalancer": { "localityLbSetting": lb } });
+        let mut top =
+            json!({ "outlierDetection": outlier, "loadBalancer": { "localityLbSetting": lb } });
         if let Some(pool) = &pool {
-            top["connectionPool"] = pool.clone();
+            set(&mut top, "connectionPool", pool.clone());
         }
         let mut subsets = Vec::new();
         for region in self.topo.service_regions(service) {
@@ -259,9 +334,10 @@ impl Renderer<'_, '_> {
                 "outlierDetection": outlier,
             });
             if let Some(pool) = &pool {
-                tp["connectionPool"] = pool.clone();
+                set(&mut tp, "connectionPool", pool.clone());
             }
-            subsets.push(json!({ "name": region_subset(region), "labels": {}, "traffic_policy": tp }));
+            subsets
+                .push(json!({ "name": region_subset(region), "labels": {}, "traffic_policy": tp }));
         }
         for version in &service.versions {
             let labels = if version.labels.is_empty() {
@@ -288,7 +364,7 @@ impl Renderer<'_, '_> {
             "retryRemoteLocalities": true,
         });
         if let Some(t) = r.per_try_timeout {
-            v["perTryTimeout"] = json!(t.as_str());
+            set(&mut v, "perTryTimeout", json!(t.as_str()));
         }
         v
     }
@@ -328,7 +404,9 @@ impl Renderer<'_, '_> {
         let header = self.header();
         let mut routes = Vec::new();
         for route in &gw.routes {
-            let Some(service) = self.topo.service(&route.service) else { continue };
+            let Some(service) = self.topo.service(&route.service) else {
+                continue;
+            };
             let host = Topology::service_host(service);
             let uris: Vec<Value> = route
                 .exact
@@ -337,8 +415,12 @@ impl Renderer<'_, '_> {
                 .chain(route.prefix.iter().map(|p| json!({ "prefix": p })))
                 .collect();
             for region in self.topo.service_regions(service) {
-                let matches: Vec<Value> =
-                    uris.iter().map(|u| json!({ "uri": u, "headers": { header.clone(): { "exact": region } } })).collect();
+                let matches: Vec<Value> = uris
+                    .iter()
+                    .map(
+                        |u| json!({ "uri": u, "headers": { header.clone(): { "exact": region } } }),
+                    )
+                    .collect();
                 routes.push(json!({
                     "name": format!("{}-{}", service.name, region_subset(region)),
                     "match": matches, "host": host, "port": service.port, "subset": region_subset(region),
@@ -383,10 +465,14 @@ impl Renderer<'_, '_> {
         }
         // The ingress gateways' filter, source region pinned to this cluster's.
         if plan.filter.gateways.unwrap_or(true) && !plan.gateways.is_empty() {
-            let policy = serde_json::to_value(wire_policy(topo, Some(&cluster.region))).unwrap_or(Value::Null);
+            let policy = serde_json::to_value(wire_policy(topo, Some(&cluster.region)))
+                .unwrap_or(Value::Null);
             let mut seen = BTreeSet::new();
             for gw in &plan.gateways {
-                let ns = gw.workload_namespace.clone().unwrap_or_else(|| GATEWAY_NAMESPACE.to_owned());
+                let ns = gw
+                    .workload_namespace
+                    .clone()
+                    .unwrap_or_else(|| GATEWAY_NAMESPACE.to_owned());
                 let selector = gateway_selector(&gw.selector);
                 if !seen.insert((ns.clone(), selector.clone())) {
                     continue;
@@ -397,37 +483,54 @@ impl Renderer<'_, '_> {
                 resources.push(path);
             }
         }
-        if role == ClusterRole::Primary && mode == Some(ControlPlaneMode::PrimaryRemote) && cluster.east_west_gateway.is_some() {
-            self.emit(format!("{dir}/istio-system/istiod-exposure.yaml"), templates::ISTIOD_EXPOSURE, json!({}))?;
+        if role == ClusterRole::Primary
+            && mode == Some(ControlPlaneMode::PrimaryRemote)
+            && cluster.east_west_gateway.is_some()
+        {
+            self.emit(
+                format!("{dir}/istio-system/istiod-exposure.yaml"),
+                templates::ISTIOD_EXPOSURE,
+                json!({}),
+            )?;
             resources.push(String::from("istio-system/istiod-exposure.yaml"));
         }
 
         // Install inputs (not kustomize resources).
         let mut global = json!({ "multiCluster": { "clusterName": cluster.name } });
         if let Some(m) = mesh {
-            global["meshID"] = json!(m.mesh_id.clone().unwrap_or_else(|| m.name.clone()));
+            set(
+                &mut global,
+                "meshID",
+                json!(m.mesh_id.clone().unwrap_or_else(|| m.name.clone())),
+            );
         }
         if let Some(n) = network {
-            global["network"] = json!(n);
+            set(&mut global, "network", json!(n));
         }
         let mesh_networks = self.mesh_networks();
-        let mut values = json!({ "global": global });
+        let mut istiod_remote = None;
         let profile = match role {
             ClusterRole::Primary => {
                 if let Some(mn) = &mesh_networks {
-                    values["global"]["meshNetworks"] = mn.clone();
+                    set(&mut global, "meshNetworks", mn.clone());
                 }
                 "default"
             }
             ClusterRole::Remote => {
                 if let Some(addr) = &cluster.istiod_address {
-                    values["global"]["remotePilotAddress"] = json!(addr);
+                    set(&mut global, "remotePilotAddress", json!(addr));
                 }
                 let net = network.map(|n| format!("/net/{n}")).unwrap_or_default();
-                values["istiodRemote"] = json!({ "injectionPath": format!("/inject/cluster/{}{net}", cluster.name) });
+                istiod_remote = Some(
+                    json!({ "injectionPath": format!("/inject/cluster/{}{net}", cluster.name) }),
+                );
                 "remote"
             }
         };
+        let mut values = json!({ "global": global });
+        if let Some(remote) = istiod_remote {
+            set(&mut values, "istiodRemote", remote);
+        }
         self.emit(
             format!("{dir}/install/istiooperator.yaml"),
             templates::ISTIO_OPERATOR,
@@ -446,7 +549,11 @@ impl Renderer<'_, '_> {
             )?;
         }
         if let (ClusterRole::Primary, Some(mn)) = (role, mesh_networks) {
-            self.emit(format!("{dir}/install/meshnetworks.yaml"), templates::MESH_NETWORKS, json!({ "mesh_networks": mn }))?;
+            self.emit(
+                format!("{dir}/install/meshnetworks.yaml"),
+                templates::MESH_NETWORKS,
+                json!({ "mesh_networks": mn }),
+            )?;
         }
         Ok(resources)
     }
@@ -457,18 +564,37 @@ impl Renderer<'_, '_> {
             return None;
         }
         let mut networks = serde_json::Map::new();
-        let names: BTreeSet<&str> = self.topo.plan.clusters.iter().filter_map(|c| self.topo.network_of(c)).collect();
+        let names: BTreeSet<&str> = self
+            .topo
+            .plan
+            .clusters
+            .iter()
+            .filter_map(|c| self.topo.network_of(c))
+            .collect();
         for network in names {
             let clusters = self.topo.clusters_in_network(network);
-            let endpoints: Vec<Value> = clusters.iter().map(|c| json!({ "fromRegistry": c.name })).collect();
+            let endpoints: Vec<Value> = clusters
+                .iter()
+                .map(|c| json!({ "fromRegistry": c.name }))
+                .collect();
             let gateways: Vec<Value> = clusters
                 .iter()
                 .filter_map(|c| c.east_west_gateway.as_ref())
                 .map(|g| json!({ "address": g.address, "port": g.port.unwrap_or(DEFAULT_EAST_WEST_PORT) }))
                 .collect();
-            networks.insert(network.to_owned(), json!({ "endpoints": endpoints, "gateways": gateways }));
+            networks.insert(
+                network.to_owned(),
+                json!({ "endpoints": endpoints, "gateways": gateways }),
+            );
         }
         Some(json!({ "networks": networks }))
+    }
+}
+
+/// Sets `key` on a JSON object (no-op on other values: the callers only build objects).
+fn set(target: &mut Value, key: &str, value: Value) {
+    if let Value::Object(map) = target {
+        map.insert(key.to_owned(), value);
     }
 }
 

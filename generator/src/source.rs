@@ -22,10 +22,17 @@ impl FieldPath {
     /// A struct field or map key. Identifier-like keys read `.key`, others `["key"]`,
     /// so that the same key always prints the same way whoever builds the path.
     pub fn key(&self, key: &str) -> Self {
-        let plain = key.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        let plain = key
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if plain {
-            if self.0.is_empty() { Self(key.to_owned()) } else { Self(format!("{}.{key}", self.0)) }
+            if self.0.is_empty() {
+                Self(key.to_owned())
+            } else {
+                Self(format!("{}.{key}", self.0))
+            }
         } else {
             Self(format!("{}[{key:?}]", self.0))
         }
@@ -49,7 +56,11 @@ impl FieldPath {
 
 impl fmt::Display for FieldPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() { f.write_str("(document)") } else { f.write_str(&self.0) }
+        if self.0.is_empty() {
+            f.write_str("(document)")
+        } else {
+            f.write_str(&self.0)
+        }
     }
 }
 
@@ -82,8 +93,14 @@ pub struct Source {
 }
 
 enum Frame {
-    Map { path: FieldPath, key: Option<(String, Place)> },
-    Seq { path: FieldPath, next: usize },
+    Map {
+        path: FieldPath,
+        key: Option<(String, Place)>,
+    },
+    Seq {
+        path: FieldPath,
+        next: usize,
+    },
 }
 
 impl Source {
@@ -114,7 +131,10 @@ impl Source {
 
     /// Where the key of the map entry at `path` is (for "duplicate key"-like findings).
     pub fn key_place(&self, path: &FieldPath) -> Option<Place> {
-        self.places.get(path).and_then(|e| e.key).or_else(|| self.place(path))
+        self.places
+            .get(path)
+            .and_then(|e| e.key)
+            .or_else(|| self.place(path))
     }
 
     fn entry_or_ancestor(&self, path: &FieldPath) -> Option<Entry> {
@@ -133,7 +153,9 @@ impl Source {
     pub fn path_at(&self, offset: usize) -> Option<FieldPath> {
         self.places
             .iter()
-            .filter(|(_, e)| e.value.offset <= offset && offset <= e.value.offset + e.value.len.max(1))
+            .filter(|(_, e)| {
+                e.value.offset <= offset && offset <= e.value.offset + e.value.len.max(1)
+            })
             .max_by_key(|(_, e)| (e.value.offset, e.value.len == 0))
             .map(|(p, _)| p.clone())
             .or_else(|| {
@@ -151,7 +173,11 @@ impl Source {
         let mut offset = 0;
         for (i, l) in self.text.split_inclusive('\n').enumerate() {
             if i + 1 == line {
-                let col_bytes: usize = l.chars().take(column.saturating_sub(1)).map(char::len_utf8).sum();
+                let col_bytes: usize = l
+                    .chars()
+                    .take(column.saturating_sub(1))
+                    .map(char::len_utf8)
+                    .sum();
                 return offset + col_bytes;
             }
             offset += l.len();
@@ -161,9 +187,17 @@ impl Source {
 }
 
 fn place_of(span: &serde_saphyr::granit_parser::Span) -> Place {
-    let start = span.start.byte_offset().unwrap_or_else(|| span.start.index());
+    let start = span
+        .start
+        .byte_offset()
+        .unwrap_or_else(|| span.start.index());
     let end = span.end.byte_offset().unwrap_or_else(|| span.end.index());
-    Place { offset: start, len: end.saturating_sub(start), line: span.start.line(), column: span.start.col() + 1 }
+    Place {
+        offset: start,
+        len: end.saturating_sub(start),
+        line: span.start.line(),
+        column: span.start.col() + 1,
+    }
 }
 
 /// Walks the event stream once, recording the place of every node by field path.
@@ -174,7 +208,9 @@ fn index(text: &str) -> BTreeMap<FieldPath, Entry> {
         let Ok((event, span)) = item else { break };
         let here = place_of(&span);
         // Path of a node starting now, and the key place if it is a map value.
-        let node_path = |stack: &mut Vec<Frame>, is_scalar_key: Option<&str>| -> Option<(FieldPath, Option<Place>)> {
+        let node_path = |stack: &mut Vec<Frame>,
+                         is_scalar_key: Option<&str>|
+         -> Option<(FieldPath, Option<Place>)> {
             match stack.last_mut() {
                 None => Some((FieldPath::root(), None)),
                 Some(Frame::Seq { path, next }) => {
@@ -206,7 +242,13 @@ fn index(text: &str) -> BTreeMap<FieldPath, Entry> {
             Event::MappingStart(..) => {
                 let path = match node_path(&mut stack, None) {
                     Some((path, key)) => {
-                        places.insert(path.clone(), Entry { value: Place { len: 0, ..here }, key });
+                        places.insert(
+                            path.clone(),
+                            Entry {
+                                value: Place { len: 0, ..here },
+                                key,
+                            },
+                        );
                         path
                     }
                     None => FieldPath(String::from("(complex key)")),
@@ -216,7 +258,13 @@ fn index(text: &str) -> BTreeMap<FieldPath, Entry> {
             Event::SequenceStart(..) => {
                 let path = match node_path(&mut stack, None) {
                     Some((path, key)) => {
-                        places.insert(path.clone(), Entry { value: Place { len: 0, ..here }, key });
+                        places.insert(
+                            path.clone(),
+                            Entry {
+                                value: Place { len: 0, ..here },
+                                key,
+                            },
+                        );
                         path
                     }
                     None => FieldPath(String::from("(complex key)")),
@@ -240,14 +288,18 @@ mod tests {
     fn paths_find_their_lines() {
         let text = "a:\n  b: [1, 2]\n  c:\n    - x: 1\n      \"cn-x\": y\n";
         let source = Source::new("t.yaml", text);
-        let b1 = source.place(&FieldPath::root().key("a").key("b").index(1)).unwrap();
+        let b1 = source
+            .place(&FieldPath::root().key("a").key("b").index(1))
+            .unwrap();
         assert_eq!((b1.line, b1.column), (2, 10));
         let cx = FieldPath::root().key("a").key("c").index(0).key("cn-x");
         assert_eq!(cx.as_str(), "a.c[0][\"cn-x\"]");
         let p = source.place(&cx).unwrap();
         assert_eq!((p.line, p.column), (5, 15));
         // Missing field falls back to its parent.
-        let missing = source.place(&FieldPath::root().key("a").key("zzz")).unwrap();
+        let missing = source
+            .place(&FieldPath::root().key("a").key("zzz"))
+            .unwrap();
         assert_eq!(missing.line, 2);
         assert_eq!(source.path_at(p.offset).unwrap(), cx);
     }
@@ -255,7 +307,9 @@ mod tests {
     #[test]
     fn json_is_indexed_too() {
         let source = Source::new("t.json", "{\"a\": {\"b\": [\"x\", \"y\"]}}");
-        let p = source.place(&FieldPath::root().key("a").key("b").index(1)).unwrap();
+        let p = source
+            .place(&FieldPath::root().key("a").key("b").index(1))
+            .unwrap();
         assert_eq!((p.line, p.column), (1, 19));
     }
 }

@@ -35,7 +35,12 @@ impl<'a> Topology<'a> {
         for (i, r) in plan.regions.iter().enumerate() {
             region_order.entry(r.name.as_str()).or_insert(i);
         }
-        Self { plan, clusters, meshes, region_order }
+        Self {
+            plan,
+            clusters,
+            meshes,
+            region_order,
+        }
     }
 
     /// A cluster by name.
@@ -69,30 +74,43 @@ impl<'a> Topology<'a> {
 
     /// The cluster's role: explicit, else `remote` in managed meshes and `primary` otherwise.
     pub fn role_of(&self, cluster: &Cluster) -> ClusterRole {
-        cluster.role.unwrap_or_else(|| match self.mesh_of(cluster).map(|m| m.control_plane) {
-            Some(ControlPlaneMode::Managed) => ClusterRole::Remote,
-            _ => ClusterRole::Primary,
-        })
+        cluster
+            .role
+            .unwrap_or_else(|| match self.mesh_of(cluster).map(|m| m.control_plane) {
+                Some(ControlPlaneMode::Managed) => ClusterRole::Remote,
+                _ => ClusterRole::Primary,
+            })
     }
 
     /// The cluster's network: explicit, else the only declared one, else none.
     pub fn network_of(&self, cluster: &'a Cluster) -> Option<&'a str> {
         match &cluster.network {
             Some(n) => Some(n.as_str()),
-            None if self.plan.networks.len() == 1 => self.plan.networks.first().map(|n| n.name.as_str()),
+            None if self.plan.networks.len() == 1 => {
+                self.plan.networks.first().map(|n| n.name.as_str())
+            }
             None => None,
         }
     }
 
     /// Whether clusters sit on more than one network (east-west gateways needed).
     pub fn multi_network(&self) -> bool {
-        let networks: BTreeSet<Option<&str>> = self.plan.clusters.iter().map(|c| self.network_of(c)).collect();
+        let networks: BTreeSet<Option<&str>> = self
+            .plan
+            .clusters
+            .iter()
+            .map(|c| self.network_of(c))
+            .collect();
         networks.len() > 1
     }
 
     /// Clusters of a network, in plan order.
     pub fn clusters_in_network(&self, network: &str) -> Vec<&'a Cluster> {
-        self.plan.clusters.iter().filter(|c| self.network_of(c) == Some(network)).collect()
+        self.plan
+            .clusters
+            .iter()
+            .filter(|c| self.network_of(c) == Some(network))
+            .collect()
     }
 
     /// Clusters where a service runs (all versions), in plan order, deduplicated.
@@ -109,8 +127,12 @@ impl<'a> Topology<'a> {
 
     /// Regions where a service runs, in the plan's region order.
     pub fn service_regions(&self, service: &'a Service) -> Vec<&'a str> {
-        let set: BTreeSet<&str> =
-            self.service_clusters(service).iter().filter_map(|c| self.cluster(c)).map(|c| c.region.as_str()).collect();
+        let set: BTreeSet<&str> = self
+            .service_clusters(service)
+            .iter()
+            .filter_map(|c| self.cluster(c))
+            .map(|c| c.region.as_str())
+            .collect();
         let mut regions: Vec<&str> = set.into_iter().filter(|r| self.has_region(r)).collect();
         regions.sort_by_key(|r| self.region_order.get(r).copied().unwrap_or(usize::MAX));
         regions
@@ -118,12 +140,20 @@ impl<'a> Topology<'a> {
 
     /// Networks the clusters of a region are on.
     pub fn region_networks(&self, region: &str) -> BTreeSet<&'a str> {
-        self.plan.clusters.iter().filter(|c| c.region == region).filter_map(|c| self.network_of(c)).collect()
+        self.plan
+            .clusters
+            .iter()
+            .filter(|c| c.region == region)
+            .filter_map(|c| self.network_of(c))
+            .collect()
     }
 
     /// Regions of the clusters of a network.
     pub fn network_regions(&self, network: &str) -> BTreeSet<&'a str> {
-        self.clusters_in_network(network).iter().map(|c| c.region.as_str()).collect()
+        self.clusters_in_network(network)
+            .iter()
+            .map(|c| c.region.as_str())
+            .collect()
     }
 
     /// The Kubernetes FQDN of a service.
@@ -133,12 +163,15 @@ impl<'a> Topology<'a> {
 
     /// Looks a service up by `name` or `name.namespace`.
     pub fn service(&self, reference: &str) -> Option<&'a Service> {
-        let mut matches = self
-            .plan
-            .services
-            .iter()
-            .filter(|s| s.name == reference || format!("{}.{}", s.name, s.namespace) == reference);
+        let mut matches =
+            self.plan.services.iter().filter(|s| {
+                s.name == reference || format!("{}.{}", s.name, s.namespace) == reference
+            });
         let first = matches.next()?;
-        if matches.next().is_some() { None } else { Some(first) }
+        if matches.next().is_some() {
+            None
+        } else {
+            Some(first)
+        }
     }
 }

@@ -35,16 +35,27 @@ impl Checked {
 pub fn check(source: &Source) -> Checked {
     let plan = match Plan::from_text(source.text()) {
         Ok(plan) => plan,
-        Err(err) => return Checked { plan: None, findings: vec![shape_finding(source, &err)] },
+        Err(err) => {
+            return Checked {
+                plan: None,
+                findings: vec![shape_finding(source, &err)],
+            };
+        }
     };
     let mut findings = validate(&plan);
     findings.sort_by_key(|f| (f.severity, source.place(&f.path).map(|p| p.offset)));
-    Checked { plan: Some(plan), findings }
+    Checked {
+        plan: Some(plan),
+        findings,
+    }
 }
 
 /// Validates a parsed plan (no source needed: findings carry field paths).
 pub fn validate(plan: &Plan) -> Vec<Finding> {
-    let mut c = Checker { topo: Topology::new(plan), findings: Vec::new() };
+    let mut c = Checker {
+        topo: Topology::new(plan),
+        findings: Vec::new(),
+    };
     c.top_level();
     network::check(&mut c);
     mesh::check(&mut c);
@@ -65,14 +76,23 @@ fn shape_finding(source: &Source, err: &serde_saphyr::Error) -> Finding {
         .unwrap_or_default();
     let text = err.without_snippet().to_string();
     // The message repeats the position serde found; we show it in our own form.
-    let message = text.split(" at line ").next().unwrap_or(&text).trim().to_owned();
+    let message = text
+        .split(" at line ")
+        .next()
+        .unwrap_or(&text)
+        .trim()
+        .to_owned();
     let hint = if message.contains("unknown field") {
         "check the spelling against docs/plan.md (field names are camelCase)"
     } else {
         "the plan's shape is described in docs/plan.md and generator/plan.schema.json"
     };
     let finding = Finding::error(path, format!("the plan does not parse: {message}"), hint);
-    if message.contains("unknown field") { finding.at_key() } else { finding }
+    if message.contains("unknown field") {
+        finding.at_key()
+    } else {
+        finding
+    }
 }
 
 /// Shared state of the validation passes.
@@ -86,11 +106,21 @@ impl<'a> Checker<'a> {
         self.topo.plan
     }
 
-    pub(crate) fn error(&mut self, path: FieldPath, message: impl Into<String>, hint: impl Into<String>) {
+    pub(crate) fn error(
+        &mut self,
+        path: FieldPath,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
         self.findings.push(Finding::error(path, message, hint));
     }
 
-    pub(crate) fn warning(&mut self, path: FieldPath, message: impl Into<String>, hint: impl Into<String>) {
+    pub(crate) fn warning(
+        &mut self,
+        path: FieldPath,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
         self.findings.push(Finding::warning(path, message, hint));
     }
 
@@ -106,12 +136,20 @@ impl<'a> Checker<'a> {
     }
 
     /// Reports names that appear twice in one list.
-    pub(crate) fn unique<'n>(&mut self, what: &str, items: impl Iterator<Item = (FieldPath, &'n str)>) {
+    pub(crate) fn unique<'n>(
+        &mut self,
+        what: &str,
+        items: impl Iterator<Item = (FieldPath, &'n str)>,
+    ) {
         let mut seen: BTreeMap<&str, FieldPath> = BTreeMap::new();
         for (path, name) in items {
             if let Some(first) = seen.get(name) {
                 let message = format!("duplicate {what} {name:?} (first defined at {first})");
-                self.findings.push(Finding::error(path, message, format!("give each {what} a unique name")));
+                self.findings.push(Finding::error(
+                    path,
+                    message,
+                    format!("give each {what} a unique name"),
+                ));
             } else {
                 seen.insert(name, path);
             }
@@ -120,8 +158,16 @@ impl<'a> Checker<'a> {
 
     /// Reports a reference to something not declared.
     pub(crate) fn unknown(&mut self, path: FieldPath, what: &str, value: &str, known: &[&str]) {
-        let known = if known.is_empty() { String::from("none are declared") } else { format!("declared: {}", known.join(", ")) };
-        self.error(path, format!("unknown {what} {value:?}"), format!("{known}; fix the name or declare it"));
+        let known = if known.is_empty() {
+            String::from("none are declared")
+        } else {
+            format!("declared: {}", known.join(", "))
+        };
+        self.error(
+            path,
+            format!("unknown {what} {value:?}"),
+            format!("{known}; fix the name or declare it"),
+        );
     }
 
     fn top_level(&mut self) {
@@ -135,7 +181,11 @@ impl<'a> Checker<'a> {
             );
         }
         if plan.kind != KIND {
-            self.error(root.key("kind"), format!("kind {:?} is not a plan", plan.kind), format!("use {KIND:?}"));
+            self.error(
+                root.key("kind"),
+                format!("kind {:?} is not a plan", plan.kind),
+                format!("use {KIND:?}"),
+            );
         }
         for (field, empty) in [
             ("meshes", plan.meshes.is_empty()),
@@ -144,7 +194,11 @@ impl<'a> Checker<'a> {
             ("services", plan.services.is_empty()),
         ] {
             if empty {
-                self.error(root.key(field), format!("{field} must not be empty"), format!("declare at least one entry in {field}"));
+                self.error(
+                    root.key(field),
+                    format!("{field} must not be empty"),
+                    format!("declare at least one entry in {field}"),
+                );
             }
         }
         let regions = root.key("regions");
@@ -152,12 +206,24 @@ impl<'a> Checker<'a> {
             // Regions become subset names `geolb-<region>`: 63 - 6 characters.
             self.dns_label(regions.index(i).key("name"), "region", &r.name, 57);
         }
-        self.unique("region", plan.regions.iter().enumerate().map(|(i, r)| (regions.index(i).key("name"), r.name.as_str())));
+        self.unique(
+            "region",
+            plan.regions
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (regions.index(i).key("name"), r.name.as_str())),
+        );
         let networks = root.key("networks");
         for (i, n) in plan.networks.iter().enumerate() {
             self.dns_label(networks.index(i).key("name"), "network", &n.name, 63);
         }
-        self.unique("network", plan.networks.iter().enumerate().map(|(i, n)| (networks.index(i).key("name"), n.name.as_str())));
+        self.unique(
+            "network",
+            plan.networks
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (networks.index(i).key("name"), n.name.as_str())),
+        );
     }
 }
 
@@ -169,8 +235,13 @@ pub fn dns_label(value: &str, max: usize) -> Result<(), String> {
     if value.len() > max {
         return Err(format!("longer than {max} characters"));
     }
-    if !value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
-        return Err(String::from("only lowercase letters, digits and '-' are allowed"));
+    if !value
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(String::from(
+            "only lowercase letters, digits and '-' are allowed",
+        ));
     }
     let alnum = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
     if !alnum(value.bytes().next()) || !alnum(value.bytes().last()) {

@@ -1,6 +1,14 @@
 //! The command line as a platform engineer meets it: help texts, diagnostics for bad
 //! plans, exit codes, and `check` catching drift (one character, extra and missing files).
 
+// Test helpers outside #[test] functions: a failed unwrap is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -19,7 +27,10 @@ fn generator() -> PathBuf {
 }
 
 fn example(scenario: &str) -> PathBuf {
-    generator().join("../manifests/examples").join(scenario).join("plan.yaml")
+    generator()
+        .join("../manifests/examples")
+        .join(scenario)
+        .join("plan.yaml")
 }
 
 fn transcript(out: &Output) -> String {
@@ -55,7 +66,15 @@ fn bad_plans_are_explained() {
         insta::assert_snapshot!(name, transcript(&out));
         // render refuses too, writing nothing.
         let dir = tempfile::tempdir().unwrap();
-        let out = geolb(&["render", &format!("{name}.yaml"), "-o", dir.path().to_str().unwrap()], &fixtures);
+        let out = geolb(
+            &[
+                "render",
+                &format!("{name}.yaml"),
+                "-o",
+                dir.path().to_str().unwrap(),
+            ],
+            &fixtures,
+        );
         assert_eq!(out.status.code(), Some(1));
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
@@ -64,12 +83,17 @@ fn bad_plans_are_explained() {
 #[test]
 fn warnings_do_not_fail() {
     let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(example("a-failover-distribution")).unwrap().replace("        cn-shanghai: [cn-hangzhou]\n", "");
+    let text = std::fs::read_to_string(example("a-failover-distribution"))
+        .unwrap()
+        .replace("        cn-shanghai: [cn-hangzhou]\n", "");
     std::fs::write(dir.path().join("plan.yaml"), text).unwrap();
     let out = geolb(&["validate", "plan.yaml"], dir.path());
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("⚠") && stderr.contains("0 error(s), 1 warning(s)"), "{stderr}");
+    assert!(
+        stderr.contains("⚠") && stderr.contains("0 error(s), 1 warning(s)"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -79,35 +103,63 @@ fn check_catches_drift() {
     let plan = example("a-failover-distribution");
     let plan = plan.to_str().unwrap();
     let out_str = out_dir.to_str().unwrap();
-    assert!(geolb(&["render", plan, "-o", out_str], dir.path()).status.success());
+    assert!(
+        geolb(&["render", plan, "-o", out_str], dir.path())
+            .status
+            .success()
+    );
     let clean = geolb(&["check", plan, out_str], dir.path());
     assert_eq!(clean.status.code(), Some(0), "{}", transcript(&clean));
 
     // One character.
     let dr = out_dir.join("mesh/default/destinationrule-reviews.yaml");
     let text = std::fs::read_to_string(&dr).unwrap();
-    std::fs::write(&dr, text.replacen("consecutive5xxErrors: 1", "consecutive5xxErrors: 2", 1)).unwrap();
+    std::fs::write(
+        &dr,
+        text.replacen("consecutive5xxErrors: 1", "consecutive5xxErrors: 2", 1),
+    )
+    .unwrap();
     let drifted = geolb(&["check", plan, out_str], dir.path());
     assert_eq!(drifted.status.code(), Some(1));
     let diff = String::from_utf8_lossy(&drifted.stdout);
-    assert!(diff.contains("--- a/mesh/default/destinationrule-reviews.yaml"), "{diff}");
-    assert!(diff.contains("-      consecutive5xxErrors: 2\n+      consecutive5xxErrors: 1"), "{diff}");
+    assert!(
+        diff.contains("--- a/mesh/default/destinationrule-reviews.yaml"),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("-      consecutive5xxErrors: 2\n+      consecutive5xxErrors: 1"),
+        "{diff}"
+    );
     assert!(String::from_utf8_lossy(&drifted.stderr).contains("1 file(s) differ"));
 
     // render repairs it; then an extra and a missing file.
-    assert!(geolb(&["render", plan, "-o", out_str], dir.path()).status.success());
+    assert!(
+        geolb(&["render", plan, "-o", out_str], dir.path())
+            .status
+            .success()
+    );
     std::fs::write(out_dir.join("mesh/extra.yaml"), "kind: Stray\n").unwrap();
     std::fs::remove_file(out_dir.join("mesh/default/virtualservice-details.yaml")).unwrap();
     let drifted = geolb(&["check", plan, out_str], dir.path());
     assert_eq!(drifted.status.code(), Some(1));
     let diff = String::from_utf8_lossy(&drifted.stdout);
-    assert!(diff.contains("--- a/mesh/extra.yaml\n+++ /dev/null"), "{diff}");
-    assert!(diff.contains("--- /dev/null\n+++ b/mesh/default/virtualservice-details.yaml"), "{diff}");
+    assert!(
+        diff.contains("--- a/mesh/extra.yaml\n+++ /dev/null"),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("--- /dev/null\n+++ b/mesh/default/virtualservice-details.yaml"),
+        "{diff}"
+    );
 
     // render removes files it wrote before and no longer renders, keeps others.
     let stale = out_dir.join("mesh/default/destinationrule-gone.yaml");
     std::fs::write(&stale, "# Generated by geolb from the mesh plan.\n").unwrap();
-    assert!(geolb(&["render", plan, "-o", out_str], dir.path()).status.success());
+    assert!(
+        geolb(&["render", plan, "-o", out_str], dir.path())
+            .status
+            .success()
+    );
     assert!(!stale.exists());
     assert!(out_dir.join("mesh/extra.yaml").exists());
 }
@@ -118,26 +170,50 @@ fn network_plan_report() {
     let table = geolb(&["plan", plan.to_str().unwrap()], &generator());
     assert!(table.status.success());
     insta::assert_snapshot!("plan-a-table", String::from_utf8_lossy(&table.stdout));
-    let json = geolb(&["plan", plan.to_str().unwrap(), "--output", "json"], &generator());
+    let json = geolb(
+        &["plan", plan.to_str().unwrap(), "--output", "json"],
+        &generator(),
+    );
     let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     let rules = &report["clusters"][0]["securityGroupRules"];
     assert_eq!(rules[0]["source"], "10.1.0.0/16", "{report}");
     // Terway peers are admitted by their vSwitch CIDR.
     let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(&plan).unwrap().replace("    serviceCidrs: [172.17.0.0/16]\n    cni: flannel", "    serviceCidrs: [172.17.0.0/16]\n    cni: terway");
+    let text = std::fs::read_to_string(&plan).unwrap().replace(
+        "    serviceCidrs: [172.17.0.0/16]\n    cni: flannel",
+        "    serviceCidrs: [172.17.0.0/16]\n    cni: terway",
+    );
     std::fs::write(dir.path().join("plan.yaml"), text).unwrap();
     let json = geolb(&["plan", "plan.yaml", "--output", "json"], dir.path());
     let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    assert_eq!(report["clusters"][0]["securityGroupRules"][0]["source"], "21.0.0.0/16", "{report}");
-    assert_eq!(report["clusters"][1]["securityGroupRules"][0]["source"], "10.0.0.0/16", "{report}");
+    assert_eq!(
+        report["clusters"][0]["securityGroupRules"][0]["source"], "21.0.0.0/16",
+        "{report}"
+    );
+    assert_eq!(
+        report["clusters"][1]["securityGroupRules"][0]["source"], "10.0.0.0/16",
+        "{report}"
+    );
 }
 
 #[test]
 fn trafficextension_needs_istio_1_30() {
     let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(example("a-failover-distribution")).unwrap().replace("istioVersion: \"1.30\"", "istioVersion: \"1.29\"");
+    let text = std::fs::read_to_string(example("a-failover-distribution"))
+        .unwrap()
+        .replace("istioVersion: \"1.30\"", "istioVersion: \"1.29\"");
     std::fs::write(dir.path().join("plan.yaml"), text).unwrap();
-    let out = geolb(&["render", "plan.yaml", "-o", "out", "--extension-api", "trafficextension"], dir.path());
+    let out = geolb(
+        &[
+            "render",
+            "plan.yaml",
+            "-o",
+            "out",
+            "--extension-api",
+            "trafficextension",
+        ],
+        dir.path(),
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("TrafficExtension needs Istio 1.30"));
     let out = geolb(&["render", "plan.yaml", "-o", "out"], dir.path());
@@ -149,7 +225,10 @@ fn file_modules_are_hashed_from_the_local_copy() {
     let dir = tempfile::tempdir().unwrap();
     let text = std::fs::read_to_string(example("a-failover-distribution"))
         .unwrap()
-        .replace("  sha256: e07b571b31dca47e0a44dcf89e4bf6e3fe35f17b434a24fccdc40b07bd72ba87\n", "  localModule: filter.wasm\n");
+        .replace(
+            "  sha256: e07b571b31dca47e0a44dcf89e4bf6e3fe35f17b434a24fccdc40b07bd72ba87\n",
+            "  localModule: filter.wasm\n",
+        );
     std::fs::write(dir.path().join("plan.yaml"), text).unwrap();
     let out = geolb(&["render", "plan.yaml", "-o", "out"], dir.path());
     assert_eq!(out.status.code(), Some(1), "missing module must fail");
@@ -157,6 +236,11 @@ fn file_modules_are_hashed_from_the_local_copy() {
     std::fs::write(dir.path().join("filter.wasm"), b"abc").unwrap();
     let out = geolb(&["render", "plan.yaml", "-o", "out"], dir.path());
     assert!(out.status.success(), "{}", transcript(&out));
-    let wasm = std::fs::read_to_string(dir.path().join("out/mesh/default/wasmplugin-geolb.yaml")).unwrap();
-    assert!(wasm.contains("sha256: \"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\""));
+    let wasm =
+        std::fs::read_to_string(dir.path().join("out/mesh/default/wasmplugin-geolb.yaml")).unwrap();
+    assert!(
+        wasm.contains(
+            "sha256: \"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\""
+        )
+    );
 }

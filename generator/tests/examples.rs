@@ -2,6 +2,14 @@
 //! manifests/<scenario>/ and must not drift; it validates against Istio's CRDs; it is
 //! deterministic; and every pluginConfig parses with the filter's own parser.
 
+// Test helpers outside #[test] functions: a failed unwrap is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -9,14 +17,22 @@ use std::path::{Path, PathBuf};
 use geolb::render::{ExtensionApi, Manifests};
 use support::crd;
 
-const SCENARIOS: &[&str] = &["a-failover-distribution", "b-locality-preferred", "c-multi-primary", "d-multi-network"];
+const SCENARIOS: &[&str] = &[
+    "a-failover-distribution",
+    "b-locality-preferred",
+    "c-multi-primary",
+    "d-multi-network",
+];
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 fn plan_path(scenario: &str) -> PathBuf {
-    repo().join("manifests/examples").join(scenario).join("plan.yaml")
+    repo()
+        .join("manifests/examples")
+        .join(scenario)
+        .join("plan.yaml")
 }
 
 fn render(scenario: &str, api: ExtensionApi) -> Manifests {
@@ -25,21 +41,35 @@ fn render(scenario: &str, api: ExtensionApi) -> Manifests {
 
 /// All files of a scenario in one snapshot (cargo-dist's uber-snapshot).
 fn uber(manifests: &Manifests) -> String {
-    manifests.iter().map(|(name, text)| format!("================ {name} ================\n{text}")).collect()
+    manifests
+        .iter()
+        .map(|(name, text)| format!("================ {name} ================\n{text}"))
+        .collect()
 }
 
 #[test]
 fn snapshots_per_scenario() {
     for scenario in SCENARIOS {
-        insta::assert_snapshot!(format!("render-{scenario}"), uber(&render(scenario, ExtensionApi::Wasmplugin)));
+        insta::assert_snapshot!(
+            format!("render-{scenario}"),
+            uber(&render(scenario, ExtensionApi::Wasmplugin))
+        );
     }
 }
 
 #[test]
 fn committed_manifests_do_not_drift() {
     for scenario in SCENARIOS {
-        let drift = geolb::drift::compare(&render(scenario, ExtensionApi::Wasmplugin), &repo().join("manifests").join(scenario)).unwrap();
-        assert!(drift.is_clean(), "manifests/{scenario} drifted; run `geolb render manifests/examples/{scenario}/plan.yaml -o manifests/{scenario}`:\n{}", drift.diffs.concat());
+        let drift = geolb::drift::compare(
+            &render(scenario, ExtensionApi::Wasmplugin),
+            &repo().join("manifests").join(scenario),
+        )
+        .unwrap();
+        assert!(
+            drift.is_clean(),
+            "manifests/{scenario} drifted; run `geolb render manifests/examples/{scenario}/plan.yaml -o manifests/{scenario}`:\n{}",
+            drift.diffs.concat()
+        );
     }
 }
 
@@ -59,7 +89,9 @@ fn every_manifest_validates_against_istio_crds() {
     for scenario in SCENARIOS {
         for api in [ExtensionApi::Wasmplugin, ExtensionApi::Trafficextension] {
             for (name, text) in render(scenario, api) {
-                report.merge(validator.validate_documents(&text, &format!("{scenario}/{name} ({api:?})")));
+                report.merge(
+                    validator.validate_documents(&text, &format!("{scenario}/{name} ({api:?})")),
+                );
             }
         }
     }
@@ -67,7 +99,11 @@ fn every_manifest_validates_against_istio_crds() {
     assert!(report.documents > 0);
     // No schema for the deeper free-form parts of IstioOperator values: listed, not failed.
     report.assert_no_errors();
-    assert!(report.not_evaluated.is_empty(), "CEL rules not evaluated:\n{}", report.not_evaluated.join("\n"));
+    assert!(
+        report.not_evaluated.is_empty(),
+        "CEL rules not evaluated:\n{}",
+        report.not_evaluated.join("\n")
+    );
 }
 
 /// The contract with the filter: pluginConfig, turned into the JSON string istiod
@@ -78,20 +114,31 @@ fn plugin_configs_parse_with_the_filter_parser() {
     for scenario in SCENARIOS {
         for api in [ExtensionApi::Wasmplugin, ExtensionApi::Trafficextension] {
             for (name, text) in render(scenario, api) {
-                let doc: serde_json::Value = serde_saphyr::from_str(&text).unwrap_or(serde_json::Value::Null);
+                let doc: serde_json::Value =
+                    serde_saphyr::from_str(&text).unwrap_or(serde_json::Value::Null);
                 let config = match doc["kind"].as_str() {
                     Some("WasmPlugin") => &doc["spec"]["pluginConfig"],
                     Some("TrafficExtension") => &doc["spec"]["wasm"]["pluginConfig"],
                     _ => continue,
                 };
                 let json = serde_json::to_string(config).unwrap();
-                let wire = geolb_policy::parse_wire(json.as_bytes()).unwrap_or_else(|e| panic!("{scenario}/{name}: {e:?}"));
-                let compiled = geolb_policy::parse_policy(json.as_bytes()).unwrap_or_else(|e| panic!("{scenario}/{name}: {e:?}"));
-                assert_eq!(compiled, geolb_policy::CompiledPolicy::try_from(&wire).unwrap());
+                let wire = geolb_policy::parse_wire(json.as_bytes())
+                    .unwrap_or_else(|e| panic!("{scenario}/{name}: {e:?}"));
+                let compiled = geolb_policy::parse_policy(json.as_bytes())
+                    .unwrap_or_else(|e| panic!("{scenario}/{name}: {e:?}"));
+                assert_eq!(
+                    compiled,
+                    geolb_policy::CompiledPolicy::try_from(&wire).unwrap()
+                );
                 // The same policy the generator built from the plan.
-                let expected: geolb_policy::wire::Policy = serde_json::from_value(config.clone()).unwrap();
+                let expected: geolb_policy::wire::Policy =
+                    serde_json::from_value(config.clone()).unwrap();
                 assert_eq!(wire, expected);
-                assert_eq!(serde_json::to_value(&wire).unwrap(), *config, "{scenario}/{name}: serde round trip");
+                assert_eq!(
+                    serde_json::to_value(&wire).unwrap(),
+                    *config,
+                    "{scenario}/{name}: serde round trip"
+                );
                 checked += 1;
             }
         }
@@ -104,12 +151,26 @@ fn plugin_configs_parse_with_the_filter_parser() {
 fn scenario_a_has_failover_and_distribution() {
     let m = render("a-failover-distribution", ExtensionApi::Wasmplugin);
     let wasm = &m["mesh/default/wasmplugin-geolb.yaml"];
-    assert!(wasm.contains("cn-shanghai: 10") && wasm.contains("cn-hangzhou: 90"), "{wasm}");
+    assert!(
+        wasm.contains("cn-shanghai: 10") && wasm.contains("cn-hangzhou: 90"),
+        "{wasm}"
+    );
     let dr = &m["mesh/default/destinationrule-reviews.yaml"];
-    for needle in ["maxRequestsPerConnection: 1", "consecutive5xxErrors: 1", "interval: \"1s\"", "baseEjectionTime: \"1m\"", "maxEjectionPercent: 100", "name: \"geolb-cn-shanghai\"", "topology.kubernetes.io/region=cn-shanghai"] {
+    for needle in [
+        "maxRequestsPerConnection: 1",
+        "consecutive5xxErrors: 1",
+        "interval: \"1s\"",
+        "baseEjectionTime: \"1m\"",
+        "maxEjectionPercent: 100",
+        "name: \"geolb-cn-shanghai\"",
+        "topology.kubernetes.io/region=cn-shanghai",
+    ] {
         assert!(dr.contains(needle), "{needle} missing in\n{dr}");
     }
-    assert!(!dr.contains("distribute"), "Istio rejects distribute with failover");
+    assert!(
+        !dr.contains("distribute"),
+        "Istio rejects distribute with failover"
+    );
     let gw = &m["clusters/ack-hangzhou/istio-system/wasmplugin-geolb-bookinfo-gateway.yaml"];
     assert!(gw.contains("sourceRegion: \"cn-hangzhou\""), "{gw}");
 }
@@ -123,8 +184,14 @@ fn scenario_d_multi_network() {
         assert!(mn.contains(ip), "{ip} missing in\n{mn}");
     }
     for worker in ["mdemo-cluster2", "mdemo-cluster3"] {
-        assert!(m[&format!("clusters/{worker}/install/istiooperator.yaml")].contains("remotePilotAddress: \"10.64.30.71\""));
+        assert!(
+            m[&format!("clusters/{worker}/install/istiooperator.yaml")]
+                .contains("remotePilotAddress: \"10.64.30.71\"")
+        );
     }
     assert!(m["mesh/istio-system/gateway-cross-network-gateway.yaml"].contains("AUTO_PASSTHROUGH"));
-    assert!(m["clusters/mdemo-cluster3/istio-system/namespace.yaml"].contains("topology.istio.io/network: \"network-c3\""));
+    assert!(
+        m["clusters/mdemo-cluster3/istio-system/namespace.yaml"]
+            .contains("topology.istio.io/network: \"network-c3\"")
+    );
 }

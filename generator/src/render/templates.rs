@@ -32,18 +32,48 @@ pub const MESH_NETWORKS: TemplateId = "meshnetworks.yaml.j2";
 pub const KUSTOMIZATION: TemplateId = "kustomization.yaml.j2";
 
 const SOURCES: &[(TemplateId, &str)] = &[
-    ("header.yaml.j2", include_str!("../../templates/header.yaml.j2")),
-    (DESTINATION_RULE, include_str!("../../templates/destinationrule.yaml.j2")),
-    (VIRTUAL_SERVICE, include_str!("../../templates/virtualservice.yaml.j2")),
-    (WASM_PLUGIN, include_str!("../../templates/wasmplugin.yaml.j2")),
-    (TRAFFIC_EXTENSION, include_str!("../../templates/trafficextension.yaml.j2")),
+    (
+        "header.yaml.j2",
+        include_str!("../../templates/header.yaml.j2"),
+    ),
+    (
+        DESTINATION_RULE,
+        include_str!("../../templates/destinationrule.yaml.j2"),
+    ),
+    (
+        VIRTUAL_SERVICE,
+        include_str!("../../templates/virtualservice.yaml.j2"),
+    ),
+    (
+        WASM_PLUGIN,
+        include_str!("../../templates/wasmplugin.yaml.j2"),
+    ),
+    (
+        TRAFFIC_EXTENSION,
+        include_str!("../../templates/trafficextension.yaml.j2"),
+    ),
     (GATEWAY, include_str!("../../templates/gateway.yaml.j2")),
-    (ISTIOD_EXPOSURE, include_str!("../../templates/istiod-exposure.yaml.j2")),
+    (
+        ISTIOD_EXPOSURE,
+        include_str!("../../templates/istiod-exposure.yaml.j2"),
+    ),
     (NAMESPACE, include_str!("../../templates/namespace.yaml.j2")),
-    (ISTIO_OPERATOR, include_str!("../../templates/istiooperator.yaml.j2")),
-    (EAST_WEST_GATEWAY, include_str!("../../templates/eastwest-gateway.yaml.j2")),
-    (MESH_NETWORKS, include_str!("../../templates/meshnetworks.yaml.j2")),
-    (KUSTOMIZATION, include_str!("../../templates/kustomization.yaml.j2")),
+    (
+        ISTIO_OPERATOR,
+        include_str!("../../templates/istiooperator.yaml.j2"),
+    ),
+    (
+        EAST_WEST_GATEWAY,
+        include_str!("../../templates/eastwest-gateway.yaml.j2"),
+    ),
+    (
+        MESH_NETWORKS,
+        include_str!("../../templates/meshnetworks.yaml.j2"),
+    ),
+    (
+        KUSTOMIZATION,
+        include_str!("../../templates/kustomization.yaml.j2"),
+    ),
 ];
 
 /// The environment with every template loaded.
@@ -62,7 +92,11 @@ pub fn environment() -> Result<Environment<'static>, minijinja::Error> {
 
 /// `{{ value | yaml(indent) }}`: a nested value as block YAML (see [`yaml::block`]).
 fn yaml_filter(value: Value, indent: usize) -> Result<Value, minijinja::Error> {
-    let json = serde_json::to_value(&value)
-        .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, format!("not serializable: {e}")))?;
+    let json = serde_json::to_value(&value).map_err(|e| {
+        minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("not serializable: {e}"),
+        )
+    })?;
     Ok(Value::from_safe_string(yaml::block(&json, indent)))
 }

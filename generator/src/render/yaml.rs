@@ -37,7 +37,10 @@ fn emit(value: &Value, indent: usize, lines: &mut Vec<String>) {
                     emit(item, indent + 2, &mut nested);
                     let mut nested = nested.into_iter();
                     if let Some(first) = nested.next() {
-                        lines.push(format!("{pad}- {}", first.get(indent + 2..).unwrap_or_default()));
+                        lines.push(format!(
+                            "{pad}- {}",
+                            first.get(indent + 2..).unwrap_or_default()
+                        ));
                     }
                     lines.extend(nested);
                 }
@@ -73,8 +76,13 @@ pub fn quote(text: &str) -> String {
 
 fn key_text(key: &str) -> String {
     let plain = key.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-        && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'))
-        && !matches!(key.to_ascii_lowercase().as_str(), "y" | "n" | "yes" | "no" | "on" | "off" | "true" | "false" | "null");
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'))
+        && !matches!(
+            key.to_ascii_lowercase().as_str(),
+            "y" | "n" | "yes" | "no" | "on" | "off" | "true" | "false" | "null"
+        );
     if plain { key.to_owned() } else { quote(key) }
 }
 

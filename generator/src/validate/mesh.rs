@@ -37,16 +37,32 @@ pub(super) fn check(c: &mut Checker) {
                 None => c.error(at.key("istioVersion"), format!("{v:?} is not an Istio version like \"1.30\""), "write major.minor, e.g. \"1.30\""),
             }
         }
-        let members: Vec<&str> = plan.clusters.iter().filter(|x| c.topo.mesh_of(x).is_some_and(|m| m.name == mesh.name)).map(|x| x.name.as_str()).collect();
+        let members: Vec<&str> = plan
+            .clusters
+            .iter()
+            .filter(|x| c.topo.mesh_of(x).is_some_and(|m| m.name == mesh.name))
+            .map(|x| x.name.as_str())
+            .collect();
         for (j, d) in mesh.discovers.iter().enumerate() {
             if !cluster_names.contains(&d.as_str()) {
                 c.unknown(at.key("discovers").index(j), "cluster", d, &cluster_names);
             } else if members.contains(&d.as_str()) {
-                c.error(at.key("discovers").index(j), format!("mesh {} already manages cluster {d}", mesh.name), "list only clusters of other meshes under discovers");
+                c.error(
+                    at.key("discovers").index(j),
+                    format!("mesh {} already manages cluster {d}", mesh.name),
+                    "list only clusters of other meshes under discovers",
+                );
             }
         }
-        let primaries = plan.clusters.iter().filter(|x| members.contains(&x.name.as_str()) && c.topo.role_of(x) == ClusterRole::Primary).count();
-        let shares_trust = !mesh.discovers.is_empty() || (mesh.control_plane == ControlPlaneMode::MultiPrimary && primaries > 1);
+        let primaries = plan
+            .clusters
+            .iter()
+            .filter(|x| {
+                members.contains(&x.name.as_str()) && c.topo.role_of(x) == ClusterRole::Primary
+            })
+            .count();
+        let shares_trust = !mesh.discovers.is_empty()
+            || (mesh.control_plane == ControlPlaneMode::MultiPrimary && primaries > 1);
         if shares_trust && mesh.trust.as_deref().is_none_or(|t| t.trim().is_empty()) {
             c.warning(
                 at.key("name"),
@@ -55,24 +71,48 @@ pub(super) fn check(c: &mut Checker) {
             );
         }
         if mesh.control_plane == ControlPlaneMode::PrimaryRemote && primaries == 0 {
-            c.error(at.key("controlPlane"), format!("primary-remote mesh {} has no primary cluster", mesh.name), "give one cluster role: primary");
+            c.error(
+                at.key("controlPlane"),
+                format!("primary-remote mesh {} has no primary cluster", mesh.name),
+                "give one cluster role: primary",
+            );
         }
     }
-    c.unique("mesh", plan.meshes.iter().enumerate().map(|(i, m)| (root.key("meshes").index(i).key("name"), m.name.as_str())));
+    c.unique(
+        "mesh",
+        plan.meshes
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (root.key("meshes").index(i).key("name"), m.name.as_str())),
+    );
 
     let network_names: Vec<&str> = plan.networks.iter().map(|n| n.name.as_str()).collect();
     for (i, cluster) in plan.clusters.iter().enumerate() {
         let at = root.key("clusters").index(i);
         c.dns_label(at.key("name"), "cluster", &cluster.name, 63);
         match &cluster.mesh {
-            Some(m) if !mesh_names.contains(&m.as_str()) => c.unknown(at.key("mesh"), "mesh", m, &mesh_names),
+            Some(m) if !mesh_names.contains(&m.as_str()) => {
+                c.unknown(at.key("mesh"), "mesh", m, &mesh_names)
+            }
             None if plan.meshes.len() > 1 => {
-                c.error(at.key("name"), format!("cluster {} does not say which mesh manages it", cluster.name), format!("set mesh to one of: {}", mesh_names.join(", ")));
+                c.error(
+                    at.key("name"),
+                    format!(
+                        "cluster {} does not say which mesh manages it",
+                        cluster.name
+                    ),
+                    format!("set mesh to one of: {}", mesh_names.join(", ")),
+                );
             }
             _ => {}
         }
         if !c.topo.has_region(&cluster.region) {
-            c.unknown(at.key("region"), "region", &cluster.region, &c.topo.regions());
+            c.unknown(
+                at.key("region"),
+                "region",
+                &cluster.region,
+                &c.topo.regions(),
+            );
         }
         for (field, value) in [("zone", &cluster.zone), ("subzone", &cluster.subzone)] {
             if let Some(v) = value {
@@ -80,9 +120,18 @@ pub(super) fn check(c: &mut Checker) {
             }
         }
         match &cluster.network {
-            Some(n) if !network_names.contains(&n.as_str()) => c.unknown(at.key("network"), "network", n, &network_names),
+            Some(n) if !network_names.contains(&n.as_str()) => {
+                c.unknown(at.key("network"), "network", n, &network_names)
+            }
             None if plan.networks.len() > 1 => {
-                c.error(at.key("name"), format!("cluster {} does not say which network it is on", cluster.name), format!("set network to one of: {}", network_names.join(", ")));
+                c.error(
+                    at.key("name"),
+                    format!(
+                        "cluster {} does not say which network it is on",
+                        cluster.name
+                    ),
+                    format!("set network to one of: {}", network_names.join(", ")),
+                );
             }
             _ => {}
         }
@@ -103,32 +152,53 @@ pub(super) fn check(c: &mut Checker) {
         }
         if let Some(gw) = &cluster.east_west_gateway {
             if gw.port == Some(0) {
-                c.error(at.key("eastWestGateway").key("port"), "port 0 is not a port", "use 15443, the Istio default");
+                c.error(
+                    at.key("eastWestGateway").key("port"),
+                    "port 0 is not a port",
+                    "use 15443, the Istio default",
+                );
             }
             if gw.address.trim().is_empty() {
-                c.error(at.key("eastWestGateway").key("address"), "the east-west gateway address is empty", "write the gateway's load-balancer IP or DNS name");
+                c.error(
+                    at.key("eastWestGateway").key("address"),
+                    "the east-west gateway address is empty",
+                    "write the gateway's load-balancer IP or DNS name",
+                );
             }
         }
     }
-    c.unique("cluster", plan.clusters.iter().enumerate().map(|(i, x)| (root.key("clusters").index(i).key("name"), x.name.as_str())));
+    c.unique(
+        "cluster",
+        plan.clusters
+            .iter()
+            .enumerate()
+            .map(|(i, x)| (root.key("clusters").index(i).key("name"), x.name.as_str())),
+    );
 
     // Remote clusters should point at an address a primary exposes.
     let exposed: BTreeSet<&str> = plan
         .clusters
         .iter()
         .filter(|x| c.topo.role_of(x) == ClusterRole::Primary)
-        .flat_map(|x| x.istiod_address.iter().map(String::as_str).chain(x.east_west_gateway.iter().map(|g| g.address.as_str())))
+        .flat_map(|x| {
+            x.istiod_address
+                .iter()
+                .map(String::as_str)
+                .chain(x.east_west_gateway.iter().map(|g| g.address.as_str()))
+        })
         .collect();
     for (i, cluster) in plan.clusters.iter().enumerate() {
-        if let (ClusterRole::Remote, Some(addr)) = (c.topo.role_of(cluster), &cluster.istiod_address) {
-            if !exposed.is_empty() && !exposed.contains(addr.as_str()) {
-                let list: Vec<&str> = exposed.iter().copied().collect();
-                c.warning(
+        if let (ClusterRole::Remote, Some(addr)) =
+            (c.topo.role_of(cluster), &cluster.istiod_address)
+            && !exposed.is_empty()
+            && !exposed.contains(addr.as_str())
+        {
+            let list: Vec<&str> = exposed.iter().copied().collect();
+            c.warning(
                     root.key("clusters").index(i).key("istiodAddress"),
                     format!("remote cluster {} uses istiod at {addr}, which no primary cluster exposes ({})", cluster.name, list.join(", ")),
                     "set it to a primary's istiodAddress or east-west gateway address",
                 );
-            }
         }
     }
 
@@ -142,7 +212,11 @@ fn multi_network(c: &mut Checker) {
     }
     let plan = c.plan();
     let root = FieldPath::root();
-    let used: BTreeSet<&str> = plan.clusters.iter().filter_map(|x| c.topo.network_of(x)).collect();
+    let used: BTreeSet<&str> = plan
+        .clusters
+        .iter()
+        .filter_map(|x| c.topo.network_of(x))
+        .collect();
     for network in &used {
         let clusters = c.topo.clusters_in_network(network);
         if clusters.iter().all(|x| x.east_west_gateway.is_none()) {
@@ -150,7 +224,10 @@ fn multi_network(c: &mut Checker) {
                 .networks
                 .iter()
                 .position(|n| n.name == *network)
-                .map_or_else(|| root.key("networks"), |i| root.key("networks").index(i).key("name"));
+                .map_or_else(
+                    || root.key("networks"),
+                    |i| root.key("networks").index(i).key("name"),
+                );
             let names: Vec<&str> = clusters.iter().map(|x| x.name.as_str()).collect();
             c.error(
                 path,
@@ -161,7 +238,14 @@ fn multi_network(c: &mut Checker) {
     }
     for (i, cluster) in plan.clusters.iter().enumerate() {
         let Some(network) = c.topo.network_of(cluster) else {
-            c.error(root.key("clusters").index(i).key("name"), format!("cluster {} has no network in a multi-network mesh", cluster.name), "set network");
+            c.error(
+                root.key("clusters").index(i).key("name"),
+                format!(
+                    "cluster {} has no network in a multi-network mesh",
+                    cluster.name
+                ),
+                "set network",
+            );
             continue;
         };
         if cluster.east_west_gateway.is_none() {
@@ -177,21 +261,41 @@ fn multi_network(c: &mut Checker) {
     let vpc_of_address = |ip: IpAddr| -> Option<&str> {
         plan.vpcs
             .iter()
-            .find(|v| v.cidrs.iter().filter_map(|t| parse_cidr(t).ok()).any(|n| n.contains(&ip)))
+            .find(|v| {
+                v.cidrs
+                    .iter()
+                    .filter_map(|t| parse_cidr(t).ok())
+                    .any(|n| n.contains(&ip))
+            })
             .map(|v| v.name.as_str())
     };
     for (i, cluster) in plan.clusters.iter().enumerate() {
-        let Some(mine) = c.topo.network_of(cluster) else { continue };
-        let my_vpcs = cluster.vpc.as_deref().map(|v| vpcs_in_group(&groups, v)).unwrap_or_default();
+        let Some(mine) = c.topo.network_of(cluster) else {
+            continue;
+        };
+        let my_vpcs = cluster
+            .vpc
+            .as_deref()
+            .map(|v| vpcs_in_group(&groups, v))
+            .unwrap_or_default();
         for other in used.iter().filter(|n| **n != mine) {
-            let gateways: Vec<&str> = c.topo.clusters_in_network(other).iter().filter_map(|x| x.east_west_gateway.as_ref()).map(|g| g.address.as_str()).collect();
+            let gateways: Vec<&str> = c
+                .topo
+                .clusters_in_network(other)
+                .iter()
+                .filter_map(|x| x.east_west_gateway.as_ref())
+                .map(|g| g.address.as_str())
+                .collect();
             if gateways.is_empty() {
                 continue; // reported above
             }
-            let reachable = gateways.iter().any(|g| match IpAddr::from_str(g).ok().and_then(vpc_of_address) {
-                Some(vpc) => my_vpcs.contains(vpc),
-                None => true, // public, or outside any planned VPC: assume routed
-            });
+            let reachable =
+                gateways.iter().any(
+                    |g| match IpAddr::from_str(g).ok().and_then(vpc_of_address) {
+                        Some(vpc) => my_vpcs.contains(vpc),
+                        None => true, // public, or outside any planned VPC: assume routed
+                    },
+                );
             if !reachable {
                 c.error(
                     root.key("clusters").index(i).key("network"),

@@ -9,7 +9,9 @@ use std::str::FromStr;
 use ipnet::IpNet;
 
 use super::Checker;
-use crate::addressing::{AddressRange, overlaps, parse_cidr, reachable_clusters, vpc_groups, vpcs_in_group};
+use crate::addressing::{
+    AddressRange, overlaps, parse_cidr, reachable_clusters, vpc_groups, vpcs_in_group,
+};
 use crate::plan::{ClusterRole, Cni};
 use crate::source::FieldPath;
 
@@ -34,7 +36,11 @@ pub(super) fn check(c: &mut Checker) {
             c.unknown(at.key("region"), "region", &vpc.region, &region_names);
         }
         if vpc.cidrs.is_empty() {
-            c.error(at.key("cidrs"), format!("VPC {:?} has no CIDR", vpc.name), "list the VPC's address ranges");
+            c.error(
+                at.key("cidrs"),
+                format!("VPC {:?} has no CIDR", vpc.name),
+                "list the VPC's address ranges",
+            );
         }
         for (j, text) in vpc.cidrs.iter().enumerate() {
             if let Some(net) = cidr(c, at.key("cidrs").index(j), text) {
@@ -46,7 +52,13 @@ pub(super) fn check(c: &mut Checker) {
             }
         }
     }
-    c.unique("VPC", plan.vpcs.iter().enumerate().map(|(i, v)| (root.key("vpcs").index(i).key("name"), v.name.as_str())));
+    c.unique(
+        "VPC",
+        plan.vpcs
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (root.key("vpcs").index(i).key("name"), v.name.as_str())),
+    );
     let vpc_names: Vec<&str> = plan.vpcs.iter().map(|v| v.name.as_str()).collect();
 
     // vSwitches.
@@ -60,7 +72,10 @@ pub(super) fn check(c: &mut Checker) {
             continue;
         }
         let Some(net) = net else { continue };
-        let parents = vpc_ranges.get(vs.vpc.as_str()).map(Vec::as_slice).unwrap_or_default();
+        let parents = vpc_ranges
+            .get(vs.vpc.as_str())
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         if !parents.is_empty() && !parents.iter().any(|p| p.net.contains(&net)) {
             let list: Vec<String> = parents.iter().map(|p| p.net.to_string()).collect();
             c.error(
@@ -75,44 +90,85 @@ pub(super) fn check(c: &mut Checker) {
             what: format!("vSwitch {} CIDR {net} (VPC {})", vs.name, vs.vpc),
         });
     }
-    c.unique("vSwitch", plan.vswitches.iter().enumerate().map(|(i, v)| (root.key("vswitches").index(i).key("name"), v.name.as_str())));
+    c.unique(
+        "vSwitch",
+        plan.vswitches
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (root.key("vswitches").index(i).key("name"), v.name.as_str())),
+    );
 
     // Connections.
     for (i, conn) in plan.connections.iter().enumerate() {
         let at = root.key("connections").index(i);
         c.dns_label(at.key("name"), "connection", &conn.name, 63);
         if conn.vpcs.len() < 2 {
-            c.error(at.key("vpcs"), format!("connection {} joins {} VPC(s)", conn.name, conn.vpcs.len()), "a connection joins at least two VPCs");
+            c.error(
+                at.key("vpcs"),
+                format!("connection {} joins {} VPC(s)", conn.name, conn.vpcs.len()),
+                "a connection joins at least two VPCs",
+            );
         }
         for (j, v) in conn.vpcs.iter().enumerate() {
             if !vpc_names.contains(&v.as_str()) {
                 c.unknown(at.key("vpcs").index(j), "VPC", v, &vpc_names);
             }
         }
-        c.unique("VPC in a connection", conn.vpcs.iter().enumerate().map(|(j, v)| (at.key("vpcs").index(j), v.as_str())));
+        c.unique(
+            "VPC in a connection",
+            conn.vpcs
+                .iter()
+                .enumerate()
+                .map(|(j, v)| (at.key("vpcs").index(j), v.as_str())),
+        );
     }
-    c.unique("connection", plan.connections.iter().enumerate().map(|(i, v)| (root.key("connections").index(i).key("name"), v.name.as_str())));
+    c.unique(
+        "connection",
+        plan.connections.iter().enumerate().map(|(i, v)| {
+            (
+                root.key("connections").index(i).key("name"),
+                v.name.as_str(),
+            )
+        }),
+    );
 
     // Collisions among connected VPCs: VPC CIDRs of different VPCs, and any two vSwitches.
     let groups = vpc_groups(plan);
     let vpc_list: Vec<&str> = vpc_ranges.keys().copied().collect();
     for (a_i, a) in vpc_list.iter().enumerate() {
         let group = vpcs_in_group(&groups, a);
-        for b in vpc_list.iter().skip(a_i + 1).filter(|b| group.contains(**b)) {
+        for b in vpc_list
+            .iter()
+            .skip(a_i + 1)
+            .filter(|b| group.contains(**b))
+        {
             for ra in vpc_ranges.get(a).map(Vec::as_slice).unwrap_or_default() {
                 for rb in vpc_ranges.get(b).map(Vec::as_slice).unwrap_or_default() {
                     if overlaps(&ra.net, &rb.net) {
-                        collide(c, rb, ra, "the VPCs are connected, so their routes would collide");
+                        collide(
+                            c,
+                            rb,
+                            ra,
+                            "the VPCs are connected, so their routes would collide",
+                        );
                     }
                 }
             }
         }
     }
-    let all_vswitches: Vec<(&str, &Range)> = vswitch_ranges.iter().flat_map(|(v, rs)| rs.iter().map(move |r| (*v, r))).collect();
+    let all_vswitches: Vec<(&str, &Range)> = vswitch_ranges
+        .iter()
+        .flat_map(|(v, rs)| rs.iter().map(move |r| (*v, r)))
+        .collect();
     for (i, (va, ra)) in all_vswitches.iter().enumerate() {
         for (vb, rb) in all_vswitches.iter().skip(i + 1) {
             if vpcs_in_group(&groups, va).contains(vb) && overlaps(&ra.net, &rb.net) {
-                collide(c, rb, ra, "vSwitches of one VPC or of connected VPCs must not overlap");
+                collide(
+                    c,
+                    rb,
+                    ra,
+                    "vSwitches of one VPC or of connected VPCs must not overlap",
+                );
             }
         }
     }
@@ -136,12 +192,23 @@ fn clusters(
         let at = root.key("clusters").index(i);
         let mut ranges = Vec::new();
         if cluster.pod_cidrs.is_empty() {
-            c.error(at.key("podCidrs"), format!("cluster {} has no Pod CIDR", cluster.name), "list the cluster's Pod CIDR(s)");
+            c.error(
+                at.key("podCidrs"),
+                format!("cluster {} has no Pod CIDR", cluster.name),
+                "list the cluster's Pod CIDR(s)",
+            );
         }
-        for (field, kind, list) in [("podCidrs", "Pod", &cluster.pod_cidrs), ("serviceCidrs", "Service", &cluster.service_cidrs)] {
+        for (field, kind, list) in [
+            ("podCidrs", "Pod", &cluster.pod_cidrs),
+            ("serviceCidrs", "Service", &cluster.service_cidrs),
+        ] {
             for (j, text) in list.iter().enumerate() {
                 if let Some(net) = cidr(c, at.key(field).index(j), text) {
-                    ranges.push(Range { path: at.key(field).index(j), net, what: format!("{kind} CIDR {net} of cluster {}", cluster.name) });
+                    ranges.push(Range {
+                        path: at.key(field).index(j),
+                        net,
+                        what: format!("{kind} CIDR {net} of cluster {}", cluster.name),
+                    });
                 }
             }
         }
@@ -149,7 +216,12 @@ fn clusters(
         for (x, a) in ranges.iter().enumerate() {
             for b in ranges.iter().skip(x + 1) {
                 if overlaps(&a.net, &b.net) {
-                    collide(c, b, a, "a cluster's Pod and Service CIDRs must be disjoint");
+                    collide(
+                        c,
+                        b,
+                        a,
+                        "a cluster's Pod and Service CIDRs must be disjoint",
+                    );
                 }
             }
         }
@@ -157,14 +229,17 @@ fn clusters(
         if let Some(vpc) = &cluster.vpc {
             if !vpc_names.contains(&vpc.as_str()) {
                 c.unknown(at.key("vpc"), "VPC", vpc, &vpc_names);
-            } else if let Some(v) = plan.vpcs.iter().find(|v| &v.name == vpc) {
-                if v.region != cluster.region {
-                    c.warning(
-                        at.key("vpc"),
-                        format!("cluster {} is in region {} but VPC {} is in {}", cluster.name, cluster.region, vpc, v.region),
-                        "a cluster's nodes are in its VPC's region; check both",
-                    );
-                }
+            } else if let Some(v) = plan.vpcs.iter().find(|v| &v.name == vpc)
+                && v.region != cluster.region
+            {
+                c.warning(
+                    at.key("vpc"),
+                    format!(
+                        "cluster {} is in region {} but VPC {} is in {}",
+                        cluster.name, cluster.region, vpc, v.region
+                    ),
+                    "a cluster's nodes are in its VPC's region; check both",
+                );
             }
         }
         if let Some(vs) = &cluster.vswitch {
@@ -175,14 +250,22 @@ fn clusters(
                 }
                 Some(s) if cluster.vpc.as_deref() != Some(s.vpc.as_str()) => c.error(
                     at.key("vswitch"),
-                    format!("vSwitch {vs} belongs to VPC {}, not to the cluster's VPC {}", s.vpc, cluster.vpc.as_deref().unwrap_or("(none)")),
+                    format!(
+                        "vSwitch {vs} belongs to VPC {}, not to the cluster's VPC {}",
+                        s.vpc,
+                        cluster.vpc.as_deref().unwrap_or("(none)")
+                    ),
                     "set the cluster's vpc to the vSwitch's VPC, or pick a vSwitch of its VPC",
                 ),
                 Some(_) => {}
             }
         }
         if cluster.vswitch.is_some() && cluster.vpc.is_none() {
-            c.error(at.key("vswitch"), format!("cluster {} names a vSwitch but no VPC", cluster.name), "set vpc too");
+            c.error(
+                at.key("vswitch"),
+                format!("cluster {} names a vSwitch but no VPC", cluster.name),
+                "set vpc too",
+            );
         }
         own.push(ranges);
     }
@@ -193,28 +276,49 @@ fn clusters(
         let reach = reachable_clusters(&c.topo, groups, cluster);
         // Other clusters: report each pair once.
         for other in reach {
-            let Some(j) = plan.clusters.iter().position(|x| std::ptr::eq(x, other)) else { continue };
+            let Some(j) = plan.clusters.iter().position(|x| std::ptr::eq(x, other)) else {
+                continue;
+            };
             if j < i {
                 continue;
             }
             for a in mine {
                 for b in own.get(j).map(Vec::as_slice).unwrap_or_default() {
                     if overlaps(&a.net, &b.net) {
-                        collide(c, b, a, "the clusters reach each other, so their routes would collide");
+                        collide(
+                            c,
+                            b,
+                            a,
+                            "the clusters reach each other, so their routes would collide",
+                        );
                     }
                 }
             }
         }
         // VPCs and vSwitches reachable from the cluster. Terway pods live in vSwitches,
         // so only its Service ranges are compared with them.
-        let Some(vpc) = cluster.vpc.as_deref() else { continue };
+        let Some(vpc) = cluster.vpc.as_deref() else {
+            continue;
+        };
         let terway = cluster.cni == Some(Cni::Terway);
         for v in vpcs_in_group(groups, vpc) {
-            let ranges = vpc_ranges.get(v).into_iter().flatten().chain(vswitch_ranges.get(v).into_iter().flatten());
+            let ranges = vpc_ranges
+                .get(v)
+                .into_iter()
+                .flatten()
+                .chain(vswitch_ranges.get(v).into_iter().flatten());
             for r in ranges {
-                for a in mine.iter().filter(|a| !(terway && a.what.starts_with("Pod"))) {
+                for a in mine
+                    .iter()
+                    .filter(|a| !(terway && a.what.starts_with("Pod")))
+                {
                     if overlaps(&a.net, &r.net) {
-                        collide(c, a, r, "Pod and Service CIDRs must not overlap any VPC or vSwitch the cluster reaches");
+                        collide(
+                            c,
+                            a,
+                            r,
+                            "Pod and Service CIDRs must not overlap any VPC or vSwitch the cluster reaches",
+                        );
                     }
                 }
             }
@@ -226,18 +330,34 @@ fn clusters(
         let at = root.key("clusters").index(i);
         let mut pools = Vec::new();
         for (p, pool) in cluster.load_balancer_pools.iter().enumerate() {
-            c.dns_label(at.key("loadBalancerPools").index(p).key("name"), "address pool", &pool.name, 63);
+            c.dns_label(
+                at.key("loadBalancerPools").index(p).key("name"),
+                "address pool",
+                &pool.name,
+                63,
+            );
             for (k, text) in pool.addresses.iter().enumerate() {
                 match AddressRange::parse(text) {
                     Ok(r) => pools.push((pool.name.as_str(), text.as_str(), r)),
-                    Err(e) => c.error(at.key("loadBalancerPools").index(p).key("addresses").index(k), e, "write a range as 10.0.0.1-10.0.0.9 or a CIDR"),
+                    Err(e) => c.error(
+                        at.key("loadBalancerPools")
+                            .index(p)
+                            .key("addresses")
+                            .index(k),
+                        e,
+                        "write a range as 10.0.0.1-10.0.0.9 or a CIDR",
+                    ),
                 }
             }
         }
         let role = c.topo.role_of(cluster);
         let mut planned: Vec<(FieldPath, &str, &str)> = Vec::new();
         if let Some(gw) = &cluster.east_west_gateway {
-            planned.push((at.key("eastWestGateway").key("address"), "east-west gateway", gw.address.as_str()));
+            planned.push((
+                at.key("eastWestGateway").key("address"),
+                "east-west gateway",
+                gw.address.as_str(),
+            ));
         }
         if let Some(a) = &cluster.ingress_address {
             planned.push((at.key("ingressAddress"), "ingress gateway", a.as_str()));
@@ -249,7 +369,11 @@ fn clusters(
         for (path, what, text) in planned {
             let Ok(ip) = IpAddr::from_str(text) else {
                 if text.is_empty() || text.contains(char::is_whitespace) {
-                    c.error(path, format!("{what} address {text:?} is neither an IP address nor a DNS name"), "write an IP address or a DNS name");
+                    c.error(
+                        path,
+                        format!("{what} address {text:?} is neither an IP address nor a DNS name"),
+                        "write an IP address or a DNS name",
+                    );
                 }
                 continue;
             };
@@ -262,7 +386,8 @@ fn clusters(
                 );
             }
             let index_of = |name: &str| plan.clusters.iter().position(|x| x.name == name);
-            let candidates = std::iter::once(i).chain(reach.iter().filter_map(|o| index_of(&o.name)));
+            let candidates =
+                std::iter::once(i).chain(reach.iter().filter_map(|o| index_of(&o.name)));
             for j in candidates {
                 for r in own.get(j).map(Vec::as_slice).unwrap_or_default() {
                     if r.net.contains(&ip) {
@@ -289,5 +414,12 @@ fn cidr(c: &mut Checker, path: FieldPath, text: &str) -> Option<IpNet> {
 }
 
 fn collide(c: &mut Checker, at: &Range, other: &Range, why: &str) {
-    c.error(at.path.clone(), format!("{} overlaps {} (defined at {})", at.what, other.what, other.path), format!("{why}; pick disjoint ranges"));
+    c.error(
+        at.path.clone(),
+        format!(
+            "{} overlaps {} (defined at {})",
+            at.what, other.what, other.path
+        ),
+        format!("{why}; pick disjoint ranges"),
+    );
 }

@@ -16,12 +16,19 @@ pub(super) fn check(c: &mut Checker) {
     filter(c);
     // Safety net: the policy the filter will receive must compile. Everything it
     // checks should already be reported above, so only report it when nothing else is.
-    if c.findings.iter().all(|f| f.severity != crate::finding::Severity::Error) {
+    if c.findings
+        .iter()
+        .all(|f| f.severity != crate::finding::Severity::Error)
+    {
         let wire = wire_policy(&c.topo, None);
         if let Err(errors) = geolb_policy::CompiledPolicy::try_from(&wire) {
             for e in errors.0 {
                 let path = FieldPath::from_text(&plan_path_of(&e.path));
-                c.findings.push(Finding::error(path, format!("the filter would refuse this policy: {e}"), "fix the field named; see docs/policy.md"));
+                c.findings.push(Finding::error(
+                    path,
+                    format!("the filter would refuse this policy: {e}"),
+                    "fix the field named; see docs/policy.md",
+                ));
             }
         }
     }
@@ -36,11 +43,23 @@ fn services(c: &mut Checker) {
         c.dns_label(at.key("name"), "service", &s.name, 63);
         c.dns_label(at.key("namespace"), "namespace", &s.namespace, 63);
         if s.port == 0 {
-            c.error(at.key("port"), format!("service {} has port 0", s.name), "use the Service port the clients call (e.g. 9080)");
+            c.error(
+                at.key("port"),
+                format!("service {} has port 0", s.name),
+                "use the Service port the clients call (e.g. 9080)",
+            );
         }
         match (s.versions.is_empty(), s.clusters.is_empty()) {
-            (true, true) => c.error(at.key("name"), format!("service {} runs nowhere", s.name), "list the clusters it runs in (clusters) or its versions with their clusters"),
-            (false, false) => c.error(at.key("clusters"), format!("service {} lists both clusters and versions", s.name), "use versions[].clusters when the service has versions"),
+            (true, true) => c.error(
+                at.key("name"),
+                format!("service {} runs nowhere", s.name),
+                "list the clusters it runs in (clusters) or its versions with their clusters",
+            ),
+            (false, false) => c.error(
+                at.key("clusters"),
+                format!("service {} lists both clusters and versions", s.name),
+                "use versions[].clusters when the service has versions",
+            ),
             _ => {}
         }
         for (j, cl) in s.clusters.iter().enumerate() {
@@ -48,15 +67,32 @@ fn services(c: &mut Checker) {
                 c.unknown(at.key("clusters").index(j), "cluster", cl, &cluster_names);
             }
         }
-        c.unique("cluster of a service", s.clusters.iter().enumerate().map(|(j, x)| (at.key("clusters").index(j), x.as_str())));
+        c.unique(
+            "cluster of a service",
+            s.clusters
+                .iter()
+                .enumerate()
+                .map(|(j, x)| (at.key("clusters").index(j), x.as_str())),
+        );
         for (v, version) in s.versions.iter().enumerate() {
             let vat = at.key("versions").index(v);
             c.dns_label(vat.key("name"), "version", &version.name, 63);
             if version.name.starts_with("geolb-") {
-                c.error(vat.key("name"), format!("version {:?} collides with geolb's region subsets", version.name), "the prefix geolb- is reserved for region subsets");
+                c.error(
+                    vat.key("name"),
+                    format!(
+                        "version {:?} collides with geolb's region subsets",
+                        version.name
+                    ),
+                    "the prefix geolb- is reserved for region subsets",
+                );
             }
             if version.clusters.is_empty() {
-                c.error(vat.key("clusters"), format!("version {} of {} runs in no cluster", version.name, s.name), "list its clusters");
+                c.error(
+                    vat.key("clusters"),
+                    format!("version {} of {} runs in no cluster", version.name, s.name),
+                    "list its clusters",
+                );
             }
             for (j, cl) in version.clusters.iter().enumerate() {
                 if !cluster_names.contains(&cl.as_str()) {
@@ -65,15 +101,34 @@ fn services(c: &mut Checker) {
             }
             for key in version.labels.keys() {
                 if key.is_empty() || key.contains('*') {
-                    c.error(vat.key("labels").key(key), format!("label key {key:?} is not a label key"), "write a Kubernetes label key such as version");
+                    c.error(
+                        vat.key("labels").key(key),
+                        format!("label key {key:?} is not a label key"),
+                        "write a Kubernetes label key such as version",
+                    );
                 }
             }
         }
-        c.unique("version", s.versions.iter().enumerate().map(|(v, x)| (at.key("versions").index(v).key("name"), x.name.as_str())));
+        c.unique(
+            "version",
+            s.versions
+                .iter()
+                .enumerate()
+                .map(|(v, x)| (at.key("versions").index(v).key("name"), x.name.as_str())),
+        );
         rules(c, s, &at);
     }
-    let keys: Vec<(FieldPath, String)> =
-        plan.services.iter().enumerate().map(|(i, s)| (root.key("services").index(i).key("name"), format!("{}.{}", s.name, s.namespace))).collect();
+    let keys: Vec<(FieldPath, String)> = plan
+        .services
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            (
+                root.key("services").index(i).key("name"),
+                format!("{}.{}", s.name, s.namespace),
+            )
+        })
+        .collect();
     c.unique("service", keys.iter().map(|(p, k)| (p.clone(), k.as_str())));
 }
 
@@ -87,22 +142,51 @@ fn rules(c: &mut Checker, s: &Service, at: &FieldPath) {
     for (from, chain) in &traffic.failover {
         let kat = fat.key(from);
         if !c.topo.has_region(from) {
-            c.findings.push(Finding::error(kat.clone(), format!("unknown region {from:?} in the failover rules of {}", s.name), format!("declared: {}", regions.join(", "))).at_key());
+            c.findings.push(
+                Finding::error(
+                    kat.clone(),
+                    format!(
+                        "unknown region {from:?} in the failover rules of {}",
+                        s.name
+                    ),
+                    format!("declared: {}", regions.join(", ")),
+                )
+                .at_key(),
+            );
         }
         if chain.is_empty() {
-            c.error(kat.clone(), format!("the failover chain of {from} for {} is empty", s.name), "name the regions that take over, in order, or drop the rule");
+            c.error(
+                kat.clone(),
+                format!("the failover chain of {from} for {} is empty", s.name),
+                "name the regions that take over, in order, or drop the rule",
+            );
         }
         let mut seen = BTreeSet::new();
         for (k, to) in chain.iter().enumerate() {
             let p = kat.index(k);
             if to == from {
-                c.error(p, format!("region {from} fails over to itself (service {})", s.name), "a region's chain names the other regions that take its traffic");
+                c.error(
+                    p,
+                    format!("region {from} fails over to itself (service {})", s.name),
+                    "a region's chain names the other regions that take its traffic",
+                );
             } else if !c.topo.has_region(to) {
                 c.unknown(p, "region", to, &regions);
             } else if !runs_in.contains(&to.as_str()) {
-                c.error(p, format!("service {} does not run in region {to} (it runs in: {served})", s.name), "fail over only to regions where the service has endpoints");
+                c.error(
+                    p,
+                    format!(
+                        "service {} does not run in region {to} (it runs in: {served})",
+                        s.name
+                    ),
+                    "fail over only to regions where the service has endpoints",
+                );
             } else if !seen.insert(to.as_str()) {
-                c.error(p, format!("region {to} appears twice in the chain of {from}"), "name each region once");
+                c.error(
+                    p,
+                    format!("region {to} appears twice in the chain of {from}"),
+                    "name each region once",
+                );
             }
         }
     }
@@ -110,10 +194,21 @@ fn rules(c: &mut Checker, s: &Service, at: &FieldPath) {
     for (from, weights) in &traffic.distribute {
         let kat = dat.key(from);
         if !c.topo.has_region(from) {
-            c.findings.push(Finding::error(kat.clone(), format!("unknown region {from:?} in the distribution of {}", s.name), format!("declared: {}", regions.join(", "))).at_key());
+            c.findings.push(
+                Finding::error(
+                    kat.clone(),
+                    format!("unknown region {from:?} in the distribution of {}", s.name),
+                    format!("declared: {}", regions.join(", ")),
+                )
+                .at_key(),
+            );
         }
         if weights.is_empty() {
-            c.error(kat.clone(), format!("the distribution from {from} for {} is empty", s.name), "give target regions with weights summing to 100");
+            c.error(
+                kat.clone(),
+                format!("the distribution from {from} for {} is empty", s.name),
+                "give target regions with weights summing to 100",
+            );
             continue;
         }
         let mut sum: u64 = 0;
@@ -121,17 +216,45 @@ fn rules(c: &mut Checker, s: &Service, at: &FieldPath) {
             let p = kat.key(to);
             sum = sum.saturating_add(*weight);
             if !c.topo.has_region(to) {
-                c.findings.push(Finding::error(p.clone(), format!("unknown region {to:?}"), format!("declared: {}", regions.join(", "))).at_key());
+                c.findings.push(
+                    Finding::error(
+                        p.clone(),
+                        format!("unknown region {to:?}"),
+                        format!("declared: {}", regions.join(", ")),
+                    )
+                    .at_key(),
+                );
             } else if !runs_in.contains(&to.as_str()) {
-                c.findings.push(Finding::error(p.clone(), format!("service {} does not run in region {to} (it runs in: {served})", s.name), "distribute only to regions where the service has endpoints").at_key());
+                c.findings.push(
+                    Finding::error(
+                        p.clone(),
+                        format!(
+                            "service {} does not run in region {to} (it runs in: {served})",
+                            s.name
+                        ),
+                        "distribute only to regions where the service has endpoints",
+                    )
+                    .at_key(),
+                );
             }
             if !(1..=100).contains(weight) {
-                c.error(p, format!("weight {weight} for {from} -> {to} is out of range"), "each weight is 1..100 (drop a target instead of giving it 0)");
+                c.error(
+                    p,
+                    format!("weight {weight} for {from} -> {to} is out of range"),
+                    "each weight is 1..100 (drop a target instead of giving it 0)",
+                );
             }
         }
         if sum != 100 {
             let parts: Vec<String> = weights.iter().map(|(r, w)| format!("{r}={w}")).collect();
-            c.error(kat, format!("weights from {from} sum to {sum} ({}), must be 100", parts.join(", ")), "make the weights of one source region add up to 100");
+            c.error(
+                kat,
+                format!(
+                    "weights from {from} sum to {sum} ({}), must be 100",
+                    parts.join(", ")
+                ),
+                "make the weights of one source region add up to 100",
+            );
         }
     }
     // Chains that reach no other region where the service runs.
@@ -169,30 +292,60 @@ fn gateways(c: &mut Checker) {
             c.dns_label(at.key("workloadNamespace"), "namespace", ns, 63);
         }
         if g.port == Some(0) {
-            c.error(at.key("port"), "port 0 is not a port", "use the listener port, e.g. 80");
+            c.error(
+                at.key("port"),
+                "port 0 is not a port",
+                "use the listener port, e.g. 80",
+            );
         }
         if g.routes.is_empty() {
-            c.error(at.key("routes"), format!("gateway {} routes nothing", g.name), "add routes to services");
+            c.error(
+                at.key("routes"),
+                format!("gateway {} routes nothing", g.name),
+                "add routes to services",
+            );
         }
         for (r, route) in g.routes.iter().enumerate() {
             let rat = at.key("routes").index(r);
             if c.topo.service(&route.service).is_none() {
-                let names: Vec<String> = plan.services.iter().map(|s| format!("{}.{}", s.name, s.namespace)).collect();
+                let names: Vec<String> = plan
+                    .services
+                    .iter()
+                    .map(|s| format!("{}.{}", s.name, s.namespace))
+                    .collect();
                 let refs: Vec<&str> = names.iter().map(String::as_str).collect();
                 c.unknown(rat.key("service"), "service", &route.service, &refs);
             }
             if route.exact.is_empty() && route.prefix.is_empty() {
-                c.error(rat.key("service"), format!("the route to {} matches no path", route.service), "add exact paths or prefixes");
+                c.error(
+                    rat.key("service"),
+                    format!("the route to {} matches no path", route.service),
+                    "add exact paths or prefixes",
+                );
             }
             for (k, p) in route.exact.iter().chain(route.prefix.iter()).enumerate() {
                 if !p.starts_with('/') {
-                    let field = if k < route.exact.len() { rat.key("exact").index(k) } else { rat.key("prefix").index(k - route.exact.len()) };
-                    c.error(field, format!("path {p:?} does not start with '/'"), "write absolute paths such as /productpage");
+                    let field = if k < route.exact.len() {
+                        rat.key("exact").index(k)
+                    } else {
+                        rat.key("prefix").index(k - route.exact.len())
+                    };
+                    c.error(
+                        field,
+                        format!("path {p:?} does not start with '/'"),
+                        "write absolute paths such as /productpage",
+                    );
                 }
             }
         }
     }
-    c.unique("gateway", plan.gateways.iter().enumerate().map(|(i, g)| (root.key("gateways").index(i).key("name"), g.name.as_str())));
+    c.unique(
+        "gateway",
+        plan.gateways
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (root.key("gateways").index(i).key("name"), g.name.as_str())),
+    );
 }
 
 fn filter(c: &mut Checker) {
@@ -214,12 +367,24 @@ fn filter(c: &mut Checker) {
         _ => c.error(at.key("url"), format!("{:?} is not an oci://, https://, http:// or file:// URL", f.url), "e.g. oci://registry.example.com/geolb/filter:0.1.0 or file:///opt/geolb/geolb_filter.wasm"),
     }
     if let Some(sha) = &f.sha256 {
-        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-            c.error(at.key("sha256"), format!("{sha:?} is not a SHA-256"), "write 64 lowercase hex digits (sha256sum output)");
-        } else if let Some((_, digest)) = f.url.split_once("@sha256:") {
-            if digest != sha {
-                c.error(at.key("sha256"), format!("sha256 {sha} differs from the digest in the URL ({digest})"), "Istio requires both to match; fix one");
-            }
+        if sha.len() != 64
+            || !sha
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            c.error(
+                at.key("sha256"),
+                format!("{sha:?} is not a SHA-256"),
+                "write 64 lowercase hex digits (sha256sum output)",
+            );
+        } else if let Some((_, digest)) = f.url.split_once("@sha256:")
+            && digest != sha
+        {
+            c.error(
+                at.key("sha256"),
+                format!("sha256 {sha} differs from the digest in the URL ({digest})"),
+                "Istio requires both to match; fix one",
+            );
         }
     }
     if let Some(name) = &f.name {
