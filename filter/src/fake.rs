@@ -130,10 +130,10 @@ impl Host for FakeHost {
         });
         u32::try_from(id).ok()
     }
-    fn increment(&self, counter: u32) {
+    fn add(&self, counter: u32, n: u64) {
         let names = self.counter_names.borrow();
         if let Some(name) = usize::try_from(counter).ok().and_then(|i| names.get(i)) {
-            *self.counters.borrow_mut().entry(name.clone()).or_default() += 1;
+            *self.counters.borrow_mut().entry(name.clone()).or_default() += n;
         }
     }
     fn set_tick_period_ms(&self, period: u32) {

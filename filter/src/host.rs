@@ -25,8 +25,8 @@ pub trait Host: SharedStore {
     fn log(&self, level: Level, message: &str);
     /// Defines (or finds) a counter; `None` when the host refuses.
     fn define_counter(&self, name: &str) -> Option<u32>;
-    /// Adds one to a counter.
-    fn increment(&self, counter: u32);
+    /// Adds `n` to a counter.
+    fn add(&self, counter: u32, n: u64);
     /// Asks for `on_tick` every `period` ms.
     fn set_tick_period_ms(&self, period: u32);
     /// The plugin configuration bytes (`on_configure`).

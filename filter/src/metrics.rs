@@ -1,6 +1,11 @@
 //! Envoy counters, defined once per configuration. Names carry `;key=value` tags,
 //! which Envoy shows as `wasmcustom.geolb.routed;service=…;region=…` in /stats and as
 //! labels in /stats/prometheus.
+//!
+//! Per-service counts are kept in the VM and added to Envoy's counters on the next tick
+//! (every 100 ms): one host call per counter per tick instead of one per request.
+
+use std::cell::Cell;
 
 use geolb_policy::{CompiledPolicy, CompiledService, Slot};
 
@@ -30,7 +35,32 @@ impl GlobalCounters {
     /// Adds one to a counter that may not exist.
     pub fn bump<H: Host>(&self, host: &H, counter: Option<u32>) {
         if let Some(id) = counter {
-            host.increment(id);
+            host.add(id, 1);
+        }
+    }
+}
+
+/// One Envoy counter with the count not yet added to it.
+#[derive(Debug, Clone, Default)]
+struct Pending {
+    id: Option<u32>,
+    count: Cell<u64>,
+}
+
+impl Pending {
+    fn new(id: Option<u32>) -> Self {
+        Self {
+            id,
+            count: Cell::new(0),
+        }
+    }
+    fn bump(&self) {
+        self.count.set(self.count.get().saturating_add(1));
+    }
+    fn flush<H: Host>(&self, host: &H) {
+        let count = self.count.replace(0);
+        if let (Some(id), true) = (self.id, count > 0) {
+            host.add(id, count);
         }
     }
 }
@@ -38,12 +68,12 @@ impl GlobalCounters {
 /// Counters of one service, per region slot.
 #[derive(Debug, Clone, Default)]
 pub struct ServiceCounters {
-    routed: Vec<Option<u32>>,
-    failures: Vec<Option<u32>>,
-    ejections: Vec<Option<u32>>,
-    failovers: Vec<Option<u32>>,
-    no_healthy_region: Option<u32>,
-    pub(crate) health_store_errors: Option<u32>,
+    routed: Vec<Pending>,
+    failures: Vec<Pending>,
+    ejections: Vec<Pending>,
+    failovers: Vec<Pending>,
+    no_healthy_region: Pending,
+    health_store_errors: Pending,
 }
 
 /// Which per-region counter.
@@ -62,16 +92,16 @@ pub enum RegionCounter {
 impl ServiceCounters {
     /// Defines the counters of `service`.
     pub fn define<H: Host>(host: &H, policy: &CompiledPolicy, service: &CompiledService) -> Self {
-        let per_region = |metric: &str| -> Vec<Option<u32>> {
+        let per_region = |metric: &str| -> Vec<Pending> {
             service
                 .regions()
                 .iter()
                 .map(|region| {
-                    host.define_counter(&format!(
+                    Pending::new(host.define_counter(&format!(
                         "geolb.{metric};service={};region={}",
                         service.name(),
                         policy.region_name(*region)
-                    ))
+                    )))
                 })
                 .collect()
         };
@@ -80,31 +110,49 @@ impl ServiceCounters {
             failures: per_region("failures"),
             ejections: per_region("ejections"),
             failovers: per_region("failovers"),
-            no_healthy_region: host.define_counter(&format!(
+            no_healthy_region: Pending::new(host.define_counter(&format!(
                 "geolb.no_healthy_region;service={}",
                 service.name()
-            )),
-            health_store_errors: host.define_counter("geolb.health_store_errors"),
+            ))),
+            health_store_errors: Pending::new(host.define_counter("geolb.health_store_errors")),
         }
     }
 
-    /// Adds one to a region's counter.
-    pub fn region<H: Host>(&self, host: &H, counter: RegionCounter, slot: Slot) {
-        let ids = match counter {
+    /// Counts one for a region.
+    pub fn region(&self, counter: RegionCounter, slot: Slot) {
+        let all = match counter {
             RegionCounter::Routed => &self.routed,
             RegionCounter::Failures => &self.failures,
             RegionCounter::Ejections => &self.ejections,
             RegionCounter::Failovers => &self.failovers,
         };
-        if let Some(Some(id)) = ids.get(slot) {
-            host.increment(*id);
+        if let Some(pending) = all.get(slot) {
+            pending.bump();
         }
     }
 
-    /// Adds one to the no-healthy-region fallback counter.
-    pub fn no_healthy_region<H: Host>(&self, host: &H) {
-        if let Some(id) = self.no_healthy_region {
-            host.increment(id);
+    /// Counts one no-healthy-region fallback.
+    pub fn no_healthy_region(&self) {
+        self.no_healthy_region.bump();
+    }
+
+    /// Counts one lost health update.
+    pub fn health_store_error(&self) {
+        self.health_store_errors.bump();
+    }
+
+    /// Adds the counts to Envoy's counters.
+    pub fn flush<H: Host>(&self, host: &H) {
+        for pending in self
+            .routed
+            .iter()
+            .chain(&self.failures)
+            .chain(&self.ejections)
+            .chain(&self.failovers)
+        {
+            pending.flush(host);
         }
+        self.no_healthy_region.flush(host);
+        self.health_store_errors.flush(host);
     }
 }

@@ -106,18 +106,16 @@ impl Request {
                     .region_of(slot)
                     .map_or("", |r| active.policy.region_name(r));
                 host.set_request_header(header, Some(region));
-                runtime.counters.region(host, RegionCounter::Routed, slot);
+                runtime.counters.region(RegionCounter::Routed, slot);
                 if slot != primary {
-                    runtime
-                        .counters
-                        .region(host, RegionCounter::Failovers, primary);
+                    runtime.counters.region(RegionCounter::Failovers, primary);
                 }
                 self.chosen = Some((index, slot));
                 self.chosen_was_pristine = chosen_was_pristine;
             }
             Decision::NoHealthyRegion { .. } => {
                 host.set_request_header(header, None);
-                runtime.counters.no_healthy_region(host);
+                runtime.counters.no_healthy_region();
             }
             Decision::Passthrough => host.set_request_header(header, None),
         }
@@ -169,17 +167,29 @@ impl Request {
         } else {
             0
         };
-        let served = string_property(host, &["upstream", "locality", "region"]);
-        let facts = ResponseFacts {
+        let mut facts = ResponseFacts {
             status,
             flags: ResponseFlags(flags),
-            served_region: served.as_deref(),
+            served_region: None,
         };
-        let observation = match classify(service.health(), chosen_region, &facts) {
+        let mut verdict = classify(service.health(), chosen_region, &facts);
+        // Which region really answered tells a success apart from one that Envoy's
+        // priority failover served elsewhere. Reading it costs as much as the rest of
+        // the request path, so successes are checked by sample (see `locality_check_due`).
+        let served = if verdict == Verdict::Success && runtime.locality_check_due(slot) {
+            string_property(host, &["upstream", "locality", "region"])
+        } else {
+            None
+        };
+        if served.is_some() {
+            facts.served_region = served.as_deref();
+            verdict = classify(service.health(), chosen_region, &facts);
+        }
+        let observation = match verdict {
             Verdict::Success if self.chosen_was_pristine => return,
             Verdict::Success => Observation::Success,
             Verdict::Failure(_) => {
-                runtime.counters.region(host, RegionCounter::Failures, slot);
+                runtime.counters.region(RegionCounter::Failures, slot);
                 Observation::Failure
             }
             Verdict::Ignore => return,
@@ -198,9 +208,7 @@ impl Request {
         runtime.reload_health(host);
         match recorded {
             Ok(Transition::Ejected { until_ms }) => {
-                runtime
-                    .counters
-                    .region(host, RegionCounter::Ejections, slot);
+                runtime.counters.region(RegionCounter::Ejections, slot);
                 host.log(
                     Level::Warn,
                     &format!(
@@ -213,9 +221,7 @@ impl Request {
             }
             Ok(Transition::None) => {}
             Err(err) => {
-                if let Some(id) = runtime.counters.health_store_errors {
-                    host.increment(id);
-                }
+                runtime.counters.health_store_error();
                 host.log(
                     Level::Warn,
                     &format!("geolb: health of {} not recorded: {err}", service.name()),

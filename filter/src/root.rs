@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use geolb_policy::routing::{RoundRobin, SourcePlan};
 use geolb_policy::store::{health_key, seed};
-use geolb_policy::{CompiledPolicy, DEFAULT_ROUTING_HEADER, fnv1a, parse_policy};
+use geolb_policy::{CompiledPolicy, DEFAULT_ROUTING_HEADER, Slot, fnv1a, parse_policy};
 
 use crate::host::{Host, Level, string_property};
 use crate::metrics::{GlobalCounters, ServiceCounters};
@@ -56,7 +56,15 @@ pub struct ServiceRuntime {
     health: RefCell<Option<Vec<u8>>>,
     loaded: Cell<bool>,
     used_since_tick: Cell<bool>,
+    /// Per slot: successes left until the next served-region check.
+    locality_countdown: Vec<Cell<u32>>,
 }
+
+/// A success's served region is checked once every this many successes per region and
+/// VM, and on the first success after every tick: a region whose traffic Envoy's
+/// priority failover serves elsewhere is noticed within this many of its requests or
+/// one tick, whichever comes first.
+pub const LOCALITY_CHECK_EVERY: u32 = 16;
 
 /// How often each VM re-reads the shared health of the services it routes: the
 /// longest another worker's ejection takes to reach this one.
@@ -74,6 +82,33 @@ impl ServiceRuntime {
         }
         self.used_since_tick.set(true);
         f(self.health.borrow().as_deref())
+    }
+
+    /// Whether this success's served region should be read (and counts it).
+    pub(crate) fn locality_check_due(&self, slot: Slot) -> bool {
+        let Some(countdown) = self.locality_countdown.get(slot) else {
+            return false;
+        };
+        match countdown.get() {
+            0 => {
+                countdown.set(LOCALITY_CHECK_EVERY - 1);
+                true
+            }
+            n => {
+                countdown.set(n - 1);
+                false
+            }
+        }
+    }
+
+    /// `on_tick` work of a service that had traffic: fresh health, counters flushed,
+    /// the next success of every region checked.
+    fn on_tick<H: Host>(&self, host: &H) {
+        self.reload_health(host);
+        self.counters.flush(host);
+        for countdown in &self.locality_countdown {
+            countdown.set(0);
+        }
     }
 
     /// Re-reads the shared table.
@@ -164,16 +199,19 @@ impl Root {
         }
     }
 
-    /// `on_tick`: refreshes this VM's copy of the shared health of every service that
-    /// had traffic since the last tick.
+    /// `on_tick`: for every service that had traffic since the last tick, refreshes this
+    /// VM's copy of the shared health and adds the counts to Envoy's counters; an idle
+    /// service's copy is dropped, to be read afresh by its next request.
     pub fn tick<H: Host>(&self, host: &H) {
         if let Mode::Active(active) = &self.mode {
-            for service in active
-                .services
-                .iter()
-                .filter(|s| s.used_since_tick.replace(false))
-            {
-                service.reload_health(host);
+            for service in &active.services {
+                if service.used_since_tick.replace(false) {
+                    service.on_tick(host);
+                } else {
+                    // Idle: no refresh now, but the next request reads the shared table
+                    // instead of a copy that may be stale by then.
+                    service.loaded.set(false);
+                }
             }
         }
     }
@@ -238,6 +276,7 @@ fn activate<H: Host>(host: &H, plugin: &str, policy: CompiledPolicy) -> Active {
                 health: RefCell::new(None),
                 loaded: Cell::new(false),
                 used_since_tick: Cell::new(false),
+                locality_countdown: (0..service.regions().len()).map(|_| Cell::new(0)).collect(),
             }
         })
         .collect();

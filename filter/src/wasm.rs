@@ -63,8 +63,8 @@ impl Host for ProxyWasmHost {
     fn define_counter(&self, name: &str) -> Option<u32> {
         hostcalls::define_metric(MetricType::Counter, name).ok()
     }
-    fn increment(&self, counter: u32) {
-        let _ = hostcalls::increment_metric(counter, 1);
+    fn add(&self, counter: u32, n: u64) {
+        let _ = hostcalls::increment_metric(counter, i64::try_from(n).unwrap_or(i64::MAX));
     }
     fn set_tick_period_ms(&self, period: u32) {
         let _ = hostcalls::set_tick_period(std::time::Duration::from_millis(u64::from(period)));

@@ -63,6 +63,12 @@ fn send_with<'a>(
     routed
 }
 
+/// A counter after the tick that adds the VM's counts to Envoy's counters.
+fn counted(host: &FakeHost, root: &Root, name: &str) -> u64 {
+    root.tick(host);
+    host.counter(name)
+}
+
 /// A 200 whose upstream locality Envoy did not report.
 const OK: (Option<u16>, u64, Option<&str>) = (Some(200), 0, None);
 
@@ -90,11 +96,19 @@ fn splits_90_10_exactly_per_ten_requests() {
         );
     }
     assert_eq!(
-        host.counter("geolb.routed;service=reviews.default;region=cn-hangzhou"),
+        counted(
+            &host,
+            &root,
+            "geolb.routed;service=reviews.default;region=cn-hangzhou"
+        ),
         90
     );
     assert_eq!(
-        host.counter("geolb.routed;service=reviews.default;region=cn-shanghai"),
+        counted(
+            &host,
+            &root,
+            "geolb.routed;service=reviews.default;region=cn-shanghai"
+        ),
         10
     );
 }
@@ -143,11 +157,19 @@ fn failures_eject_the_region_and_its_share_fails_over() {
         ["cn-hangzhou"]
     );
     assert_eq!(
-        host.counter("geolb.failures;service=reviews.default;region=cn-hangzhou"),
+        counted(
+            &host,
+            &root,
+            "geolb.failures;service=reviews.default;region=cn-hangzhou"
+        ),
         1
     );
     assert_eq!(
-        host.counter("geolb.ejections;service=reviews.default;region=cn-hangzhou"),
+        counted(
+            &host,
+            &root,
+            "geolb.ejections;service=reviews.default;region=cn-hangzhou"
+        ),
         1
     );
     assert!(host.logs.borrow().iter().any(|(l, m)| *l == Level::Warn
@@ -162,7 +184,11 @@ fn failures_eject_the_region_and_its_share_fails_over() {
         .collect();
     assert!(routed.iter().all(|r| r == "cn-shanghai"), "{routed:?}");
     assert_eq!(
-        host.counter("geolb.failovers;service=reviews.default;region=cn-hangzhou"),
+        counted(
+            &host,
+            &root,
+            "geolb.failovers;service=reviews.default;region=cn-hangzhou"
+        ),
         9
     );
     // After the ejection (and the 10 s ramp) cn-hangzhou takes its share back.
@@ -187,7 +213,11 @@ fn an_answer_from_another_region_counts_against_the_chosen_one() {
     // Envoy's priority failover served cn-hangzhou's request from cn-shanghai.
     send(&host, &root, &[], (Some(200), 0, Some("cn-shanghai")));
     assert_eq!(
-        host.counter("geolb.ejections;service=reviews.default;region=cn-hangzhou"),
+        counted(
+            &host,
+            &root,
+            "geolb.ejections;service=reviews.default;region=cn-hangzhou"
+        ),
         1
     );
 }
@@ -201,14 +231,26 @@ fn local_replies_without_response_headers_are_recorded_from_the_log() {
     host.set_property(&["response", "flags"], &0x10i64.to_le_bytes()); // upstream reset, no headers
     request.on_log(&host);
     assert_eq!(
-        host.counter("geolb.failures;service=reviews.default;region=cn-hangzhou"),
+        counted(
+            &host,
+            &root,
+            "geolb.failures;service=reviews.default;region=cn-hangzhou"
+        ),
         1
     );
     // Counted once even when both callbacks fire.
-    let before = host.counter("geolb.failures;service=reviews.default;region=cn-shanghai");
+    let before = counted(
+        &host,
+        &root,
+        "geolb.failures;service=reviews.default;region=cn-shanghai",
+    );
     send(&host, &root, &[], (Some(503), 0, Some("cn-shanghai")));
     assert_eq!(
-        host.counter("geolb.failures;service=reviews.default;region=cn-shanghai"),
+        counted(
+            &host,
+            &root,
+            "geolb.failures;service=reviews.default;region=cn-shanghai"
+        ),
         before + 1
     );
 }
@@ -226,7 +268,11 @@ fn one_workers_ejection_protects_every_worker() {
         });
     }
     assert_eq!(
-        worker_a.counter("geolb.ejections;service=reviews.default;region=cn-shanghai"),
+        counted(
+            &worker_a,
+            &root_a,
+            "geolb.ejections;service=reviews.default;region=cn-shanghai"
+        ),
         1
     );
     // Worker B never saw a failure; after its next health refresh (tick) it sends
@@ -252,8 +298,16 @@ fn one_workers_ejection_protects_every_worker() {
 fn no_healthy_region_leaves_the_header_unset_and_counts() {
     let (host, root) = configured(SEED_A, "cn-hangzhou");
     // Eject both regions.
-    while host.counter("geolb.ejections;service=reviews.default;region=cn-shanghai") == 0
-        || host.counter("geolb.ejections;service=reviews.default;region=cn-hangzhou") == 0
+    while counted(
+        &host,
+        &root,
+        "geolb.ejections;service=reviews.default;region=cn-shanghai",
+    ) == 0
+        || counted(
+            &host,
+            &root,
+            "geolb.ejections;service=reviews.default;region=cn-hangzhou",
+        ) == 0
     {
         send(&host, &root, &[], (Some(503), 0, None));
     }
@@ -267,7 +321,11 @@ fn no_healthy_region_leaves_the_header_unset_and_counts() {
         .is_empty()
     );
     assert_eq!(
-        host.counter("geolb.no_healthy_region;service=reviews.default"),
+        counted(
+            &host,
+            &root,
+            "geolb.no_healthy_region;service=reviews.default"
+        ),
         1
     );
 }
@@ -282,7 +340,7 @@ fn an_invalid_first_policy_passes_traffic_through_without_stopping_envoy() {
         "start-up must not fail: Envoy would exit"
     );
     assert!(!root.is_active());
-    assert_eq!(host.counter("geolb.policy_rejected"), 1);
+    assert_eq!(counted(&host, &root, "geolb.policy_rejected"), 1);
     let logs = host.logs.borrow().clone();
     assert!(
         logs.iter().any(|(l, m)| *l == Level::Error
@@ -335,4 +393,49 @@ fn a_proxy_without_a_region_keeps_default_routing_unless_the_policy_pins_one() {
         send(&host, &root, &[], ok_from("cn-shanghai")),
         ["cn-shanghai"]
     );
+}
+
+#[test]
+fn answers_from_another_region_are_noticed_by_sample_or_on_the_next_tick() {
+    let (host, root) = configured(SEED_A, "cn-shanghai"); // all of it to cn-shanghai
+    let ejections = "geolb.ejections;service=reviews.default;region=cn-shanghai";
+    send(&host, &root, &[], ok_from("cn-shanghai")); // checked: the first success
+    // Envoy now serves cn-shanghai's requests from cn-hangzhou. Reading the served
+    // region is sampled: the 16th success after the last check is checked.
+    for _ in 0..15 {
+        send(&host, &root, &[], ok_from("cn-hangzhou"));
+    }
+    assert_eq!(host.counter(ejections), 0);
+    send(&host, &root, &[], ok_from("cn-hangzhou"));
+    root.tick(&host);
+    assert_eq!(host.counter(ejections), 1, "noticed on the 16th success");
+
+    // A tick re-arms the check: the first success after it is checked at once.
+    let (host, root) = configured(SEED_A, "cn-shanghai");
+    send(&host, &root, &[], ok_from("cn-shanghai"));
+    root.tick(&host);
+    send(&host, &root, &[], ok_from("cn-hangzhou"));
+    root.tick(&host);
+    assert_eq!(
+        host.counter(ejections),
+        1,
+        "noticed on the first success after a tick"
+    );
+}
+
+#[test]
+fn an_idle_worker_reads_fresh_health_when_traffic_resumes() {
+    let store = Arc::new(MemoryStore::default());
+    let (worker_a, root_a) = configured_on(store.clone(), SEED_A, "cn-hangzhou");
+    let (worker_b, root_b) = configured_on(store, SEED_A, "cn-hangzhou");
+    send(&worker_b, &root_b, &[], OK); // B has a copy of the health table
+    root_b.tick(&worker_b); // ... refreshed while it had traffic
+    root_b.tick(&worker_b); // ... then idle: the copy is dropped
+    // A sees cn-hangzhou fail (threshold 1).
+    assert_eq!(
+        send(&worker_a, &root_a, &[], (Some(503), 0, None)),
+        ["cn-hangzhou"]
+    );
+    // B's next request, before any tick of B, already avoids cn-hangzhou.
+    assert_eq!(send(&worker_b, &root_b, &[], OK), ["cn-shanghai"]);
 }

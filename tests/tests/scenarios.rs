@@ -91,11 +91,17 @@ fn count(names: &[String], region: &str) -> usize {
     names.iter().filter(|n| *n == region).count()
 }
 
+/// A geolb counter, after the filter's next tick has added its counts (every 100 ms).
 fn counter(envoy: &Envoy, metric: &str, region: &str) -> u64 {
+    std::thread::sleep(TICK);
     envoy.counter(&format!(
         "wasmcustom.geolb.{metric};service=reviews.default;region={region}"
     ))
 }
+
+/// More than the filter's tick: its counters are flushed, other workers refreshed
+/// their copy of the shared health, and served-region checks are re-armed.
+const TICK: Duration = Duration::from_millis(250);
 
 #[test]
 fn a_distribution_90_10_is_exact_per_ten_requests_on_a_worker() {
@@ -160,6 +166,7 @@ fn failover_errors(break_it: impl FnOnce(&mut Upstream)) -> usize {
     ));
     assert_eq!((count(&warm, HZ), count(&warm, SH)), (9, 1), "{warm:?}");
     break_it(&mut hz);
+    std::thread::sleep(TICK);
     let names = regions_of(&send_on_one_connection(
         envoy.addr(),
         &Request::reviews(),
@@ -218,6 +225,7 @@ fn c_split_and_failover_at_once_across_three_regions() {
         "{names:?}"
     );
     sh.stop();
+    std::thread::sleep(TICK);
     // The first request of cn-shanghai's share finds it dead (Envoy's priority failover
     // answers it from some other region); from then on the filter sends the 20% down
     // cn-shanghai's own chain: cn-beijing.
@@ -296,6 +304,7 @@ fn e_every_region_down_takes_the_default_route_and_counts() {
         ),
         (1, 1)
     );
+    std::thread::sleep(TICK);
     let fallbacks = envoy.counter("wasmcustom.geolb.no_healthy_region;service=reviews.default");
     assert!(fallbacks >= 17, "no-healthy-region fallbacks: {fallbacks}");
     // Those requests took the route without header, to the service's default cluster.
@@ -452,11 +461,12 @@ fn h_a_region_ejected_through_one_workers_traffic_is_avoided_by_the_other() {
     }
     // cn-hangzhou starts failing; only the first connection's worker sees it.
     hz.set_failing(503);
+    std::thread::sleep(TICK);
     first.send(&Request::reviews()).unwrap();
     assert_eq!(counter(&envoy, "ejections", HZ), 1);
     let routed_hz = counter(&envoy, "routed", HZ);
     // Other workers re-read the shared health on their next tick (every 100 ms).
-    std::thread::sleep(Duration::from_millis(250));
+    std::thread::sleep(TICK);
     // The second worker never saw a failure, yet sends nothing to cn-hangzhou.
     let names: Vec<String> = (0..10)
         .map(|_| regions_of(&[second.send(&Request::reviews())]).remove(0))

@@ -6,7 +6,8 @@
 //! `scripts/bench.sh` (= `cargo run --release -p geolb-e2e --bin geolb-bench`).
 //! Env: `GEOLB_BENCH_ROUNDS` (default 7), `GEOLB_BENCH_SECS` (default 3),
 //! `GEOLB_BENCH_POLICY` (policy JSON; default policy/tests/fixtures/seed-a.json),
-//! `GEOLB_BENCH_EXTRA_WASM` (another build of the filter to compare, e.g. opt-level "z").
+//! `GEOLB_BENCH_EXTRA_WASM` (other builds of the filter to compare, `:`-separated, e.g.
+//! an opt-level "z" build).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -72,19 +73,14 @@ fn main() {
             &[],
         ),
     ];
-    if let Some(extra) = std::env::var_os("GEOLB_BENCH_EXTRA_WASM") {
-        let path = std::path::PathBuf::from(extra);
-        let name = format!(
-            "geolb ({})",
-            path.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        );
-        variants.push((
-            name,
-            base.clone().with_wasm(WasmFilter::new(path, &policy)),
-            &[],
-        ));
+    let extra = std::env::var_os("GEOLB_BENCH_EXTRA_WASM").unwrap_or_default();
+    for path in std::env::split_paths(&extra).filter(|p| !p.as_os_str().is_empty()) {
+        let file = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let cfg = base.clone().with_wasm(WasmFilter::new(path, &policy));
+        variants.push((file.trim_end_matches(".wasm").to_owned(), cfg, &[]));
     }
     for (name, cfg, _) in &variants {
         if let Some(w) = &cfg.wasm {
