@@ -48,7 +48,38 @@ fn service(topo: &Topology<'_>, s: &Service) -> wire::Service {
                 )
             })
             .collect(),
-        health: s.health.as_ref().map(health),
+        health: service_health(s),
+    }
+}
+
+/// The filter's health settings of a service: the service's `health`, field by field
+/// over what its DestinationRule `outlierDetection` implies, so that the filter ejects
+/// a region on the same evidence and for as long as Envoy ejects a host.
+fn service_health(s: &Service) -> Option<HealthSettings> {
+    let explicit = s.health.as_ref().map(health);
+    let implied = s.outlier_detection.as_ref().map(|o| {
+        let base = o.base_ejection_time.clone();
+        // The filter's default cap (300s) must not fall below a longer base time.
+        let default_max = geolb_policy::health::HealthConfig::default().max_ejection_ms;
+        let max = base.as_ref().filter(|b| b.millis() > default_max).cloned();
+        HealthSettings {
+            consecutive_failures: o
+                .consecutive_5xx_errors
+                .or(o.consecutive_gateway_errors)
+                .map(|n| WholeNumber(u64::from(n))),
+            base_ejection_time: base,
+            max_ejection_time: max,
+            ..HealthSettings::default()
+        }
+    });
+    match (explicit, implied) {
+        (Some(e), Some(i)) => Some(HealthSettings {
+            consecutive_failures: e.consecutive_failures.or(i.consecutive_failures),
+            base_ejection_time: e.base_ejection_time.or(i.base_ejection_time),
+            max_ejection_time: e.max_ejection_time.or(i.max_ejection_time),
+            ..e
+        }),
+        (e, i) => e.or(i).filter(|h| *h != HealthSettings::default()),
     }
 }
 

@@ -173,6 +173,22 @@ fn scenario_a_has_failover_and_distribution() {
     );
     let gw = &m["clusters/ack-hangzhou/istio-system/wasmplugin-geolb-bookinfo-gateway.yaml"];
     assert!(gw.contains("sourceRegion: \"cn-hangzhou\""), "{gw}");
+    // The filter ejects a region on the same evidence and for as long as the
+    // DestinationRule's outlier detection ejects a host.
+    let doc: serde_json::Value = serde_saphyr::from_str(wasm).unwrap();
+    let policy =
+        geolb_policy::parse_wire(doc["spec"]["pluginConfig"].to_string().as_bytes()).unwrap();
+    let reviews = policy
+        .services
+        .iter()
+        .find(|s| s.name == "reviews.default")
+        .expect("reviews");
+    let health = reviews.health.as_ref().expect("reviews health");
+    assert_eq!(health.consecutive_failures.map(|n| n.0), Some(1));
+    assert_eq!(
+        health.base_ejection_time.as_ref().map(|d| d.millis()),
+        Some(60_000)
+    );
 }
 
 /// Scenario D: every network's gateway in meshNetworks, remotePilotAddress on workers.

@@ -247,7 +247,7 @@ impl Envoy {
                 "validate",
                 "--disable-hot-restart",
                 "-l",
-                "warning",
+                "info",
                 "-c",
             ])
             .arg(&cfg_path)
