@@ -17,6 +17,11 @@ if ! rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
   exit 1
 fi
 
+# Reproducible modules: the same source gives the same sha256 whatever the checkout's
+# path (panic locations embed file paths). With --target, these flags reach only the
+# wasm artifacts, not host build scripts, so other builds keep their cache.
+export RUSTFLAGS="${RUSTFLAGS:-} --remap-path-prefix=$ROOT=/geolb --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo"
+
 # cargo's target dir for this script: $GEOLB_WASM_TARGET_DIR, else the default target/.
 TDIR="${GEOLB_WASM_TARGET_DIR:-$ROOT/target}"
 

@@ -389,29 +389,9 @@ pub struct Retries {
     pub retry_on: Option<String>,
 }
 
-/// The filter's passive health tracking (see the policy's `health`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Health {
-    /// Consecutive failures that eject a region. Default 5.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub consecutive_failures: Option<u64>,
-    /// First ejection length. Default `30s`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub base_ejection_time: Option<DurationText>,
-    /// Longest ejection. Default `300s`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_ejection_time: Option<DurationText>,
-    /// Ramp of a region's share after an ejection ends. Default `10s`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub recovery_ramp: Option<DurationText>,
-    /// Response codes that count as failures. Default `[502, 503, 504]`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failure_status_codes: Option<Vec<u64>>,
-    /// Envoy response flags that count as failures. Default `[UF, UH, UR, UC]`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failure_response_flags: Option<Vec<String>>,
-}
+/// The filter's passive health tracking: the policy's own type, so the plan and the
+/// filter cannot disagree on a field (docs/policy.md, `health`).
+pub type Health = geolb_policy::wire::HealthSettings;
 
 /// An ingress gateway and the service routes it serves.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

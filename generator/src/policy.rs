@@ -5,7 +5,7 @@ use geolb_policy::API_VERSION;
 use geolb_policy::units::WholeNumber;
 use geolb_policy::wire::{self, HealthSettings};
 
-use crate::plan::{Health, Service};
+use crate::plan::Service;
 use crate::topology::Topology;
 
 /// The policy for proxies of the mesh; `source_region` pins the region of gateways
@@ -17,7 +17,7 @@ pub fn wire_policy(topo: &Topology<'_>, source_region: Option<&str>) -> wire::Po
         regions: topo.regions().into_iter().map(str::to_owned).collect(),
         routing_header: plan.filter.routing_header.clone(),
         source_region: source_region.map(str::to_owned),
-        health: plan.filter.health.as_ref().map(health),
+        health: plan.filter.health.clone(),
         services: plan.services.iter().map(|s| service(topo, s)).collect(),
     }
 }
@@ -56,7 +56,7 @@ fn service(topo: &Topology<'_>, s: &Service) -> wire::Service {
 /// over what its DestinationRule `outlierDetection` implies, so that the filter ejects
 /// a region on the same evidence and for as long as Envoy ejects a host.
 fn service_health(s: &Service) -> Option<HealthSettings> {
-    let explicit = s.health.as_ref().map(health);
+    let explicit = s.health.clone();
     let implied = s.outlier_detection.as_ref().map(|o| {
         let base = o.base_ejection_time.clone();
         // The filter's default cap (300s) must not fall below a longer base time.
@@ -80,20 +80,6 @@ fn service_health(s: &Service) -> Option<HealthSettings> {
             ..e
         }),
         (e, i) => e.or(i).filter(|h| *h != HealthSettings::default()),
-    }
-}
-
-fn health(h: &Health) -> HealthSettings {
-    HealthSettings {
-        consecutive_failures: h.consecutive_failures.map(WholeNumber),
-        base_ejection_time: h.base_ejection_time.clone(),
-        max_ejection_time: h.max_ejection_time.clone(),
-        recovery_ramp: h.recovery_ramp.clone(),
-        failure_status_codes: h
-            .failure_status_codes
-            .as_ref()
-            .map(|c| c.iter().copied().map(WholeNumber).collect()),
-        failure_response_flags: h.failure_response_flags.clone(),
     }
 }
 

@@ -3,6 +3,12 @@
 //! header `x-geolb-test-panic` (feature `test-panic`, never shipped).
 //!
 //! Run one: `cargo test -p geolb-e2e --test failure_policy <name>`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests fail by panicking
 
 use geolb_e2e::*;
 

@@ -3,6 +3,12 @@
 //! the JSON string istiod sends. (The filter accepts an invalid *first* policy in
 //! pass-through rather than stopping Envoy, so the test reads its log, and a broken
 //! policy is checked to be reported.)
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests fail by panicking
 
 use std::path::{Path, PathBuf};
 

@@ -4,6 +4,12 @@
 //! detection, retries); see tests/README.md.
 //!
 //! Run one: `cargo test -p geolb-e2e --test scenarios <name>`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests fail by panicking
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};

@@ -27,6 +27,9 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// A benchmark variant: name, Envoy configuration, request headers.
+type Variant<'a> = (String, MeshConfig, &'a [(&'a str, &'a str)]);
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -55,7 +58,7 @@ fn main() {
     // sending the routing header, so Envoy does the routing contract's own work (header
     // route, subset cluster, header removal) without any decision: the floor of the design.
     let routed: &[(&str, &str)] = &[("x-geolb-region", "cn-hangzhou")];
-    let mut variants: Vec<(String, MeshConfig, &[(&str, &str)])> = vec![
+    let mut variants: Vec<Variant> = vec![
         ("bare".to_owned(), base.clone(), &[]),
         (
             "empty filter".to_owned(),
