@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
-# The main job: installs what the build needs (scripts/setup.sh), builds the geolb
-# filter into wasm-out/geolb_filter.wasm (+ .sha256) and the `geolb` CLI into
-# target/release/geolb.
+# The main job. Installs what the build needs (scripts/setup.sh), builds the geolb filter
+# into wasm-out/geolb_filter.wasm (+ .sha256) and the `geolb` CLI into target/release/,
+# then validates a plan and renders its manifests.
+#   scripts/build.sh [PLAN] [OUT_DIR]
+#   default PLAN: manifests/examples/a-failover-distribution/plan.yaml (seed scenario A)
+#   default OUT_DIR: out/<plan directory name>
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+PLAN="${1:-manifests/examples/a-failover-distribution/plan.yaml}"
+OUT="${2:-out/$(basename "$(dirname "$PLAN")")}"
 scripts/setup.sh >/dev/null
 scripts/build-wasm.sh --locked
 cargo build -q --locked --release -p geolb
-echo "filter: $ROOT/wasm-out/geolb_filter.wasm (sha256 $(cut -d' ' -f1 wasm-out/geolb_filter.wasm.sha256))"
-echo "cli:    $ROOT/target/release/geolb (try: target/release/geolb --help)"
+GEOLB="$ROOT/target/release/geolb"
+"$GEOLB" validate "$PLAN"
+"$GEOLB" render "$PLAN" -o "$OUT"
+echo "filter:    $ROOT/wasm-out/geolb_filter.wasm (sha256 $(cut -d' ' -f1 wasm-out/geolb_filter.wasm.sha256))"
+echo "cli:       $GEOLB (see: $GEOLB --help)"
+echo "manifests: $OUT (network plan: $GEOLB plan $PLAN)"

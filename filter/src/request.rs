@@ -157,6 +157,8 @@ impl Request {
         let Some(runtime) = active.services.get(index) else {
             return;
         };
+        // Counts made here, after the request's tick, must still be flushed.
+        runtime.mark_active();
         let chosen_region = service
             .region_of(slot)
             .map_or("", |r| active.policy.region_name(r));

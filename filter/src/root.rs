@@ -80,8 +80,14 @@ impl ServiceRuntime {
         if !self.loaded.get() {
             self.reload_health(host);
         }
-        self.used_since_tick.set(true);
+        self.mark_active();
         f(self.health.borrow().as_deref())
+    }
+
+    /// Marks the service as having had traffic since the last tick (its counts and
+    /// health copy are then handled by the next tick).
+    pub(crate) fn mark_active(&self) {
+        self.used_since_tick.set(true);
     }
 
     /// Whether this success's served region should be read (and counts it).

@@ -439,3 +439,20 @@ fn an_idle_worker_reads_fresh_health_when_traffic_resumes() {
     // B's next request, before any tick of B, already avoids cn-hangzhou.
     assert_eq!(send(&worker_b, &root_b, &[], OK), ["cn-shanghai"]);
 }
+
+#[test]
+fn counts_made_after_a_tick_are_flushed_by_the_next_one() {
+    let (host, root) = configured(SEED_A, "cn-hangzhou");
+    host.begin_request(&[(":authority", AUTHORITY)]);
+    let mut request = root.request();
+    request.on_request_headers(&host);
+    root.tick(&host); // a tick while the request is in flight
+    host.respond(Some(503), 0x20, None);
+    request.on_response_headers(&host);
+    request.on_log(&host);
+    root.tick(&host);
+    assert_eq!(
+        host.counter("geolb.ejections;service=reviews.default;region=cn-hangzhou"),
+        1
+    );
+}
