@@ -1,16 +1,16 @@
 //! One request: pick the region, set the routing header, and learn from the answer.
 //!
-//! The request path does two lookups (service by `:authority`, the service's shared
-//! health bytes), one decision in the pure core, and one header replacement. Nothing
-//! is parsed; the only allocation is the host's copy of the health bytes.
+//! The request path reads `:authority`, looks the service up, decides in the pure core
+//! over this VM's copy of the shared health, and replaces one header. Nothing is
+//! parsed; the only allocation is the host's copy of `:authority`.
 
 use std::rc::Rc;
 
-use geolb_policy::Slot;
 use geolb_policy::health::{HealthView, Transition};
 use geolb_policy::outcome::{ResponseFacts, ResponseFlags, Verdict, classify};
 use geolb_policy::routing::Decision;
 use geolb_policy::store::{Observation, record};
+use geolb_policy::{ServiceId, Slot};
 
 use crate::host::{Host, Level, int_property, string_property};
 use crate::metrics::RegionCounter;
@@ -20,8 +20,8 @@ use crate::root::{Active, PASSTHROUGH_HEADER};
 #[derive(Debug)]
 pub struct Request {
     active: Option<Rc<Active>>,
-    /// (service index, chosen slot) once routed.
-    chosen: Option<(usize, Slot)>,
+    /// (service, chosen slot) once routed.
+    chosen: Option<(ServiceId, Slot)>,
     /// The chosen region's record was pristine when the request started: a success
     /// then changes nothing and needs no shared-data round trip.
     chosen_was_pristine: bool,
@@ -43,10 +43,7 @@ impl Request {
     pub fn chosen_region(&self) -> Option<&str> {
         let active = self.active.as_ref()?;
         let (service, slot) = self.chosen?;
-        let region = active
-            .policy
-            .service(geolb_policy::ServiceId(u16::try_from(service).ok()?))?
-            .region_of(slot)?;
+        let region = active.policy.service(service)?.region_of(slot)?;
         Some(active.policy.region_name(region))
     }
 
@@ -63,17 +60,11 @@ impl Request {
             return;
         };
         let header = active.policy.routing_header();
-        let decision = host
+        let found = host
             .request_header(":authority")
             .and_then(|authority| active.policy.service_for_authority(&authority))
-            .and_then(|id| {
-                Some((
-                    usize::from(id.0),
-                    active.services.get(usize::from(id.0))?,
-                    active.policy.service(id)?,
-                ))
-            });
-        let Some((index, runtime, service)) = decision else {
+            .and_then(|id| Some((id, active.service(id)?)));
+        let Some((id, (runtime, service))) = found else {
             host.set_request_header(header, None);
             return;
         };
@@ -110,7 +101,7 @@ impl Request {
                 if slot != primary {
                     runtime.counters.region(RegionCounter::Failovers, primary);
                 }
-                self.chosen = Some((index, slot));
+                self.chosen = Some((id, slot));
                 self.chosen_was_pristine = chosen_was_pristine;
             }
             Decision::NoHealthyRegion { .. } => {
@@ -146,15 +137,10 @@ impl Request {
 
     fn observe<H: Host>(&mut self, host: &H, status: Option<u16>) {
         self.recorded = true;
-        let (Some(active), Some((index, slot))) = (self.active.as_ref(), self.chosen) else {
+        let (Some(active), Some((id, slot))) = (self.active.as_ref(), self.chosen) else {
             return;
         };
-        let Some(service) = active.policy.service(geolb_policy::ServiceId(
-            u16::try_from(index).unwrap_or(u16::MAX),
-        )) else {
-            return;
-        };
-        let Some(runtime) = active.services.get(index) else {
+        let Some((runtime, service)) = active.service(id) else {
             return;
         };
         // Counts made here, after the request's tick, must still be flushed.

@@ -6,7 +6,9 @@ use std::rc::Rc;
 
 use geolb_policy::routing::{RoundRobin, SourcePlan};
 use geolb_policy::store::{health_key, seed};
-use geolb_policy::{CompiledPolicy, DEFAULT_ROUTING_HEADER, Slot, fnv1a, parse_policy};
+use geolb_policy::{
+    CompiledPolicy, CompiledService, DEFAULT_ROUTING_HEADER, ServiceId, Slot, fnv1a, parse_policy,
+};
 
 use crate::host::{Host, Level, string_property};
 use crate::metrics::{GlobalCounters, ServiceCounters};
@@ -130,6 +132,14 @@ impl ServiceRuntime {
 }
 
 impl Active {
+    /// A service's runtime state and compiled rules.
+    pub(crate) fn service(&self, id: ServiceId) -> Option<(&ServiceRuntime, &CompiledService)> {
+        Some((
+            self.services.get(usize::from(id.0))?,
+            self.policy.service(id)?,
+        ))
+    }
+
     /// Next pseudo-random number (xorshift64*): only decides ramp admissions.
     pub(crate) fn dice(&self) -> u32 {
         let mut x = self.rng.get();
