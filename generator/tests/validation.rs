@@ -373,7 +373,7 @@ const CASES: &[Case] = &[
         name: "remote module without sha256",
         scenario: A,
         edits: &[(
-            "url: file:///opt/geolb/geolb_filter.wasm\n  sha256: e07b571b31dca47e0a44dcf89e4bf6e3fe35f17b434a24fccdc40b07bd72ba87",
+            "url: file:///opt/geolb/geolb_filter.wasm\n  sha256: b0f976934a3fe5406f54808e94e05062a264f93d7b8decb89823bb9410949e86",
             "url: oci://registry.example.com/geolb/filter:0.1.0",
         )],
         severity: Severity::Error,
@@ -383,7 +383,7 @@ const CASES: &[Case] = &[
     Case {
         name: "malformed sha256",
         scenario: A,
-        edits: &[("sha256: e07b571b", "sha256: E07B571B")],
+        edits: &[("sha256: b0f97693", "sha256: B0F97693")],
         severity: Severity::Error,
         path: "filter.sha256",
         message: "is not a SHA-256",
@@ -393,8 +393,8 @@ const CASES: &[Case] = &[
         name: "policy health refused by the filter",
         scenario: A,
         edits: &[(
-            "  sha256: e07b",
-            "  health:\n    failureResponseFlags: [XX]\n  sha256: e07b",
+            "  sha256: ",
+            "  health:\n    failureResponseFlags: [XX]\n  sha256: ",
         )],
         severity: Severity::Error,
         path: "filter.health.failureResponseFlags[0]",

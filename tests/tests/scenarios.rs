@@ -147,6 +147,7 @@ fn a_distribution_90_10_is_exact_per_ten_requests_on_a_worker() {
         (898..=902).contains(&to_hz),
         "{to_hz} of 1000 in cn-hangzhou"
     );
+    eprintln!("1,000 requests on new connections: {to_hz} cn-hangzhou, {to_sh} cn-shanghai");
     // The routing header never reaches the app.
     let last = send_one(envoy.addr(), &Request::reviews()).unwrap();
     assert_eq!(
