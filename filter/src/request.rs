@@ -68,9 +68,9 @@ impl Request {
             host.set_request_header(header, None);
             return;
         };
-        let slots = service.regions().len();
+        let shape = service.table_shape();
         let (decision, chosen_was_pristine) = runtime.with_health(host, |bytes| {
-            let view = HealthView::new(bytes, slots);
+            let view = HealthView::new(bytes, shape);
             // A table that never saw an ejection is healthy at any time: skip the clock.
             let now = if view.any_ejection() {
                 host.now_ms()
@@ -186,7 +186,7 @@ impl Request {
         let recorded = record(
             host,
             &runtime.health_key,
-            service.regions().len(),
+            service.table_shape(),
             slot,
             observation,
             service.health(),

@@ -274,11 +274,10 @@ fn activate<H: Host>(host: &H, plugin: &str, policy: CompiledPolicy) -> Active {
     let services = policy
         .services()
         .iter()
-        .enumerate()
-        .map(|(index, service)| {
+        .map(|service| {
             let plan = SourcePlan::new(service, source);
-            let key = health_key(plugin, policy.fingerprint(), index);
-            if let Err(err) = seed(host, &key, service.regions().len()) {
+            let key = health_key(plugin, service.name());
+            if let Err(err) = seed(host, &key, service.table_shape()) {
                 host.log(
                     Level::Warn,
                     &format!("geolb: cannot seed shared health {key}: {err}"),

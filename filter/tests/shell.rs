@@ -456,3 +456,37 @@ fn counts_made_after_a_tick_are_flushed_by_the_next_one() {
         1
     );
 }
+
+#[test]
+fn a_policy_update_keeps_health_unless_the_services_regions_change() {
+    let (host, mut root) = configured(SEED_A, "cn-hangzhou"); // threshold 1, ejection 1m
+    assert_eq!(
+        send(&host, &root, &[], (Some(503), 0, None)),
+        ["cn-hangzhou"]
+    );
+    // New weights, same regions: cn-hangzhou stays ejected.
+    host.set_config(&SEED_A.replace(
+        "\"cn-hangzhou\": 90, \"cn-shanghai\": 10",
+        "\"cn-hangzhou\": 80, \"cn-shanghai\": 20",
+    ));
+    assert!(root.configure(&host));
+    let routed: Vec<String> = (0..10)
+        .map(|_| send(&host, &root, &[], OK).pop().unwrap())
+        .collect();
+    assert!(routed.iter().all(|r| r == "cn-shanghai"), "{routed:?}");
+    // The service's regions change: its health starts clean.
+    let mut three: serde_json::Value = serde_json::from_str(SEED_A).unwrap();
+    three["regions"] = serde_json::json!(["cn-hangzhou", "cn-shanghai", "cn-beijing"]);
+    three["services"][0]["regions"] =
+        serde_json::json!(["cn-hangzhou", "cn-shanghai", "cn-beijing"]);
+    host.set_config(&three.to_string());
+    assert!(root.configure(&host));
+    let routed: Vec<String> = (0..10)
+        .map(|_| send(&host, &root, &[], OK).pop().unwrap())
+        .collect();
+    assert_eq!(
+        routed.iter().filter(|r| *r == "cn-hangzhou").count(),
+        9,
+        "{routed:?}"
+    );
+}

@@ -373,7 +373,7 @@ const CASES: &[Case] = &[
         name: "remote module without sha256",
         scenario: A,
         edits: &[(
-            "url: file:///opt/geolb/geolb_filter.wasm\n  sha256: b0f976934a3fe5406f54808e94e05062a264f93d7b8decb89823bb9410949e86",
+            "url: file:///opt/geolb/geolb_filter.wasm\n  sha256: d45b0c093cbc303df279e8933d50fb2a6773fef37c7b86c5eab268fa093f6c84",
             "url: oci://registry.example.com/geolb/filter:0.1.0",
         )],
         severity: Severity::Error,
@@ -383,7 +383,7 @@ const CASES: &[Case] = &[
     Case {
         name: "malformed sha256",
         scenario: A,
-        edits: &[("sha256: b0f97693", "sha256: B0F97693")],
+        edits: &[("sha256: d45b0c09", "sha256: D45B0C09")],
         severity: Severity::Error,
         path: "filter.sha256",
         message: "is not a SHA-256",

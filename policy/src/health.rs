@@ -69,10 +69,55 @@ pub struct RegionHealth {
 
 /// Bytes of one encoded [`RegionHealth`].
 pub const RECORD_LEN: usize = 24;
-/// Format tag of an encoded health table; bump when the layout changes.
-const TABLE_FORMAT: u8 = 1;
-/// Header bytes of an encoded table: format, then the record count (u16 LE).
-const HEADER_LEN: usize = 3;
+/// Format tag of an encoded health table; bump when the encoding changes.
+const TABLE_FORMAT: u8 = 2;
+/// Header bytes of an encoded table: format, record count (u16 LE), layout (u64 LE).
+const HEADER_LEN: usize = 11;
+
+/// What a service's health table must look like: how many slots, and which regions
+/// they stand for (a hash of the region names in slot order). A table of another shape
+/// was written for other regions and reads as "all healthy", so a policy update that
+/// keeps a service's regions keeps its health, and one that changes them starts clean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableShape {
+    /// Number of regions (slots).
+    pub slots: usize,
+    /// Hash of the region names in slot order.
+    pub layout: u64,
+}
+
+impl TableShape {
+    /// The shape of a table for these region names, in slot order.
+    pub fn of<'a>(regions: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut slots = 0;
+        let mut bytes = Vec::new();
+        for name in regions {
+            slots += 1;
+            bytes.extend_from_slice(name.as_bytes());
+            bytes.push(0);
+        }
+        Self {
+            slots,
+            layout: crate::policy::fnv1a(&bytes),
+        }
+    }
+
+    /// Whether `bytes` is an encoded table of this shape.
+    pub fn matches(&self, bytes: &[u8]) -> bool {
+        let count = bytes
+            .get(1..3)
+            .and_then(|c| c.try_into().ok())
+            .map(u16::from_le_bytes);
+        let layout = bytes
+            .get(3..HEADER_LEN)
+            .and_then(|c| c.try_into().ok())
+            .map(u64::from_le_bytes);
+        bytes.len() == HEADER_LEN + self.slots * RECORD_LEN
+            && bytes.first() == Some(&TABLE_FORMAT)
+            && count.map(usize::from) == Some(self.slots)
+            && layout == Some(self.layout)
+    }
+}
 /// The multiplier stops growing here (ejections are capped by `max_ejection_ms` anyway).
 const MAX_MULTIPLIER: u32 = 1_000;
 
@@ -189,22 +234,23 @@ impl RegionHealth {
 }
 
 /// Encodes the health of every region of a service, in slot order.
-pub fn encode_table(records: &[RegionHealth]) -> Vec<u8> {
+pub fn encode_table(records: &[RegionHealth], shape: TableShape) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + records.len() * RECORD_LEN);
     out.push(TABLE_FORMAT);
     let count = u16::try_from(records.len()).unwrap_or(u16::MAX);
     out.extend_from_slice(&count.to_le_bytes());
+    out.extend_from_slice(&shape.layout.to_le_bytes());
     for record in records.iter().take(usize::from(count)) {
         record.write_to(&mut out);
     }
     out
 }
 
-/// Decodes a table of `slots` records; anything unreadable or of another shape reads
-/// as "all healthy" (a safe start), never as an error.
-pub fn decode_table(bytes: Option<&[u8]>, slots: usize) -> Vec<RegionHealth> {
-    let view = HealthView::new(bytes, slots);
-    (0..slots).map(|slot| view.get(slot)).collect()
+/// Decodes a table of `shape`; anything unreadable or of another shape reads as "all
+/// healthy" (a safe start), never as an error.
+pub fn decode_table(bytes: Option<&[u8]>, shape: TableShape) -> Vec<RegionHealth> {
+    let view = HealthView::new(bytes, shape);
+    (0..shape.slots).map(|slot| view.get(slot)).collect()
 }
 
 /// Read-only, allocation-free view of an encoded table, for the per-request decision.
@@ -214,18 +260,11 @@ pub struct HealthView<'a> {
 }
 
 impl<'a> HealthView<'a> {
-    /// A view of `bytes` as a table of `slots` records; a table of another shape is
-    /// ignored (all healthy).
-    pub fn new(bytes: Option<&'a [u8]>, slots: usize) -> Self {
+    /// A view of `bytes` as a table of `shape`; a table of another shape is ignored
+    /// (all healthy).
+    pub fn new(bytes: Option<&'a [u8]>, shape: TableShape) -> Self {
         let records = bytes
-            .filter(|b| b.len() == HEADER_LEN + slots * RECORD_LEN)
-            .filter(|b| b.first() == Some(&TABLE_FORMAT))
-            .filter(|b| {
-                b.get(1..3)
-                    .and_then(|c| c.try_into().ok())
-                    .map(|c: [u8; 2]| usize::from(u16::from_le_bytes(c)))
-                    == Some(slots)
-            })
+            .filter(|b| shape.matches(b))
             .and_then(|b| b.get(HEADER_LEN..))
             .unwrap_or(&[]);
         Self { records }
@@ -375,18 +414,25 @@ mod tests {
             },
             RegionHealth::default(),
         ];
-        let bytes = encode_table(&records);
-        assert_eq!(bytes.len(), 3 + 2 * RECORD_LEN);
-        assert_eq!(decode_table(Some(&bytes), 2), records);
+        let shape = TableShape::of(["a", "b"]);
+        let bytes = encode_table(&records, shape);
+        assert_eq!(bytes.len(), 11 + 2 * RECORD_LEN);
+        assert_eq!(decode_table(Some(&bytes), shape), records);
+        let other_regions = TableShape::of(["a", "c"]);
         assert_eq!(
-            decode_table(Some(&bytes), 3),
+            decode_table(Some(&bytes), other_regions),
+            vec![RegionHealth::default(); 2]
+        );
+        let three = TableShape::of(["a", "b", "c"]);
+        assert_eq!(
+            decode_table(Some(&bytes), three),
             vec![RegionHealth::default(); 3],
             "other shape"
         );
         assert_eq!(
-            decode_table(Some(&bytes[..10]), 2),
+            decode_table(Some(&bytes[..10]), shape),
             vec![RegionHealth::default(); 2]
         );
-        assert_eq!(decode_table(None, 1), vec![RegionHealth::default()]);
+        assert_eq!(decode_table(None, shape), vec![RegionHealth::default(); 2]);
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::{Path, PolicyError, PolicyErrors, Problem};
-use crate::health::HealthConfig;
+use crate::health::{HealthConfig, TableShape};
 use crate::outcome::{RESPONSE_FLAGS, ResponseFlags};
 use crate::wire::{self, API_VERSION, DEFAULT_ROUTING_HEADER};
 
@@ -41,6 +41,7 @@ pub struct CompiledService {
     /// Source region -> (slot, weight), weights summing to 100.
     distribute: BTreeMap<RegionId, Vec<(Slot, u32)>>,
     health: HealthConfig,
+    table_shape: TableShape,
 }
 
 impl CompiledPolicy {
@@ -78,8 +79,7 @@ impl CompiledPolicy {
     pub fn service(&self, id: ServiceId) -> Option<&CompiledService> {
         self.services.get(usize::from(id.0))
     }
-    /// A stable hash of the policy's content: health state is kept per fingerprint, so
-    /// a changed policy starts from "all healthy" instead of misreading old slots.
+    /// A stable hash of the policy's content, to tell policies apart in logs.
     pub fn fingerprint(&self) -> u64 {
         self.fingerprint
     }
@@ -131,6 +131,10 @@ impl CompiledService {
     /// Health settings.
     pub fn health(&self) -> &HealthConfig {
         &self.health
+    }
+    /// The shape of this service's shared health table.
+    pub fn table_shape(&self) -> TableShape {
+        self.table_shape
     }
 }
 
@@ -416,6 +420,7 @@ fn compile_service(
         errors,
     );
     (errors.len() == before).then(|| CompiledService {
+        table_shape: TableShape::of(service.regions.iter().map(String::as_str)),
         name: service.name.clone(),
         regions: slots,
         failover,

@@ -4,8 +4,11 @@
 //! The host behind [`SharedStore`] is proxy-wasm's shared data in the filter and an
 //! in-memory map in tests.
 
-use crate::health::{HealthConfig, RegionHealth, Transition, decode_table, encode_table};
+use crate::health::{
+    HealthConfig, RegionHealth, TableShape, Transition, decode_table, encode_table,
+};
 use crate::policy::Slot;
+use crate::wire::API_VERSION;
 
 /// Why a shared-data call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,20 +35,32 @@ pub trait SharedStore {
 /// Attempts before a contended update gives up (and the outcome is dropped).
 pub const MAX_CAS_ATTEMPTS: u32 = 16;
 
-/// The shared-data key of a service's health table. Prefixed with the plugin name
-/// (Istio leaves `vm_id` empty, so plugins share one key space) and the policy
-/// fingerprint (a changed policy starts clean rather than misreading slots).
-pub fn health_key(plugin: &str, fingerprint: u64, service_index: usize) -> String {
-    format!("geolb/{plugin}/{fingerprint:016x}/health/{service_index}")
+/// The shared-data key of a service's health table: prefixed with the plugin name
+/// (Istio leaves `vm_id` empty, so every plugin of a proxy shares one key space) and the
+/// policy format version; one key per service name, so policy updates reuse keys
+/// instead of piling up new ones (proxy-wasm cannot delete shared data).
+pub fn health_key(plugin: &str, service: &str) -> String {
+    let version = API_VERSION.rsplit('/').next().unwrap_or(API_VERSION);
+    format!("geolb/{plugin}/{version}/health/{service}")
 }
 
-/// Creates a service's table if it does not exist yet, so that later updates always
-/// compare-and-swap (a CAS of 0 would overwrite a concurrent first write).
-pub fn seed<S: SharedStore>(store: &S, key: &str, slots: usize) -> Result<(), StoreError> {
-    if store.get(key)?.is_none() {
-        store.set(key, &encode_table(&vec![RegionHealth::default(); slots]), 0)?;
+/// Makes sure a service's table exists with this shape, so that later updates always
+/// compare-and-swap (a CAS of 0 would overwrite a concurrent first write). A table of
+/// another shape (the service's regions changed) is replaced by a fresh one.
+pub fn seed<S: SharedStore>(store: &S, key: &str, shape: TableShape) -> Result<(), StoreError> {
+    let fresh = || encode_table(&vec![RegionHealth::default(); shape.slots], shape);
+    match store.get(key)? {
+        None => store.set(key, &fresh(), 0),
+        Some((bytes, cas)) if !shape.matches(&bytes) => {
+            // Another shape (or unreadable): start over. Losing the race to another
+            // VM doing the same is fine.
+            match store.set(key, &fresh(), cas) {
+                Ok(()) | Err(StoreError::CasMismatch) => Ok(()),
+                Err(other) => Err(other),
+            }
+        }
+        Some(_) => Ok(()),
     }
-    Ok(())
 }
 
 /// What an outcome to record is.
@@ -62,7 +77,7 @@ pub enum Observation {
 pub fn record<S: SharedStore>(
     store: &S,
     key: &str,
-    slots: usize,
+    shape: TableShape,
     slot: Slot,
     observation: Observation,
     config: &HealthConfig,
@@ -74,7 +89,7 @@ pub fn record<S: SharedStore>(
             Some((bytes, cas)) => (Some(bytes.as_slice()), *cas),
             None => (None, 0),
         };
-        let mut table = decode_table(bytes, slots);
+        let mut table = decode_table(bytes, shape);
         let Some(record) = table.get_mut(slot) else {
             return Ok(Transition::None);
         };
@@ -86,7 +101,7 @@ pub fn record<S: SharedStore>(
         if *record == before && bytes.is_some() {
             return Ok(transition);
         }
-        match store.set(key, &encode_table(&table), cas) {
+        match store.set(key, &encode_table(&table, shape), cas) {
             Ok(()) => return Ok(transition),
             Err(StoreError::CasMismatch) => continue,
             Err(other) => return Err(other),

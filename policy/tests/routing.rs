@@ -7,7 +7,7 @@
     clippy::indexing_slicing
 )] // tests fail by panicking
 
-use geolb_policy::health::{HealthConfig, HealthView, RegionHealth, encode_table};
+use geolb_policy::health::{HealthConfig, HealthView, RegionHealth, TableShape, encode_table};
 use geolb_policy::routing::{Decision, SourcePlan};
 use geolb_policy::{CompiledPolicy, CompiledService, ServiceId, parse_policy};
 use proptest::prelude::*;
@@ -30,7 +30,12 @@ fn ejected(slots: usize, down: &[usize]) -> Vec<u8> {
     for &slot in down {
         table[slot].ejected_until_ms = 1_000;
     }
-    encode_table(&table)
+    encode_table(&table, shape(slots))
+}
+
+/// A table shape for tests that build tables and views themselves.
+fn shape(slots: usize) -> TableShape {
+    TableShape { slots, layout: 0 }
 }
 
 /// Region names chosen for `n` requests.
@@ -38,7 +43,7 @@ fn route_names(policy: &CompiledPolicy, source: &str, health: &[u8], n: usize) -
     let service = service(policy, 0);
     let plan = SourcePlan::new(service, policy.region_id(source));
     let mut rr = plan.round_robin();
-    let view = HealthView::new(Some(health), service.regions().len());
+    let view = HealthView::new(Some(health), shape(service.regions().len()));
     (0..n)
         .map(
             |i| match plan.decide(&mut rr, &view, service.health(), 0, i as u32) {
@@ -167,8 +172,8 @@ fn a_returning_region_ramps_up_instead_of_taking_its_full_share_at_once() {
     };
     let mut table = vec![RegionHealth::default(); 2];
     table[0].ejected_until_ms = 1_000;
-    let bytes = encode_table(&table);
-    let view = HealthView::new(Some(&bytes), 2);
+    let bytes = encode_table(&table, shape(2));
+    let view = HealthView::new(Some(&bytes), shape(2));
     let plan = SourcePlan::new(reviews, p.region_id("cn-hangzhou"));
     let share_at = |now: u64| {
         let mut rr = plan.round_robin();
@@ -261,7 +266,7 @@ proptest! {
         let slots = svc.regions().len();
         let down: Vec<usize> = (0..slots).filter(|s| down_mask & (1 << s) != 0).collect();
         let bytes = ejected(slots, &down);
-        let view = HealthView::new(Some(&bytes), slots);
+        let view = HealthView::new(Some(&bytes), shape(slots));
         let plan = SourcePlan::new(svc, p.region_id(&format!("r{source}")));
         let mut rr = plan.round_robin();
         let mut per_target = vec![0u32; plan.targets().len()];

@@ -9,9 +9,20 @@
 
 use std::sync::Arc;
 
-use geolb_policy::health::{HealthConfig, HealthView, Transition, decode_table};
+use geolb_policy::health::{
+    HealthConfig, HealthView, RegionHealth, TableShape, Transition, decode_table,
+};
 use geolb_policy::store::{
     MemoryStore, Observation, SharedStore, StoreError, health_key, record, seed,
+};
+
+const TWO: TableShape = TableShape {
+    slots: 2,
+    layout: 2,
+};
+const ONE: TableShape = TableShape {
+    slots: 1,
+    layout: 1,
 };
 
 fn config(threshold: u32) -> HealthConfig {
@@ -27,8 +38,8 @@ fn config(threshold: u32) -> HealthConfig {
 #[test]
 fn concurrent_failures_from_many_workers_are_all_counted() {
     let store = Arc::new(MemoryStore::default());
-    let key = health_key("geolb", 7, 0);
-    seed(&*store, &key, 2).unwrap();
+    let key = health_key("geolb", "reviews.default");
+    seed(&*store, &key, TWO).unwrap();
     let cfg = config(10_000);
     let threads: Vec<_> = (0..8)
         .map(|_| {
@@ -37,7 +48,7 @@ fn concurrent_failures_from_many_workers_are_all_counted() {
                 for _ in 0..250 {
                     // Contention may exhaust the retries; count only what landed.
                     loop {
-                        match record(&*store, &key, 2, 1, Observation::Failure, &cfg, 5) {
+                        match record(&*store, &key, TWO, 1, Observation::Failure, &cfg, 5) {
                             Ok(_) => break,
                             Err(StoreError::Contended(_)) => continue,
                             Err(other) => panic!("{other}"),
@@ -51,30 +62,33 @@ fn concurrent_failures_from_many_workers_are_all_counted() {
         t.join().unwrap();
     }
     let (bytes, _) = store.get(&key).unwrap().unwrap();
-    assert_eq!(decode_table(Some(&bytes), 2)[1].consecutive_failures, 2_000);
+    assert_eq!(
+        decode_table(Some(&bytes), TWO)[1].consecutive_failures,
+        2_000
+    );
 }
 
 #[test]
 fn seeding_keeps_what_is_there() {
     let store = MemoryStore::default();
-    let key = health_key("geolb", 1, 0);
-    seed(&store, &key, 1).unwrap();
-    record(&store, &key, 1, 0, Observation::Failure, &config(5), 1).unwrap();
-    seed(&store, &key, 1).unwrap();
+    let key = health_key("geolb", "reviews.default");
+    seed(&store, &key, ONE).unwrap();
+    record(&store, &key, ONE, 0, Observation::Failure, &config(5), 1).unwrap();
+    seed(&store, &key, ONE).unwrap();
     let (bytes, _) = store.get(&key).unwrap().unwrap();
-    assert_eq!(decode_table(Some(&bytes), 1)[0].consecutive_failures, 1);
+    assert_eq!(decode_table(Some(&bytes), ONE)[0].consecutive_failures, 1);
 }
 
 #[test]
 fn an_ejection_recorded_by_one_worker_is_seen_by_another() {
     let store = MemoryStore::default();
-    let key = health_key("geolb", 1, 0);
-    seed(&store, &key, 2).unwrap();
-    let t = record(&store, &key, 2, 0, Observation::Failure, &config(1), 100).unwrap();
+    let key = health_key("geolb", "reviews.default");
+    seed(&store, &key, TWO).unwrap();
+    let t = record(&store, &key, TWO, 0, Observation::Failure, &config(1), 100).unwrap();
     assert_eq!(t, Transition::Ejected { until_ms: 1_100 });
     // "Another worker" reads the same key.
     let (bytes, _) = store.get(&key).unwrap().unwrap();
-    let view = HealthView::new(Some(&bytes), 2);
+    let view = HealthView::new(Some(&bytes), TWO);
     assert_eq!(
         view.get(0).admission(&config(1), 500),
         geolb_policy::health::Admission::Ejected
@@ -94,10 +108,10 @@ fn a_success_on_a_healthy_region_writes_nothing() {
         }
     }
     let store = CountingStore(MemoryStore::default(), Default::default());
-    let key = health_key("geolb", 1, 0);
-    seed(&store, &key, 2).unwrap();
+    let key = health_key("geolb", "reviews.default");
+    seed(&store, &key, TWO).unwrap();
     for now in 0..100 {
-        record(&store, &key, 2, 0, Observation::Success, &config(5), now).unwrap();
+        record(&store, &key, TWO, 0, Observation::Success, &config(5), now).unwrap();
     }
     assert_eq!(
         store.1.load(std::sync::atomic::Ordering::Relaxed),
@@ -109,7 +123,31 @@ fn a_success_on_a_healthy_region_writes_nothing() {
 #[test]
 fn keys_are_prefixed_by_plugin_and_policy() {
     assert_eq!(
-        health_key("geolb-reviews", 0xabc, 3),
-        "geolb/geolb-reviews/0000000000000abc/health/3"
+        health_key("default.geolb", "reviews.default"),
+        "geolb/default.geolb/v1alpha1/health/reviews.default"
+    );
+}
+
+#[test]
+fn a_table_for_other_regions_is_replaced_and_one_for_the_same_regions_kept() {
+    let store = MemoryStore::default();
+    let key = health_key("geolb", "reviews.default");
+    let (hz_sh, hz_bj) = (
+        TableShape::of(["cn-hangzhou", "cn-shanghai"]),
+        TableShape::of(["cn-hangzhou", "cn-beijing"]),
+    );
+    seed(&store, &key, hz_sh).unwrap();
+    record(&store, &key, hz_sh, 0, Observation::Failure, &config(5), 1).unwrap();
+    // A policy update that keeps the service's regions keeps its health ...
+    seed(&store, &key, hz_sh).unwrap();
+    let (bytes, _) = store.get(&key).unwrap().unwrap();
+    assert_eq!(decode_table(Some(&bytes), hz_sh)[0].consecutive_failures, 1);
+    // ... one that changes them starts clean, in the same key (no key is left behind).
+    seed(&store, &key, hz_bj).unwrap();
+    let (bytes, _) = store.get(&key).unwrap().unwrap();
+    assert!(hz_bj.matches(&bytes));
+    assert_eq!(
+        decode_table(Some(&bytes), hz_bj),
+        vec![RegionHealth::default(); 2]
     );
 }
