@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job. Installs what the build needs (scripts/setup.sh), builds the geolb filter
-# into wasm-out/geolb_filter.wasm (+ .sha256) and the `geolb` CLI into target/release/,
+# into wasm-out/geolb_filter.wasm (+ .sha256) and the `geolb` CLI into target/cli/,
 # then validates a plan and renders its manifests.
 #   scripts/build.sh [PLAN] [OUT_DIR]
 #   default PLAN: manifests/examples/a-failover-distribution/plan.yaml (seed scenario A)
@@ -12,8 +12,8 @@ PLAN="${1:-manifests/examples/a-failover-distribution/plan.yaml}"
 OUT="${2:-out/$(basename "$(dirname "$PLAN")")}"
 scripts/setup.sh >/dev/null
 scripts/build-wasm.sh --locked
-cargo build -q --locked --release -p geolb
-GEOLB="$ROOT/target/release/geolb"
+cargo build -q --locked --profile cli -p geolb
+GEOLB="$ROOT/target/cli/geolb"
 "$GEOLB" validate "$PLAN"
 "$GEOLB" render "$PLAN" -o "$OUT"
 echo "filter:    $ROOT/wasm-out/geolb_filter.wasm (sha256 $(cut -d' ' -f1 wasm-out/geolb_filter.wasm.sha256))"

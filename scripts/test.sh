@@ -16,6 +16,11 @@ cargo clippy -q --locked --workspace --all-targets -- -D warnings
 cargo clippy -q --locked -p geolb-filter -p geolb-policy --target wasm32-wasip1 -- -D warnings
 step "unit, property, snapshot and CLI tests"
 cargo test -q --locked --workspace --exclude geolb-e2e
+step "committed manifests match their plans (the GitOps drift gate, with the CLI)"
+for plan in manifests/examples/*/plan.yaml; do
+  scenario="$(basename "$(dirname "$plan")")"
+  cargo run -q --locked -p geolb -- check "$plan" "manifests/$scenario"
+done
 step "end-to-end in a real Envoy"
 # Each test runs its own Envoy (2 workers) and upstreams; two at a time fit 2 cores.
 cargo test -q --locked -p geolb-e2e -- --test-threads 2
