@@ -1,11 +1,13 @@
 //! Plan validation: every problem at once, each located by field path.
 //!
-//! Shape errors (unknown field, wrong type) come from serde and stop at the first;
-//! everything else is checked here on the parsed plan, one domain per module.
+//! Shape errors (unknown field, wrong type) are found against the plan's JSON Schema
+//! (`shape`), all at once; everything else is checked here on the parsed plan, one
+//! domain per module.
 
 mod mesh;
 pub(crate) use mesh::target_minor;
 mod network;
+mod shape;
 mod traffic;
 
 use std::collections::BTreeMap;
@@ -36,9 +38,13 @@ pub fn check(source: &Source) -> Checked {
     let plan = match Plan::from_text(source.text()) {
         Ok(plan) => plan,
         Err(err) => {
+            let mut findings = shape::findings(source);
+            if findings.is_empty() {
+                findings.push(shape_finding(source, &err));
+            }
             return Checked {
                 plan: None,
-                findings: vec![shape_finding(source, &err)],
+                findings,
             };
         }
     };

@@ -515,6 +515,49 @@ fn all_problems_are_reported_at_once() {
 }
 
 #[test]
+fn all_shape_problems_are_reported_at_once() {
+    let text = apply(
+        &example(A),
+        &[
+            (
+                "    cni: flannel\n  - name: ack-shanghai",
+                "    cni: flannel\n    colour: blue\n  - name: ack-shanghai",
+            ),
+            (
+                "  - name: details\n    namespace: default\n    port: 9080",
+                "  - name: details\n    namespace: default\n    port: ninety",
+            ),
+            ("  - name: ratings\n", "  - nme: ratings\n"),
+        ],
+        "shape",
+    );
+    let checked = validate::check(&Source::new("plan.yaml", text));
+    let found: Vec<(String, String)> = checked
+        .findings
+        .iter()
+        .map(|f| (f.path.to_string(), f.message.clone()))
+        .collect();
+    let has = |path: &str, needle: &str| found.iter().any(|(p, m)| p == path && m.contains(needle));
+    assert!(
+        has(
+            "clusters[0].colour",
+            "unknown field `colour`; expected one of cni,"
+        ),
+        "{found:#?}"
+    );
+    assert!(
+        has("services[1].port", "\"ninety\" is not of type"),
+        "{found:#?}"
+    );
+    assert!(has("services[2].nme", "unknown field `nme`"), "{found:#?}");
+    assert!(
+        has("services[2]", "\"name\" is a required property"),
+        "{found:#?}"
+    );
+    assert_eq!(found.len(), 4, "{found:#?}");
+}
+
+#[test]
 fn findings_point_at_the_line() {
     let text = apply(
         &example(A),

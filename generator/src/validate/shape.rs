@@ -1,0 +1,150 @@
+//! Shape errors (unknown fields, wrong types, missing fields), all at once.
+//!
+//! serde stops at the first shape error, so when the plan does not deserialize, the
+//! document is checked against the plan's own JSON Schema (generated from the same
+//! types) to report every shape problem with its field path.
+
+use serde_json::Value;
+
+use crate::finding::Finding;
+use crate::plan::json_schema;
+use crate::source::{FieldPath, Source};
+
+/// Every shape problem of the document in `source`; empty when the schema finds none
+/// (the caller then falls back to serde's own error).
+pub(super) fn findings(source: &Source) -> Vec<Finding> {
+    let Ok(document) = serde_saphyr::from_str::<Value>(source.text()) else {
+        return Vec::new();
+    };
+    let Ok(schema) = serde_json::to_value(json_schema()) else {
+        return Vec::new();
+    };
+    let Ok(validator) = jsonschema::validator_for(&schema) else {
+        return Vec::new();
+    };
+    let mut findings: Vec<Finding> = validator
+        .iter_errors(&document)
+        .map(|error| {
+            let pointer = error.instance_path().to_string();
+            let path = field_path(&document, &pointer);
+            match error.kind() {
+                jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => {
+                    let names: Vec<&str> = unexpected.iter().map(String::as_str).collect();
+                    let field = names.first().map_or(path.clone(), |name| path.key(name));
+                    let known = known_fields(&schema, &error.schema_path().to_string());
+                    let message = match known.is_empty() {
+                        true => format!("unknown field {}", quoted(&names)),
+                        false => format!(
+                            "unknown field {}; expected one of {}",
+                            quoted(&names),
+                            known.join(", ")
+                        ),
+                    };
+                    Finding::error(
+                        field,
+                        message,
+                        "check the spelling against docs/plan.md (field names are camelCase)",
+                    )
+                    .at_key()
+                }
+                _ => Finding::error(
+                    path,
+                    format!("the plan does not parse: {error}"),
+                    "the plan's shape is described in docs/plan.md and generator/plan.schema.json",
+                ),
+            }
+        })
+        .collect();
+    findings.sort_by(|a, b| a.path.cmp(&b.path).then_with(|| a.message.cmp(&b.message)));
+    findings.dedup_by(|a, b| a.path == b.path && a.message == b.message);
+    findings
+}
+
+/// The fields the object schema at `keyword_path` (ending in `/additionalProperties`)
+/// allows, following `$ref`s through the schema's `$defs`.
+fn known_fields(schema: &Value, keyword_path: &str) -> Vec<String> {
+    let mut node = Some(schema);
+    let segments: Vec<String> = keyword_path
+        .split('/')
+        .skip(1)
+        .map(|s| s.replace("~1", "/").replace("~0", "~"))
+        .collect();
+    let parent = segments.len().saturating_sub(1);
+    for segment in segments.iter().take(parent) {
+        node = match (node, segment.as_str()) {
+            (Some(current), "$ref") => current
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|target| target.strip_prefix('#'))
+                .and_then(|pointer| schema.pointer(pointer)),
+            (Some(Value::Array(items)), index) => {
+                index.parse::<usize>().ok().and_then(|i| items.get(i))
+            }
+            (Some(current), key) => current.get(key),
+            (None, _) => None,
+        };
+    }
+    node.and_then(|n| n.get("properties"))
+        .and_then(Value::as_object)
+        .map(|properties| properties.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+fn quoted(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A JSON pointer (`/clusters/1/podCidrs/0`) as a field path
+/// (`clusters[1].podCidrs[0]`), deciding index or key by walking the document.
+fn field_path(document: &Value, pointer: &str) -> FieldPath {
+    let mut path = FieldPath::root();
+    let mut node = Some(document);
+    for raw in pointer.split('/').skip(1) {
+        let segment = raw.replace("~1", "/").replace("~0", "~");
+        match node {
+            Some(Value::Array(items)) => match segment.parse::<usize>() {
+                Ok(index) => {
+                    path = path.index(index);
+                    node = items.get(index);
+                }
+                Err(_) => {
+                    path = path.key(&segment);
+                    node = None;
+                }
+            },
+            Some(Value::Object(map)) => {
+                node = map.get(&segment);
+                path = path.key(&segment);
+            }
+            _ => {
+                path = path.key(&segment);
+                node = None;
+            }
+        }
+    }
+    path
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pointers_become_field_paths() {
+        let doc: Value =
+            serde_json::json!({"clusters": [{"podCidrs": ["x"]}], "m": {"cn-hangzhou": [1]}});
+        assert_eq!(
+            field_path(&doc, "/clusters/0/podCidrs/0").as_str(),
+            "clusters[0].podCidrs[0]"
+        );
+        assert_eq!(
+            field_path(&doc, "/m/cn-hangzhou/0").as_str(),
+            "m[\"cn-hangzhou\"][0]"
+        );
+        assert_eq!(field_path(&doc, "").as_str(), "");
+    }
+}
