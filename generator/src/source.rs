@@ -228,6 +228,18 @@ fn index(text: &str) -> BTreeMap<FieldPath, Entry> {
                 },
             }
         };
+        // A mapping or sequence starting now: record where, return its path.
+        let open_collection =
+            |stack: &mut Vec<Frame>, places: &mut BTreeMap<FieldPath, Entry>| match node_path(
+                stack, None,
+            ) {
+                Some((path, key)) => {
+                    let value = Place { len: 0, ..here };
+                    places.insert(path.clone(), Entry { value, key });
+                    path
+                }
+                None => FieldPath(String::from("(complex key)")),
+            };
         match event {
             Event::Scalar(value, ..) => {
                 if let Some((path, key)) = node_path(&mut stack, Some(&value)) {
@@ -240,35 +252,11 @@ fn index(text: &str) -> BTreeMap<FieldPath, Entry> {
                 }
             }
             Event::MappingStart(..) => {
-                let path = match node_path(&mut stack, None) {
-                    Some((path, key)) => {
-                        places.insert(
-                            path.clone(),
-                            Entry {
-                                value: Place { len: 0, ..here },
-                                key,
-                            },
-                        );
-                        path
-                    }
-                    None => FieldPath(String::from("(complex key)")),
-                };
+                let path = open_collection(&mut stack, &mut places);
                 stack.push(Frame::Map { path, key: None });
             }
             Event::SequenceStart(..) => {
-                let path = match node_path(&mut stack, None) {
-                    Some((path, key)) => {
-                        places.insert(
-                            path.clone(),
-                            Entry {
-                                value: Place { len: 0, ..here },
-                                key,
-                            },
-                        );
-                        path
-                    }
-                    None => FieldPath(String::from("(complex key)")),
-                };
+                let path = open_collection(&mut stack, &mut places);
                 stack.push(Frame::Seq { path, next: 0 });
             }
             Event::MappingEnd | Event::SequenceEnd => {
