@@ -33,7 +33,7 @@ impl GlobalCounters {
     }
 
     /// Adds one to a counter that may not exist.
-    pub fn bump<H: Host>(&self, host: &H, counter: Option<u32>) {
+    pub fn bump<H: Host>(host: &H, counter: Option<u32>) {
         if let Some(id) = counter {
             host.add(id, 1);
         }

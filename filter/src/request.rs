@@ -55,7 +55,7 @@ impl Request {
         if host.request_header("x-geolb-test-panic").is_some() {
             panic!("x-geolb-test-panic: deliberate panic of a test build");
         }
-        let Some(active) = self.active.clone() else {
+        let Some(active) = self.active.as_deref() else {
             host.set_request_header(PASSTHROUGH_HEADER, None);
             return;
         };

@@ -179,7 +179,7 @@ impl Root {
                     );
                 }
                 if first_sighting {
-                    counters.bump(host, counters.policy_accepted);
+                    GlobalCounters::bump(host, counters.policy_accepted);
                 }
                 self.mode = Mode::Active(Rc::new(active));
                 host.set_tick_period_ms(HEALTH_REFRESH_MS);
@@ -187,7 +187,7 @@ impl Root {
             }
             Err(errors) => {
                 if first_sighting {
-                    counters.bump(host, counters.policy_rejected);
+                    GlobalCounters::bump(host, counters.policy_rejected);
                 }
                 let problem = errors.to_string();
                 let served_before = matches!(self.mode, Mode::Active(_))

@@ -1790,38 +1790,42 @@ fn re(p: &str) -> &'static regex::Regex {
         .or_insert_with(|| Box::leak(Box::new(regex::Regex::new(p).expect("built-in regex"))))
 }
 
-fn dns1123_label(s: &str) -> Option<String> {
-    if s.len() > 63 {
+/// A name checked against a length limit and a pattern, in Kubernetes' words.
+fn kubernetes_name(s: &str, max: usize, pattern: &str, rule: &str) -> Option<String> {
+    if s.len() > max {
         return Some(format!(
-            "must be no more than 63 characters (has {})",
+            "must be no more than {max} characters (has {})",
             s.len()
         ));
     }
-    (!re(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$").is_match(s))
-        .then(|| "must be a DNS-1123 label: lowercase alphanumerics or '-', starting and ending with an alphanumeric".to_owned())
+    (!re(pattern).is_match(s)).then(|| format!("must be a {rule}"))
+}
+
+fn dns1123_label(s: &str) -> Option<String> {
+    kubernetes_name(
+        s,
+        63,
+        r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        "DNS-1123 label: lowercase alphanumerics or '-', starting and ending with an alphanumeric",
+    )
 }
 
 fn dns1035_label(s: &str) -> Option<String> {
-    if s.len() > 63 {
-        return Some(format!(
-            "must be no more than 63 characters (has {})",
-            s.len()
-        ));
-    }
-    (!re(r"^[a-z]([-a-z0-9]*[a-z0-9])?$").is_match(s))
-        .then(|| "must be a DNS-1035 label: lowercase alphanumerics or '-', starting with a letter and ending with an alphanumeric".to_owned())
+    kubernetes_name(
+        s,
+        63,
+        r"^[a-z]([-a-z0-9]*[a-z0-9])?$",
+        "DNS-1035 label: lowercase alphanumerics or '-', starting with a letter and ending with an alphanumeric",
+    )
 }
 
 fn dns1123_subdomain(s: &str) -> Option<String> {
-    if s.len() > 253 {
-        return Some(format!(
-            "must be no more than 253 characters (has {})",
-            s.len()
-        ));
-    }
-    (!re(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$").is_match(s)).then(|| {
-        "must be a DNS-1123 subdomain: lowercase alphanumerics, '-' or '.', starting and ending with an alphanumeric".to_owned()
-    })
+    kubernetes_name(
+        s,
+        253,
+        r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+        "DNS-1123 subdomain: lowercase alphanumerics, '-' or '.', starting and ending with an alphanumeric",
+    )
 }
 
 fn qualified_name(s: &str) -> Option<String> {
