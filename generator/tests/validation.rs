@@ -373,7 +373,7 @@ const CASES: &[Case] = &[
         name: "remote module without sha256",
         scenario: A,
         edits: &[(
-            "url: file:///opt/geolb/geolb_filter.wasm\n  sha256: d45b0c093cbc303df279e8933d50fb2a6773fef37c7b86c5eab268fa093f6c84",
+            "url: file:///opt/geolb/geolb_filter.wasm\n  sha256: 4de192ca1945b18387730b148aaad8cb05e6fa40e32081c77eeae1244069611f",
             "url: oci://registry.example.com/geolb/filter:0.1.0",
         )],
         severity: Severity::Error,
@@ -383,7 +383,7 @@ const CASES: &[Case] = &[
     Case {
         name: "malformed sha256",
         scenario: A,
-        edits: &[("sha256: d45b0c09", "sha256: D45B0C09")],
+        edits: &[("sha256: 4de192ca", "sha256: 4DE192CA")],
         severity: Severity::Error,
         path: "filter.sha256",
         message: "is not a SHA-256",
