@@ -1,0 +1,132 @@
+//! A stand-in for istiod: reads the manifests `geolb render` wrote for one cluster and
+//! builds the Envoy configuration istiod would push to one proxy there (a sidecar, the
+//! ingress gateway or the east-west gateway), for exactly the objects geolb renders.
+//!
+//! istiod cannot run on our machines; this is test support, not product code. Each
+//! mapping cites where Istio does it (`shared/docs/reference-istio-envoy.md`,
+//! `shared/docs/routing-contract.md`). Whatever it does not understand in a generated
+//! object is an error ([`TranslateError`]), never ignored, so a generator change cannot
+//! silently escape the end-to-end tests.
+//!
+//! ```ignore
+//! let manifests = ClusterManifests::load(&rendered_root, "ack-hangzhou")?;
+//! let registry = Registry::new(vec![Workload { .. }, ..]);   // Kubernetes stand-in
+//! let proxy = Proxy::sidecar("productpage-v1", "default", &locality, "ack-hangzhou", "");
+//! let translated = translate(&manifests, &registry, &proxy, &Environment::local())?;
+//! let envoy = Envoy::start_translated(&translated);
+//! let addr = envoy.listener_addr("0.0.0.0_9080");
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Where one endpoint or proxy runs: Kubernetes node labels
+/// `topology.kubernetes.io/region`, `topology.kubernetes.io/zone`,
+/// `topology.istio.io/subzone` (empty = unset).
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Locality {
+    pub region: String,
+    pub zone: String,
+    pub subzone: String,
+}
+
+/// One pod behind a Kubernetes Service (the registry's unit): what istiod learns from
+/// the Service, the EndpointSlice and the pod's node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Workload {
+    /// The Service's host, fully qualified: `reviews.default.svc.cluster.local`.
+    pub service: String,
+    /// The Service port (the manifests' `port.number`).
+    pub port: u16,
+    /// Where the pod really answers on this machine (a test upstream, or the inbound
+    /// listener of its sidecar stand-in when `sidecar` is true).
+    pub address: SocketAddr,
+    /// Pod labels (`app`, `version`, ...); istiod adds the topology labels itself
+    /// (`AugmentLabels`), so do not put them here.
+    pub labels: BTreeMap<String, String>,
+    /// Cluster ID (`topology.istio.io/cluster`).
+    pub cluster: String,
+    /// Network ID (`topology.istio.io/network`); empty = single network.
+    pub network: String,
+    pub locality: Locality,
+    /// The pod has an Istio sidecar: its endpoint carries `tlsMode: istio` and clients
+    /// reach it with (m)TLS.
+    pub sidecar: bool,
+}
+
+/// The Kubernetes side istiod watches: every Service endpoint of every cluster.
+#[derive(Clone, Debug, Default)]
+pub struct Registry {
+    pub workloads: Vec<Workload>,
+}
+
+/// Which Envoy istiod is building for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProxyRole {
+    /// A workload's sidecar: outbound listeners per service port (match mode CLIENT).
+    Sidecar,
+    /// A gateway deployment (ingress or east-west): listeners from the Gateway objects
+    /// whose selector matches its labels.
+    Gateway,
+}
+
+/// The proxy istiod pushes to.
+#[derive(Clone, Debug)]
+pub struct Proxy {
+    pub role: ProxyRole,
+    /// Pod name (node id `sidecar~<ip>~<name>.<namespace>~<namespace>.svc.cluster.local`).
+    pub name: String,
+    pub namespace: String,
+    /// Pod labels (WasmPlugin and Gateway selectors match these).
+    pub labels: BTreeMap<String, String>,
+    pub cluster: String,
+    /// Empty = single network.
+    pub network: String,
+    pub locality: Locality,
+}
+
+/// What the test machine maps the manifests' outside references to.
+#[derive(Clone, Debug, Default)]
+pub struct Environment {
+    /// `file://` paths in WasmPlugin `url` → the module on this machine (the stand-in
+    /// checks the manifest's `sha256` against it, as istio-agent does).
+    pub wasm_files: BTreeMap<String, PathBuf>,
+    /// Planned load-balancer addresses (`meshNetworks` gateways, `ip:port`) → where the
+    /// stand-in Envoy for that gateway listens on this machine.
+    pub addresses: BTreeMap<String, SocketAddr>,
+    /// Envoy worker threads (`--concurrency`).
+    pub concurrency: u32,
+}
+
+/// The Envoy configuration for one proxy, ready for [`crate::Envoy::start_translated`].
+#[derive(Clone, Debug)]
+pub struct Translated {
+    /// The bootstrap (static listeners, clusters; node with locality and metadata).
+    pub bootstrap: serde_json::Value,
+    /// ECDS resources by file name (relative to the run directory): the WasmPlugin
+    /// filters, delivered the way istiod does (config discovery), so a re-render can be
+    /// pushed to a running Envoy.
+    pub ecds: BTreeMap<String, serde_json::Value>,
+    /// Listener names in the order built, with the port istio would bind
+    /// (`0.0.0.0_9080` → 9080); Envoy binds 127.0.0.1:0 and the harness reads the port.
+    pub listeners: Vec<(String, u16)>,
+    pub concurrency: u32,
+}
+
+/// Something in the manifests the stand-in cannot translate, with where it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TranslateError {
+    /// File (relative to the rendered root) and field path, e.g.
+    /// `mesh/default/destinationrule-reviews.yaml: spec.subsets[0].trafficPolicy.tls`.
+    pub at: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for TranslateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.at, self.message)
+    }
+}
+
+impl std::error::Error for TranslateError {}
