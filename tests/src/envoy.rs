@@ -8,6 +8,11 @@
 //! bound listener port. Drop kills it; if the thread is panicking (a failed test), the
 //! tail of the Envoy and access logs is printed and the directory is kept.
 //! `GEOLB_E2E_KEEP=1` keeps the directory in any case.
+//!
+//! [`Envoy::start_translated`] runs what the istiod stand-in built for one proxy
+//! ([`crate::istiod::Translated`]): `envoy.json` plus the ECDS files under `ecds/`, with
+//! the run directory as Envoy's working directory (the bootstrap's log and ECDS paths
+//! are relative); [`Envoy::listener_addr`] gives each listener's bound address.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
@@ -18,6 +23,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::config::{Delivery, ECDS_FILE, MeshConfig, RenderPaths, WasmFilter};
+use crate::istiod::Translated;
 
 /// How long [`Envoy::start`] waits for LIVE.
 pub const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -73,9 +79,74 @@ pub struct Envoy {
     dir: PathBuf,
     admin: SocketAddr,
     listener: SocketAddr,
-    config: MeshConfig,
+    /// Every listener's bound address, by name.
+    listeners: BTreeMap<String, SocketAddr>,
+    /// What it was started from: a [`MeshConfig`] or a translation.
+    source: Source,
     ecds_version: u64,
     keep_dir: bool,
+}
+
+enum Source {
+    Mesh(Box<MeshConfig>),
+    Translated(Box<Translated>),
+}
+
+/// A fresh run directory `$TMPDIR/geolb-e2e-<pid>-<n>[suffix]` and its number.
+fn new_run_dir(suffix: &str) -> (PathBuf, u32) {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("geolb-e2e-{}-{n}{suffix}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    (dir, n)
+}
+
+/// A [`Translated`] bootstrap with its ECDS-delivered filters configured inline (for
+/// `envoy --mode validate`, which does not fetch ECDS).
+fn inline_ecds(t: &Translated) -> serde_json::Value {
+    let mut by_name = BTreeMap::new();
+    for response in t.ecds.values() {
+        for r in response
+            .get("resources")
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let (Some(name), Some(tc)) = (
+                r.get("name").and_then(|n| n.as_str()),
+                r.get("typed_config"),
+            ) {
+                by_name.insert(name.to_string(), tc.clone());
+            }
+        }
+    }
+    let mut bootstrap = t.bootstrap.clone();
+    let listeners = bootstrap
+        .pointer_mut("/static_resources/listeners")
+        .and_then(serde_json::Value::as_array_mut);
+    for listener in listeners.into_iter().flatten() {
+        let chains = listener
+            .get_mut("filter_chains")
+            .and_then(serde_json::Value::as_array_mut);
+        for chain in chains.into_iter().flatten() {
+            let filters = chain
+                .get_mut("filters")
+                .and_then(serde_json::Value::as_array_mut);
+            for filter in filters.into_iter().flatten() {
+                let http = filter
+                    .pointer_mut("/typed_config/http_filters")
+                    .and_then(serde_json::Value::as_array_mut);
+                for f in http.into_iter().flatten() {
+                    let name = f.get("name").and_then(|n| n.as_str()).map(str::to_string);
+                    if f.get("config_discovery").is_some()
+                        && let Some(tc) = name.as_ref().and_then(|n| by_name.get(n))
+                    {
+                        *f = serde_json::json!({ "name": name, "typed_config": tc });
+                    }
+                }
+            }
+        }
+    }
+    bootstrap
 }
 
 impl Envoy {
@@ -87,16 +158,7 @@ impl Envoy {
     /// Starts Envoy for `config`, or says why it did not become ready (including a
     /// start-up exit, e.g. `on_configure` returning false on the initial config).
     pub fn try_start(config: &MeshConfig) -> Result<Envoy, StartError> {
-        let binary = crate::paths::try_envoy_binary().map_err(|reason| StartError {
-            exit: None,
-            reason,
-            log_tail: String::new(),
-            dir: PathBuf::new(),
-        })?;
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let pid = std::process::id();
-        let dir = std::env::temp_dir().join(format!("geolb-e2e-{pid}-{n}"));
-        let _ = std::fs::remove_dir_all(&dir);
+        let (dir, n) = new_run_dir("");
         let paths = RenderPaths::in_dir(&dir);
         let fail = |reason: String| StartError {
             exit: None,
@@ -121,6 +183,75 @@ impl Envoy {
             )
             .map_err(|e| fail(format!("write ECDS file: {e}")))?;
         }
+        Envoy::launch(
+            dir,
+            n,
+            &cfg_path,
+            config.concurrency,
+            &config.log_level,
+            Source::Mesh(Box::new(config.clone())),
+        )
+    }
+
+    /// Starts Envoy on what the istiod stand-in translated for one proxy; panics with
+    /// the log tail if it does not become ready.
+    pub fn start_translated(translated: &Translated) -> Envoy {
+        Envoy::try_start_translated(translated).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts Envoy on a translation: writes `envoy.json` and the ECDS files into a
+    /// fresh run directory (Envoy's working directory), waits for LIVE and reads every
+    /// listener's bound port.
+    pub fn try_start_translated(translated: &Translated) -> Result<Envoy, StartError> {
+        let (dir, n) = new_run_dir("");
+        let fail = |reason: String| StartError {
+            exit: None,
+            reason,
+            log_tail: String::new(),
+            dir: dir.clone(),
+        };
+        std::fs::create_dir_all(dir.join(crate::istiod::wasm::ECDS_DIR))
+            .map_err(|e| fail(format!("create {}: {e}", dir.display())))?;
+        let cfg_path = dir.join("envoy.json");
+        let text = serde_json::to_string_pretty(&translated.bootstrap).unwrap_or_default();
+        std::fs::write(&cfg_path, text).map_err(|e| fail(format!("write config: {e}")))?;
+        for (file, response) in &translated.ecds {
+            let text = serde_json::to_string_pretty(response).unwrap_or_default();
+            write_atomically(&dir, &dir.join(file), &text)
+                .map_err(|e| fail(format!("write ECDS file {file}: {e}")))?;
+        }
+        Envoy::launch(
+            dir,
+            n,
+            &cfg_path,
+            translated.concurrency,
+            "info",
+            Source::Translated(Box::new(translated.clone())),
+        )
+    }
+
+    /// Spawns Envoy on `cfg_path` in `dir` and waits until it is ready.
+    fn launch(
+        dir: PathBuf,
+        n: u32,
+        cfg_path: &Path,
+        concurrency: u32,
+        log_level: &str,
+        source: Source,
+    ) -> Result<Envoy, StartError> {
+        let binary = crate::paths::try_envoy_binary().map_err(|reason| StartError {
+            exit: None,
+            reason,
+            log_tail: String::new(),
+            dir: dir.clone(),
+        })?;
+        let pid = std::process::id();
+        let fail = |reason: String| StartError {
+            exit: None,
+            reason,
+            log_tail: String::new(),
+            dir: dir.clone(),
+        };
         let out = std::fs::File::create(dir.join("stdout-stderr.log"))
             .map_err(|e| fail(format!("create stdout log: {e}")))?;
         let err = out
@@ -130,12 +261,13 @@ impl Envoy {
         let base_id = (pid % 100_000) * 100 + (n % 100) + 1;
         let admin_addr_file = dir.join("admin.addr");
         let child = Command::new(&binary)
+            .current_dir(&dir)
             .arg("-c")
-            .arg(&cfg_path)
-            .args(["--concurrency", &config.concurrency.to_string()])
+            .arg(cfg_path)
+            .args(["--concurrency", &concurrency.to_string()])
             .arg("--disable-hot-restart")
             .args(["--base-id", &base_id.to_string()])
-            .args(["-l", &config.log_level])
+            .args(["-l", log_level])
             .arg("--log-path")
             .arg(dir.join("envoy.log"))
             .arg("--admin-address-path")
@@ -151,7 +283,8 @@ impl Envoy {
             dir: dir.clone(),
             admin: SocketAddr::from(([127, 0, 0, 1], 0)),
             listener: SocketAddr::from(([127, 0, 0, 1], 0)),
-            config: config.clone(),
+            listeners: BTreeMap::new(),
+            source,
             ecds_version: 1,
             keep_dir: std::env::var_os("GEOLB_E2E_KEEP").is_some(),
         };
@@ -203,22 +336,42 @@ impl Envoy {
         let listeners = self
             .try_admin_get("/listeners?format=json")
             .map_err(|e| (None, format!("/listeners: {e}")))?;
-        let port = serde_json::from_str::<serde_json::Value>(&listeners)
-            .ok()
-            .and_then(|v| {
-                v.get("listener_statuses")?
-                    .as_array()?
-                    .iter()
-                    .find(|l| {
-                        l.get("name").and_then(|n| n.as_str())
-                            == Some(&format!("outbound_{}", self.config.port))
-                    })?
-                    .pointer("/local_address/socket_address/port_value")?
-                    .as_u64()
-            })
-            .and_then(|p| u16::try_from(p).ok())
-            .ok_or_else(|| (None, format!("no listener port in /listeners: {listeners}")))?;
-        self.listener = SocketAddr::from(([127, 0, 0, 1], port));
+        let parsed = serde_json::from_str::<serde_json::Value>(&listeners).unwrap_or_default();
+        for l in parsed
+            .get("listener_statuses")
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let name = l.get("name").and_then(|n| n.as_str());
+            let port = l
+                .pointer("/local_address/socket_address/port_value")
+                .and_then(serde_json::Value::as_u64)
+                .and_then(|p| u16::try_from(p).ok());
+            if let (Some(name), Some(port)) = (name, port) {
+                self.listeners
+                    .insert(name.to_string(), SocketAddr::from(([127, 0, 0, 1], port)));
+            }
+        }
+        let main = match &self.source {
+            Source::Mesh(config) => format!("outbound_{}", config.port),
+            Source::Translated(t) => t
+                .listeners
+                .first()
+                .map(|(n, _)| n.clone())
+                .unwrap_or_default(),
+        };
+        let expected: Vec<String> = match &self.source {
+            Source::Mesh(_) => vec![main.clone()],
+            Source::Translated(t) => t.listeners.iter().map(|(n, _)| n.clone()).collect(),
+        };
+        if let Some(missing) = expected.iter().find(|n| !self.listeners.contains_key(*n)) {
+            return Err((
+                None,
+                format!("no port for listener {missing} in /listeners: {listeners}"),
+            ));
+        }
+        self.listener = self.listeners.get(&main).copied().unwrap_or(self.listener);
         Ok(())
     }
 
@@ -266,9 +419,151 @@ impl Envoy {
         }
     }
 
-    /// The listener address (send requests here).
+    /// Runs `envoy --mode validate` on a translation, its ECDS filters inlined
+    /// (validation does not fetch ECDS; it does run the wasm `on_configure`).
+    /// `Ok(output)` if valid, `Err(output)` if not.
+    pub fn validate_translated(translated: &Translated) -> Result<String, String> {
+        let binary = crate::paths::try_envoy_binary()?;
+        let (dir, _) = new_run_dir("-validate");
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let cfg_path = dir.join("envoy.json");
+        let text =
+            serde_json::to_string_pretty(&inline_ecds(translated)).map_err(|e| e.to_string())?;
+        std::fs::write(&cfg_path, text).map_err(|e| e.to_string())?;
+        let out = Command::new(&binary)
+            .current_dir(&dir)
+            .args([
+                "--mode",
+                "validate",
+                "--disable-hot-restart",
+                "-l",
+                "info",
+                "-c",
+            ])
+            .arg(&cfg_path)
+            .output()
+            .map_err(|e| format!("spawn {}: {e}", binary.display()))?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        if out.status.success() {
+            Ok(text)
+        } else {
+            Err(text)
+        }
+    }
+
+    /// The listener address (send requests here): `outbound_<port>` for a
+    /// [`MeshConfig`], the first listener of a translation.
     pub fn addr(&self) -> SocketAddr {
         self.listener
+    }
+
+    /// The bound address of the listener named `name` (`0.0.0.0_9080`); panics listing
+    /// the names it has.
+    pub fn listener_addr(&self, name: &str) -> SocketAddr {
+        match self.listeners.get(name) {
+            Some(a) => *a,
+            None => panic!(
+                "no listener {name:?}; listeners: {:?}",
+                self.listeners.keys().collect::<Vec<_>>()
+            ),
+        }
+    }
+
+    /// Every listener's bound address, by name.
+    pub fn listeners(&self) -> &BTreeMap<String, SocketAddr> {
+        &self.listeners
+    }
+
+    /// The translation it was started from (`None` for a [`MeshConfig`] start).
+    pub fn translated(&self) -> Option<&Translated> {
+        match &self.source {
+            Source::Translated(t) => Some(t),
+            Source::Mesh(_) => None,
+        }
+    }
+
+    /// Pushes a re-translation's ECDS changes (a WasmPlugin edited and re-rendered) to
+    /// the running Envoy, like istiod's ECDS push: every ECDS file whose content changed
+    /// is replaced atomically and its outcome awaited. The rest of the configuration
+    /// must be unchanged (listeners and clusters would need LDS/CDS: restart instead);
+    /// panics if not. Returns the outcome per changed ECDS file.
+    pub fn update_translated(&mut self, new: &Translated) -> Vec<(String, UpdateOutcome)> {
+        let Source::Translated(old) = &self.source else {
+            panic!("update_translated needs an Envoy started with start_translated")
+        };
+        assert!(
+            old.bootstrap == new.bootstrap && old.ecds.keys().eq(new.ecds.keys()),
+            "the re-translation changes more than the ECDS resources: restart Envoy instead"
+        );
+        let changed: Vec<(String, serde_json::Value)> = new
+            .ecds
+            .iter()
+            .filter(|(file, v)| old.ecds.get(*file) != Some(*v))
+            .map(|(f, v)| (f.clone(), v.clone()))
+            .collect();
+        let mut outcomes = Vec::new();
+        for (file, response) in changed {
+            let name = response
+                .pointer("/resources/0/name")
+                .and_then(|n| n.as_str())
+                .unwrap_or_default()
+                .to_string();
+            let prefix = format!("extension_config_discovery.http_filter.{name}.");
+            self.ecds_version += 1;
+            let mut versioned = response.clone();
+            if let Some(obj) = versioned.as_object_mut() {
+                obj.insert(
+                    "version_info".into(),
+                    serde_json::json!(self.ecds_version.to_string()),
+                );
+            }
+            let text = serde_json::to_string_pretty(&versioned).unwrap_or_default();
+            let outcome = self.write_ecds_and_wait(&prefix, &self.dir.join(&file), &text);
+            if outcome == UpdateOutcome::Applied
+                && let Source::Translated(t) = &mut self.source
+            {
+                t.ecds.insert(file.clone(), response);
+            }
+            outcomes.push((file, outcome));
+        }
+        outcomes
+    }
+
+    /// Replaces an ECDS file atomically and waits until the filter `prefix`'s stats say
+    /// it was applied or rejected; panics after [`UPDATE_TIMEOUT`].
+    fn write_ecds_and_wait(&self, prefix: &str, path: &Path, text: &str) -> UpdateOutcome {
+        let before = self.counters_with_prefix(prefix);
+        let get = |m: &BTreeMap<String, u64>, s: &str| {
+            m.get(&format!("{prefix}{s}")).copied().unwrap_or(0)
+        };
+        if let Err(e) = write_atomically(&self.dir, path, text) {
+            panic!("write ECDS file {}: {e}", path.display());
+        }
+        let deadline = Instant::now() + UPDATE_TIMEOUT;
+        loop {
+            let now = self.counters_with_prefix(prefix);
+            if get(&now, "update_success") > get(&before, "update_success") {
+                std::thread::sleep(UPDATE_SETTLE);
+                return UpdateOutcome::Applied;
+            }
+            if get(&now, "update_rejected") > get(&before, "update_rejected") {
+                return UpdateOutcome::Rejected;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "ECDS update {} of {} neither applied nor rejected after {UPDATE_TIMEOUT:?}; stats {now:?}; envoy dir {}",
+                    self.ecds_version,
+                    path.display(),
+                    self.dir.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The admin address.
@@ -276,9 +571,13 @@ impl Envoy {
         self.admin
     }
 
-    /// The config it was started with (its `wasm` is the initial one).
+    /// The config it was started with (its `wasm` is the initial one); panics for an
+    /// Envoy started from a translation.
     pub fn config(&self) -> &MeshConfig {
-        &self.config
+        match &self.source {
+            Source::Mesh(c) => c,
+            Source::Translated(_) => panic!("started from a translation, not a MeshConfig"),
+        }
     }
 
     /// The run directory (config, logs).
@@ -418,7 +717,11 @@ impl Envoy {
     }
 
     fn ecds_filter(&self) -> &WasmFilter {
-        match self.config.wasm.as_ref() {
+        let wasm = match &self.source {
+            Source::Mesh(c) => c.wasm.as_ref(),
+            Source::Translated(_) => None,
+        };
+        match wasm {
             Some(w) if w.delivery == Delivery::Ecds => w,
             _ => panic!("plugin config updates need a wasm filter delivered by ECDS (the default)"),
         }
@@ -449,40 +752,19 @@ impl Envoy {
     /// resource (module, failure policy, ...; not its `filter_name` or delivery).
     pub fn update_wasm_filter(&mut self, wasm: &WasmFilter) -> UpdateOutcome {
         let prefix = self.ecds_stat_prefix();
-        let before = self.counters_with_prefix(&prefix);
-        let get = |m: &BTreeMap<String, u64>, s: &str| {
-            m.get(&format!("{prefix}{s}")).copied().unwrap_or(0)
-        };
         self.ecds_version += 1;
         let mut wasm = wasm.clone();
         wasm.filter_name = self.ecds_filter().filter_name.clone();
         let paths = RenderPaths::in_dir(&self.dir);
         let text = MeshConfig::render_ecds(&wasm, self.ecds_version);
-        if let Err(e) = write_atomically(&self.dir, &paths.ecds_dir.join(ECDS_FILE), &text) {
-            panic!("write ECDS file: {e}");
+        let outcome = self.write_ecds_and_wait(&prefix, &paths.ecds_dir.join(ECDS_FILE), &text);
+        if outcome == UpdateOutcome::Applied
+            && let Source::Mesh(c) = &mut self.source
+            && let Some(w) = c.wasm.as_mut()
+        {
+            *w = wasm;
         }
-        let deadline = Instant::now() + UPDATE_TIMEOUT;
-        loop {
-            let now = self.counters_with_prefix(&prefix);
-            if get(&now, "update_success") > get(&before, "update_success") {
-                if let Some(w) = self.config.wasm.as_mut() {
-                    *w = wasm;
-                }
-                std::thread::sleep(UPDATE_SETTLE);
-                return UpdateOutcome::Applied;
-            }
-            if get(&now, "update_rejected") > get(&before, "update_rejected") {
-                return UpdateOutcome::Rejected;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "ECDS update {} neither applied nor rejected after {UPDATE_TIMEOUT:?}; stats {now:?}; envoy dir {}",
-                    self.ecds_version,
-                    self.dir.display()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        outcome
     }
 
     /// The last `n` lines of the Envoy log and of its stdout/stderr.

@@ -30,6 +30,7 @@ pub mod bench;
 pub mod client;
 pub mod config;
 pub mod envoy;
+pub mod istiod;
 pub mod paths;
 pub mod upstream;
 

@@ -21,6 +21,18 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub mod clusters;
+pub mod endpoints;
+pub mod load;
+pub mod objects;
+pub mod routes;
+pub mod translate;
+pub mod wasm;
+
+pub use endpoints::IstioEndpoint;
+pub use load::{ClusterManifests, InstallInputs, Loaded};
+pub use translate::{listener_name, translate};
+
 /// Where one endpoint or proxy runs: Kubernetes node labels
 /// `topology.kubernetes.io/region`, `topology.kubernetes.io/zone`,
 /// `topology.istio.io/subzone` (empty = unset).
@@ -97,6 +109,97 @@ pub struct Environment {
     pub addresses: BTreeMap<String, SocketAddr>,
     /// Envoy worker threads (`--concurrency`).
     pub concurrency: u32,
+}
+
+/// The `url` every example plan pins for the geolb module (`filter.url`).
+pub const GEOLB_MODULE_URL: &str = "file:///opt/geolb/geolb_filter.wasm";
+
+impl Environment {
+    /// This machine: the example plans' module URL mapped to `wasm-out/geolb_filter.wasm`
+    /// (panics with the build hint if it is missing), no gateway addresses, 2 workers.
+    pub fn local() -> Environment {
+        Environment::default()
+            .with_wasm_file(GEOLB_MODULE_URL, crate::paths::geolb_wasm())
+            .with_concurrency(2)
+    }
+
+    /// Maps a WasmPlugin `url` to a module file on this machine.
+    pub fn with_wasm_file(mut self, url: &str, path: PathBuf) -> Environment {
+        self.wasm_files.insert(url.to_string(), path);
+        self
+    }
+
+    /// Maps a planned load-balancer address (`ip:port`) to a local listener.
+    pub fn with_address(mut self, planned: &str, local: SocketAddr) -> Environment {
+        self.addresses.insert(planned.to_string(), local);
+        self
+    }
+
+    /// Sets Envoy's worker threads.
+    pub fn with_concurrency(mut self, n: u32) -> Environment {
+        self.concurrency = n;
+        self
+    }
+}
+
+impl Proxy {
+    /// A workload's sidecar: labels `app` = the pod name up to its last `-`
+    /// (`productpage-v1` → `productpage`) and `version` = the rest.
+    pub fn sidecar(
+        name: &str,
+        namespace: &str,
+        locality: &Locality,
+        cluster: &str,
+        network: &str,
+    ) -> Proxy {
+        let mut labels = BTreeMap::new();
+        match name.rsplit_once('-') {
+            Some((app, version)) => {
+                labels.insert("app".to_string(), app.to_string());
+                labels.insert("version".to_string(), version.to_string());
+            }
+            None => {
+                labels.insert("app".to_string(), name.to_string());
+            }
+        }
+        Proxy {
+            role: ProxyRole::Sidecar,
+            name: name.to_string(),
+            namespace: namespace.to_string(),
+            labels,
+            cluster: cluster.to_string(),
+            network: network.to_string(),
+            locality: locality.clone(),
+        }
+    }
+
+    /// Istio's default ingress gateway (`istio-ingressgateway` in `istio-system`, labels
+    /// `istio: ingressgateway`, `app: istio-ingressgateway`).
+    pub fn ingress_gateway(locality: &Locality, cluster: &str, network: &str) -> Proxy {
+        Proxy {
+            role: ProxyRole::Gateway,
+            name: "istio-ingressgateway".to_string(),
+            namespace: "istio-system".to_string(),
+            labels: BTreeMap::from([
+                ("istio".to_string(), "ingressgateway".to_string()),
+                ("app".to_string(), "istio-ingressgateway".to_string()),
+            ]),
+            cluster: cluster.to_string(),
+            network: network.to_string(),
+            locality: locality.clone(),
+        }
+    }
+}
+
+impl Locality {
+    /// Region and zone (no subzone).
+    pub fn new(region: &str, zone: &str) -> Locality {
+        Locality {
+            region: region.to_string(),
+            zone: zone.to_string(),
+            subzone: String::new(),
+        }
+    }
 }
 
 /// The Envoy configuration for one proxy, ready for [`crate::Envoy::start_translated`].

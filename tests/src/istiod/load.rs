@@ -1,0 +1,438 @@
+//! Loading one cluster's rendered manifests the way `kubectl apply -k
+//! clusters/<cluster>` would see them, plus its `install/` inputs.
+
+use std::collections::BTreeSet;
+use std::path::{Component, Path, PathBuf};
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::TranslateError;
+use super::objects::{
+    DestinationRule, Gateway, IstioConfigMap, IstioOperator, Kustomization, MeshNetworks,
+    Namespace, TrafficExtension, VirtualService, WasmPlugin,
+};
+
+/// One object and where it came from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Loaded<T> {
+    /// File relative to the rendered root (`mesh/default/virtualservice-reviews.yaml`),
+    /// with ` (document N)` appended when the file holds several YAML documents.
+    pub file: String,
+    pub value: T,
+}
+
+impl<T> Loaded<T> {
+    /// An error about `field` (a path like `spec.http[0].retries`) of this object.
+    pub fn error(&self, field: &str, message: impl Into<String>) -> TranslateError {
+        TranslateError {
+            at: format!("{}: {field}", self.file),
+            message: message.into(),
+        }
+    }
+}
+
+/// What `kubectl apply -k clusters/<cluster>` applies, typed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ClusterManifests {
+    /// The rendered root (the directory `geolb render` wrote).
+    pub root: PathBuf,
+    /// The cluster's name (`clusters/<cluster>`).
+    pub cluster: String,
+    pub gateways: Vec<Loaded<Gateway>>,
+    pub virtual_services: Vec<Loaded<VirtualService>>,
+    pub destination_rules: Vec<Loaded<DestinationRule>>,
+    pub wasm_plugins: Vec<Loaded<WasmPlugin>>,
+    pub traffic_extensions: Vec<Loaded<TrafficExtension>>,
+    pub namespaces: Vec<Loaded<Namespace>>,
+    /// Install inputs under `clusters/<cluster>/install/` (not applied by kustomize).
+    pub install: InstallInputs,
+}
+
+/// `clusters/<cluster>/install/*.yaml`: what `istioctl install -f` and the control
+/// plane's `istio` ConfigMap get. Kept typed for the multi-network translation.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct InstallInputs {
+    /// The cluster's IstioOperator (`istiooperator.yaml`) and, on multi-network meshes,
+    /// its east-west gateway's (`eastwest-gateway.yaml`), in file name order.
+    pub operators: Vec<Loaded<IstioOperator>>,
+    /// `data.meshNetworks` of `meshnetworks.yaml` (the `istio` ConfigMap), parsed.
+    pub mesh_networks: Option<Loaded<MeshNetworks>>,
+}
+
+impl ClusterManifests {
+    /// Follows `clusters/<cluster>/kustomization.yaml` (its `resources`: files, and
+    /// directories with their own kustomization.yaml, recursively, as kustomize does)
+    /// and reads `clusters/<cluster>/install/*.yaml`. Every object is parsed strictly:
+    /// an unknown kind or field is an error naming the file and field path.
+    pub fn load(rendered_root: &Path, cluster: &str) -> Result<ClusterManifests, TranslateError> {
+        let mut out = ClusterManifests {
+            root: rendered_root.to_path_buf(),
+            cluster: cluster.to_string(),
+            ..ClusterManifests::default()
+        };
+        let mut loader = Loader {
+            root: rendered_root,
+            seen_dirs: Vec::new(),
+            ids: BTreeSet::new(),
+        };
+        loader.kustomize(&PathBuf::from("clusters").join(cluster), &mut out)?;
+        loader.install(
+            &PathBuf::from("clusters").join(cluster).join("install"),
+            &mut out,
+        )?;
+        Ok(out)
+    }
+}
+
+struct Loader<'r> {
+    root: &'r Path,
+    /// Kustomization directories on the current path (cycle detection).
+    seen_dirs: Vec<PathBuf>,
+    /// `kind/namespace/name` of every applied object: kustomize refuses duplicates.
+    ids: BTreeSet<String>,
+}
+
+/// A lexically normalized relative path (`clusters/a/../../mesh` → `mesh`), so error
+/// messages name files the way a reader finds them.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn display(path: &Path) -> String {
+    path.to_string_lossy().replace('\\', "/")
+}
+
+fn file_error(file: &str, message: impl Into<String>) -> TranslateError {
+    TranslateError {
+        at: file.to_string(),
+        message: message.into(),
+    }
+}
+
+/// Deserializes `value` strictly into `T`, reporting the failing field's path: for an
+/// unknown field the path ends with that field (`spec.trafficPolicy.tls`).
+pub(crate) fn typed<T: DeserializeOwned>(
+    file: &str,
+    prefix: &str,
+    value: serde_norway::Value,
+) -> Result<T, TranslateError> {
+    serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
+        let mut path = e.path().to_string();
+        if path == "." {
+            path.clear();
+        }
+        let message = e.inner().to_string();
+        if let Some(field) = message
+            .strip_prefix("unknown field `")
+            .and_then(|rest| rest.split('`').next())
+        {
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(field);
+        }
+        let path = match (prefix.is_empty(), path.is_empty()) {
+            (true, _) => path,
+            (false, true) => prefix.to_string(),
+            (false, false) => format!("{prefix}.{path}"),
+        };
+        TranslateError {
+            at: if path.is_empty() {
+                file.to_string()
+            } else {
+                format!("{file}: {path}")
+            },
+            message,
+        }
+    })
+}
+
+/// The YAML documents of a file (empty documents skipped), each with its display name.
+fn documents(
+    root: &Path,
+    rel: &Path,
+) -> Result<Vec<(String, serde_norway::Value)>, TranslateError> {
+    let name = display(rel);
+    let text = std::fs::read_to_string(root.join(rel))
+        .map_err(|e| file_error(&name, format!("cannot read: {e}")))?;
+    let mut docs = Vec::new();
+    for doc in serde_norway::Deserializer::from_str(&text) {
+        let value = serde_norway::Value::deserialize(doc)
+            .map_err(|e| file_error(&name, format!("not YAML: {e}")))?;
+        if !value.is_null() {
+            docs.push(value);
+        }
+    }
+    let several = docs.len() > 1;
+    Ok(docs
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let file = if several {
+                format!("{name} (document {})", i + 1)
+            } else {
+                name.clone()
+            };
+            (file, v)
+        })
+        .collect())
+}
+
+fn header(file: &str, value: &serde_norway::Value) -> Result<(String, String), TranslateError> {
+    let field = |key: &str| {
+        value
+            .get(key)
+            .and_then(serde_norway::Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| {
+                file_error(
+                    &format!("{file}: {key}"),
+                    format!("missing or not a string: every object needs `{key}`"),
+                )
+            })
+    };
+    Ok((field("apiVersion")?, field("kind")?))
+}
+
+/// The apiVersion geolb renders for `kind`, `None` for kinds the stand-in does not know.
+fn api_version_of(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "Gateway" | "VirtualService" | "DestinationRule" => "networking.istio.io/v1",
+        "WasmPlugin" | "TrafficExtension" => "extensions.istio.io/v1alpha1",
+        "Namespace" | "ConfigMap" => "v1",
+        "IstioOperator" => "install.istio.io/v1alpha1",
+        "Kustomization" => "kustomize.config.k8s.io/v1beta1",
+        _ => return None,
+    })
+}
+
+fn check_api_version(file: &str, api_version: &str, kind: &str) -> Result<(), TranslateError> {
+    match api_version_of(kind) {
+        None => Err(file_error(
+            &format!("{file}: kind"),
+            format!(
+                "unknown kind `{kind}`: the istiod stand-in translates Gateway, VirtualService, DestinationRule, WasmPlugin, TrafficExtension, Namespace, ConfigMap istio and IstioOperator"
+            ),
+        )),
+        Some(want) if want != api_version => Err(file_error(
+            &format!("{file}: apiVersion"),
+            format!("{kind} `{api_version}` is not the version geolb renders (`{want}`)"),
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+impl Loader<'_> {
+    /// Applies the kustomization in `dir` (relative to the root).
+    fn kustomize(&mut self, dir: &Path, out: &mut ClusterManifests) -> Result<(), TranslateError> {
+        let dir = normalize(dir);
+        if self.seen_dirs.contains(&dir) {
+            return Err(file_error(
+                &display(&dir),
+                "kustomization cycle: this directory includes itself",
+            ));
+        }
+        let rel = dir.join("kustomization.yaml");
+        if !self.root.join(&rel).is_file() {
+            return Err(file_error(
+                &display(&dir),
+                "not a kustomization directory (no kustomization.yaml)",
+            ));
+        }
+        let docs = documents(self.root, &rel)?;
+        let [(file, value)] = <[_; 1]>::try_from(docs).map_err(|docs| {
+            file_error(
+                &display(&rel),
+                format!("expected one Kustomization document, found {}", docs.len()),
+            )
+        })?;
+        let (api_version, kind) = header(&file, &value)?;
+        if kind != "Kustomization" {
+            return Err(file_error(
+                &format!("{file}: kind"),
+                format!("expected Kustomization, found `{kind}`"),
+            ));
+        }
+        check_api_version(&file, &api_version, &kind)?;
+        let k: Kustomization = typed(&file, "", value)?;
+        self.seen_dirs.push(dir.clone());
+        for (i, resource) in k.resources.iter().enumerate() {
+            let target = normalize(&dir.join(resource));
+            let full = self.root.join(&target);
+            if full.is_dir() {
+                self.kustomize(&target, out)?;
+            } else if full.is_file() {
+                self.resource_file(&target, out)?;
+            } else {
+                return Err(file_error(
+                    &format!("{file}: resources[{i}]"),
+                    format!("`{resource}` is neither a file nor a directory"),
+                ));
+            }
+        }
+        self.seen_dirs.pop();
+        Ok(())
+    }
+
+    /// One resource file: every document, by kind.
+    fn resource_file(
+        &mut self,
+        rel: &Path,
+        out: &mut ClusterManifests,
+    ) -> Result<(), TranslateError> {
+        for (file, value) in documents(self.root, rel)? {
+            let (api_version, kind) = header(&file, &value)?;
+            check_api_version(&file, &api_version, &kind)?;
+            let id = |meta: &super::objects::Metadata| {
+                format!("{kind}/{}/{}", meta.namespace(), meta.name)
+            };
+            let new_id = match kind.as_str() {
+                "Gateway" => {
+                    let v: Gateway = typed(&file, "", value)?;
+                    let id = id(&v.metadata);
+                    out.gateways.push(Loaded {
+                        file: file.clone(),
+                        value: v,
+                    });
+                    id
+                }
+                "VirtualService" => {
+                    let v: VirtualService = typed(&file, "", value)?;
+                    let id = id(&v.metadata);
+                    out.virtual_services.push(Loaded {
+                        file: file.clone(),
+                        value: v,
+                    });
+                    id
+                }
+                "DestinationRule" => {
+                    let v: DestinationRule = typed(&file, "", value)?;
+                    let id = id(&v.metadata);
+                    out.destination_rules.push(Loaded {
+                        file: file.clone(),
+                        value: v,
+                    });
+                    id
+                }
+                "WasmPlugin" => {
+                    let v: WasmPlugin = typed(&file, "", value)?;
+                    let id = id(&v.metadata);
+                    out.wasm_plugins.push(Loaded {
+                        file: file.clone(),
+                        value: v,
+                    });
+                    id
+                }
+                "TrafficExtension" => {
+                    let v: TrafficExtension = typed(&file, "", value)?;
+                    let id = id(&v.metadata);
+                    out.traffic_extensions.push(Loaded {
+                        file: file.clone(),
+                        value: v,
+                    });
+                    id
+                }
+                "Namespace" => {
+                    let v: Namespace = typed(&file, "", value)?;
+                    let id = format!("Namespace/{}", v.metadata.name);
+                    out.namespaces.push(Loaded {
+                        file: file.clone(),
+                        value: v,
+                    });
+                    id
+                }
+                other => {
+                    return Err(file_error(
+                        &format!("{file}: kind"),
+                        format!(
+                            "`{other}` is not applied by kustomize in a geolb render (it belongs in install/)"
+                        ),
+                    ));
+                }
+            };
+            if !self.ids.insert(new_id.clone()) {
+                return Err(file_error(
+                    &file,
+                    format!("{new_id} is applied twice (kustomize refuses duplicate resources)"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `install/*.yaml` in file name order; a missing directory is no error.
+    fn install(&mut self, dir: &Path, out: &mut ClusterManifests) -> Result<(), TranslateError> {
+        let Ok(entries) = std::fs::read_dir(self.root.join(dir)) else {
+            return Ok(());
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+            .collect();
+        files.sort();
+        for path in files {
+            let Some(name) = path.file_name() else {
+                continue;
+            };
+            let rel = dir.join(name);
+            for (file, value) in documents(self.root, &rel)? {
+                let (api_version, kind) = header(&file, &value)?;
+                check_api_version(&file, &api_version, &kind)?;
+                match kind.as_str() {
+                    "IstioOperator" => {
+                        let v: IstioOperator = typed(&file, "", value)?;
+                        out.install.operators.push(Loaded { file, value: v });
+                    }
+                    "ConfigMap" => {
+                        let v: IstioConfigMap = typed(&file, "", value)?;
+                        if v.metadata.name != "istio" {
+                            return Err(file_error(
+                                &format!("{file}: metadata.name"),
+                                format!(
+                                    "ConfigMap `{}`: only `istio` is understood",
+                                    v.metadata.name
+                                ),
+                            ));
+                        }
+                        if out.install.mesh_networks.is_some() {
+                            return Err(file_error(&file, "a second meshNetworks ConfigMap"));
+                        }
+                        let parsed: serde_norway::Value =
+                            serde_norway::from_str(&v.data.mesh_networks).map_err(|e| {
+                                file_error(
+                                    &format!("{file}: data.meshNetworks"),
+                                    format!("not YAML: {e}"),
+                                )
+                            })?;
+                        let networks: MeshNetworks = typed(&file, "data.meshNetworks", parsed)?;
+                        out.install.mesh_networks = Some(Loaded {
+                            file,
+                            value: networks,
+                        });
+                    }
+                    other => {
+                        return Err(file_error(
+                            &format!("{file}: kind"),
+                            format!("`{other}` is not an install input the stand-in reads"),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

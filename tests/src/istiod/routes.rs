@@ -1,0 +1,483 @@
+//! Route configurations: VirtualService HTTP routes to Envoy routes
+//! (pilot/pkg/networking/core/route/route.go `TranslateRoutes`), the virtual hosts of a
+//! sidecar's outbound port (pilot/pkg/networking/core/httproute.go) and of a gateway's
+//! HTTP server (pilot/pkg/networking/core/gateway.go).
+
+use serde_json::{Value, json};
+
+use super::TranslateError;
+use super::clusters::{cluster_name, resolve_host};
+use super::load::Loaded;
+use super::objects::{Gateway, HttpRoute, Match, Retries, Server, StringMatch, VirtualService};
+use super::translate::{Context, duration};
+
+/// Istio's default retry policy (`retry.DefaultPolicy`,
+/// pilot/pkg/networking/core/route/retry/retry.go): 2 retries on connect failures,
+/// refused streams, unavailable, cancelled and 503, on another host (previous-hosts
+/// predicate, up to 5 host selection attempts).
+pub fn default_retry_policy() -> Value {
+    json!({
+        "retry_on": "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes",
+        "num_retries": 2,
+        "retriable_status_codes": [503],
+        "retry_host_predicate": [{
+            "name": "envoy.retry_host_predicates.previous_hosts",
+            "typed_config": { "@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate" },
+        }],
+        "host_selection_retry_max_attempts": 5,
+    })
+}
+
+/// `parseRetryOn`: numeric tokens are retriable status codes, the rest Envoy
+/// retry conditions.
+fn parse_retry_on(text: &str) -> (Vec<String>, Vec<u32>) {
+    let mut on = Vec::new();
+    let mut codes = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.parse::<u32>() {
+            Ok(code) if (100..600).contains(&code) => codes.push(code),
+            _ => on.push(part.to_string()),
+        }
+    }
+    (on, codes)
+}
+
+/// `retry.ConvertPolicy`: no `retries` → the default policy; `attempts: 0` → none;
+/// else the default with `num_retries` = attempts, `retryOn` split into conditions and
+/// status codes (adding `retriable-status-codes` when codes are given), the per-try
+/// timeout, and `retryRemoteLocalities` → the previous-priorities retry priority
+/// (update frequency 2).
+fn retry_policy(
+    vs: &Loaded<VirtualService>,
+    path: &str,
+    retries: Option<&Retries>,
+) -> Result<Option<Value>, TranslateError> {
+    let Some(r) = retries else {
+        return Ok(Some(default_retry_policy()));
+    };
+    if r.attempts == 0 {
+        return Ok(None);
+    }
+    let mut p = default_retry_policy();
+    let Some(obj) = p.as_object_mut() else {
+        return Ok(None);
+    };
+    obj.insert("num_retries".into(), json!(r.attempts));
+    if let Some(text) = &r.retry_on {
+        let (mut on, codes) = parse_retry_on(text);
+        if !codes.is_empty() && !on.iter().any(|o| o == "retriable-status-codes") {
+            on.push("retriable-status-codes".into());
+        }
+        obj.insert("retry_on".into(), json!(on.join(",")));
+        if codes.is_empty() {
+            obj.remove("retriable_status_codes");
+        } else {
+            obj.insert("retriable_status_codes".into(), json!(codes));
+        }
+    }
+    if let Some(d) = &r.per_try_timeout {
+        obj.insert(
+            "per_try_timeout".into(),
+            json!(duration(vs, &format!("{path}.perTryTimeout"), d)?),
+        );
+    }
+    if r.retry_remote_localities == Some(true) {
+        obj.insert(
+            "retry_priority".into(),
+            json!({
+                "name": "envoy.retry_priorities.previous_priorities",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig",
+                    "update_frequency": 2,
+                },
+            }),
+        );
+    }
+    Ok(Some(p))
+}
+
+/// The route action istiod builds for one destination: the cluster, timeout 0s (Istio
+/// disables Envoy's 15 s default), the retry policy.
+fn route_action(cluster: &str, retry: Option<Value>) -> Value {
+    let mut action = json!({ "cluster": cluster, "timeout": "0s", "max_grpc_timeout": "0s" });
+    if let (Some(r), Some(obj)) = (retry, action.as_object_mut()) {
+        obj.insert("retry_policy".into(), r);
+    }
+    action
+}
+
+/// `BuildDefaultHTTPOutboundRoute`: a service without VirtualService gets one route,
+/// prefix `/`, to its default cluster with the default retry policy.
+pub fn default_route(cluster: &str) -> Value {
+    json!({
+        "name": "default",
+        "match": { "prefix": "/" },
+        "route": route_action(cluster, Some(default_retry_policy())),
+    })
+}
+
+/// The one condition of a StringMatch; neither or both is an error.
+fn one_of<'v>(
+    vs: &Loaded<VirtualService>,
+    path: &str,
+    m: &'v StringMatch,
+) -> Result<Match<'v>, TranslateError> {
+    m.get()
+        .ok_or_else(|| vs.error(path, "a StringMatch needs exactly one of `exact`, `prefix`"))
+}
+
+/// One VirtualService HTTP route → one Envoy route per match block (none → a single
+/// route with prefix `/`): uri exact → `path`, prefix → `prefix`; header matches as
+/// `string_match`; `headers.request.remove` → `request_headers_to_remove`.
+fn translate_http_route(
+    ctx: &Context<'_>,
+    vs: &Loaded<VirtualService>,
+    index: usize,
+    route: &HttpRoute,
+) -> Result<Vec<Value>, TranslateError> {
+    let path = format!("spec.http[{index}]");
+    let [destination] = route.route.as_slice() else {
+        return Err(vs.error(
+            &format!("{path}.route"),
+            format!(
+                "{} destinations: geolb renders exactly one per route (no weighted split)",
+                route.route.len()
+            ),
+        ));
+    };
+    let d = &destination.destination;
+    let host = resolve_host(&d.host, vs.value.metadata.namespace());
+    let port = match &d.port {
+        Some(p) => p.number,
+        None => {
+            let ports: Vec<u16> = ctx
+                .registry
+                .workloads
+                .iter()
+                .filter(|w| w.service == host)
+                .map(|w| w.port)
+                .collect::<std::collections::BTreeSet<u16>>()
+                .into_iter()
+                .collect();
+            match ports.as_slice() {
+                [only] => *only,
+                _ => {
+                    return Err(vs.error(
+                        &format!("{path}.route[0].destination.port"),
+                        format!(
+                            "no port, and {host} has {} ports in the registry",
+                            ports.len()
+                        ),
+                    ));
+                }
+            }
+        }
+    };
+    let cluster = cluster_name(port, d.subset.as_deref().unwrap_or(""), &host);
+    let retry = retry_policy(vs, &format!("{path}.retries"), route.retries.as_ref())?;
+    let remove: Vec<String> = route
+        .headers
+        .as_ref()
+        .and_then(|h| h.request.as_ref())
+        .map(|r| r.remove.clone())
+        .unwrap_or_default();
+    let matches: Vec<Option<&super::objects::HttpMatch>> = if route.matches.is_empty() {
+        vec![None]
+    } else {
+        route.matches.iter().map(Some).collect()
+    };
+    let mut out = Vec::new();
+    for (j, m) in matches.into_iter().enumerate() {
+        let mpath = format!("{path}.match[{j}]");
+        let mut rm = serde_json::Map::new();
+        match m.and_then(|m| m.uri.as_ref()) {
+            Some(uri) => match one_of(vs, &format!("{mpath}.uri"), uri)? {
+                Match::Exact(p) => rm.insert("path".into(), json!(p)),
+                Match::Prefix(p) => rm.insert("prefix".into(), json!(p)),
+            },
+            None => rm.insert("prefix".into(), json!("/")),
+        };
+        if let Some(m) = m
+            && !m.headers.is_empty()
+        {
+            let mut headers = Vec::new();
+            for (name, sm) in &m.headers {
+                let string_match = match one_of(vs, &format!("{mpath}.headers.{name}"), sm)? {
+                    Match::Exact(v) => json!({ "exact": v }),
+                    Match::Prefix(v) => json!({ "prefix": v }),
+                };
+                headers.push(json!({ "name": name, "string_match": string_match }));
+            }
+            rm.insert("headers".into(), json!(headers));
+        }
+        let mut r = serde_json::Map::new();
+        if let Some(name) = &route.name {
+            r.insert("name".into(), json!(name));
+        }
+        r.insert("match".into(), Value::Object(rm));
+        r.insert("route".into(), route_action(&cluster, retry.clone()));
+        if !remove.is_empty() {
+            r.insert("request_headers_to_remove".into(), json!(remove));
+        }
+        out.push(Value::Object(r));
+    }
+    Ok(out)
+}
+
+/// All Envoy routes of a VirtualService, in order.
+fn translate_virtual_service(
+    ctx: &Context<'_>,
+    vs: &Loaded<VirtualService>,
+) -> Result<Vec<Value>, TranslateError> {
+    let mut routes = Vec::new();
+    for (i, r) in vs.value.spec.http.iter().enumerate() {
+        routes.extend(translate_http_route(ctx, vs, i, r)?);
+    }
+    Ok(routes)
+}
+
+/// Whether a VirtualService applies to sidecars: `gateways` absent, or listing `mesh`.
+fn applies_to_mesh(vs: &VirtualService) -> bool {
+    vs.spec
+        .gateways
+        .as_ref()
+        .is_none_or(|g| g.iter().any(|n| n == "mesh"))
+}
+
+/// The mesh VirtualService for a service host, if any. istiod picks the oldest when
+/// several claim one host; geolb renders one, so several is an error here.
+fn mesh_virtual_service<'m>(
+    ctx: &Context<'m>,
+    host: &str,
+) -> Result<Option<&'m Loaded<VirtualService>>, TranslateError> {
+    let mut found = None;
+    for vs in ctx
+        .manifests
+        .virtual_services
+        .iter()
+        .filter(|v| applies_to_mesh(&v.value))
+    {
+        for (i, h) in vs.value.spec.hosts.iter().enumerate() {
+            let resolved = resolve_host(h, vs.value.metadata.namespace());
+            if resolved.contains('*') {
+                return Err(vs.error(
+                    &format!("spec.hosts[{i}]"),
+                    "wildcard hosts on a mesh VirtualService are not rendered by geolb",
+                ));
+            }
+            if resolved == host {
+                if let Some(first) = found.replace(vs) {
+                    return Err(vs.error(
+                        &format!("spec.hosts[{i}]"),
+                        format!(
+                            "{host} is also routed by {}; the stand-in does not merge VirtualServices",
+                            first.file
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The domains of a service's virtual host for a sidecar in `proxy_namespace`
+/// (`generateVirtualHostDomains` + `GenerateAltVirtualHosts`, httproute.go): the FQDN,
+/// then for a Kubernetes service in the proxy's namespace `name`, `name.ns.svc`,
+/// `name.ns`, in another namespace `name.ns`, `name.ns.svc`. No `:port` forms: sidecar
+/// route configurations set `ignore_port_in_host_matching` (`SidecarIgnorePort`), so
+/// `reviews:9080` matches `reviews`. The service VIP is not added (the registry has none).
+pub fn sidecar_domains(host: &str, proxy_namespace: &str) -> Vec<String> {
+    let mut domains = vec![host.to_string()];
+    if let Some(ih) = host.find(".svc.")
+        && host.ends_with(".svc.cluster.local")
+        && let Some(dot) = host.find('.')
+        && dot < ih
+    {
+        let name = &host[..dot];
+        let name_ns = &host[..ih];
+        let ns = &host[dot + 1..ih];
+        if ns == proxy_namespace {
+            domains.extend([
+                name.to_string(),
+                format!("{name_ns}.svc"),
+                name_ns.to_string(),
+            ]);
+        } else {
+            domains.extend([name_ns.to_string(), format!("{name_ns}.svc")]);
+        }
+    }
+    domains
+}
+
+/// The route configuration `"<port>"` of a sidecar's outbound listener: one virtual
+/// host `<host>:<port>` per service on that port, with its VirtualService's routes or
+/// the default route. Istio's catch-all `allow_any` virtual host (PassthroughCluster)
+/// is left out: unknown authorities get Envoy's 404 here.
+pub fn sidecar_route_config(
+    ctx: &Context<'_>,
+    port: u16,
+    hosts: &[String],
+) -> Result<Value, TranslateError> {
+    let mut vhosts = Vec::new();
+    for host in hosts {
+        let routes = match mesh_virtual_service(ctx, host)? {
+            Some(vs) => translate_virtual_service(ctx, vs)?,
+            None => vec![default_route(&cluster_name(port, "", host))],
+        };
+        vhosts.push(json!({
+            "name": format!("{host}:{port}"),
+            "domains": sidecar_domains(host, &ctx.proxy.namespace),
+            "routes": routes,
+            "include_request_attempt_count": true,
+        }));
+    }
+    Ok(json!({
+        "name": port.to_string(),
+        "virtual_hosts": vhosts,
+        "validate_clusters": false,
+        "ignore_port_in_host_matching": true,
+    }))
+}
+
+/// Whether `vs` is bound to the Gateway `gw` (`gateways` entries are `name` in the
+/// VirtualService's namespace or `namespace/name`).
+fn bound_to(vs: &VirtualService, gw: &Gateway) -> bool {
+    let gw_id = format!("{}/{}", gw.metadata.namespace(), gw.metadata.name);
+    vs.spec.gateways.as_ref().is_some_and(|names| {
+        names.iter().any(|n| {
+            if n.contains('/') {
+                *n == gw_id
+            } else {
+                format!("{}/{n}", vs.metadata.namespace()) == gw_id
+            }
+        })
+    })
+}
+
+/// The host two host patterns have in common (`*` and `*.suffix` wildcards), if any.
+fn intersect(a: &str, b: &str) -> Option<String> {
+    let covers = |wild: &str, h: &str| {
+        wild == "*"
+            || wild
+                .strip_prefix('*')
+                .is_some_and(|suffix| h.ends_with(suffix))
+    };
+    if a == b {
+        Some(a.to_string())
+    } else if covers(a, b) {
+        Some(b.to_string())
+    } else if covers(b, a) {
+        Some(a.to_string())
+    } else {
+        None
+    }
+}
+
+/// The route configuration `http.<port>` of a gateway's HTTP servers on one port: a
+/// virtual host `<host>:<port>` per host shared by a server and a VirtualService bound
+/// to its Gateway, with those VirtualServices' routes (sorted by namespace/name, where
+/// istiod sorts by creation time). Domains: `*` stays `*`; a hostname gets itself and
+/// `host:*` [INFERENCE from gateway.go: gateways match any port]. No virtual host at
+/// all → `blackhole:<port>` without routes (404), as istiod does.
+pub fn gateway_route_config(
+    ctx: &Context<'_>,
+    port: u16,
+    servers: &[(&Loaded<Gateway>, &Server)],
+) -> Result<Value, TranslateError> {
+    let mut bound: Vec<&Loaded<VirtualService>> = ctx.manifests.virtual_services.iter().collect();
+    bound.sort_by(|a, b| {
+        (a.value.metadata.namespace(), &a.value.metadata.name)
+            .cmp(&(b.value.metadata.namespace(), &b.value.metadata.name))
+    });
+    // (vhost host, routes) in first-seen order.
+    let mut vhosts: Vec<(String, Vec<Value>)> = Vec::new();
+    for (gw, server) in servers {
+        for server_host in &server.hosts {
+            // `namespace/host` server hosts restrict the VirtualService namespace.
+            let (ns_filter, server_host) = match server_host.split_once('/') {
+                Some((ns, h)) => (Some(ns), h),
+                None => (None, server_host.as_str()),
+            };
+            for vs in bound.iter().filter(|v| bound_to(&v.value, &gw.value)) {
+                if ns_filter
+                    .is_some_and(|ns| ns != "*" && ns != "." && ns != vs.value.metadata.namespace())
+                {
+                    continue;
+                }
+                for vs_host in &vs.value.spec.hosts {
+                    let Some(host) = intersect(server_host, vs_host) else {
+                        continue;
+                    };
+                    let routes = translate_virtual_service(ctx, vs)?;
+                    match vhosts.iter_mut().find(|(h, _)| *h == host) {
+                        Some((_, existing)) => existing.extend(routes),
+                        None => vhosts.push((host, routes)),
+                    }
+                }
+            }
+        }
+    }
+    let virtual_hosts: Vec<Value> = if vhosts.is_empty() {
+        vec![json!({ "name": format!("blackhole:{port}"), "domains": ["*"], "routes": [] })]
+    } else {
+        vhosts
+            .into_iter()
+            .map(|(host, routes)| {
+                let domains = if host == "*" {
+                    vec![host.clone()]
+                } else {
+                    vec![host.clone(), format!("{host}:*")]
+                };
+                json!({
+                    "name": format!("{host}:{port}"),
+                    "domains": domains,
+                    "routes": routes,
+                    "include_request_attempt_count": true,
+                })
+            })
+            .collect()
+    };
+    Ok(json!({
+        "name": format!("http.{port}"),
+        "virtual_hosts": virtual_hosts,
+        "validate_clusters": false,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_names_only_in_the_proxy_namespace() {
+        let host = "reviews.default.svc.cluster.local";
+        assert_eq!(
+            sidecar_domains(host, "default"),
+            vec![host, "reviews", "reviews.default.svc", "reviews.default"]
+        );
+        assert_eq!(
+            sidecar_domains(host, "other"),
+            vec![host, "reviews.default", "reviews.default.svc"]
+        );
+        assert_eq!(
+            sidecar_domains("example.com", "default"),
+            vec!["example.com"]
+        );
+    }
+
+    #[test]
+    fn retry_on_status_codes_become_retriable_status_codes() {
+        let (on, codes) = parse_retry_on("connect-failure, 503,refused-stream,504");
+        assert_eq!(on, vec!["connect-failure", "refused-stream"]);
+        assert_eq!(codes, vec![503, 504]);
+    }
+
+    #[test]
+    fn wildcard_hosts_intersect() {
+        assert_eq!(intersect("*", "a.b"), Some("a.b".into()));
+        assert_eq!(intersect("*.b", "a.b"), Some("a.b".into()));
+        assert_eq!(intersect("a.b", "c.b"), None);
+        assert_eq!(intersect("*", "*"), Some("*".into()));
+    }
+}
