@@ -2,7 +2,7 @@
 //! the manifests `geolb render` writes for the example plans, checked natively (the
 //! mapping, field by field), for strictness (what it does not understand is an error
 //! naming file and field), and in a real Envoy (validate mode for every cluster and
-//! proxy of scenarios A and B; traffic through a translated sidecar).
+//! proxy of scenarios A and B; traffic and an ECDS push through a translated sidecar).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -12,147 +12,789 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use geolb::plan::Plan;
 use geolb_e2e::istiod::*;
 use geolb_e2e::*;
-use serde_json::Value;
+use serde_json::{Value, json};
 
-/// `manifests/examples/<scenario>/plan.yaml` rendered with the geolb library into a
-/// temporary directory (what `geolb render` writes).
-fn render(scenario: &str) -> tempfile::TempDir {
-    let plan = repo_root()
+const REVIEWS: &str = "reviews.default.svc.cluster.local";
+const PRODUCTPAGE: &str = "productpage.default.svc.cluster.local";
+
+/// An example plan rendered with the geolb library into a temporary directory (what
+/// `geolb render` writes), and the plan itself.
+struct Rendered {
+    dir: tempfile::TempDir,
+    plan: Plan,
+}
+
+fn plan_path(scenario: &str) -> PathBuf {
+    repo_root()
         .join("manifests/examples")
         .join(scenario)
-        .join("plan.yaml");
-    let files = geolb::render_file(&plan, geolb::render::ExtensionApi::Wasmplugin)
-        .unwrap_or_else(|e| panic!("render {}:\n{e}", plan.display()));
+        .join("plan.yaml")
+}
+
+fn render(scenario: &str) -> Rendered {
+    let path = plan_path(scenario);
+    let files = geolb::render_file(&path, geolb::render::ExtensionApi::Wasmplugin)
+        .unwrap_or_else(|e| panic!("render {}:\n{e}", path.display()));
     let dir = tempfile::Builder::new()
         .prefix(&format!("geolb-istiod-{scenario}-"))
         .tempdir()
         .unwrap();
     for (rel, text) in &files {
-        let path = dir.path().join(rel);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, text).unwrap();
+        let file = dir.path().join(rel);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, text).unwrap();
     }
-    dir
+    let plan = Plan::from_text(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    Rendered { dir, plan }
 }
 
-fn addr(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-fn workload(
-    host: &str,
-    version: &str,
-    cluster: &str,
-    region: &str,
-    address: SocketAddr,
-) -> Workload {
-    let app = host.split('.').next().unwrap();
-    Workload {
-        service: host.to_string(),
-        port: 9080,
-        address,
-        labels: BTreeMap::from([
-            ("app".to_string(), app.to_string()),
-            ("version".to_string(), version.to_string()),
-        ]),
-        cluster: cluster.to_string(),
-        network: String::new(),
-        locality: Locality::new(region, &format!("{region}-a")),
-        sidecar: false,
+impl Rendered {
+    fn root(&self) -> &Path {
+        self.dir.path()
     }
-}
 
-const PRODUCTPAGE: &str = "productpage.default.svc.cluster.local";
-const DETAILS: &str = "details.default.svc.cluster.local";
-const RATINGS: &str = "ratings.default.svc.cluster.local";
-const REVIEWS: &str = "reviews.default.svc.cluster.local";
+    fn load(&self, cluster: &str) -> ClusterManifests {
+        ClusterManifests::load(self.root(), cluster).unwrap_or_else(|e| panic!("{e}"))
+    }
 
-/// Scenario A's pods (the plan's services/versions/clusters): productpage, details,
-/// ratings v1 in both clusters; reviews v1 in ack-hangzhou, v2 in ack-shanghai.
-/// `reviews` gives the reviews pods' addresses (v1, v2).
-fn registry_a(reviews: (SocketAddr, SocketAddr)) -> Registry {
-    let mut workloads = Vec::new();
-    let mut port = 20_000;
-    for host in [PRODUCTPAGE, DETAILS, RATINGS] {
-        for (cluster, region) in [
-            ("ack-hangzhou", "cn-hangzhou"),
-            ("ack-shanghai", "cn-shanghai"),
-        ] {
-            port += 1;
-            workloads.push(workload(host, "v1", cluster, region, addr(port)));
+    fn locality(&self, cluster: &str) -> Locality {
+        let c = self
+            .plan
+            .clusters
+            .iter()
+            .find(|c| c.name == cluster)
+            .unwrap();
+        Locality {
+            region: c.region.clone(),
+            zone: c.zone.clone().unwrap_or_default(),
+            subzone: c.subzone.clone().unwrap_or_default(),
         }
     }
-    workloads.push(workload(
-        REVIEWS,
-        "v1",
-        "ack-hangzhou",
-        "cn-hangzhou",
-        reviews.0,
-    ));
-    workloads.push(workload(
-        REVIEWS,
-        "v2",
-        "ack-shanghai",
-        "cn-shanghai",
-        reviews.1,
-    ));
-    Registry { workloads }
+
+    /// The plan's pods as the registry: one workload per service version and cluster,
+    /// addresses from `address_of(service, version, cluster)` (`None` = scaled to zero).
+    fn registry(
+        &self,
+        mut address_of: impl FnMut(&str, &str, &str) -> Option<SocketAddr>,
+    ) -> Registry {
+        let mut workloads = Vec::new();
+        for s in &self.plan.services {
+            for v in &s.versions {
+                for c in &v.clusters {
+                    let Some(address) = address_of(&s.name, &v.name, c) else {
+                        continue;
+                    };
+                    let mut labels = BTreeMap::from([("app".to_string(), s.name.clone())]);
+                    if v.labels.is_empty() {
+                        labels.insert("version".into(), v.name.clone());
+                    } else {
+                        labels.extend(v.labels.clone());
+                    }
+                    workloads.push(Workload {
+                        service: format!("{}.{}.svc.cluster.local", s.name, s.namespace),
+                        port: s.port,
+                        address,
+                        labels,
+                        cluster: c.clone(),
+                        network: String::new(),
+                        locality: self.locality(c),
+                        sidecar: false,
+                    });
+                }
+            }
+        }
+        Registry { workloads }
+    }
+
+    /// Every pod at a distinct (unused) loopback port: enough for translating.
+    fn any_registry(&self) -> Registry {
+        let mut port = 20_000;
+        self.registry(|_, _, _| {
+            port += 1;
+            Some(SocketAddr::from(([127, 0, 0, 1], port)))
+        })
+    }
+
+    fn sidecar(&self, cluster: &str) -> Proxy {
+        Proxy::sidecar(
+            "productpage-v1",
+            "default",
+            &self.locality(cluster),
+            cluster,
+            "",
+        )
+    }
+
+    fn gateway(&self, cluster: &str) -> Proxy {
+        Proxy::ingress_gateway(&self.locality(cluster), cluster, "")
+    }
+
+    fn translate(&self, cluster: &str, registry: &Registry, proxy: &Proxy) -> Translated {
+        translate(&self.load(cluster), registry, proxy, &Environment::local())
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
 }
 
-fn hangzhou() -> Locality {
-    Locality::new("cn-hangzhou", "cn-hangzhou-a")
-}
-
-fn productpage_sidecar() -> Proxy {
-    Proxy::sidecar("productpage-v1", "default", &hangzhou(), "ack-hangzhou", "")
-}
-
-fn cluster<'a>(t: &'a Translated, name: &str) -> &'a Value {
+fn clusters(t: &Translated) -> &Vec<Value> {
     t.bootstrap["static_resources"]["clusters"]
         .as_array()
         .unwrap()
+}
+
+fn cluster<'a>(t: &'a Translated, name: &str) -> &'a Value {
+    clusters(t)
         .iter()
         .find(|c| c["name"] == name)
         .unwrap_or_else(|| panic!("no cluster {name}"))
 }
 
+/// `(region, priority)` of every endpoint of a cluster, sorted.
+fn priorities(c: &Value) -> Vec<(String, u64)> {
+    let mut out: Vec<(String, u64)> = c["load_assignment"]["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| {
+            let region = g["locality"]["region"].as_str().unwrap().to_string();
+            let p = g["priority"].as_u64().unwrap();
+            g["lb_endpoints"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(move |_| (region.clone(), p))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn pairs(v: &[(&str, u64)]) -> Vec<(String, u64)> {
+    v.iter().map(|(r, p)| (r.to_string(), *p)).collect()
+}
+
+/// The HTTP connection manager of listener `name`.
+fn hcm<'a>(t: &'a Translated, name: &str) -> &'a Value {
+    let l = t.bootstrap["static_resources"]["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == name)
+        .unwrap_or_else(|| panic!("no listener {name}"));
+    &l["filter_chains"][0]["filters"][0]["typed_config"]
+}
+
+fn vhost<'a>(t: &'a Translated, listener: &str, name: &str) -> &'a Value {
+    hcm(t, listener)["route_config"]["virtual_hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == name)
+        .unwrap_or_else(|| panic!("no virtual host {name}"))
+}
+
+/// The pluginConfig of a rendered WasmPlugin as JSON (read from the YAML itself).
+fn plugin_config(root: &Path, file: &str) -> Value {
+    let yaml: serde_norway::Value =
+        serde_norway::from_str(&std::fs::read_to_string(root.join(file)).unwrap()).unwrap();
+    serde_json::to_value(&yaml["spec"]["pluginConfig"]).unwrap()
+}
+
+// ---- native: every cluster loads and translates ------------------------------------
+
 #[test]
-fn a_sidecar_starts_in_envoy_and_routes_by_the_region_header() {
-    let dir = render("a-failover-distribution");
+fn every_scenario_cluster_loads_and_a_and_b_translate_for_sidecar_and_ingress_gateway() {
+    for scenario in [
+        "a-failover-distribution",
+        "b-locality-preferred",
+        "c-multi-primary",
+        "d-multi-network",
+    ] {
+        let r = render(scenario);
+        // The tests run on exactly what is committed.
+        let drift = geolb::drift::compare(
+            &geolb::render_file(
+                &plan_path(scenario),
+                geolb::render::ExtensionApi::Wasmplugin,
+            )
+            .unwrap(),
+            &repo_root().join("manifests").join(scenario),
+        )
+        .unwrap();
+        assert!(drift.is_clean(), "{scenario}: {}", drift.diffs.concat());
+        for c in &r.plan.clusters {
+            let m = r.load(&c.name);
+            assert!(
+                !m.install.operators.is_empty(),
+                "{scenario}/{}: the cluster's IstioOperator is loaded",
+                c.name
+            );
+            assert!(!m.destination_rules.is_empty(), "{scenario}/{}", c.name);
+            if scenario.starts_with('a') || scenario.starts_with('b') {
+                let registry = r.any_registry();
+                for proxy in [r.sidecar(&c.name), r.gateway(&c.name)] {
+                    let t = r.translate(&c.name, &registry, &proxy);
+                    assert!(!t.listeners.is_empty(), "{scenario}/{}", c.name);
+                    assert_eq!(t.ecds.len(), 1, "{scenario}/{}: one geolb filter", c.name);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn multi_network_install_inputs_are_typed() {
+    let r = render("c-multi-primary");
+    let m = r.load("cluster-1");
+    let networks = &m.install.mesh_networks.as_ref().unwrap().value.networks;
+    assert_eq!(
+        networks.keys().collect::<Vec<_>>(),
+        ["network1", "network2"]
+    );
+    assert_eq!(networks["network2"].gateways[0].address, "47.100.20.22");
+    assert_eq!(networks["network2"].gateways[0].port, 15443);
+    let files: Vec<&str> = m
+        .install
+        .operators
+        .iter()
+        .map(|o| o.file.as_str())
+        .collect();
+    assert_eq!(
+        files,
+        [
+            "clusters/cluster-1/install/eastwest-gateway.yaml",
+            "clusters/cluster-1/install/istiooperator.yaml"
+        ]
+    );
+    assert_eq!(
+        m.namespaces[0].value.metadata.labels["topology.istio.io/network"],
+        "network1"
+    );
+    assert_eq!(
+        m.gateways[0].value.spec.servers[0]
+            .tls
+            .as_ref()
+            .unwrap()
+            .mode,
+        "AUTO_PASSTHROUGH"
+    );
+}
+
+// ---- native: the mapping -----------------------------------------------------------
+
+#[test]
+fn a_reviews_clusters_and_priorities_follow_the_subsets() {
+    let r = render("a-failover-distribution");
+    let t = r.translate(
+        "ack-hangzhou",
+        &r.any_registry(),
+        &r.sidecar("ack-hangzhou"),
+    );
+    let reviews: Vec<&str> = clusters(&t)
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .filter(|n| n.ends_with(REVIEWS))
+        .collect();
+    assert_eq!(
+        reviews,
+        [
+            format!("outbound|9080||{REVIEWS}"),
+            format!("outbound|9080|geolb-cn-hangzhou|{REVIEWS}"),
+            format!("outbound|9080|geolb-cn-shanghai|{REVIEWS}"),
+            format!("outbound|9080|v1|{REVIEWS}"),
+            format!("outbound|9080|v2|{REVIEWS}"),
+        ]
+    );
+    // prefer-R: every endpoint, R's at priority 0 (failoverPriority region=R).
+    let hz = cluster(&t, &format!("outbound|9080|geolb-cn-hangzhou|{REVIEWS}"));
+    assert_eq!(
+        priorities(hz),
+        pairs(&[("cn-hangzhou", 0), ("cn-shanghai", 1)])
+    );
+    let sh = cluster(&t, &format!("outbound|9080|geolb-cn-shanghai|{REVIEWS}"));
+    assert_eq!(
+        priorities(sh),
+        pairs(&[("cn-hangzhou", 1), ("cn-shanghai", 0)])
+    );
+    // The fail-open cluster: Istio's region failover from the proxy (cn-hangzhou).
+    let default = cluster(&t, &format!("outbound|9080||{REVIEWS}"));
+    assert_eq!(
+        priorities(default),
+        pairs(&[("cn-hangzhou", 0), ("cn-shanghai", 1)])
+    );
+    // Version subsets select by label (v1 lives in cn-hangzhou only).
+    let v1 = cluster(&t, &format!("outbound|9080|v1|{REVIEWS}"));
+    assert_eq!(priorities(v1), pairs(&[("cn-hangzhou", 0)]));
+    // From cn-shanghai the fail-open cluster's order flips; the subsets' does not.
+    let t = r.translate(
+        "ack-shanghai",
+        &r.any_registry(),
+        &r.sidecar("ack-shanghai"),
+    );
+    let default = cluster(&t, &format!("outbound|9080||{REVIEWS}"));
+    assert_eq!(
+        priorities(default),
+        pairs(&[("cn-hangzhou", 1), ("cn-shanghai", 0)])
+    );
+    let hz = cluster(&t, &format!("outbound|9080|geolb-cn-hangzhou|{REVIEWS}"));
+    assert_eq!(
+        priorities(hz),
+        pairs(&[("cn-hangzhou", 0), ("cn-shanghai", 1)])
+    );
+}
+
+#[test]
+fn a_reviews_traffic_policy_is_mapped_field_by_field() {
+    let r = render("a-failover-distribution");
+    let t = r.translate(
+        "ack-hangzhou",
+        &r.any_registry(),
+        &r.sidecar("ack-hangzhou"),
+    );
+    let c = cluster(&t, &format!("outbound|9080|geolb-cn-shanghai|{REVIEWS}"));
+    // outlierDetection {consecutive5xxErrors: 1, interval: 1s, baseEjectionTime: 1m,
+    // maxEjectionPercent: 100}
+    assert_eq!(
+        c["outlier_detection"],
+        json!({
+            "consecutive_5xx": 1, "enforcing_consecutive_5xx": 100, "enforcing_success_rate": 0,
+            "interval": "1s", "base_ejection_time": "60s", "max_ejection_percent": 100,
+        })
+    );
+    assert_eq!(
+        c["common_lb_config"]["healthy_panic_threshold"],
+        json!({ "value": 0.0 })
+    );
+    assert_eq!(
+        c["common_lb_config"]["locality_weighted_lb_config"],
+        json!({})
+    );
+    // connectionPool.http.maxRequestsPerConnection: 1
+    let opts = &c["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
+    assert_eq!(
+        opts["common_http_protocol_options"]["max_requests_per_connection"],
+        1
+    );
+    assert_eq!(
+        opts["explicit_http_config"],
+        json!({ "http_protocol_options": {} })
+    );
+    assert_eq!(c["connect_timeout"], "10s");
+    assert_eq!(c["lb_policy"], "LEAST_REQUEST");
+    // A version subset without its own policy inherits the top-level one.
+    let v2 = cluster(&t, &format!("outbound|9080|v2|{REVIEWS}"));
+    assert_eq!(v2["outlier_detection"], c["outlier_detection"]);
+    // details has no connection pool: no protocol options, Istio's default breakers.
+    let d = cluster(&t, "outbound|9080||details.default.svc.cluster.local");
+    assert!(d.get("typed_extension_protocol_options").is_none());
+    assert_eq!(
+        d["circuit_breakers"]["thresholds"][0]["max_requests"],
+        u64::from(u32::MAX)
+    );
+    assert_eq!(d["outlier_detection"]["consecutive_5xx"], 5);
+    assert_eq!(d["outlier_detection"]["base_ejection_time"], "30s");
+}
+
+#[test]
+fn a_sidecar_routes_match_the_header_remove_it_and_retry_like_istio() {
+    let r = render("a-failover-distribution");
+    let t = r.translate(
+        "ack-hangzhou",
+        &r.any_registry(),
+        &r.sidecar("ack-hangzhou"),
+    );
+    assert_eq!(t.listeners, [("0.0.0.0_9080".to_string(), 9080)]);
+    let rc = &hcm(&t, "0.0.0.0_9080")["route_config"];
+    assert_eq!(rc["name"], "9080");
+    assert_eq!(rc["ignore_port_in_host_matching"], true);
+    let vh = vhost(&t, "0.0.0.0_9080", &format!("{REVIEWS}:9080"));
+    assert_eq!(
+        vh["domains"],
+        json!([REVIEWS, "reviews", "reviews.default.svc", "reviews.default"])
+    );
+    let routes = vh["routes"].as_array().unwrap();
+    let names: Vec<&str> = routes.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["geolb-cn-hangzhou", "geolb-cn-shanghai", "geolb-fallback"]
+    );
+    assert_eq!(
+        routes[1]["match"],
+        json!({ "prefix": "/", "headers": [{ "name": "x-geolb-region", "string_match": { "exact": "cn-shanghai" } }] })
+    );
+    assert_eq!(routes[2]["match"], json!({ "prefix": "/" }));
+    assert_eq!(
+        routes[1]["route"]["cluster"],
+        format!("outbound|9080|geolb-cn-shanghai|{REVIEWS}")
+    );
+    assert_eq!(
+        routes[2]["route"]["cluster"],
+        format!("outbound|9080||{REVIEWS}")
+    );
+    for route in routes {
+        assert_eq!(
+            route["request_headers_to_remove"],
+            json!(["x-geolb-region"])
+        );
+        assert_eq!(route["route"]["timeout"], "0s");
+        // retries {attempts: 2, retryOn: "...,503", retryRemoteLocalities: true}
+        assert_eq!(
+            route["route"]["retry_policy"],
+            json!({
+                "retry_on": "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes",
+                "num_retries": 2,
+                "retriable_status_codes": [503],
+                "retry_host_predicate": [{
+                    "name": "envoy.retry_host_predicates.previous_hosts",
+                    "typed_config": { "@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate" },
+                }],
+                "host_selection_retry_max_attempts": 5,
+                "retry_priority": {
+                    "name": "envoy.retry_priorities.previous_priorities",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig",
+                        "update_frequency": 2,
+                    },
+                },
+            })
+        );
+    }
+}
+
+#[test]
+fn a_service_without_virtual_service_gets_istios_default_route() {
+    let r = render("a-failover-distribution");
+    let mut registry = r.any_registry();
+    registry.workloads.push(Workload {
+        service: "extra.other.svc.cluster.local".into(),
+        port: 9080,
+        address: SocketAddr::from(([127, 0, 0, 1], 29_999)),
+        labels: BTreeMap::from([("app".into(), "extra".into())]),
+        cluster: "ack-hangzhou".into(),
+        network: String::new(),
+        locality: r.locality("ack-hangzhou"),
+        sidecar: false,
+    });
+    let t = r.translate("ack-hangzhou", &registry, &r.sidecar("ack-hangzhou"));
+    let vh = vhost(&t, "0.0.0.0_9080", "extra.other.svc.cluster.local:9080");
+    // Another namespace: no short name.
+    assert_eq!(
+        vh["domains"],
+        json!([
+            "extra.other.svc.cluster.local",
+            "extra.other",
+            "extra.other.svc"
+        ])
+    );
+    let route = &vh["routes"][0];
+    assert_eq!(route["name"], "default");
+    assert_eq!(route["match"], json!({ "prefix": "/" }));
+    assert_eq!(
+        route["route"]["cluster"],
+        "outbound|9080||extra.other.svc.cluster.local"
+    );
+    assert_eq!(route["route"]["retry_policy"]["num_retries"], 2);
+    assert!(
+        route["route"]["retry_policy"]
+            .get("retry_priority")
+            .is_none()
+    );
+    // No DestinationRule: no outlier detection, so no priorities and Envoy's panic default.
+    let c = cluster(&t, "outbound|9080||extra.other.svc.cluster.local");
+    assert!(c.get("outlier_detection").is_none());
+    assert!(c.get("common_lb_config").is_none());
+}
+
+#[test]
+fn a_ingress_gateway_serves_the_gateway_virtual_service_on_port_80() {
+    let r = render("a-failover-distribution");
+    let t = r.translate(
+        "ack-hangzhou",
+        &r.any_registry(),
+        &r.gateway("ack-hangzhou"),
+    );
+    assert_eq!(t.listeners, [("0.0.0.0_80".to_string(), 80)]);
+    assert_eq!(hcm(&t, "0.0.0.0_80")["use_remote_address"], true);
+    assert_eq!(hcm(&t, "0.0.0.0_80")["route_config"]["name"], "http.80");
+    let vh = vhost(&t, "0.0.0.0_80", "*:80");
+    assert_eq!(vh["domains"], json!(["*"]));
+    let routes = vh["routes"].as_array().unwrap();
+    // 3 http routes (2 regions + fallback) × 5 match blocks each.
+    assert_eq!(routes.len(), 15);
+    assert_eq!(routes[0]["name"], "productpage-geolb-cn-hangzhou");
+    assert_eq!(
+        routes[0]["match"],
+        json!({ "path": "/productpage", "headers": [{ "name": "x-geolb-region", "string_match": { "exact": "cn-hangzhou" } }] })
+    );
+    assert_eq!(routes[3]["match"]["prefix"], "/static");
+    assert_eq!(
+        routes[14]["route"]["cluster"],
+        format!("outbound|9080||{PRODUCTPAGE}")
+    );
+    assert!(routes[14]["match"].get("headers").is_none());
+    // The node is a router in istio-system.
+    let node = &t.bootstrap["node"];
+    assert_eq!(
+        node["id"],
+        "router~127.0.0.1~istio-ingressgateway.istio-system~istio-system.svc.cluster.local"
+    );
+    assert_eq!(node["cluster"], "istio-ingressgateway.istio-system");
+}
+
+#[test]
+fn wasm_plugins_become_ecds_filters_with_istios_plugin_config() {
+    let r = render("a-failover-distribution");
+    let registry = r.any_registry();
+    // The sidecar in `default` gets the namespace's plugin, not the gateway's.
+    let t = r.translate("ack-hangzhou", &registry, &r.sidecar("ack-hangzhou"));
+    let filters = hcm(&t, "0.0.0.0_9080")["http_filters"].as_array().unwrap();
+    assert_eq!(filters.len(), 2);
+    assert_eq!(
+        filters[0]["name"],
+        "extensions.istio.io/trafficextension/default.geolb"
+    );
+    assert_eq!(filters[1]["name"], "envoy.filters.http.router");
+    let source = &filters[0]["config_discovery"]["config_source"]["path_config_source"];
+    let file = source["path"].as_str().unwrap();
+    let config = &t.ecds[file]["resources"][0]["typed_config"]["config"];
+    assert_eq!(config["name"], "default.geolb");
+    assert_eq!(config["root_id"], "geolb");
+    assert_eq!(config["failure_policy"], "FAIL_OPEN");
+    assert_eq!(config["vm_config"]["runtime"], "envoy.wasm.runtime.v8");
+    assert!(config["vm_config"].get("vm_id").is_none());
+    assert_eq!(
+        config["vm_config"]["code"]["local"]["filename"],
+        geolb_wasm().to_string_lossy().as_ref()
+    );
+    assert_eq!(
+        config["configuration"]["@type"],
+        "type.googleapis.com/google.protobuf.StringValue"
+    );
+    let sent: Value =
+        serde_json::from_str(config["configuration"]["value"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        sent,
+        plugin_config(r.root(), "mesh/default/wasmplugin-geolb.yaml")
+    );
+    // The node carries the locality the filter reads its source region from.
+    assert_eq!(
+        t.bootstrap["node"]["locality"],
+        json!({ "region": "cn-hangzhou" })
+    );
+    assert_eq!(
+        t.bootstrap["node"]["metadata"]["LABELS"]["topology.kubernetes.io/region"],
+        "cn-hangzhou"
+    );
+    // The ingress gateway gets the root-namespace plugin its selector matches, with the
+    // cluster's source region pinned.
+    let t = r.translate("ack-shanghai", &registry, &r.gateway("ack-shanghai"));
+    let filters = hcm(&t, "0.0.0.0_80")["http_filters"].as_array().unwrap();
+    assert_eq!(
+        filters[0]["name"],
+        "extensions.istio.io/trafficextension/istio-system.geolb-bookinfo-gateway"
+    );
+    let config = &t.ecds["ecds/istio-system.geolb-bookinfo-gateway.json"]["resources"][0]["typed_config"]
+        ["config"];
+    let sent: Value =
+        serde_json::from_str(config["configuration"]["value"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        sent,
+        plugin_config(
+            r.root(),
+            "clusters/ack-shanghai/istio-system/wasmplugin-geolb-bookinfo-gateway.yaml"
+        )
+    );
+    assert_eq!(sent["sourceRegion"], "cn-shanghai");
+}
+
+// ---- strictness --------------------------------------------------------------------
+
+/// Rewrites one rendered file (the first occurrence of `from` becomes `to`).
+fn edit(root: &Path, file: &str, from: &str, to: &str) {
+    let path = root.join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{file} has no {from:?}");
+    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+}
+
+fn load_error(root: &Path, cluster: &str) -> TranslateError {
+    match ClusterManifests::load(root, cluster) {
+        Ok(_) => panic!("the edited manifests loaded"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn an_unknown_field_is_an_error_naming_file_and_field() {
+    let r = render("a-failover-distribution");
+    let dr = "mesh/default/destinationrule-reviews.yaml";
+    edit(
+        r.root(),
+        dr,
+        "  trafficPolicy:\n",
+        "  trafficPolicy:\n    tls:\n      mode: ISTIO_MUTUAL\n",
+    );
+    let e = load_error(r.root(), "ack-hangzhou");
+    assert_eq!(e.at, format!("{dr}: spec.trafficPolicy.tls"), "{e}");
+    assert!(e.message.contains("unknown field `tls`"), "{e}");
+
+    let r = render("a-failover-distribution");
+    edit(
+        r.root(),
+        dr,
+        "  - name: \"geolb-cn-hangzhou\"\n    trafficPolicy:\n",
+        "  - name: \"geolb-cn-hangzhou\"\n    trafficPolicy:\n      portLevelSettings: []\n",
+    );
+    let e = load_error(r.root(), "ack-shanghai");
+    assert_eq!(
+        e.at,
+        format!("{dr}: spec.subsets[0].trafficPolicy.portLevelSettings"),
+        "{e}"
+    );
+
+    // A StringMatch form geolb never renders.
+    let r = render("a-failover-distribution");
+    let vs = "mesh/default/virtualservice-reviews.yaml";
+    edit(r.root(), vs, "exact: \"cn-shanghai\"", "regex: \"cn-.*\"");
+    let e = load_error(r.root(), "ack-hangzhou");
+    assert_eq!(
+        e.at,
+        format!("{vs}: spec.http[1].match[0].headers.x-geolb-region.regex"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_unknown_kind_is_an_error() {
+    let r = render("a-failover-distribution");
+    std::fs::write(
+        r.root().join("mesh/default/serviceentry-x.yaml"),
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata:\n  name: x\nspec:\n  hosts: [x.example]\n",
+    )
+    .unwrap();
+    edit(
+        r.root(),
+        "mesh/kustomization.yaml",
+        "resources:\n",
+        "resources:\n- \"default/serviceentry-x.yaml\"\n",
+    );
+    let e = load_error(r.root(), "ack-hangzhou");
+    assert_eq!(e.at, "mesh/default/serviceentry-x.yaml: kind", "{e}");
+    assert!(e.message.contains("unknown kind `ServiceEntry`"), "{e}");
+}
+
+#[test]
+fn a_module_that_does_not_match_the_pinned_sha256_is_refused() {
+    let r = render("a-failover-distribution");
+    let env = Environment::local().with_wasm_file(GEOLB_MODULE_URL, empty_wasm());
+    let e = translate(
+        &r.load("ack-hangzhou"),
+        &r.any_registry(),
+        &r.sidecar("ack-hangzhou"),
+        &env,
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.at, "mesh/default/wasmplugin-geolb.yaml: spec.sha256",
+        "{e}"
+    );
+    let pinned = r.plan.filter.sha256.clone().unwrap();
+    let empty = std::fs::read_to_string(empty_wasm().with_extension("wasm.sha256")).unwrap();
+    let empty = empty.split_whitespace().next().unwrap();
+    assert!(
+        e.message.contains(&pinned) && e.message.contains(empty),
+        "{e}"
+    );
+}
+
+// ---- real Envoy ----------------------------------------------------------------------
+
+#[test]
+fn envoy_accepts_every_a_and_b_translation() {
+    for scenario in ["a-failover-distribution", "b-locality-preferred"] {
+        let r = render(scenario);
+        let registry = r.any_registry();
+        for c in &r.plan.clusters {
+            for proxy in [r.sidecar(&c.name), r.gateway(&c.name)] {
+                let t = r.translate(&c.name, &registry, &proxy);
+                if let Err(out) = Envoy::validate_translated(&t) {
+                    panic!(
+                        "{scenario}/{}/{}: envoy --mode validate failed:\n{out}",
+                        c.name, proxy.name
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_translated_sidecar_routes_the_filters_choice_to_its_subset_and_takes_a_policy_push() {
+    let r = render("a-failover-distribution");
     let v1 = Upstream::start("cn-hangzhou");
     let v2 = Upstream::start("cn-shanghai");
-    let manifests = ClusterManifests::load(dir.path(), "ack-hangzhou").unwrap();
-    let t = translate(
-        &manifests,
-        &registry_a((v1.addr(), v2.addr())),
-        &productpage_sidecar(),
-        &Environment::local(),
-    )
-    .unwrap();
-    let envoy = Envoy::start_translated(&t);
+    let registry = r.registry(|service, version, _| match (service, version) {
+        ("reviews", "v1") => Some(v1.addr()),
+        ("reviews", "v2") => Some(v2.addr()),
+        _ => None,
+    });
+    let proxy = r.sidecar("ack-hangzhou");
+    let t = r.translate("ack-hangzhou", &registry, &proxy);
+    let mut envoy = Envoy::start_translated(&t);
     let listener = envoy.listener_addr("0.0.0.0_9080");
-    let r = send_one(
+    // A client-sent region never survives: the filter replaces it, the route sends the
+    // request to the chosen region's subset and removes the header.
+    let s = Summary::of(&send_on_one_connection(
         listener,
         &Request::reviews().header("x-geolb-region", "cn-beijing"),
-    )
-    .unwrap();
-    assert_eq!(r.status, 200, "{}", envoy.log_tail(20));
+        10,
+    ));
+    assert_eq!(s.failures(), 0, "{s}");
     assert_eq!(
-        r.seen_routing_header(),
-        Some(""),
-        "header removed before the app"
+        s.served_by("cn-hangzhou"),
+        9,
+        "the plan's 90/10 from cn-hangzhou: {s}"
     );
-    // The filter chose a region and the VirtualService route sent it to that subset.
-    let region = r.served_region().unwrap().to_string();
-    assert!(wait_until(std::time::Duration::from_secs(2), || !envoy
+    assert_eq!(s.served_by("cn-shanghai"), 1, "{s}");
+    assert!(wait_until(Duration::from_secs(2), || envoy
         .access_log()
-        .is_empty()));
-    let line = envoy.access_log().pop().unwrap();
-    assert!(
-        line.contains(&format!("outbound|9080|geolb-{region}|{REVIEWS}")),
-        "{line}"
+        .len()
+        >= 10));
+    let to_shanghai_subset = envoy
+        .access_log()
+        .iter()
+        .filter(|l| l.contains(&format!("outbound|9080|geolb-cn-shanghai|{REVIEWS}")))
+        .count();
+    assert_eq!(to_shanghai_subset, 1, "{:?}", envoy.access_log());
+    assert_eq!(
+        v1.last_request_headers()
+            .iter()
+            .find(|(k, _)| k == "x-geolb-region"),
+        None
     );
+
+    // Change the policy in the rendered WasmPlugin (as a re-render would) and push it.
+    edit(
+        r.root(),
+        "mesh/default/wasmplugin-geolb.yaml",
+        "          cn-hangzhou: 90\n          cn-shanghai: 10",
+        "          cn-hangzhou: 50\n          cn-shanghai: 50",
+    );
+    let pushed = r.translate("ack-hangzhou", &registry, &proxy);
+    let outcomes = envoy.update_translated(&pushed);
+    assert_eq!(
+        outcomes,
+        [(
+            "ecds/default.geolb.json".to_string(),
+            UpdateOutcome::Applied
+        )]
+    );
+    let s = Summary::of(&send_on_one_connection(listener, &Request::reviews(), 10));
+    assert_eq!(s.failures(), 0, "{s}");
+    assert_eq!(s.served_by("cn-shanghai"), 5, "50/50 after the push: {s}");
 }

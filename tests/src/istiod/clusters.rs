@@ -58,16 +58,16 @@ pub fn destination_rule_for<'m>(
                 "wildcard hosts are not rendered by geolb; the stand-in does not translate them",
             ));
         }
-        if resolved == host {
-            if let Some(first) = found.replace(dr) {
-                return Err(dr.error(
+        if resolved == host
+            && let Some(first) = found.replace(dr)
+        {
+            return Err(dr.error(
                     "spec.host",
                     format!(
                         "a second DestinationRule for {host} (the first is in {}); the stand-in does not merge them",
                         first.file
                     ),
                 ));
-            }
         }
     }
     Ok(found)

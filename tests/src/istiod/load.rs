@@ -122,8 +122,8 @@ fn file_error(file: &str, message: impl Into<String>) -> TranslateError {
     }
 }
 
-/// Deserializes `value` strictly into `T`, reporting the failing field's path: for an
-/// unknown field the path ends with that field (`spec.trafficPolicy.tls`).
+/// Deserializes `value` strictly into `T`, reporting the failing field's path (for an
+/// unknown field, the path of that field: `spec.trafficPolicy.tls`) after `prefix`.
 pub(crate) fn typed<T: DeserializeOwned>(
     file: &str,
     prefix: &str,
@@ -135,15 +135,6 @@ pub(crate) fn typed<T: DeserializeOwned>(
             path.clear();
         }
         let message = e.inner().to_string();
-        if let Some(field) = message
-            .strip_prefix("unknown field `")
-            .and_then(|rest| rest.split('`').next())
-        {
-            if !path.is_empty() {
-                path.push('.');
-            }
-            path.push_str(field);
-        }
         let path = match (prefix.is_empty(), path.is_empty()) {
             (true, _) => path,
             (false, true) => prefix.to_string(),

@@ -265,16 +265,16 @@ fn mesh_virtual_service<'m>(
                     "wildcard hosts on a mesh VirtualService are not rendered by geolb",
                 ));
             }
-            if resolved == host {
-                if let Some(first) = found.replace(vs) {
-                    return Err(vs.error(
-                        &format!("spec.hosts[{i}]"),
-                        format!(
-                            "{host} is also routed by {}; the stand-in does not merge VirtualServices",
-                            first.file
-                        ),
-                    ));
-                }
+            if resolved == host
+                && let Some(first) = found.replace(vs)
+            {
+                return Err(vs.error(
+                    &format!("spec.hosts[{i}]"),
+                    format!(
+                        "{host} is also routed by {}; the stand-in does not merge VirtualServices",
+                        first.file
+                    ),
+                ));
             }
         }
     }
