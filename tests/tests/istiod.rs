@@ -612,6 +612,39 @@ fn wasm_plugins_become_ecds_filters_with_istios_plugin_config() {
     assert_eq!(sent["sourceRegion"], "cn-shanghai");
 }
 
+#[test]
+fn a_traffic_extension_render_gives_the_same_filter_as_the_wasm_plugin() {
+    let r = render("a-failover-distribution");
+    let files = geolb::render_file(
+        &plan_path("a-failover-distribution"),
+        geolb::render::ExtensionApi::Trafficextension,
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for (rel, text) in &files {
+        let file = dir.path().join(rel);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, text).unwrap();
+    }
+    let registry = r.any_registry();
+    let proxy = r.sidecar("ack-hangzhou");
+    let via_traffic_extension = translate(
+        &ClusterManifests::load(dir.path(), "ack-hangzhou").unwrap(),
+        &registry,
+        &proxy,
+        &Environment::local(),
+    )
+    .unwrap();
+    assert!(
+        !via_traffic_extension.ecds.is_empty(),
+        "the TrafficExtension applies to the sidecar"
+    );
+    assert_eq!(
+        via_traffic_extension.ecds,
+        r.translate("ack-hangzhou", &registry, &proxy).ecds
+    );
+}
+
 // ---- strictness --------------------------------------------------------------------
 
 /// Rewrites one rendered file (the first occurrence of `from` becomes `to`).
@@ -686,6 +719,24 @@ fn an_unknown_kind_is_an_error() {
     let e = load_error(r.root(), "ack-hangzhou");
     assert_eq!(e.at, "mesh/default/serviceentry-x.yaml: kind", "{e}");
     assert!(e.message.contains("unknown kind `ServiceEntry`"), "{e}");
+}
+
+#[test]
+fn a_resource_applied_twice_is_an_error() {
+    let r = render("a-failover-distribution");
+    edit(
+        r.root(),
+        "clusters/ack-hangzhou/kustomization.yaml",
+        "resources:\n",
+        "resources:\n- \"../../mesh/default/gateway-bookinfo-gateway.yaml\"\n",
+    );
+    let e = load_error(r.root(), "ack-hangzhou");
+    assert_eq!(e.at, "mesh/default/gateway-bookinfo-gateway.yaml", "{e}");
+    assert!(
+        e.message
+            .contains("Gateway/default/bookinfo-gateway is applied twice"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -74,7 +74,7 @@ pub fn destination_rule_for<'m>(
 }
 
 /// One field of the effective policy and the field path it came from.
-struct From<'a, T> {
+struct Sourced<'a, T> {
     value: &'a T,
     path: String,
 }
@@ -84,27 +84,27 @@ struct From<'a, T> {
 /// pilot/pkg/networking/core/cluster_builder.go).
 #[derive(Default)]
 struct Policy<'a> {
-    pool: Option<From<'a, ConnectionPool>>,
-    locality: Option<From<'a, LocalityLbSetting>>,
-    outlier: Option<From<'a, OutlierDetection>>,
+    pool: Option<Sourced<'a, ConnectionPool>>,
+    locality: Option<Sourced<'a, LocalityLbSetting>>,
+    outlier: Option<Sourced<'a, OutlierDetection>>,
 }
 
 impl<'a> Policy<'a> {
     fn overlay(&mut self, tp: &'a TrafficPolicy, path: &str) {
         if let Some(p) = &tp.connection_pool {
-            self.pool = Some(From {
+            self.pool = Some(Sourced {
                 value: p,
                 path: format!("{path}.connectionPool"),
             });
         }
         if let Some(lb) = &tp.load_balancer {
-            self.locality = Some(From {
+            self.locality = Some(Sourced {
                 value: &lb.locality_lb_setting,
                 path: format!("{path}.loadBalancer.localityLbSetting"),
             });
         }
         if let Some(o) = &tp.outlier_detection {
-            self.outlier = Some(From {
+            self.outlier = Some(Sourced {
                 value: o,
                 path: format!("{path}.outlierDetection"),
             });
@@ -151,7 +151,7 @@ pub fn build(ctx: &Context<'_>) -> Result<Vec<Value>, TranslateError> {
 
 /// Istio's default circuit breaker thresholds (`getDefaultCircuitBreakerThresholds`:
 /// every limit at MaxUint32, remaining tracked), before the connection pool's.
-fn circuit_breakers(pool: Option<&From<'_, ConnectionPool>>) -> Value {
+fn circuit_breakers(pool: Option<&Sourced<'_, ConnectionPool>>) -> Value {
     let max = u64::from(u32::MAX);
     let mut t = json!({
         "max_connections": max,
@@ -183,7 +183,7 @@ fn circuit_breakers(pool: Option<&From<'_, ConnectionPool>>) -> Value {
 /// interval / base ejection time as given, max ejection percent when > 0.
 fn outlier_json<T>(
     dr: &Loaded<T>,
-    o: &From<'_, OutlierDetection>,
+    o: &Sourced<'_, OutlierDetection>,
 ) -> Result<Value, TranslateError> {
     let v = o.value;
     let mut m = serde_json::Map::new();
@@ -304,7 +304,9 @@ fn cluster(
         None => Some(FailoverSettings::default()),
     };
     let mut groups = endpoints::group_by_locality(endpoints);
-    if let (true, Some(settings)) = (outlier.is_some(), &locality) {
+    if outlier.is_some()
+        && let Some(settings) = &locality
+    {
         groups =
             endpoints::apply_failover(groups, &ctx.proxy.locality, &ctx.proxy_labels, settings);
         // Locality weights count only with this set; istiod sets it when failover is on.
