@@ -115,7 +115,7 @@ pub fn listener_name(port: u16) -> String {
 /// (`router~` for gateways), cluster `<app>.<ns>` (the `app` label, else the pod name),
 /// locality from the node's topology labels, metadata CLUSTER_ID, NETWORK, LABELS
 /// (augmented, as istiod sees them), NAMESPACE, NAME.
-fn node(proxy: &Proxy, labels: &BTreeMap<String, String>) -> Value {
+pub fn node(proxy: &Proxy, labels: &BTreeMap<String, String>) -> Value {
     let kind = match proxy.role {
         ProxyRole::Sidecar => "sidecar",
         ProxyRole::Gateway => "router",
@@ -170,17 +170,23 @@ fn http_listener(
                 "use_remote_address": gateway,
                 "route_config": route_config,
                 "http_filters": http_filters,
-                "access_log": [{
-                    "name": "envoy.access_loggers.file",
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
-                        "path": ACCESS_LOG,
-                        "log_format": { "text_format_source": { "inline_string": crate::config::ACCESS_LOG_FORMAT } },
-                    },
-                }],
+                "access_log": access_log(),
             },
         }] }],
     })
+}
+
+/// The connection managers' access log: [`ACCESS_LOG`] in the harness's format
+/// (`crate::config::ACCESS_LOG_FORMAT`: upstream cluster and host per request).
+pub fn access_log() -> Value {
+    json!([{
+        "name": "envoy.access_loggers.file",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+            "path": ACCESS_LOG,
+            "log_format": { "text_format_source": { "inline_string": crate::config::ACCESS_LOG_FORMAT } },
+        },
+    }])
 }
 
 type ServersByPort<'m> = BTreeMap<u16, Vec<(&'m Loaded<Gateway>, &'m Server)>>;
