@@ -401,6 +401,32 @@ fn a_reviews_traffic_policy_is_mapped_field_by_field() {
 }
 
 #[test]
+fn a_base_ejection_time_above_five_minutes_raises_envoys_ejection_cap() {
+    // B: 5m is Envoy's default cap already; nothing to raise.
+    let r = render("b-locality-preferred");
+    let t = r.translate("m1c1", &r.any_registry(), &r.sidecar("m1c1"));
+    let od = &cluster(&t, &format!("outbound|9080||{REVIEWS}"))["outlier_detection"];
+    assert_eq!(od["base_ejection_time"], "300s");
+    assert!(od.get("max_ejection_time").is_none(), "{od}");
+    // 10m: Envoy would cap it at 300 s; istiod sets max_ejection_time to the base.
+    let r = render("a-failover-distribution");
+    edit(
+        r.root(),
+        "mesh/default/destinationrule-reviews.yaml",
+        "baseEjectionTime: \"1m\"",
+        "baseEjectionTime: \"10m\"",
+    );
+    let t = r.translate(
+        "ack-hangzhou",
+        &r.any_registry(),
+        &r.sidecar("ack-hangzhou"),
+    );
+    let od = &cluster(&t, &format!("outbound|9080||{REVIEWS}"))["outlier_detection"];
+    assert_eq!(od["base_ejection_time"], "600s");
+    assert_eq!(od["max_ejection_time"], "600s");
+}
+
+#[test]
 fn a_sidecar_routes_match_the_header_remove_it_and_retry_like_istio() {
     let r = render("a-failover-distribution");
     let t = r.translate(

@@ -12,7 +12,7 @@ use super::load::Loaded;
 use super::objects::{
     ConnectionPool, DestinationRule, LocalityLbSetting, OutlierDetection, TrafficPolicy,
 };
-use super::translate::{Context, duration};
+use super::translate::{Context, duration, parse_duration_nanos};
 use super::{TranslateError, Workload};
 
 /// Istio's mesh default `connectTimeout` (MeshConfig `connect_timeout`: 10s).
@@ -180,7 +180,8 @@ fn circuit_breakers(pool: Option<&Sourced<'_, ConnectionPool>>) -> Value {
 
 /// `applyOutlierDetection` (cluster_traffic_policy.go): consecutive 5xx and gateway
 /// errors with enforcement 100 % when > 0 (0 otherwise), success-rate ejection off,
-/// interval / base ejection time as given, max ejection percent when > 0.
+/// interval / base ejection time as given (a base above 300 s also becomes
+/// `max_ejection_time`), max ejection percent when > 0.
 fn outlier_json<T>(
     dr: &Loaded<T>,
     o: &Sourced<'_, OutlierDetection>,
@@ -209,10 +210,13 @@ fn outlier_json<T>(
         );
     }
     if let Some(d) = &v.base_ejection_time {
-        m.insert(
-            "base_ejection_time".into(),
-            json!(duration(dr, &format!("{}.baseEjectionTime", o.path), d)?),
-        );
+        let base = duration(dr, &format!("{}.baseEjectionTime", o.path), d)?;
+        // Envoy caps ejections at max_ejection_time (default 300 s); istiod raises the
+        // cap to a longer base ejection time.
+        if parse_duration_nanos(d).is_some_and(|n| n > 300 * 1_000_000_000) {
+            m.insert("max_ejection_time".into(), json!(base));
+        }
+        m.insert("base_ejection_time".into(), json!(base));
     }
     if let Some(p) = v.max_ejection_percent.filter(|p| *p > 0) {
         if p > 100 {

@@ -261,7 +261,8 @@ pub fn duration<T>(loaded: &Loaded<T>, field: &str, text: &str) -> Result<String
         .ok_or_else(|| loaded.error(field, format!("`{text}` is not a duration")))
 }
 
-fn parse_duration_nanos(text: &str) -> Option<u128> {
+/// Nanoseconds of a Go duration, `None` if it is not one.
+pub fn parse_duration_nanos(text: &str) -> Option<u128> {
     let mut rest = text.trim();
     if rest.is_empty() {
         return None;
