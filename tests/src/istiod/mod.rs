@@ -111,6 +111,13 @@ pub struct Environment {
     pub concurrency: u32,
 }
 
+impl Registry {
+    /// A registry of these workloads.
+    pub fn new(workloads: Vec<Workload>) -> Registry {
+        Registry { workloads }
+    }
+}
+
 /// The `url` every example plan pins for the geolb module (`filter.url`).
 pub const GEOLB_MODULE_URL: &str = "file:///opt/geolb/geolb_filter.wasm";
 
