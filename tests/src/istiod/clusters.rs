@@ -115,6 +115,17 @@ impl<'a> Policy<'a> {
 /// Every outbound cluster the proxy gets: per registry service port the default
 /// cluster and one per subset of its DestinationRule.
 pub fn build(ctx: &Context<'_>) -> Result<Vec<Value>, TranslateError> {
+    build_named(ctx, cluster_name)
+}
+
+/// [`build`] with clusters named by `name(port, subset, host)`: the east-west gateway's
+/// SNI-DNAT clusters are the same clusters named `outbound_.PORT_.SUBSET_.HOST`
+/// (`buildOutboundSniDnatClusters`, pilot/pkg/networking/core/cluster.go; helper
+/// "multinet").
+pub fn build_named(
+    ctx: &Context<'_>,
+    name_of: fn(u16, &str, &str) -> String,
+) -> Result<Vec<Value>, TranslateError> {
     let mut out = Vec::new();
     for ((host, port), workloads) in services(&ctx.registry.workloads) {
         let endpoints: Vec<IstioEndpoint> =
@@ -124,7 +135,7 @@ pub fn build(ctx: &Context<'_>) -> Result<Vec<Value>, TranslateError> {
         if let Some(tp) = dr.and_then(|d| d.value.spec.traffic_policy.as_ref()) {
             top.overlay(tp, "spec.trafficPolicy");
         }
-        let name = cluster_name(port, "", &host);
+        let name = name_of(port, "", &host);
         out.push(cluster(ctx, dr, &name, &top, endpoints.clone())?);
         let Some(dr) = dr else {
             continue;
@@ -142,7 +153,7 @@ pub fn build(ctx: &Context<'_>) -> Result<Vec<Value>, TranslateError> {
                 .filter(|e| e.selected_by(&subset.labels))
                 .cloned()
                 .collect();
-            let name = cluster_name(port, &subset.name, &host);
+            let name = name_of(port, &subset.name, &host);
             out.push(cluster(ctx, Some(dr), &name, &policy, selected)?);
         }
     }

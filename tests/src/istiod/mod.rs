@@ -22,10 +22,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 pub mod clusters;
+pub mod eastwest;
 pub mod endpoints;
+pub mod inbound;
 pub mod load;
+pub mod network;
 pub mod objects;
 pub mod routes;
+pub mod tls;
 pub mod translate;
 pub mod wasm;
 

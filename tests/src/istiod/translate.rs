@@ -303,72 +303,37 @@ pub fn parse_duration_nanos(text: &str) -> Option<u128> {
 }
 
 // ---- Multi-network hooks ---------------------------------------------------------
-// The multi-network translation (tests/src/istiod/{network,eastwest,tls}.rs, helper
-// "multinet") plugs in here; until it does, these say what is missing.
+// Filled by helper "multinet": tests/src/istiod/{network,tls,eastwest}.rs.
 
-/// Split horizon (`EndpointsByNetworkFilter`, pilot/pkg/xds/endpoints/ep_filters.go):
-/// runs after subset selection, before priorities. Single network: every endpoint is
-/// reachable directly; one on another network is not translated yet.
+/// Network view, split horizon, SNI-DNAT mTLS filter (`EndpointBuilder.generate`,
+/// pilot/pkg/xds/endpoints/endpoint_builder.go): see
+/// [`super::network::endpoints_for_proxy`].
 pub fn network_view(
     ctx: &Context<'_>,
     cluster: &str,
     endpoints: Vec<IstioEndpoint>,
 ) -> Result<Vec<IstioEndpoint>, TranslateError> {
-    let proxy_network = &ctx.proxy.network;
-    if let Some(e) = endpoints
-        .iter()
-        .find(|e| !e.network.is_empty() && !proxy_network.is_empty() && e.network != *proxy_network)
-    {
-        return Err(TranslateError {
-            at: format!("cluster {cluster}"),
-            message: format!(
-                "endpoint {} is on network {} and the proxy on {proxy_network}: multi-network: not translated yet",
-                e.address, e.network
-            ),
-        });
-    }
-    Ok(endpoints)
+    super::network::endpoints_for_proxy(ctx.manifests, ctx.proxy, ctx.env, cluster, endpoints)
 }
 
-/// Auto mTLS: a cluster with `tlsMode: istio` endpoints gets transport socket matches
-/// (Istio mTLS to those, plaintext to the rest). Not translated yet.
+/// Auto mTLS: see [`super::tls::transport_socket_matches_for`].
 pub fn transport_socket_matches(
     _ctx: &Context<'_>,
     cluster: &str,
     groups: &[LocalityGroup],
 ) -> Result<Option<Value>, TranslateError> {
-    if let Some(e) = groups
-        .iter()
-        .flat_map(|g| &g.endpoints)
-        .find(|e| e.istio_mtls)
-    {
-        return Err(TranslateError {
-            at: format!("cluster {cluster}"),
-            message: format!(
-                "endpoint {} has a sidecar (tlsMode istio): auto mTLS: not translated yet",
-                e.address
-            ),
-        });
-    }
-    Ok(None)
+    Ok(super::tls::transport_socket_matches_for(cluster, groups))
 }
 
-/// The east-west gateway's `AUTO_PASSTHROUGH` listener and its SNI-DNAT clusters. Not
-/// translated yet.
+/// The east-west gateway's `AUTO_PASSTHROUGH` listener and its SNI-DNAT clusters: see
+/// [`super::eastwest::listener_and_clusters`].
 fn east_west_listener(
-    _ctx: &Context<'_>,
-    _name: &str,
-    _port: u16,
+    ctx: &Context<'_>,
+    name: &str,
+    port: u16,
     servers: &[(&Loaded<Gateway>, &Server)],
 ) -> Result<(Value, Vec<Value>), TranslateError> {
-    let at = servers
-        .first()
-        .map(|(gw, _)| gw.file.clone())
-        .unwrap_or_default();
-    Err(TranslateError {
-        at,
-        message: "east-west gateway: not translated yet".into(),
-    })
+    super::eastwest::listener_and_clusters(ctx, name, port, servers)
 }
 
 #[cfg(test)]
