@@ -26,10 +26,13 @@
     clippy::indexing_slicing
 )]
 
+pub mod apps;
 pub mod bench;
+pub mod bookinfo;
 pub mod client;
 pub mod config;
 pub mod envoy;
+pub mod from_plan;
 pub mod istiod;
 pub mod paths;
 pub mod upstream;

@@ -33,6 +33,9 @@ pub enum Body {
     ReviewsV1,
     /// Like Bookinfo's reviews v2: two reviews, each with a line containing `full stars`.
     ReviewsV2,
+    /// Like Bookinfo's reviews v3: v2's two star lines, but red (`color="red"`), so the
+    /// seed's `grep full.stars` counts them too and `red` tells v3 apart.
+    ReviewsV3,
     /// A fixed body.
     Custom(String),
 }
@@ -46,6 +49,9 @@ impl Body {
             Body::ReviewsV1 => format!("reviews-v1 region={region}\n{R1}\n{R2}\n"),
             Body::ReviewsV2 => format!(
                 "reviews-v2 region={region}\n{R1}\n<span class=\"glyphicon glyphicon-star\"></span> <!-- full stars: 5 -->\n{R2}\n<span class=\"glyphicon glyphicon-star\"></span> <!-- full stars: 4 -->\n"
+            ),
+            Body::ReviewsV3 => format!(
+                "reviews-v3 region={region}\n{R1}\n<font color=\"red\"><span class=\"glyphicon glyphicon-star\"></span></font> <!-- full stars: 5 -->\n{R2}\n<font color=\"red\"><span class=\"glyphicon glyphicon-star\"></span></font> <!-- full stars: 4 -->\n"
             ),
             Body::Custom(s) => s.clone(),
         }
@@ -215,7 +221,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+pub(crate) fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
     socket.bind(&addr.into())?;
@@ -250,9 +256,10 @@ fn spawn_acceptor(listener: TcpListener, shared: Arc<Shared>) -> JoinHandle<()> 
 }
 
 /// A parsed request head. Header names are lower-cased.
-struct Head {
-    headers: Vec<(String, String)>,
-    close: bool,
+pub(crate) struct Head {
+    pub(crate) path: String,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) close: bool,
 }
 
 fn serve_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
@@ -306,7 +313,7 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
     }
 }
 
-fn reason(status: u16) -> &'static str {
+pub(crate) fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         500 => "Internal Server Error",
@@ -318,12 +325,13 @@ fn reason(status: u16) -> &'static str {
 }
 
 /// Reads one request (head and body, which is discarded). `None` on a clean EOF.
-fn read_request(reader: &mut BufReader<TcpStream>) -> io::Result<Option<Head>> {
+pub(crate) fn read_request(reader: &mut BufReader<TcpStream>) -> io::Result<Option<Head>> {
     let mut line = String::new();
     if reader.read_line(&mut line)? == 0 {
         return Ok(None);
     }
     let http10 = line.trim_end().ends_with("HTTP/1.0");
+    let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
     let mut headers = Vec::new();
     loop {
         let mut h = String::new();
@@ -354,7 +362,11 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> io::Result<Option<Head>> {
     } else if let Some(len) = get("content-length").and_then(|v| v.parse::<u64>().ok()) {
         io::copy(&mut reader.by_ref().take(len), &mut io::sink())?;
     }
-    Ok(Some(Head { headers, close }))
+    Ok(Some(Head {
+        path,
+        headers,
+        close,
+    }))
 }
 
 /// Reads and discards a chunked body including trailers.

@@ -1,0 +1,667 @@
+//! The newcomer's demo (`scripts/demo.sh`): seed scenario A's plan rendered with geolb,
+//! translated by the istiod stand-in into the Envoys of Bookinfo's request chain in
+//! ack-hangzhou (ingress gateway → productpage → productpage's sidecar → reviews), on
+//! loopback with the real Envoy 1.40 and the geolb filter, under a steady light load.
+//!
+//! It shows, live, which region answers reviews (per second and per phase), the errors a
+//! user would see, and the sidecar filter's counters (`wasmcustom.geolb.*`), through five
+//! phases: the 90/10 split while healthy → cn-hangzhou's reviews stopped → failover (all
+//! to cn-shanghai) → reviews restarted, still ejected for the plan's `baseEjectionTime`
+//! (1m) → the recovery ramp (10s) → the split back.
+//!
+//! `--ejection-time` and `--recovery-ramp` CHANGE THE PLAN (reviews'
+//! `outlierDetection.baseEjectionTime`, `health.recoveryRamp`) before rendering, so Envoy
+//! and the filter both use the shorter times; the demo says so when they are set.
+//! Ctrl-C stops it and cleans up (Envoys killed, fake apps stopped).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // a demo driver: failing loudly is fine
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use geolb_e2e::apps::Page;
+use geolb_e2e::bookinfo::{Bookinfo, Chain, productpage_request};
+use geolb_e2e::from_plan::{RenderedPlan, example_plan};
+use geolb_e2e::{Connection, Envoy, repo_root};
+
+const SCENARIO: &str = "a-failover-distribution";
+const CLUSTER: &str = "ack-hangzhou";
+const SERVICE: &str = "reviews";
+/// The filter's name for the service (`<name>.<namespace>`), in its counters.
+const POLICY_SERVICE: &str = "reviews.default";
+/// Envoy's default `base_ejection_time` when the plan sets none.
+const ENVOY_DEFAULT_EJECTION: Duration = Duration::from_secs(30);
+/// The filter's default `recoveryRamp` (policy/src/health.rs).
+const FILTER_DEFAULT_RAMP: Duration = Duration::from_secs(10);
+/// Where the ramp starts: the filter gives a returning region 5% of its share at once.
+const RAMP_START_PERMILLE: u64 = 50;
+
+#[derive(Parser, Debug)]
+#[command(about = "geolb live demo: seed scenario A from plan to traffic in a local Envoy")]
+struct Args {
+    /// Length of the healthy, failover and recovered phases.
+    #[arg(long, default_value = "10", value_name = "SECONDS")]
+    phase_seconds: u64,
+    /// Requests per second (one client connection, 127.0.0.1).
+    #[arg(long, default_value = "20", value_parser = clap::value_parser!(u64).range(1..=200))]
+    rate: u64,
+    /// CHANGES THE PLAN: reviews' outlierDetection.baseEjectionTime (plan: 1m), e.g. 5s.
+    #[arg(long, value_name = "DURATION")]
+    ejection_time: Option<String>,
+    /// CHANGES THE PLAN: reviews' health.recoveryRamp (plan: the filter's default 10s).
+    #[arg(long, value_name = "DURATION")]
+    recovery_ramp: Option<String>,
+    /// One line per second instead of the in-place table (default when not a terminal).
+    #[arg(long)]
+    plain: bool,
+    /// Where the rendered manifests go.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+/// Answers counted over some time: per reviews region, and errors a user saw.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Tally {
+    by_region: BTreeMap<String, u64>,
+    errors: u64,
+}
+
+impl Tally {
+    fn add_page(&mut self, page: &Page) {
+        match (&page.reviews_region, page.is_client_visible_error()) {
+            (Some(region), false) => *self.by_region.entry(region.clone()).or_default() += 1,
+            _ => self.errors += 1,
+        }
+    }
+
+    fn add(&mut self, other: &Tally) {
+        for (r, n) in &other.by_region {
+            *self.by_region.entry(r.clone()).or_default() += n;
+        }
+        self.errors += other.errors;
+    }
+
+    fn total(&self) -> u64 {
+        self.by_region.values().sum::<u64>() + self.errors
+    }
+
+    fn count(&self, region: &str) -> u64 {
+        self.by_region.get(region).copied().unwrap_or(0)
+    }
+
+    /// `region`'s share of all requests, in percent (0 when none).
+    fn percent(&self, region: &str) -> f64 {
+        match self.total() {
+            0 => 0.0,
+            total => 100.0 * self.count(region) as f64 / total as f64,
+        }
+    }
+
+    /// `cn-hangzhou=9 (90.0%) cn-shanghai=1 (10.0%) errors=0` over `regions`.
+    fn line(&self, regions: &[String]) -> String {
+        let mut parts: Vec<String> = regions
+            .iter()
+            .map(|r| format!("{r}={} ({:.1}%)", self.count(r), self.percent(r)))
+            .collect();
+        parts.push(format!("errors={}", self.errors));
+        parts.join(" ")
+    }
+}
+
+/// The filter's counters of reviews, per metric and region, from Envoy's stats.
+fn filter_counters(stats: &BTreeMap<String, u64>) -> BTreeMap<(String, String), u64> {
+    let prefix = "wasmcustom.geolb.";
+    stats
+        .iter()
+        .filter_map(|(name, value)| {
+            let rest = name.strip_prefix(prefix)?;
+            let (metric, tags) = rest.split_once(';')?;
+            let service = tags.split(';').find_map(|t| t.strip_prefix("service="))?;
+            let region = tags.split(';').find_map(|t| t.strip_prefix("region="))?;
+            (service == POLICY_SERVICE).then(|| ((metric.to_string(), region.to_string()), *value))
+        })
+        .collect()
+}
+
+/// The geolb counters and gauges of an Envoy (`/stats` filtered by Envoy).
+fn geolb_stats(envoy: &Envoy) -> BTreeMap<String, u64> {
+    envoy
+        .admin_get("/stats?filter=wasmcustom.geolb.")
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(": ")?;
+            Some((k.to_string(), v.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// The regions the demo is about and the plan's split from the local one.
+struct Story {
+    local: String,
+    remote: String,
+    /// The plan's `distribute[local][local]` (100 without a distribution).
+    local_weight: u64,
+}
+
+impl Story {
+    fn title(&self, phase: Phase) -> String {
+        let (local, remote) = (&self.local, &self.remote);
+        match phase {
+            Phase::Healthy => format!("healthy: the plan's split from {local}"),
+            Phase::Failover => format!("{local}'s reviews stopped: failover to {remote}"),
+            Phase::Ejected => format!("{local}'s reviews restarted, still ejected"),
+            Phase::Ramp => format!("{local} ramps back"),
+            Phase::Recovered => "recovered: the split again".to_string(),
+        }
+    }
+
+    fn expectation(&self, phase: Phase) -> String {
+        let (local, remote, w) = (&self.local, &self.remote, self.local_weight);
+        let split = format!("{local} {w}%, {remote} {}%, 0 errors", 100 - w);
+        match phase {
+            Phase::Healthy | Phase::Recovered => split,
+            Phase::Failover | Phase::Ejected => format!("{remote} 100%, 0 errors"),
+            Phase::Ramp => format!("{local}'s share grows from 5% of {w}% to {w}%, 0 errors"),
+        }
+    }
+}
+
+/// The demo's phases, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Phase {
+    Healthy,
+    Failover,
+    Ejected,
+    Ramp,
+    Recovered,
+}
+
+impl Phase {
+    fn key(self) -> &'static str {
+        match self {
+            Phase::Healthy => "healthy",
+            Phase::Failover => "failover",
+            Phase::Ejected => "ejected",
+            Phase::Ramp => "ramp",
+            Phase::Recovered => "recovered",
+        }
+    }
+}
+
+/// The plan file to render: the example, or a copy with the overridden times.
+fn plan_to_render(args: &Args, out: &Path) -> (PathBuf, Vec<String>) {
+    let example = example_plan(SCENARIO);
+    if args.ejection_time.is_none() && args.recovery_ramp.is_none() {
+        return (example, Vec::new());
+    }
+    let text = std::fs::read_to_string(&example).unwrap();
+    let mut plan: serde_json::Value =
+        serde_json::to_value(geolb::plan::Plan::from_text(&text).unwrap()).unwrap();
+    let mut changes = Vec::new();
+    let services = plan["services"].as_array_mut().unwrap();
+    let reviews = services
+        .iter_mut()
+        .find(|s| s["name"] == SERVICE)
+        .expect("the plan has reviews");
+    if let Some(t) = &args.ejection_time {
+        reviews["outlierDetection"]["baseEjectionTime"] = t.clone().into();
+        changes.push(format!(
+            "services[reviews].outlierDetection.baseEjectionTime = {t}"
+        ));
+    }
+    if let Some(t) = &args.recovery_ramp {
+        if reviews.get("health").is_none() {
+            reviews["health"] = serde_json::json!({});
+        }
+        reviews["health"]["recoveryRamp"] = t.clone().into();
+        changes.push(format!("services[reviews].health.recoveryRamp = {t}"));
+    }
+    let path = out.join("plan.yaml");
+    let header = format!(
+        "# {} with changes by geolb-demo: {}\n",
+        example.display(),
+        changes.join(", ")
+    );
+    std::fs::write(
+        &path,
+        header + &serde_json::to_string_pretty(&plan).unwrap(),
+    )
+    .unwrap();
+    (path, changes)
+}
+
+/// What the load thread has counted since the display last took it; locked by the load
+/// thread while a request is under way.
+type Shared = Arc<Mutex<Tally>>;
+
+/// Sends `GET /productpage` to the ingress at `rate` per second on one connection.
+fn spawn_load(entry: std::net::SocketAddr, rate: u64, tally: Shared, stop: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        let every = Duration::from_micros(1_000_000 / rate);
+        let mut next = Instant::now();
+        let mut conn: Option<Connection> = None;
+        while !stop.load(Ordering::SeqCst) {
+            if conn.as_ref().is_none_or(Connection::is_closed) {
+                conn = Connection::open(entry).ok();
+            }
+            // The tally stays locked for the whole request: the display can then switch
+            // phases (stop or restart reviews) between two requests, never during one.
+            let mut t = tally.lock().unwrap();
+            let page = conn
+                .as_mut()
+                .map(|c| c.send(&productpage_request()))
+                .and_then(Result::ok)
+                .map(|r| Page::of(&r));
+            match &page {
+                Some(p) => t.add_page(p),
+                None => t.errors += 1,
+            }
+            drop(t);
+            next += every;
+            let now = Instant::now();
+            if next > now {
+                std::thread::sleep(next - now);
+            } else {
+                next = now;
+            }
+        }
+    });
+}
+
+/// Draws the live view: a table redrawn in place, or one line per second.
+struct Screen {
+    plain: bool,
+    drawn_lines: usize,
+}
+
+impl Screen {
+    fn show(&mut self, lines: &[String], plain_line: &str) {
+        let mut out = std::io::stdout().lock();
+        if self.plain {
+            let _ = writeln!(out, "{plain_line}");
+        } else {
+            if self.drawn_lines > 0 {
+                // Back to the first line of the previous table, clear to the end.
+                let _ = write!(out, "\x1b[{}F\x1b[J", self.drawn_lines);
+            }
+            for l in lines {
+                let _ = writeln!(out, "{l}");
+            }
+            self.drawn_lines = lines.len();
+        }
+        let _ = out.flush();
+    }
+
+    /// Prints a line that stays (above the table).
+    fn note(&mut self, line: &str) {
+        let mut out = std::io::stdout().lock();
+        if !self.plain && self.drawn_lines > 0 {
+            let _ = write!(out, "\x1b[{}F\x1b[J", self.drawn_lines);
+            self.drawn_lines = 0;
+        }
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+}
+
+fn main() {
+    let args = Args::parse();
+    let interrupted = Arc::new(AtomicBool::new(false));
+    {
+        let flag = interrupted.clone();
+        ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
+            .expect("install the Ctrl-C handler");
+    }
+    let started = Instant::now();
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| repo_root().join("out/demo"));
+    let manifests = out.join(SCENARIO);
+    let _ = std::fs::remove_dir_all(&manifests);
+    std::fs::create_dir_all(&manifests).unwrap();
+    let (plan_path, changes) = plan_to_render(&args, &out);
+    let rendered = RenderedPlan::render_into(&plan_path, &manifests);
+    let mut screen = Screen {
+        plain: args.plain || !std::io::stdout().is_terminal(),
+        drawn_lines: 0,
+    };
+    screen.note(&format!("plan:      {}", plan_path.display()));
+    for c in &changes {
+        screen.note(&format!("           CHANGED for this demo: {c}"));
+    }
+    screen.note(&format!(
+        "manifests: {} (what `geolb render` writes)",
+        manifests.display()
+    ));
+
+    let reviews = rendered
+        .plan
+        .services
+        .iter()
+        .find(|s| s.name == SERVICE)
+        .expect("reviews in the plan")
+        .clone();
+    // What the rendered policy gives the filter (and the DestinationRule gives Envoy).
+    let ejection = reviews
+        .outlier_detection
+        .as_ref()
+        .and_then(|o| o.base_ejection_time.as_ref())
+        .map_or(ENVOY_DEFAULT_EJECTION, |d| {
+            Duration::from_millis(d.millis())
+        });
+    let ramp = reviews
+        .health
+        .as_ref()
+        .and_then(|h| h.recovery_ramp.as_ref())
+        .map_or(FILTER_DEFAULT_RAMP, |d| Duration::from_millis(d.millis()));
+    let local = rendered.region_of(CLUSTER).to_string();
+    let regions: Vec<String> = rendered
+        .plan
+        .regions
+        .iter()
+        .map(|r| r.name.clone())
+        .collect();
+    let remote = regions
+        .iter()
+        .find(|r| **r != local)
+        .cloned()
+        .unwrap_or_default();
+
+    let story = Story {
+        local: local.clone(),
+        remote: remote.clone(),
+        local_weight: reviews
+            .traffic
+            .as_ref()
+            .and_then(|t| t.distribute.get(&local))
+            .and_then(|to| to.get(&local))
+            .copied()
+            .unwrap_or(100),
+    };
+    let mut bookinfo = Bookinfo::start(rendered);
+    let registry = bookinfo.registry(|_| false);
+    let chain = Chain::start(&bookinfo, CLUSTER, &registry);
+    screen.note(&format!(
+        "chain:     client → ingress gateway Envoy ({CLUSTER}) → productpage → its sidecar Envoy ({local}) → reviews v1 ({local}) / v2 ({remote})"
+    ));
+    screen.note(&format!(
+        "           ejection {ejection:?} (plan), recovery ramp {ramp:?}; {} requests/s on one connection; Ctrl-C to stop",
+        args.rate
+    ));
+
+    let tally: Shared = Arc::default();
+    let stop_load = Arc::new(AtomicBool::new(false));
+    spawn_load(chain.entry, args.rate, tally.clone(), stop_load.clone());
+
+    let phase_len = Duration::from_secs(args.phase_seconds);
+    let sidecar = chain.sidecar(CLUSTER);
+    let mut phase = Phase::Healthy;
+    let mut phase_started = Instant::now();
+    let mut phase_tally = Tally::default();
+    let mut summary: Vec<(Phase, Tally, Duration)> = Vec::new();
+    let mut ejected_until: Option<Instant> = None;
+    let mut stopped_at: Option<Instant> = None;
+    let mut ejections_seen = 0;
+    let mut last_tick = Instant::now();
+
+    while !interrupted.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(100));
+        let counters = filter_counters(&geolb_stats(sidecar));
+        let ejections = counters
+            .get(&("ejections".to_string(), local.clone()))
+            .copied()
+            .unwrap_or(0);
+        if ejections > ejections_seen {
+            // A new ejection of the local region: the filter keeps it out for
+            // baseEjectionTime × ejections in a row (Envoy's rule, the filter's too).
+            let in_a_row = u32::try_from(ejections).unwrap_or(1);
+            // The first ejection came with the first request to the stopped region, right
+            // after the stop: counting from the stop never ends the countdown late (the
+            // counter shows up to a filter tick after the ejection).
+            let from = match stopped_at {
+                Some(t) if ejections_seen == 0 => t,
+                _ => Instant::now(),
+            };
+            ejected_until = Some(from + ejection * in_a_row);
+            if ejections_seen > 0 || phase >= Phase::Ejected {
+                screen.note(&format!(
+                    "[{:>4.0}s] {local} ejected again (ejection #{ejections}, {:?})",
+                    started.elapsed().as_secs_f64(),
+                    ejection * in_a_row
+                ));
+                if phase > Phase::Ejected {
+                    summary.push((
+                        phase,
+                        std::mem::take(&mut phase_tally),
+                        phase_started.elapsed(),
+                    ));
+                    phase = Phase::Ejected;
+                    phase_started = Instant::now();
+                }
+            }
+            ejections_seen = ejections;
+        }
+        let next = match phase {
+            Phase::Healthy | Phase::Failover | Phase::Recovered
+                if phase_started.elapsed() >= phase_len =>
+            {
+                Some(phase)
+            }
+            // No ejection seen (the filter did not eject): nothing to wait for.
+            Phase::Ejected if ejected_until.is_none_or(|t| Instant::now() >= t) => Some(phase),
+            Phase::Ramp if phase_started.elapsed() >= ramp => Some(phase),
+            _ => None,
+        };
+        if let Some(ending) = next {
+            let took = phase_started.elapsed();
+            // Held until the next phase has begun: no request straddles the switch.
+            let mut between_requests = tally.lock().unwrap();
+            phase_tally.add(&std::mem::take(&mut *between_requests));
+            summary.push((ending, std::mem::take(&mut phase_tally), took));
+            let now = format!("[{:>4.0}s]", started.elapsed().as_secs_f64());
+            phase = match ending {
+                Phase::Healthy => {
+                    for u in bookinfo.upstreams_in_region(SERVICE, &local) {
+                        u.stop();
+                    }
+                    stopped_at = Some(Instant::now());
+                    screen.note(&format!("{now} stopped {local}'s reviews"));
+                    Phase::Failover
+                }
+                Phase::Failover => {
+                    for u in bookinfo.upstreams_in_region(SERVICE, &local) {
+                        u.restart();
+                    }
+                    screen.note(&format!("{now} restarted {local}'s reviews"));
+                    Phase::Ejected
+                }
+                Phase::Ejected => Phase::Ramp,
+                Phase::Ramp => Phase::Recovered,
+                Phase::Recovered => break,
+            };
+            phase_started = Instant::now();
+            last_tick = Instant::now();
+            continue;
+        }
+        if last_tick.elapsed() < Duration::from_secs(1) {
+            continue;
+        }
+        last_tick += Duration::from_secs(1);
+        let second_tally = std::mem::take(&mut *tally.lock().unwrap());
+        phase_tally.add(&second_tally);
+        let status = match phase {
+            Phase::Ejected => format!(
+                "ends in {:.0}s",
+                ejected_until
+                    .map(|t| t.saturating_duration_since(Instant::now()).as_secs_f64())
+                    .unwrap_or(0.0)
+            ),
+            Phase::Ramp => {
+                let permille = RAMP_START_PERMILLE
+                    + (1000 - RAMP_START_PERMILLE) * phase_started.elapsed().as_millis() as u64
+                        / ramp.as_millis().max(1) as u64;
+                format!(
+                    "ramp {:.0}% of {}%",
+                    permille.min(1000) as f64 / 10.0,
+                    story.local_weight
+                )
+            }
+            _ => format!(
+                "{:.0}s left",
+                phase_len
+                    .saturating_sub(phase_started.elapsed())
+                    .as_secs_f64()
+            ),
+        };
+        let elapsed = started.elapsed().as_secs_f64();
+        let counter_line = ["routed", "failovers", "failures", "ejections"]
+            .iter()
+            .map(|m| {
+                let per: Vec<String> = regions
+                    .iter()
+                    .map(|r| {
+                        let v = counters
+                            .get(&(m.to_string(), r.clone()))
+                            .copied()
+                            .unwrap_or(0);
+                        format!("{r}={v}")
+                    })
+                    .collect();
+                format!("{m} {}", per.join(" "))
+            })
+            .collect::<Vec<_>>()
+            .join(" | ");
+        let mut lines = vec![
+            format!("[{elapsed:>4.0}s] phase: {} ({status})", story.title(phase)),
+            format!("        expected: {}", story.expectation(phase)),
+            format!(
+                "        {:<16}{:>16}{:>22}",
+                "reviews from", "last second", "this phase"
+            ),
+        ];
+        for r in &regions {
+            lines.push(format!(
+                "        {r:<16}{:>8} {:>6.1}%{:>14} {:>6.1}%",
+                second_tally.count(r),
+                second_tally.percent(r),
+                phase_tally.count(r),
+                phase_tally.percent(r)
+            ));
+        }
+        lines.push(format!(
+            "        {:<16}{:>8}{:>23}",
+            "errors", second_tally.errors, phase_tally.errors
+        ));
+        lines.push(format!(
+            "        filter (sidecar, {POLICY_SERVICE}): {counter_line}"
+        ));
+        let plain = format!(
+            "[{elapsed:>4.0}s] {:<9} {status:<14} last 1s: {} | geolb {counter_line}",
+            phase.key(),
+            second_tally.line(&regions)
+        );
+        screen.show(&lines, &plain);
+    }
+    stop_load.store(true, Ordering::SeqCst);
+    if interrupted.load(Ordering::SeqCst) {
+        screen.note("interrupted: stopping Envoy and the fake apps");
+    }
+    screen.note(&format!(
+        "summary ({:.0}s):",
+        started.elapsed().as_secs_f64()
+    ));
+    for (p, t, took) in &summary {
+        screen.note(&format!(
+            "phase {:<9} {:>5.1}s {:>5} requests: {}",
+            p.key(),
+            took.as_secs_f64(),
+            t.total(),
+            t.line(&regions)
+        ));
+    }
+    let counters = filter_counters(&geolb_stats(sidecar));
+    for metric in ["routed", "failovers", "failures", "ejections"] {
+        let per: Vec<String> = regions
+            .iter()
+            .map(|r| {
+                let v = counters
+                    .get(&(metric.to_string(), r.clone()))
+                    .copied()
+                    .unwrap_or(0);
+                format!("{r}={v}")
+            })
+            .collect();
+        screen.note(&format!("filter {metric:<9} {}", per.join(" ")));
+    }
+    // Envoys are killed and the fake apps stopped on drop.
+    drop(chain);
+    drop(bookinfo);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(region: Option<&str>, failed: bool) -> Page {
+        Page {
+            status: 200,
+            productpage_region: Some("cn-hangzhou".into()),
+            reviews_region: region.map(str::to_owned),
+            full_stars_lines: 0,
+            red_stars_lines: 0,
+            reviews_failed: failed,
+        }
+    }
+
+    #[test]
+    fn a_tally_counts_regions_and_pages_without_reviews_as_errors() {
+        let mut t = Tally::default();
+        for _ in 0..9 {
+            t.add_page(&page(Some("cn-hangzhou"), false));
+        }
+        t.add_page(&page(Some("cn-shanghai"), false));
+        t.add_page(&page(None, true));
+        let mut whole = Tally::default();
+        whole.add(&t);
+        whole.add(&t);
+        assert_eq!(
+            (whole.count("cn-hangzhou"), whole.errors, whole.total()),
+            (18, 2, 22)
+        );
+        let regions = ["cn-hangzhou".to_string(), "cn-shanghai".to_string()];
+        assert_eq!(
+            t.line(&regions),
+            "cn-hangzhou=9 (81.8%) cn-shanghai=1 (9.1%) errors=1"
+        );
+    }
+
+    #[test]
+    fn filter_counters_of_reviews_are_read_from_tagged_stat_names() {
+        let stats = BTreeMap::from([
+            (
+                "wasmcustom.geolb.routed;service=reviews.default;region=cn-hangzhou".to_string(),
+                9,
+            ),
+            (
+                "wasmcustom.geolb.routed;service=details.default;region=cn-hangzhou".to_string(),
+                4,
+            ),
+            ("wasmcustom.geolb.policy_accepted".to_string(), 1),
+            ("cluster.x.upstream_rq_total".to_string(), 7),
+        ]);
+        assert_eq!(
+            filter_counters(&stats),
+            BTreeMap::from([(("routed".to_string(), "cn-hangzhou".to_string()), 9)])
+        );
+    }
+}

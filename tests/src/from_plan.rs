@@ -1,0 +1,316 @@
+//! A plan file as the end-to-end tests see it: rendered with the geolb library into a
+//! directory (what `geolb render` writes), and the Kubernetes side derived from the same
+//! plan — where each service version runs ([`Placement`]), the registry istiod would
+//! watch once test apps stand in for the pods ([`RenderedPlan::registry`]), and the proxies
+//! (sidecars, the ingress gateway) with their cluster's locality. Nothing of the topology
+//! is written twice: the plan is the only source.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use geolb::plan::{Cluster, Plan};
+use geolb::topology::Topology;
+
+use crate::istiod::{Environment, Locality, Proxy, ProxyRole, Registry, Workload};
+
+/// The namespace Istio's gateways run in unless the plan says otherwise.
+const GATEWAY_NAMESPACE: &str = "istio-system";
+
+/// A plan and the directory its manifests were rendered into.
+#[derive(Debug)]
+pub struct RenderedPlan {
+    pub plan: Plan,
+    /// The plan file.
+    pub path: PathBuf,
+    root: PathBuf,
+    /// Keeps a temporary output directory alive (removed on drop).
+    _temp: Option<tempfile::TempDir>,
+}
+
+/// One version of one service in one cluster: a pod that a test app stands in for.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Placement {
+    /// Plan service name (`reviews`).
+    pub service: String,
+    pub namespace: String,
+    pub port: u16,
+    /// Version name (`v1`), `None` for a service without versions.
+    pub version: Option<String>,
+    /// Pod labels: `app: <service>` plus the version's labels (default `version: <name>`).
+    pub labels: BTreeMap<String, String>,
+    pub cluster: String,
+}
+
+impl Placement {
+    /// The Service host istiod knows: `reviews.default.svc.cluster.local`.
+    pub fn host(&self) -> String {
+        format!("{}.{}.svc.cluster.local", self.service, self.namespace)
+    }
+
+    /// Whether this is `service` (any version) or `service` at `version`.
+    pub fn is(&self, service: &str, version: Option<&str>) -> bool {
+        self.service == service && (version.is_none() || self.version.as_deref() == version)
+    }
+}
+
+impl RenderedPlan {
+    /// Renders `manifests/examples/<scenario>/plan.yaml` (a committed example) into a
+    /// temporary directory.
+    pub fn example(scenario: &str) -> RenderedPlan {
+        let path = example_plan(scenario);
+        let temp = tempfile::Builder::new()
+            .prefix(&format!("geolb-render-{scenario}-"))
+            .tempdir()
+            .unwrap_or_else(|e| panic!("temporary directory: {e}"));
+        let root = temp.path().to_path_buf();
+        let mut rendered = RenderedPlan::render_into(&path, &root);
+        rendered._temp = Some(temp);
+        rendered
+    }
+
+    /// Renders the plan at `path` into `out` (created; files overwritten) with the geolb
+    /// library, as `geolb render PLAN -o OUT` does.
+    pub fn render_into(path: &Path, out: &Path) -> RenderedPlan {
+        let text = std::fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        let plan =
+            Plan::from_text(&text).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()));
+        let files = geolb::render_file(path, geolb::render::ExtensionApi::Wasmplugin)
+            .unwrap_or_else(|e| panic!("render {}:\n{e}", path.display()));
+        for (relative, content) in &files {
+            let file = out.join(relative);
+            if let Some(dir) = file.parent() {
+                std::fs::create_dir_all(dir)
+                    .unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+            }
+            std::fs::write(&file, content)
+                .unwrap_or_else(|e| panic!("write {}: {e}", file.display()));
+        }
+        RenderedPlan {
+            plan,
+            path: path.to_path_buf(),
+            root: out.to_path_buf(),
+            _temp: None,
+        }
+    }
+
+    /// The rendered root (`mesh/`, `clusters/<name>/`).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The plan's cluster called `name`.
+    pub fn cluster(&self, name: &str) -> &Cluster {
+        self.plan
+            .clusters
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("the plan has no cluster {name}"))
+    }
+
+    /// The cluster's region of a placement (or of any cluster).
+    pub fn region_of(&self, cluster: &str) -> &str {
+        &self.cluster(cluster).region
+    }
+
+    /// Node locality of pods in `cluster`: its region, zone and subzone.
+    pub fn locality(&self, cluster: &str) -> Locality {
+        let c = self.cluster(cluster);
+        Locality {
+            region: c.region.clone(),
+            zone: c.zone.clone().unwrap_or_default(),
+            subzone: c.subzone.clone().unwrap_or_default(),
+        }
+    }
+
+    /// The cluster's network ID (empty = single network), as the generator decides it.
+    pub fn network(&self, cluster: &str) -> String {
+        Topology::new(&self.plan)
+            .network_of(self.cluster(cluster))
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Every (service, version, cluster) of the plan, in plan order.
+    pub fn placements(&self) -> Vec<Placement> {
+        let mut out = Vec::new();
+        for s in &self.plan.services {
+            let app = BTreeMap::from([("app".to_string(), s.name.clone())]);
+            let place =
+                |version: Option<String>, labels: BTreeMap<String, String>, cluster: &str| {
+                    Placement {
+                        service: s.name.clone(),
+                        namespace: s.namespace.clone(),
+                        port: s.port,
+                        version,
+                        labels,
+                        cluster: cluster.to_string(),
+                    }
+                };
+            for cluster in &s.clusters {
+                out.push(place(None, app.clone(), cluster));
+            }
+            for v in &s.versions {
+                let mut labels = app.clone();
+                if v.labels.is_empty() {
+                    labels.insert("version".into(), v.name.clone());
+                } else {
+                    labels.extend(v.labels.clone());
+                }
+                for cluster in &v.clusters {
+                    out.push(place(Some(v.name.clone()), labels.clone(), cluster));
+                }
+            }
+        }
+        out
+    }
+
+    /// The registry istiod would watch: one workload per placement that `address_of`
+    /// gives an address (where the test app answers); `None` = scaled to zero. Test apps
+    /// run without a sidecar (plain HTTP).
+    pub fn registry(
+        &self,
+        mut address_of: impl FnMut(&Placement) -> Option<SocketAddr>,
+    ) -> Registry {
+        let workloads = self
+            .placements()
+            .into_iter()
+            .filter_map(|p| {
+                let address = address_of(&p)?;
+                Some(Workload {
+                    service: p.host(),
+                    port: p.port,
+                    address,
+                    labels: p.labels.clone(),
+                    cluster: p.cluster.clone(),
+                    network: self.network(&p.cluster),
+                    locality: self.locality(&p.cluster),
+                    sidecar: false,
+                })
+            })
+            .collect();
+        Registry { workloads }
+    }
+
+    /// The sidecar of `service`'s `version` pod in `cluster`.
+    pub fn sidecar(&self, service: &str, version: Option<&str>, cluster: &str) -> Proxy {
+        let p = self
+            .placements()
+            .into_iter()
+            .find(|p| p.is(service, version) && p.cluster == cluster)
+            .unwrap_or_else(|| panic!("the plan runs no {service} {version:?} in {cluster}"));
+        let name = match &p.version {
+            Some(v) => format!("{service}-{v}-0"),
+            None => format!("{service}-0"),
+        };
+        Proxy {
+            role: ProxyRole::Sidecar,
+            name,
+            namespace: p.namespace.clone(),
+            labels: p.labels.clone(),
+            cluster: cluster.to_string(),
+            network: self.network(cluster),
+            locality: self.locality(cluster),
+        }
+    }
+
+    /// The ingress gateway pod of the plan's first gateway in `cluster` (labels = its
+    /// selector, default `istio: ingressgateway`, as the generator renders it).
+    pub fn ingress_gateway(&self, cluster: &str) -> Proxy {
+        let gw = self
+            .plan
+            .gateways
+            .first()
+            .unwrap_or_else(|| panic!("the plan has no ingress gateway"));
+        let labels = if gw.selector.is_empty() {
+            BTreeMap::from([("istio".to_string(), "ingressgateway".to_string())])
+        } else {
+            gw.selector.clone()
+        };
+        Proxy {
+            role: ProxyRole::Gateway,
+            name: "istio-ingressgateway-0".into(),
+            namespace: gw
+                .workload_namespace
+                .clone()
+                .unwrap_or_else(|| GATEWAY_NAMESPACE.to_string()),
+            labels,
+            cluster: cluster.to_string(),
+            network: self.network(cluster),
+            locality: self.locality(cluster),
+        }
+    }
+
+    /// This machine: the plan's filter URL is the module `scripts/build-wasm.sh` built.
+    pub fn environment(&self, concurrency: u32) -> Environment {
+        Environment {
+            wasm_files: BTreeMap::from([(self.plan.filter.url.clone(), crate::geolb_wasm())]),
+            addresses: BTreeMap::new(),
+            concurrency,
+        }
+    }
+}
+
+/// `manifests/examples/<scenario>/plan.yaml` in the repository.
+pub fn example_plan(scenario: &str) -> PathBuf {
+    crate::repo_root()
+        .join("manifests/examples")
+        .join(scenario)
+        .join("plan.yaml")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scenario_a_places_reviews_v1_in_hangzhou_and_v2_in_shanghai() {
+        let a = RenderedPlan::example("a-failover-distribution");
+        assert!(
+            a.root()
+                .join("clusters/ack-hangzhou/kustomization.yaml")
+                .is_file()
+        );
+        let reviews: Vec<(Option<String>, String, String)> = a
+            .placements()
+            .into_iter()
+            .filter(|p| p.service == "reviews")
+            .map(|p| {
+                let region = a.region_of(&p.cluster).to_string();
+                (p.version, p.cluster, region)
+            })
+            .collect();
+        assert_eq!(
+            reviews,
+            [
+                (
+                    Some("v1".into()),
+                    "ack-hangzhou".into(),
+                    "cn-hangzhou".into()
+                ),
+                (
+                    Some("v2".into()),
+                    "ack-shanghai".into(),
+                    "cn-shanghai".into()
+                ),
+            ]
+        );
+        let addr = SocketAddr::from(([127, 0, 0, 1], 1));
+        let registry = a.registry(|p| p.is("reviews", Some("v2")).then_some(addr));
+        let [only] = registry.workloads.as_slice() else {
+            panic!("{registry:?}")
+        };
+        assert_eq!(only.service, "reviews.default.svc.cluster.local");
+        assert_eq!(only.labels.get("version").map(String::as_str), Some("v2"));
+        assert_eq!(only.locality.region, "cn-shanghai");
+        let gw = a.ingress_gateway("ack-hangzhou");
+        assert_eq!(
+            (
+                gw.namespace.as_str(),
+                gw.labels.get("istio").map(String::as_str)
+            ),
+            ("istio-system", Some("ingressgateway"))
+        );
+    }
+}

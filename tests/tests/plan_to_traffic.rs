@@ -1,0 +1,213 @@
+//! Seed scenarios A and B end to end: the committed example plan, rendered in the test
+//! with the geolb library, read back by the istiod stand-in for one cluster, translated
+//! into the Envoys of Bookinfo's request chain, and real traffic through them:
+//!
+//! client → ingress gateway Envoy (the gateway WasmPlugin, sourceRegion pinned) →
+//! productpage (fake) → productpage's sidecar Envoy (the mesh WasmPlugin; node locality
+//! from the cluster) → reviews v1 / v2 / v3 (fakes, one per plan placement).
+//!
+//! Counts use the seed's own check: lines containing "full stars" over 10 pages. An error
+//! a user would see is a non-2xx page, no answer, or a page saying reviews are
+//! unavailable (productpage answers 200 then, as Bookinfo does).
+//!
+//! The filter's split is exact per wasm VM (worker): the productpage fake calls reviews on
+//! ONE keep-alive connection, so every reviews call of a test is decided by one VM; the
+//! tests check that it stayed one connection.
+//!
+//! Run one: `cargo test -p geolb-e2e --test plan_to_traffic <name>`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests fail by panicking
+
+use std::time::Duration;
+
+use geolb_e2e::apps::PageSummary;
+use geolb_e2e::bookinfo::{Bookinfo, Chain, productpage_request};
+use geolb_e2e::from_plan::{Placement, RenderedPlan};
+use geolb_e2e::*;
+
+const HZ: &str = "cn-hangzhou";
+const SH: &str = "cn-shanghai";
+/// Seed A's plan and the cluster whose ingress the requests enter.
+const SEED_A: &str = "a-failover-distribution";
+const ACK_HANGZHOU: &str = "ack-hangzhou";
+/// Seed B's plan; productpage and reviews v1/v2 run in m1c1 (cn-hangzhou), v3 in m1c2.
+const SEED_B: &str = "b-locality-preferred";
+const M1C1: &str = "m1c1";
+
+/// More than the filter's 100 ms tick: its counters are in Envoy's stats by then.
+const TICK: Duration = Duration::from_millis(250);
+
+/// The seed's loop: 10 requests through the ingress, on one client connection.
+fn ten_pages(chain: &Chain) -> PageSummary {
+    PageSummary::of(&send_on_one_connection(
+        chain.entry,
+        &productpage_request(),
+        10,
+    ))
+}
+
+/// A geolb counter of reviews in productpage's sidecar in `cluster`.
+fn reviews_counter(chain: &Chain, cluster: &str, metric: &str, region: &str) -> u64 {
+    std::thread::sleep(TICK);
+    chain.sidecar(cluster).counter(&format!(
+        "wasmcustom.geolb.{metric};service=reviews.default;region={region}"
+    ))
+}
+
+fn nothing_scaled_to_zero(_: &Placement) -> bool {
+    false
+}
+
+/// Every productpage called reviews on a single connection (one sidecar worker).
+fn assert_one_reviews_connection_each(bookinfo: &Bookinfo) {
+    for (p, page) in bookinfo.productpages() {
+        assert!(
+            page.reviews_connections_opened() <= 1,
+            "productpage in {} opened {} connections to its sidecar",
+            p.cluster,
+            page.reviews_connections_opened()
+        );
+    }
+}
+
+/// Seed A with reviews in `down_region` made unavailable by `break_it` after the chain
+/// started (or by scaling it to zero before, through `scaled_to_zero`).
+fn seed_a_with_region_down(
+    scaled_to_zero: impl Fn(&Placement) -> bool,
+    break_region: Option<&str>,
+) -> (PageSummary, Bookinfo, Chain) {
+    let mut bookinfo = Bookinfo::start(RenderedPlan::example(SEED_A));
+    let registry = bookinfo.registry(scaled_to_zero);
+    let chain = Chain::start(&bookinfo, ACK_HANGZHOU, &registry);
+    if let Some(region) = break_region {
+        for u in bookinfo.upstreams_in_region("reviews", region) {
+            u.stop();
+        }
+    }
+    let pages = ten_pages(&chain);
+    (pages, bookinfo, chain)
+}
+
+#[test]
+fn a_failover_reviews_in_hangzhou_scaled_to_zero_all_pages_from_shanghai() {
+    let (pages, bookinfo, chain) =
+        seed_a_with_region_down(|p| p.is("reviews", None) && p.cluster == ACK_HANGZHOU, None);
+    eprintln!("reviews in cn-hangzhou scaled to zero: {pages}");
+    assert_eq!(pages.errors(), 0, "{pages}");
+    assert_eq!(pages.full_stars_lines, 20, "{pages}");
+    assert_eq!(pages.reviews_from(SH), 10, "{pages}");
+    assert_one_reviews_connection_each(&bookinfo);
+    // The first request of cn-hangzhou's share came back from cn-shanghai: the filter
+    // marked cn-hangzhou degraded and sent the rest of its share down its chain.
+    assert_eq!(reviews_counter(&chain, ACK_HANGZHOU, "ejections", HZ), 1);
+}
+
+#[test]
+fn a_failover_reviews_in_hangzhou_stopped_all_pages_from_shanghai() {
+    let (pages, bookinfo, chain) = seed_a_with_region_down(nothing_scaled_to_zero, Some(HZ));
+    eprintln!("reviews in cn-hangzhou stopped: {pages}");
+    assert_eq!(pages.errors(), 0, "{pages}");
+    assert_eq!(pages.full_stars_lines, 20, "{pages}");
+    assert_eq!(pages.reviews_from(SH), 10, "{pages}");
+    assert_one_reviews_connection_each(&bookinfo);
+    assert_eq!(reviews_counter(&chain, ACK_HANGZHOU, "ejections", HZ), 1);
+}
+
+#[test]
+fn a_distribution_one_page_in_ten_from_shanghai() {
+    let (pages, bookinfo, chain) = seed_a_with_region_down(nothing_scaled_to_zero, None);
+    eprintln!("all healthy: {pages}");
+    assert_eq!(pages.errors(), 0, "{pages}");
+    // Seed A: "of 10 requests, 9 land in cn-hangzhou (v1) and 1 in cn-shanghai (2 full stars lines)".
+    assert_eq!(pages.full_stars_lines, 2, "{pages}");
+    assert_eq!(
+        (pages.reviews_from(HZ), pages.reviews_from(SH)),
+        (9, 1),
+        "{pages}"
+    );
+    assert_one_reviews_connection_each(&bookinfo);
+    // The split is the sidecar filter's, not Envoy's: it routed 9 and 1.
+    assert_eq!(reviews_counter(&chain, ACK_HANGZHOU, "routed", HZ), 9);
+    assert_eq!(reviews_counter(&chain, ACK_HANGZHOU, "routed", SH), 1);
+    // The ingress kept every page in its own region (productpage has no distribution).
+    for (p, page) in bookinfo.productpages() {
+        let expected = if p.cluster == ACK_HANGZHOU { 10 } else { 0 };
+        assert_eq!(
+            page.pages(),
+            expected,
+            "pages from productpage in {}",
+            p.cluster
+        );
+    }
+}
+
+#[test]
+fn a_both_rules_split_while_healthy_and_failover_either_way() {
+    // Healthy: the 90/10 split.
+    let (healthy, ..) = seed_a_with_region_down(nothing_scaled_to_zero, None);
+    // cn-shanghai down: its tenth goes back along "cn-shanghai fails -> cn-hangzhou".
+    let (sh_down, ..) = seed_a_with_region_down(nothing_scaled_to_zero, Some(SH));
+    // cn-hangzhou down: everything along "cn-hangzhou fails -> cn-shanghai".
+    let (hz_down, ..) = seed_a_with_region_down(nothing_scaled_to_zero, Some(HZ));
+    eprintln!(
+        "healthy:          {healthy}\ncn-shanghai down: {sh_down}\ncn-hangzhou down: {hz_down}"
+    );
+    let split = |s: &PageSummary| (s.reviews_from(HZ), s.reviews_from(SH), s.errors());
+    assert_eq!(split(&healthy), (9, 1, 0), "healthy: {healthy}");
+    assert_eq!(split(&sh_down), (10, 0, 0), "cn-shanghai down: {sh_down}");
+    assert_eq!(split(&hz_down), (0, 10, 0), "cn-hangzhou down: {hz_down}");
+}
+
+#[test]
+fn b_locality_preferred_stays_local_and_fails_over_to_v3() {
+    let mut bookinfo = Bookinfo::start(RenderedPlan::example(SEED_B));
+    let registry = bookinfo.registry(nothing_scaled_to_zero);
+    let chain = Chain::start(&bookinfo, M1C1, &registry);
+    let local = bookinfo.plan.region_of(M1C1).to_string();
+    let remote: Vec<String> = bookinfo
+        .plan
+        .placements()
+        .iter()
+        .filter(|p| p.is("reviews", Some("v3")))
+        .map(|p| bookinfo.plan.region_of(&p.cluster).to_string())
+        .collect();
+    assert_eq!(
+        (local.as_str(), remote.as_slice()),
+        (HZ, [SH.to_string()].as_slice())
+    );
+
+    let healthy = ten_pages(&chain);
+    eprintln!("all healthy: {healthy}");
+    assert_eq!(healthy.errors(), 0, "{healthy}");
+    assert_eq!(
+        healthy.reviews_from(HZ),
+        10,
+        "no request left {local}: {healthy}"
+    );
+    assert_eq!(healthy.red_stars_lines, 0, "{healthy}");
+    assert_eq!(reviews_counter(&chain, M1C1, "routed", SH), 0);
+
+    // The local reviews (v1 and v2) fail: v3 in the remote region answers. Here Envoy's
+    // priority failover inside the subset geolb-cn-hangzhou does it from the first
+    // request (v1, v2 at priority 0, v3 at 1; retries with previous_priorities). The
+    // filter's own ejection needs the plan's consecutive5xxErrors (5) answers from
+    // elsewhere, and it reads the served region on the first success after each 100 ms
+    // tick (or every 16th), so whether it ejects within these 10 requests depends on
+    // their speed: not asserted.
+    let stopped = bookinfo
+        .upstreams_in_region("reviews", HZ)
+        .into_iter()
+        .map(|u| u.stop())
+        .count();
+    assert_eq!(stopped, 2, "reviews v1 and v2 in {local}");
+    let failed_over = ten_pages(&chain);
+    eprintln!("local reviews stopped: {failed_over}");
+    assert_eq!(failed_over.errors(), 0, "{failed_over}");
+    assert_eq!(failed_over.reviews_from(SH), 10, "{failed_over}");
+    assert_eq!(failed_over.red_stars_lines, 20, "{failed_over}");
+    assert_one_reviews_connection_each(&bookinfo);
+}
