@@ -1,7 +1,8 @@
 //! The demo (`scripts/demo.sh`) runs through all its phases with the numbers it
 //! promises: the split, failover with 0 errors, the ejection, the ramp, the split back.
-//! Runs the binary with shorter times (`--ejection-time 2s --recovery-ramp 1s`, which
-//! change the plan it renders) and reads its summary.
+//! Runs the binary with shorter times (`--ejection-time 3s --recovery-ramp 1s`, which
+//! change the plan it renders; reviews restart 1 s before the ejection ends) and reads
+//! its summary.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -59,7 +60,7 @@ fn the_demo_shows_split_failover_ejection_ramp_and_recovery() {
             "--phase-seconds",
             "2",
             "--ejection-time",
-            "2s",
+            "3s",
             "--recovery-ramp",
             "1s",
         ])
@@ -69,7 +70,7 @@ fn the_demo_shows_split_failover_ejection_ramp_and_recovery() {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    // The demo ends by itself (about 8 s here); a hang is a failure, not a stuck CI.
+    // The demo ends by itself (about 9 s here); a hang is a failure, not a stuck CI.
     let deadline = started + Duration::from_secs(60);
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
@@ -84,7 +85,7 @@ fn the_demo_shows_split_failover_ejection_ramp_and_recovery() {
     assert!(output.status.success(), "{}", output.status);
     assert!(
         stdout.contains(
-            "CHANGED for this demo: services[reviews].outlierDetection.baseEjectionTime = 2s"
+            "CHANGED for this demo: services[reviews].outlierDetection.baseEjectionTime = 3s"
         ),
         "the demo must say it changed the plan"
     );
@@ -97,16 +98,21 @@ fn the_demo_shows_split_failover_ejection_ramp_and_recovery() {
 
     let phases = phases(&stdout);
     let names: Vec<&str> = phases.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(
-        names,
-        ["healthy", "failover", "ejected", "ramp", "recovered"]
-    );
+    // The filter may eject the region again at the start of a ramp: Envoy lifts its own
+    // ejection of the host only on its next outlier-detection interval (1 s), and until
+    // then a ramp request is answered from elsewhere. Each time, the demo shows another
+    // ejected phase and ramp.
+    assert_eq!(names[..3], ["healthy", "failover", "ejected"], "{names:?}");
+    assert_eq!(names[names.len() - 2..], ["ramp", "recovered"], "{names:?}");
+    for pair in names[2..names.len() - 1].chunks(2) {
+        assert_eq!(pair, ["ejected", "ramp"], "{names:?}");
+    }
     let get = |p: &PhaseLine, k: &str| p.counts.get(k).copied().unwrap_or(0);
     for p in &phases {
         assert_eq!(get(p, "errors"), 0, "errors in phase {}: {p:?}", p.name);
     }
     // 90/10 is exact per 10 consecutive requests; a phase cuts at most one window.
-    for p in [&phases[0], &phases[4]] {
+    for p in [&phases[0], &phases[phases.len() - 1]] {
         let (hz, sh) = (get(p, "cn-hangzhou"), get(p, "cn-shanghai"));
         assert!(hz + sh >= 20, "phase {}: too few requests: {p:?}", p.name);
         assert!(
@@ -115,12 +121,14 @@ fn the_demo_shows_split_failover_ejection_ramp_and_recovery() {
             p.name
         );
     }
-    for p in [&phases[1], &phases[2]] {
+    // Stopped, then restarted but still ejected: nothing from cn-hangzhou.
+    for p in &phases[1..3] {
         assert_eq!(get(p, "cn-hangzhou"), 0, "phase {}: {p:?}", p.name);
         assert!(get(p, "cn-shanghai") > 0, "phase {}: {p:?}", p.name);
     }
     let counters = filter_counters(&stdout);
     let ejections = counters[&("ejections".to_string(), "cn-hangzhou".to_string())];
-    assert_eq!(ejections, 1, "{counters:?}");
+    let ejected_phases = names.iter().filter(|n| **n == "ejected").count();
+    assert_eq!(ejections, ejected_phases as u64, "{counters:?}");
     eprintln!("demo took {:?}", started.elapsed());
 }

@@ -2,7 +2,8 @@
 //! with the geolb library, read back by the istiod stand-in for one cluster, translated
 //! into the Envoys of Bookinfo's request chain, and real traffic through them:
 //!
-//! client → ingress gateway Envoy (the gateway WasmPlugin, sourceRegion pinned) →
+//! client → ingress gateway Envoy (the gateway WasmPlugin, sourceRegion pinned; it
+//! does not act on a browser's Host, see `a_distribution_one_page_in_ten_from_shanghai`) →
 //! productpage (fake) → productpage's sidecar Envoy (the mesh WasmPlugin; node locality
 //! from the cluster) → reviews v1 / v2 / v3 (fakes, one per plan placement).
 //!
@@ -74,16 +75,17 @@ fn assert_one_reviews_connection_each(bookinfo: &Bookinfo) {
     }
 }
 
-/// Seed A with reviews in `down_region` made unavailable by `break_it` after the chain
-/// started (or by scaling it to zero before, through `scaled_to_zero`).
+/// Seed A's chain with the apps `scaled_to_zero` left out of the registry (no pods) and
+/// the reviews of `stopped_region` stopped once the chain runs (pods that crashed); then
+/// the seed's 10 pages.
 fn seed_a_with_region_down(
     scaled_to_zero: impl Fn(&Placement) -> bool,
-    break_region: Option<&str>,
+    stopped_region: Option<&str>,
 ) -> (PageSummary, Bookinfo, Chain) {
     let mut bookinfo = Bookinfo::start(RenderedPlan::example(SEED_A));
     let registry = bookinfo.registry(scaled_to_zero);
     let chain = Chain::start(&bookinfo, ACK_HANGZHOU, &registry);
-    if let Some(region) = break_region {
+    if let Some(region) = stopped_region {
         for u in bookinfo.upstreams_in_region("reviews", region) {
             u.stop();
         }
@@ -133,7 +135,10 @@ fn a_distribution_one_page_in_ten_from_shanghai() {
     // The split is the sidecar filter's, not Envoy's: it routed 9 and 1.
     assert_eq!(reviews_counter(&chain, ACK_HANGZHOU, "routed", HZ), 9);
     assert_eq!(reviews_counter(&chain, ACK_HANGZHOU, "routed", SH), 1);
-    // The ingress kept every page in its own region (productpage has no distribution).
+    // Every page from cn-hangzhou's productpage. NOT by the gateway's geolb filter: it
+    // finds services by :authority, and a browser's Host (here bookinfo.example.com, the
+    // seed curls the ingress IP) names none, so the gateway takes the VirtualService's
+    // fallback route (`productpage-geolb-fallback`: Istio's locality load balancing).
     for (p, page) in bookinfo.productpages() {
         let expected = if p.cluster == ACK_HANGZHOU { 10 } else { 0 };
         assert_eq!(

@@ -405,6 +405,20 @@ fn main() {
 
     let phase_len = Duration::from_secs(args.phase_seconds);
     let sidecar = chain.sidecar(CLUSTER);
+    // Envoy's own outlier detection of the local reviews hosts, in the subset the filter
+    // routes the local share to (`outbound|PORT|SUBSET|HOST`, as istiod names it).
+    let local_subset = format!(
+        "outbound|{}|{}|{}.{}.svc.cluster.local",
+        reviews.port,
+        geolb::render::region_subset(&local),
+        reviews.name,
+        reviews.namespace
+    );
+    let local_hosts: Vec<std::net::SocketAddr> = bookinfo
+        .upstreams_in_region(SERVICE, &local)
+        .iter()
+        .map(|u| u.addr())
+        .collect();
     let mut phase = Phase::Healthy;
     let mut phase_started = Instant::now();
     let mut phase_tally = Tally::default();
@@ -435,16 +449,18 @@ fn main() {
             ejected_until = Some(from + ejection * in_a_row);
             if ejections_seen > 0 || phase >= Phase::Ejected {
                 screen.note(&format!(
-                    "[{:>4.0}s] {local} ejected again (ejection #{ejections}, {:?})",
+                    "[{:>4.0}s] the filter ejected {local} again (ejection #{ejections}, {:?}): a request of its share was answered elsewhere",
                     started.elapsed().as_secs_f64(),
                     ejection * in_a_row
                 ));
                 if phase > Phase::Ejected {
+                    phase_tally.add(&std::mem::take(&mut *tally.lock().unwrap()));
                     summary.push((
                         phase,
                         std::mem::take(&mut phase_tally),
                         phase_started.elapsed(),
                     ));
+                    last_tick = Instant::now();
                     phase = Phase::Ejected;
                     phase_started = Instant::now();
                 }
@@ -565,8 +581,23 @@ fn main() {
         lines.push(format!(
             "        filter (sidecar, {POLICY_SERVICE}): {counter_line}"
         ));
+        let ejected_by_envoy = local_hosts
+            .iter()
+            .filter(|h| {
+                sidecar
+                    .host_health(&local_subset, **h)
+                    .is_some_and(|f| f.contains("failed_outlier_check"))
+            })
+            .count();
+        let envoy_line = format!(
+            "{ejected_by_envoy} of {} {local} reviews hosts ejected",
+            local_hosts.len()
+        );
+        lines.push(format!(
+            "        Envoy's outlier detection (sidecar): {envoy_line}"
+        ));
         let plain = format!(
-            "[{elapsed:>4.0}s] {:<9} {status:<14} last 1s: {} | geolb {counter_line}",
+            "[{elapsed:>4.0}s] {:<9} {status:<14} last 1s: {} | envoy: {envoy_line} | geolb {counter_line}",
             phase.key(),
             second_tally.line(&regions)
         );
