@@ -7,7 +7,7 @@
 use std::rc::Rc;
 
 use geolb_policy::health::{HealthView, Transition};
-use geolb_policy::outcome::{ResponseFacts, ResponseFlags, Verdict, classify};
+use geolb_policy::outcome::{FailureKind, ResponseFacts, ResponseFlags, Verdict, classify};
 use geolb_policy::routing::Decision;
 use geolb_policy::store::{Observation, record};
 use geolb_policy::{ServiceId, Slot};
@@ -176,9 +176,13 @@ impl Request {
         let observation = match verdict {
             Verdict::Success if self.chosen_was_pristine => return,
             Verdict::Success => Observation::Success,
-            Verdict::Failure(_) => {
+            Verdict::Failure(kind) => {
                 runtime.counters.region(RegionCounter::Failures, slot);
-                Observation::Failure
+                if kind == FailureKind::ServedElsewhere {
+                    Observation::ServedElsewhere
+                } else {
+                    Observation::Failure
+                }
             }
             Verdict::Ignore => return,
         };
@@ -207,7 +211,8 @@ impl Request {
                     ),
                 );
             }
-            Ok(Transition::None) => {}
+            // A ramp that starts over is not news worth a log line per probe.
+            Ok(Transition::None | Transition::RampRestarted) => {}
             Err(err) => {
                 runtime.counters.health_store_error();
                 host.log(

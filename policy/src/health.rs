@@ -5,8 +5,10 @@
 //! A region is ejected after `consecutive_failures` failures in a row, for
 //! `base_ejection_time` times the number of ejections in a row (capped at
 //! `max_ejection_time`). When the ejection ends its share ramps back over
-//! `recovery_ramp`; a failure during the ramp ejects it again at once. Each
-//! `base_ejection_time` without an ejection takes one off the multiplier, as Envoy does.
+//! `recovery_ramp`; a failure during the ramp ejects it again at once, while an answer
+//! from another region during the ramp starts the ramp over (see
+//! [`RegionHealth::record_served_elsewhere`]). Each `base_ejection_time` without an
+//! ejection takes one off the multiplier, as Envoy does.
 
 use crate::outcome::ResponseFlags;
 
@@ -131,6 +133,8 @@ pub enum Transition {
         /// End of the ejection, ms.
         until_ms: u64,
     },
+    /// The region's recovery ramp started over (an answer from elsewhere during it).
+    RampRestarted,
 }
 
 impl RegionHealth {
@@ -176,6 +180,26 @@ impl RegionHealth {
         Transition::Ejected {
             until_ms: self.ejected_until_ms,
         }
+    }
+
+    /// Records a request routed to the region that Envoy answered from another region
+    /// (its priority failover stepped in, so the client saw no error).
+    ///
+    /// While healthy this counts as a failure: the region's endpoints are gone or
+    /// ejected. During the recovery ramp it only means "not back yet": Envoy lifts its
+    /// own host ejection on its next outlier-detection interval, up to one interval after
+    /// ours ended, and a probe sent in that gap is served elsewhere. Ejecting again would
+    /// double the ejection for a region that is merely still fenced off by Envoy, so the
+    /// ramp starts over from its first step instead, and keeps probing. A real failure
+    /// (a failure status or flag) during the ramp still ejects at once.
+    pub fn record_served_elsewhere(&mut self, config: &HealthConfig, now_ms: u64) -> Transition {
+        if matches!(self.admission(config, now_ms), Admission::Ramping { .. }) {
+            self.ejected_until_ms = now_ms;
+            // Not healthy yet: the multiplier decays from when it really is.
+            self.decay_from_ms = now_ms;
+            return Transition::RampRestarted;
+        }
+        self.record_failure(config, now_ms)
     }
 
     /// Records a successful request to the region.
@@ -400,6 +424,61 @@ mod tests {
         assert!(
             matches!(h.record_failure(&cfg, 1_100), Transition::Ejected { .. }),
             "probation failure"
+        );
+    }
+
+    #[test]
+    fn an_answer_from_elsewhere_during_the_ramp_restarts_it_without_a_longer_ejection() {
+        let cfg = HealthConfig {
+            recovery_ramp_ms: 1_000,
+            ..config(1)
+        };
+        let mut h = RegionHealth::default();
+        assert_eq!(
+            h.record_failure(&cfg, 0),
+            Transition::Ejected { until_ms: 1_000 }
+        );
+        // Envoy still fences the region off: the first probe is served elsewhere.
+        assert_eq!(
+            h.record_served_elsewhere(&cfg, 1_300),
+            Transition::RampRestarted
+        );
+        assert_eq!(h.ejections, 1, "no longer ejection");
+        assert_eq!(
+            h.admission(&cfg, 1_300),
+            Admission::Ramping { permille: 50 }
+        );
+        assert_eq!(
+            h.admission(&cfg, 1_800),
+            Admission::Ramping { permille: 525 }
+        );
+        assert_eq!(h.admission(&cfg, 2_300), Admission::Healthy);
+        // Once healthy, an answer from elsewhere is a failure again.
+        assert_eq!(
+            h.record_served_elsewhere(&cfg, 2_400),
+            Transition::Ejected { until_ms: 3_400 },
+            "one base time since the ramp (re)started has decayed the multiplier: base length"
+        );
+        // A real failure during the next ramp ejects at once.
+        assert!(matches!(
+            h.record_failure(&cfg, 4_500),
+            Transition::Ejected { .. }
+        ));
+    }
+
+    #[test]
+    fn an_answer_from_elsewhere_while_healthy_counts_towards_the_threshold() {
+        let cfg = config(2);
+        let mut h = RegionHealth::default();
+        assert_eq!(h.record_served_elsewhere(&cfg, 1), Transition::None);
+        assert!(matches!(
+            h.record_served_elsewhere(&cfg, 2),
+            Transition::Ejected { .. }
+        ));
+        assert_eq!(
+            h.record_served_elsewhere(&cfg, 3),
+            Transition::None,
+            "in flight during the ejection"
         );
     }
 

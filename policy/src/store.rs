@@ -70,6 +70,8 @@ pub enum Observation {
     Success,
     /// The region failed the request.
     Failure,
+    /// Envoy answered the request routed to the region from another region.
+    ServedElsewhere,
 }
 
 /// Records `observation` for `slot` with a CAS loop. Writes nothing when the record
@@ -97,6 +99,7 @@ pub fn record<S: SharedStore>(
         let transition = match observation {
             Observation::Success => record.record_success(config, now_ms),
             Observation::Failure => record.record_failure(config, now_ms),
+            Observation::ServedElsewhere => record.record_served_elsewhere(config, now_ms),
         };
         if *record == before && bytes.is_some() {
             return Ok(transition);
