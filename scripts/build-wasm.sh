@@ -3,6 +3,7 @@
 #   wasm-out/geolb_filter.wasm (+ .sha256)  the real filter (crate geolb-filter)
 #   wasm-out/empty_filter.wasm  (+ .sha256)  an empty proxy-wasm filter (bench baseline)
 #   wasm-out/geolb_filter_test_panic.wasm     TEST ONLY: panics on header x-geolb-test-panic
+#   wasm-out/xds_probe.wasm                   TEST ONLY: reports xds.cluster_name/route_name (envoy_facts)
 # Uses the default cargo target dir (target/). Extra args are passed to cargo build
 # (e.g. --locked). Skips geolb-filter with a note while filter/Cargo.toml does not exist.
 set -euo pipefail
@@ -32,9 +33,10 @@ publish() { # publish <built wasm> <name in wasm-out>
 }
 
 if [[ -f filter/Cargo.toml ]]; then
-  CARGO_TARGET_DIR="$TDIR" cargo build -q --release --target "$TARGET" -p geolb-filter -p geolb-empty-filter "$@"
+  CARGO_TARGET_DIR="$TDIR" cargo build -q --release --target "$TARGET" -p geolb-filter -p geolb-empty-filter -p geolb-xds-probe "$@"
   publish "$TDIR/$TARGET/release/geolb_filter.wasm" geolb_filter.wasm
   publish "$TDIR/$TARGET/release/geolb_empty_filter.wasm" empty_filter.wasm
+  publish "$TDIR/$TARGET/release/geolb_xds_probe.wasm" xds_probe.wasm
   # A test-only build that panics on demand (feature test-panic), for the failure-policy
   # e2e tests. Its own target dir, so it never overwrites the real module's artifact.
   CARGO_TARGET_DIR="$TDIR/test-panic" cargo build -q --release --target "$TARGET" -p geolb-filter --features test-panic "$@"

@@ -1,8 +1,15 @@
 //! Envoy facts geolb's design relies on (shared/docs/envoy-facts.md), pinned against the
-//! real Envoy 1.40 with NO geolb filter: bare Envoy or the empty wasm filter. If one of
-//! these fails after an Envoy upgrade, the routing contract needs a second look.
+//! real Envoy 1.40 with NO geolb filter: bare Envoy, the empty wasm filter, or the
+//! test-only xds probe (`tests/xds-probe`). If one of these fails after an Envoy upgrade,
+//! the routing contract needs a second look.
 //!
 //! Run one: `cargo test -p geolb-e2e --test envoy_facts <name>`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests fail by panicking
 
 use std::time::Duration;
 
@@ -386,4 +393,121 @@ fn validate_mode_runs_on_configure() {
     }
     let err = Envoy::validate(&bad).expect_err("validate must run on_configure");
     assert!(err.contains("Unable to create Wasm plugin"), "{err}");
+}
+
+/// The TEST-ONLY probe filter (`tests/xds-probe`): reports `xds.cluster_name` /
+/// `xds.route_name` as read in each callback, and sets the routing header on request.
+const XDS_PROBE_WASM: &str = "xds_probe.wasm";
+
+/// One probed request: what the probe read, and where Envoy sent it.
+#[derive(Debug, PartialEq, Eq)]
+struct Probed {
+    request_cluster: String,
+    request_route: String,
+    after_set_cluster: Option<String>,
+    response_cluster: String,
+    served_by: String,
+}
+
+fn probe(envoy: &Envoy, req: &Request) -> Probed {
+    let r = send_one(envoy.addr(), req).expect("a response");
+    let header = |name: &str| r.header(name).map(str::to_string);
+    let probed = Probed {
+        request_cluster: header("x-probe-request-cluster").unwrap_or_default(),
+        request_route: header("x-probe-request-route").unwrap_or_default(),
+        after_set_cluster: header("x-probe-after-set-cluster"),
+        response_cluster: header("x-probe-response-cluster").unwrap_or_default(),
+        served_by: r.served_region().unwrap_or("-").to_string(),
+    };
+    assert_eq!(
+        r.seen_routing_header(),
+        Some(""),
+        "a region route removes the header; {probed:?}"
+    );
+    probed
+}
+
+/// geolb's gateway lookup: a filter whose `:authority` names no service asks Envoy for
+/// the cluster of the route it selected, `outbound|PORT|SUBSET|HOST`, takes HOST from it,
+/// and sets the routing header. Pinned here: in the request-headers callback,
+/// `["xds", "cluster_name"]` names the cluster of the route selected with the headers
+/// as they arrived (the fallback route's, or a client-sent header's region route), and a
+/// header set after that read still re-routes (ABI 0.2.1 clears the route cache).
+/// Inside that callback the property keeps the old route after the change.
+#[test]
+fn request_callback_reads_the_selected_cluster_and_a_later_header_change_reroutes() {
+    let (a, b, c) = three_regions();
+    let cfg = MeshConfig::for_upstreams(&[&a, &b, &c])
+        .with_wasm(WasmFilter::new(wasm_module(XDS_PROBE_WASM), "{}"));
+    let envoy = Envoy::start(&cfg);
+    let (fallback, subset) = (cfg.default_cluster(), |r: &str| cfg.subset_cluster(r));
+    let set = |req: Request, region: &str| req.header("x-probe-set-region", region);
+    // As they arrived, no header: the route without a header match (at an ingress
+    // gateway, geolb's fallback route) and its cluster; the proxy's region serves.
+    let plain = probe(&envoy, &Request::reviews());
+    assert_eq!(
+        plain,
+        Probed {
+            request_cluster: fallback.clone(),
+            request_route: "default".into(),
+            after_set_cluster: None,
+            response_cluster: fallback.clone(),
+            served_by: A.into(),
+        }
+    );
+    // A client-sent header: its region route, read before any filter change.
+    assert_eq!(
+        probe(&envoy, &routed(B)),
+        Probed {
+            request_cluster: subset(B),
+            request_route: format!("geolb-{B}"),
+            after_set_cluster: None,
+            response_cluster: subset(B),
+            served_by: B.into(),
+        }
+    );
+    // The filter reads the property, THEN sets the header: the new route serves; the
+    // property still names the old cluster until the request leaves the callback.
+    let arrivals = [
+        (Request::reviews(), fallback.clone(), "default".to_string()),
+        (routed(B), subset(B), format!("geolb-{B}")),
+    ];
+    for (arrived, cluster, route) in arrivals {
+        assert_eq!(
+            probe(&envoy, &set(arrived, C)),
+            Probed {
+                request_cluster: cluster.clone(),
+                request_route: route,
+                after_set_cluster: Some(cluster),
+                response_cluster: subset(C),
+                served_by: C.into(),
+            }
+        );
+    }
+    assert_eq!(envoy.cluster_stat(&subset(C), "upstream_rq_total"), 2);
+}
+
+/// An authority no virtual host takes has no route, so no cluster: the property is
+/// absent (the lookup finds no service and the filter leaves the request alone).
+#[test]
+fn request_callback_without_a_route_reads_no_cluster() {
+    let (a, b, c) = three_regions();
+    let cfg = MeshConfig::for_upstreams(&[&a, &b, &c])
+        .with_wasm(WasmFilter::new(wasm_module(XDS_PROBE_WASM), "{}"));
+    let envoy = Envoy::start(&cfg);
+    let r = send_one(
+        envoy.addr(),
+        &Request::reviews().host("bookinfo.example.com"),
+    )
+    .expect("a response");
+    assert_eq!(r.status, 404, "{:?}", r.body_str());
+    assert_eq!(
+        (
+            r.header("x-probe-request-cluster"),
+            r.header("x-probe-request-route")
+        ),
+        (Some("-"), Some("-")),
+        "{:?}",
+        r.headers
+    );
 }
