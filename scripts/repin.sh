@@ -15,10 +15,13 @@ if [[ "$old" == "$new" ]]; then
   echo "already pinned to $new"
   exit 0
 fi
-old_short="$(tr a-f A-F <<<"${old:0:8}")"
-new_short="$(tr a-f A-F <<<"${new:0:8}")"
-mapfile -t files < <(grep -rlE "$old|$old_short" manifests generator/tests)
-sed -i -e "s/$old/$new/g" -e "s/$old_short/$new_short/g" "${files[@]}"
+# Tests also quote the pin's first 8 digits, in lower and upper case (full pins first).
+old_short="${old:0:8}"
+new_short="${new:0:8}"
+old_upper="$(tr a-f A-F <<<"$old_short")"
+new_upper="$(tr a-f A-F <<<"$new_short")"
+mapfile -t files < <(grep -rlE "$old_short|$old_upper" manifests generator/tests)
+sed -i -e "s/$old/$new/g" -e "s/$old_short/$new_short/g" -e "s/$old_upper/$new_upper/g" "${files[@]}"
 for plan in manifests/examples/*/plan.yaml; do
   scenario="$(basename "$(dirname "$plan")")"
   cargo run -q --locked -p geolb -- render "$plan" -o "manifests/$scenario"

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use geolb_policy::store::{MemoryStore, SharedStore, StoreError};
 
-use crate::host::{Host, Level};
+use crate::host::{Host, Level, ROUTE_CLUSTER};
 
 /// One worker's view of a fake Envoy. Clone the `store` into several to model workers.
 #[derive(Debug, Default)]
@@ -31,6 +31,8 @@ pub struct FakeHost {
     pub config: RefCell<Vec<u8>>,
     /// The tick period asked for.
     pub tick_period_ms: Cell<u32>,
+    /// Every property path read, joined with '/', in order (what a request costs).
+    pub property_reads: RefCell<Vec<String>>,
 }
 
 impl FakeHost {
@@ -59,7 +61,7 @@ impl FakeHost {
     pub fn set_config(&self, json: &str) {
         *self.config.borrow_mut() = json.as_bytes().to_vec();
     }
-    /// Starts a new request with these headers (response side cleared).
+    /// Starts a new request with these headers (response side and route cleared).
     pub fn begin_request(&self, headers: &[(&str, &str)]) {
         *self.request_headers.borrow_mut() = headers
             .iter()
@@ -70,9 +72,15 @@ impl FakeHost {
             ["response", "code"].as_slice(),
             &["response", "flags"],
             &["upstream", "locality", "region"],
+            &ROUTE_CLUSTER,
         ] {
             self.clear_property(path);
         }
+    }
+    /// The cluster of the route Envoy selected for the current request (set after
+    /// [`Self::begin_request`], which forgets the previous request's).
+    pub fn route_to_cluster(&self, cluster: &str) {
+        self.set_property(&ROUTE_CLUSTER, cluster.as_bytes());
     }
     /// Sets the response: status header and the properties Envoy reports.
     pub fn respond(&self, status: Option<u16>, flags: u64, served_region: Option<&str>) {
@@ -114,7 +122,10 @@ impl SharedStore for FakeHost {
 
 impl Host for FakeHost {
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
-        self.properties.borrow().get(&path.join("/")).cloned()
+        let key = path.join("/");
+        let value = self.properties.borrow().get(&key).cloned();
+        self.property_reads.borrow_mut().push(key);
+        value
     }
     fn now_ms(&self) -> u64 {
         self.now.get()

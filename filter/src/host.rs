@@ -52,3 +52,14 @@ pub fn string_property<H: Host + ?Sized>(host: &H, path: &[&str]) -> Option<Stri
         .and_then(|bytes| String::from_utf8(bytes).ok())
         .filter(|s| !s.is_empty())
 }
+
+/// The upstream cluster of the route Envoy selected for the current request. Read in
+/// the request-headers callback it names the route chosen for the headers as they
+/// arrived (and keeps naming it after the filter changes them); `None` without a route.
+/// Pinned in `tests/tests/envoy_facts.rs` for Envoy 1.40.
+pub fn route_cluster<H: Host + ?Sized>(host: &H) -> Option<String> {
+    string_property(host, &ROUTE_CLUSTER)
+}
+
+/// Property path of [`route_cluster`] (one segment each: dotted paths read nothing).
+pub const ROUTE_CLUSTER: [&str; 2] = ["xds", "cluster_name"];

@@ -3,6 +3,12 @@
 //! The request path reads `:authority`, looks the service up, decides in the pure core
 //! over this VM's copy of the shared health, and replaces one header. Nothing is
 //! parsed; the only allocation is the host's copy of `:authority`.
+//!
+//! Where `:authority` names no service (an ingress gateway: a browser's Host is the
+//! gateway's address or external name), the cluster of the route Envoy selected for
+//! the request as it arrived names it: `outbound|PORT|SUBSET|HOST`, split in place and
+//! looked up by HOST. Only those requests pay this one more property read (and its
+//! copy); the header set afterwards re-routes the request as it does at a sidecar.
 
 use std::rc::Rc;
 
@@ -12,7 +18,7 @@ use geolb_policy::routing::Decision;
 use geolb_policy::store::{Observation, record};
 use geolb_policy::{ServiceId, Slot};
 
-use crate::host::{Host, Level, int_property, string_property};
+use crate::host::{Host, Level, int_property, route_cluster, string_property};
 use crate::metrics::RegionCounter;
 use crate::root::{Active, PASSTHROUGH_HEADER};
 
@@ -63,6 +69,9 @@ impl Request {
         let found = host
             .request_header(":authority")
             .and_then(|authority| active.policy.service_for_authority(&authority))
+            .or_else(|| {
+                route_cluster(host).and_then(|cluster| active.policy.service_for_cluster(&cluster))
+            })
             .and_then(|id| Some((id, active.service(id)?)));
         let Some((id, (runtime, service))) = found else {
             host.set_request_header(header, None);

@@ -148,6 +148,180 @@ fn unknown_services_keep_default_routing_and_lose_the_client_header() {
     assert_eq!(request.chosen_region(), None);
 }
 
+/// What an ingress gateway's request looks like: a Host that names no service.
+const GATEWAY_AUTHORITY: &str = "bookinfo.example.com";
+/// The cluster of the gateway's route without the header (geolb's fallback route).
+const REVIEWS_FALLBACK: &str = "outbound|9080||reviews.default.svc.cluster.local";
+
+/// One request whose route Envoy selected for `cluster` as the headers arrived;
+/// returns the routing header values after the filter, and the region it chose.
+fn send_via_route(
+    host: &FakeHost,
+    root: &Root,
+    headers: &[(&str, &str)],
+    cluster: Option<&str>,
+    response: (Option<u16>, u64, Option<&str>),
+) -> (Vec<String>, Option<String>) {
+    host.begin_request(headers);
+    if let Some(cluster) = cluster {
+        host.route_to_cluster(cluster);
+    }
+    let mut request = root.request();
+    request.on_request_headers(host);
+    let routed = host.request_header_values("x-geolb-region");
+    let chosen = request.chosen_region().map(str::to_owned);
+    host.respond(response.0, response.1, response.2);
+    if response.0.is_some() {
+        request.on_response_headers(host);
+    }
+    request.on_log(host);
+    (routed, chosen)
+}
+
+#[test]
+fn a_gateway_request_is_routed_by_the_cluster_of_its_route() {
+    let (host, root) = configured(SEED_A, "cn-hangzhou");
+    let mut shanghai = 0;
+    for authority in [GATEWAY_AUTHORITY, "203.0.113.7", "203.0.113.7:80"] {
+        for _ in 0..10 {
+            let (routed, chosen) = send_via_route(
+                &host,
+                &root,
+                &[(":authority", authority)],
+                Some(REVIEWS_FALLBACK),
+                OK,
+            );
+            assert_eq!(routed.len(), 1, "{authority}: {routed:?}");
+            assert_eq!(chosen.as_deref(), routed.first().map(String::as_str));
+            shanghai += usize::from(routed == ["cn-shanghai"]);
+        }
+    }
+    assert_eq!(shanghai, 3, "the 90/10 split, as at a sidecar");
+    for (region, count) in [("cn-hangzhou", 27), ("cn-shanghai", 3)] {
+        let name = format!("geolb.routed;service=reviews.default;region={region}");
+        assert_eq!(counted(&host, &root, &name), count, "{name}");
+    }
+}
+
+#[test]
+fn a_gateway_request_a_client_routed_to_a_region_is_decided_again() {
+    let (host, root) = configured(SEED_A, "cn-shanghai");
+    // The client's header chose the cn-hangzhou route; the filter replaces it.
+    let (routed, _) = send_via_route(
+        &host,
+        &root,
+        &[
+            (":authority", GATEWAY_AUTHORITY),
+            ("x-geolb-region", "cn-hangzhou"),
+        ],
+        Some("outbound|9080|geolb-cn-hangzhou|reviews.default.svc.cluster.local"),
+        ok_from("cn-shanghai"),
+    );
+    assert_eq!(routed, ["cn-shanghai"]);
+}
+
+#[test]
+fn a_gateway_request_counts_its_outcome() {
+    let (host, root) = configured(SEED_A, "cn-hangzhou"); // consecutiveFailures 1
+    let gateway = [(":authority", GATEWAY_AUTHORITY)];
+    let (routed, _) = send_via_route(
+        &host,
+        &root,
+        &gateway,
+        Some(REVIEWS_FALLBACK),
+        (Some(503), 0x20, None),
+    );
+    assert_eq!(routed, ["cn-hangzhou"]);
+    let ejections = "geolb.ejections;service=reviews.default;region=cn-hangzhou";
+    assert_eq!(counted(&host, &root, ejections), 1);
+    let (routed, _) = send_via_route(&host, &root, &gateway, Some(REVIEWS_FALLBACK), OK);
+    assert_eq!(
+        routed,
+        ["cn-shanghai"],
+        "failed over like a sidecar request"
+    );
+}
+
+#[test]
+fn a_route_to_a_cluster_of_no_service_leaves_the_request_alone() {
+    let (host, root) = configured(SEED_A, "cn-hangzhou");
+    for cluster in [
+        None,
+        Some("outbound|9080||details.default.svc.cluster.local"),
+        Some("PassthroughCluster"),
+    ] {
+        let (routed, chosen) = send_via_route(
+            &host,
+            &root,
+            &[
+                (":authority", GATEWAY_AUTHORITY),
+                ("x-geolb-region", "cn-shanghai"),
+            ],
+            cluster,
+            OK,
+        );
+        assert_eq!((routed.len(), chosen), (0, None), "{cluster:?}");
+    }
+    let routed = "geolb.routed;service=reviews.default;region=cn-hangzhou";
+    assert_eq!(counted(&host, &root, routed), 0);
+}
+
+#[test]
+fn malformed_cluster_names_route_nothing() {
+    let (host, root) = configured(SEED_A, "cn-hangzhou");
+    for cluster in [
+        "",
+        "reviews.default.svc.cluster.local",
+        "inbound|9080||reviews.default.svc.cluster.local",
+        "outbound_.9080_._.reviews.default.svc.cluster.local",
+        "outbound|9080|reviews.default.svc.cluster.local",
+        "outbound|9080||",
+        "outbound||geolb-cn-hangzhou|reviews.default.svc.cluster.local",
+        "outbound|99999||reviews.default.svc.cluster.local",
+        "outbound|9080||reviews.default.svc.cluster.local|x",
+        "outbound|9080||reviews.default.svc.cluster.local\u{0}",
+        "outbound|9080||r\u{e9}views.default.svc.cluster.local",
+    ] {
+        let (routed, chosen) = send_via_route(
+            &host,
+            &root,
+            &[(":authority", GATEWAY_AUTHORITY)],
+            Some(cluster),
+            OK,
+        );
+        assert_eq!((routed.len(), chosen), (0, None), "{cluster:?}");
+    }
+    // Bytes that are not UTF-8 are no cluster name either.
+    host.begin_request(&[(":authority", GATEWAY_AUTHORITY)]);
+    host.set_property(&["xds", "cluster_name"], b"outbound|9080||\xffreviews");
+    let mut request = root.request();
+    request.on_request_headers(&host);
+    assert_eq!(request.chosen_region(), None);
+}
+
+#[test]
+fn a_request_whose_authority_names_the_service_reads_no_route() {
+    let (host, root) = configured(SEED_A, "cn-hangzhou");
+    // Even a route to another service's cluster: the authority decides, at no extra cost.
+    let (routed, _) = send_via_route(
+        &host,
+        &root,
+        &[(":authority", AUTHORITY)],
+        Some("outbound|9080||details.default.svc.cluster.local"),
+        (None, 0, None),
+    );
+    assert_eq!(routed, ["cn-hangzhou"]);
+    assert!(
+        !host
+            .property_reads
+            .borrow()
+            .iter()
+            .any(|p| p == "xds/cluster_name"),
+        "{:?}",
+        host.property_reads.borrow()
+    );
+}
+
 #[test]
 fn failures_eject_the_region_and_its_share_fails_over() {
     let (host, root) = configured(SEED_A, "cn-hangzhou"); // consecutiveFailures 1, base 1m

@@ -373,7 +373,7 @@ const CASES: &[Case] = &[
         name: "remote module without sha256",
         scenario: A,
         edits: &[(
-            "url: file:///opt/geolb/geolb_filter.wasm\n  sha256: 4de192ca1945b18387730b148aaad8cb05e6fa40e32081c77eeae1244069611f",
+            "url: file:///opt/geolb/geolb_filter.wasm\n  sha256: 2ecf7d60eb204ca503692d7afd30678d7e42eae7eb23dc3b4b5d695ce2512158",
             "url: oci://registry.example.com/geolb/filter:0.1.0",
         )],
         severity: Severity::Error,
@@ -383,7 +383,7 @@ const CASES: &[Case] = &[
     Case {
         name: "malformed sha256",
         scenario: A,
-        edits: &[("sha256: 4de192ca", "sha256: 4DE192CA")],
+        edits: &[("sha256: 2ecf7d60", "sha256: 2ECF7D60")],
         severity: Severity::Error,
         path: "filter.sha256",
         message: "is not a SHA-256",

@@ -3,6 +3,7 @@
 //! region health state machine. No IO and no proxy-wasm: the caller passes the time,
 //! the randomness and the shared store in.
 
+pub mod cluster;
 pub mod error;
 pub mod health;
 pub mod outcome;

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::cluster::OutboundCluster;
 use crate::error::{Path, PolicyError, PolicyErrors, Problem};
 use crate::health::{HealthConfig, TableShape};
 use crate::outcome::{RESPONSE_FLAGS, ResponseFlags};
@@ -94,7 +95,19 @@ impl CompiledPolicy {
             }
             _ => authority,
         };
-        let host = host.strip_suffix('.').unwrap_or(host);
+        self.service_for_host(host.strip_suffix('.').unwrap_or(host))
+    }
+
+    /// The service of an Istio outbound cluster, `outbound|PORT|SUBSET|HOST`, by its
+    /// HOST: what names the service where `:authority` does not (an ingress gateway's
+    /// requests carry the gateway's address or external name). Any other cluster name
+    /// is `None`. Allocates only for uppercase input.
+    pub fn service_for_cluster(&self, cluster_name: &str) -> Option<ServiceId> {
+        self.service_for_host(OutboundCluster::parse(cluster_name)?.host)
+    }
+
+    /// A host name, case-insensitively, among every form of the services' hosts.
+    fn service_for_host(&self, host: &str) -> Option<ServiceId> {
         if host.bytes().any(|b| b.is_ascii_uppercase()) {
             self.hosts.get(&host.to_ascii_lowercase()).copied()
         } else {

@@ -236,6 +236,39 @@ fn authority_matches_every_mesh_form() {
 }
 
 #[test]
+fn cluster_names_the_service_by_its_host() {
+    let policy = parse_policy(THREE.as_bytes()).unwrap();
+    for cluster in [
+        // An ingress gateway's fallback route, and a region route a client's header chose.
+        "outbound|9080||reviews.default.svc.cluster.local",
+        "outbound|9080|geolb-cn-shanghai|reviews.default.svc.cluster.local",
+        "outbound|80|v1|Reviews.Default.svc.cluster.local",
+    ] {
+        assert_eq!(
+            policy.service_for_cluster(cluster),
+            Some(ServiceId(0)),
+            "{cluster}"
+        );
+    }
+    assert_eq!(
+        policy.service_for_cluster("outbound|443||ratings.example.com"),
+        Some(ServiceId(1))
+    );
+    for cluster in [
+        "outbound|9080||details.default.svc.cluster.local",
+        "inbound|9080||reviews.default.svc.cluster.local",
+        "outbound_.9080_._.reviews.default.svc.cluster.local",
+        "outbound|9080||reviews.default.svc.cluster.local.",
+        "outbound|x||reviews.default.svc.cluster.local",
+        "reviews.default.svc.cluster.local",
+        "PassthroughCluster",
+        "",
+    ] {
+        assert_eq!(policy.service_for_cluster(cluster), None, "{cluster}");
+    }
+}
+
+#[test]
 fn short_forms_shared_by_two_services_match_neither() {
     let mut policy: Value = serde_json::from_str(THREE).unwrap();
     policy["services"][1]["hosts"] = json!(["reviews.prod.svc.cluster.local"]);

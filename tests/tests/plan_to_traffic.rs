@@ -2,10 +2,11 @@
 //! with the geolb library, read back by the istiod stand-in for one cluster, translated
 //! into the Envoys of Bookinfo's request chain, and real traffic through them:
 //!
-//! client → ingress gateway Envoy (the gateway WasmPlugin, sourceRegion pinned; it
-//! does not act on a browser's Host, see `a_distribution_one_page_in_ten_from_shanghai`) →
-//! productpage (fake) → productpage's sidecar Envoy (the mesh WasmPlugin; node locality
-//! from the cluster) → reviews v1 / v2 / v3 (fakes, one per plan placement).
+//! client → ingress gateway Envoy (the gateway WasmPlugin, sourceRegion pinned; a
+//! browser's Host names no service, so it finds productpage by the cluster of the route
+//! Envoy selected) → productpage (fake) → productpage's sidecar Envoy (the mesh
+//! WasmPlugin; node locality from the cluster) → reviews v1 / v2 / v3 (fakes, one per
+//! plan placement).
 //!
 //! Counts use the seed's own check: lines containing "full stars" over 10 pages. An error
 //! a user would see is a non-2xx page, no answer, or a page saying reviews are
@@ -57,6 +58,31 @@ fn reviews_counter(chain: &Chain, cluster: &str, metric: &str, region: &str) -> 
     chain.sidecar(cluster).counter(&format!(
         "wasmcustom.geolb.{metric};service=reviews.default;region={region}"
     ))
+}
+
+/// A geolb counter of productpage in the ingress gateway.
+fn gateway_productpage_counter(chain: &Chain, metric: &str, region: &str) -> u64 {
+    std::thread::sleep(TICK);
+    chain.gateway.counter(&format!(
+        "wasmcustom.geolb.{metric};service=productpage.default;region={region}"
+    ))
+}
+
+/// The gateway's access log once it has `n` lines: the route each page took.
+fn gateway_routes(chain: &Chain, n: usize) -> Vec<String> {
+    let complete = wait_until(Duration::from_secs(2), || {
+        chain.gateway.access_log().len() >= n
+    });
+    let log = chain.gateway.access_log();
+    assert!(complete, "{n} lines expected: {log:?}");
+    log.iter()
+        .map(|line| {
+            line.split(' ')
+                .find_map(|field| field.strip_prefix("route="))
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect()
 }
 
 fn nothing_scaled_to_zero(_: &Placement) -> bool {
@@ -135,10 +161,19 @@ fn a_distribution_one_page_in_ten_from_shanghai() {
     // The split is the sidecar filter's, not Envoy's: it routed 9 and 1.
     assert_eq!(reviews_counter(&chain, ACK_HANGZHOU, "routed", HZ), 9);
     assert_eq!(reviews_counter(&chain, ACK_HANGZHOU, "routed", SH), 1);
-    // Every page from cn-hangzhou's productpage. NOT by the gateway's geolb filter: it
-    // finds services by :authority, and a browser's Host (here bookinfo.example.com, the
-    // seed curls the ingress IP) names none, so the gateway takes the VirtualService's
-    // fallback route (`productpage-geolb-fallback`: Istio's locality load balancing).
+    // Every page from cn-hangzhou's productpage, chosen by the gateway's geolb filter
+    // (sourceRegion cn-hangzhou, productpage runs there). The browser's Host
+    // (bookinfo.example.com; the seed curls the ingress IP) names no service: the filter
+    // found productpage by the cluster of the fallback route Envoy selected, and its
+    // header moved every page to cn-hangzhou's region route.
+    assert_eq!(pages.pages, 10, "{pages}");
+    assert_eq!(gateway_productpage_counter(&chain, "routed", HZ), 10);
+    assert_eq!(gateway_productpage_counter(&chain, "routed", SH), 0);
+    let routes = gateway_routes(&chain, pages.pages);
+    assert!(
+        routes.iter().all(|r| r == "productpage-geolb-cn-hangzhou"),
+        "{routes:?}"
+    );
     for (p, page) in bookinfo.productpages() {
         let expected = if p.cluster == ACK_HANGZHOU { 10 } else { 0 };
         assert_eq!(
