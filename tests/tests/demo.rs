@@ -98,15 +98,15 @@ fn the_demo_shows_split_failover_ejection_ramp_and_recovery() {
 
     let phases = phases(&stdout);
     let names: Vec<&str> = phases.iter().map(|p| p.name.as_str()).collect();
-    // The filter may eject the region again at the start of a ramp: Envoy lifts its own
-    // ejection of the host only on its next outlier-detection interval (1 s), and until
-    // then a ramp request is answered from elsewhere. Each time, the demo shows another
-    // ejected phase and ramp.
-    assert_eq!(names[..3], ["healthy", "failover", "ejected"], "{names:?}");
-    assert_eq!(names[names.len() - 2..], ["ramp", "recovered"], "{names:?}");
-    for pair in names[2..names.len() - 1].chunks(2) {
-        assert_eq!(pair, ["ejected", "ramp"], "{names:?}");
-    }
+    // One ejection, one ramp. Envoy lifts its own ejection of the hosts only on its next
+    // outlier-detection interval (1 s), so the first probes of the ramp may be answered
+    // from elsewhere: the filter then starts the ramp over instead of ejecting again
+    // (policy::health), and the demo says so and waits for the ramp's real end.
+    assert_eq!(
+        names,
+        ["healthy", "failover", "ejected", "ramp", "recovered"],
+        "{stdout}"
+    );
     let get = |p: &PhaseLine, k: &str| p.counts.get(k).copied().unwrap_or(0);
     for p in &phases {
         assert_eq!(get(p, "errors"), 0, "errors in phase {}: {p:?}", p.name);
@@ -128,7 +128,9 @@ fn the_demo_shows_split_failover_ejection_ramp_and_recovery() {
     }
     let counters = filter_counters(&stdout);
     let ejections = counters[&("ejections".to_string(), "cn-hangzhou".to_string())];
-    let ejected_phases = names.iter().filter(|n| **n == "ejected").count();
-    assert_eq!(ejections, ejected_phases as u64, "{counters:?}");
+    assert_eq!(
+        ejections, 1,
+        "one ejection, no second one at the ramp: {counters:?}"
+    );
     eprintln!("demo took {:?}", started.elapsed());
 }

@@ -426,6 +426,9 @@ fn main() {
     let mut ejected_until: Option<Instant> = None;
     let mut stopped_at: Option<Instant> = None;
     let mut ejections_seen = 0;
+    let mut failures_seen = 0;
+    // Where the filter's ramp (re)started.
+    let mut ramp_from = Instant::now();
     let mut last_tick = Instant::now();
 
     while !interrupted.load(Ordering::SeqCst) {
@@ -467,6 +470,22 @@ fn main() {
             }
             ejections_seen = ejections;
         }
+        // During the ramp, a failure of the local region without an ejection is a probe
+        // Envoy answered from elsewhere: Envoy lifts its own ejection of the hosts only on
+        // its next outlier-detection interval, and until then the filter starts its ramp
+        // over (policy::health::RegionHealth::record_served_elsewhere). So does the demo.
+        let failures = counters
+            .get(&("failures".to_string(), local.clone()))
+            .copied()
+            .unwrap_or(0);
+        if phase == Phase::Ramp && failures > failures_seen && ejections == ejections_seen {
+            screen.note(&format!(
+                "[{:>4.0}s] a probe of {local} was answered by {remote}: Envoy has not lifted its own ejection yet (next outlier interval), the ramp starts over",
+                started.elapsed().as_secs_f64()
+            ));
+            ramp_from = Instant::now();
+        }
+        failures_seen = failures;
         let next = match phase {
             Phase::Healthy | Phase::Failover | Phase::Recovered
                 if phase_started.elapsed() >= phase_len =>
@@ -475,7 +494,7 @@ fn main() {
             }
             // No ejection seen (the filter did not eject): nothing to wait for.
             Phase::Ejected if ejected_until.is_none_or(|t| Instant::now() >= t) => Some(phase),
-            Phase::Ramp if phase_started.elapsed() >= ramp => Some(phase),
+            Phase::Ramp if ramp_from.elapsed() >= ramp => Some(phase),
             _ => None,
         };
         if let Some(ending) = next {
@@ -501,7 +520,10 @@ fn main() {
                     screen.note(&format!("{now} restarted {local}'s reviews"));
                     Phase::Ejected
                 }
-                Phase::Ejected => Phase::Ramp,
+                Phase::Ejected => {
+                    ramp_from = Instant::now();
+                    Phase::Ramp
+                }
                 Phase::Ramp => Phase::Recovered,
                 Phase::Recovered => break,
             };
@@ -524,7 +546,7 @@ fn main() {
             ),
             Phase::Ramp => {
                 let permille = RAMP_START_PERMILLE
-                    + (1000 - RAMP_START_PERMILLE) * phase_started.elapsed().as_millis() as u64
+                    + (1000 - RAMP_START_PERMILLE) * ramp_from.elapsed().as_millis() as u64
                         / ramp.as_millis().max(1) as u64;
                 format!(
                     "ramp {:.0}% of {}%",
