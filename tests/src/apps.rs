@@ -17,15 +17,14 @@
 //! (its status code, or `error` when there was no response). Other paths (`/static/..`,
 //! `/login`, ...) answer a small 200; anything else 404.
 
-use std::collections::HashMap;
 use std::io::{self, BufReader, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use crate::client::{Connection, Request, Response};
+use crate::listening::{Listening, Serve};
 use crate::upstream::{bind, read_request, reason};
 
 /// What Bookinfo's productpage shows when reviews cannot be fetched.
@@ -41,7 +40,6 @@ const OTHER_PATHS: [&str; 4] = ["/login", "/logout", "/static", "/api/v1/product
 struct Shared {
     region: String,
     addr: SocketAddr,
-    running: AtomicBool,
     /// The sidecar's outbound listener; `None` until the sidecar runs.
     reviews_via: Mutex<Option<SocketAddr>>,
     /// The one connection to the sidecar, opened on first use and again only after the
@@ -49,8 +47,7 @@ struct Shared {
     reviews_conn: Mutex<Option<Connection>>,
     reviews_connections_opened: AtomicU64,
     pages: AtomicU64,
-    next_conn: AtomicU64,
-    conns: Mutex<HashMap<u64, TcpStream>>,
+    listening: Listening,
 }
 
 /// A running productpage fake of one region. Stops on drop.
@@ -71,13 +68,11 @@ impl Productpage {
         let shared = Arc::new(Shared {
             region: region.to_string(),
             addr,
-            running: AtomicBool::new(true),
             reviews_via: Mutex::new(None),
             reviews_conn: Mutex::new(None),
             reviews_connections_opened: AtomicU64::new(0),
             pages: AtomicU64::new(0),
-            next_conn: AtomicU64::new(0),
-            conns: Mutex::new(HashMap::new()),
+            listening: Listening::new(addr),
         });
         let acceptor = Some(spawn_acceptor(listener, shared.clone()));
         Productpage { shared, acceptor }
@@ -118,12 +113,7 @@ impl Drop for Productpage {
         let Some(acceptor) = self.acceptor.take() else {
             return;
         };
-        self.shared.running.store(false, Ordering::SeqCst);
-        let _ = TcpStream::connect_timeout(&self.shared.addr, Duration::from_secs(1));
-        let _ = acceptor.join();
-        for (_, c) in lock(&self.shared.conns).drain() {
-            let _ = c.shutdown(Shutdown::Both);
-        }
+        self.shared.listening.stop(acceptor);
     }
 }
 
@@ -252,28 +242,17 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn spawn_acceptor(listener: TcpListener, shared: Arc<Shared>) -> JoinHandle<()> {
-    std::thread::Builder::new()
-        .name(format!("productpage-{}", shared.region))
-        .spawn(move || {
-            for stream in listener.incoming() {
-                if !shared.running.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(stream) = stream else { continue };
-                let id = shared.next_conn.fetch_add(1, Ordering::SeqCst);
-                if let Ok(clone) = stream.try_clone() {
-                    lock(&shared.conns).insert(id, clone);
-                }
-                let shared = shared.clone();
-                let _ = std::thread::Builder::new()
-                    .name(format!("productpage-{}-conn", shared.region))
-                    .spawn(move || {
-                        let _ = serve_connection(stream, &shared);
-                        lock(&shared.conns).remove(&id);
-                    });
-            }
-        })
-        .unwrap_or_else(|e| panic!("spawn productpage acceptor: {e}"))
+    let name = format!("productpage-{}", shared.region);
+    Listening::spawn(name, listener, shared)
+}
+
+impl Serve for Shared {
+    fn listening(&self) -> &Listening {
+        &self.listening
+    }
+    fn serve(&self, stream: TcpStream) -> io::Result<()> {
+        serve_connection(stream, self)
+    }
 }
 
 fn serve_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
@@ -281,7 +260,7 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
     while let Some(head) = read_request(&mut reader)? {
-        if !shared.running.load(Ordering::SeqCst) {
+        if !shared.listening.is_running() {
             return Ok(());
         }
         let path = head.path.split('?').next().unwrap_or_default();

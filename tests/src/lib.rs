@@ -34,6 +34,7 @@ pub mod config;
 pub mod envoy;
 pub mod from_plan;
 pub mod istiod;
+mod listening;
 pub mod paths;
 pub mod upstream;
 

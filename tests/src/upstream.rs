@@ -11,15 +11,16 @@
 //! listener and every open connection: new connects are refused) and
 //! [`Upstream::restart`] (listen again on the same port).
 
-use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
+
+use crate::listening::{Listening, Serve};
 
 /// The routing header geolb sets (echoed back as `x-seen-geolb-region`).
 pub const ROUTING_HEADER: &str = "x-geolb-region";
@@ -66,9 +67,7 @@ struct Shared {
     delay_ms: AtomicU64,
     body: Mutex<Body>,
     served: AtomicU64,
-    running: AtomicBool,
-    next_conn: AtomicU64,
-    conns: Mutex<HashMap<u64, TcpStream>>,
+    listening: Listening,
     last_request: Mutex<Vec<(String, String)>>,
 }
 
@@ -93,9 +92,7 @@ impl Upstream {
             delay_ms: AtomicU64::new(0),
             body: Mutex::new(Body::Region),
             served: AtomicU64::new(0),
-            running: AtomicBool::new(true),
-            next_conn: AtomicU64::new(0),
-            conns: Mutex::new(HashMap::new()),
+            listening: Listening::new(addr),
             last_request: Mutex::new(Vec::new()),
         });
         let acceptor = Some(spawn_acceptor(listener, shared.clone()));
@@ -165,14 +162,7 @@ impl Upstream {
         let Some(acceptor) = self.acceptor.take() else {
             return;
         };
-        self.shared.running.store(false, Ordering::SeqCst);
-        // Wake the blocking accept(); it sees `running == false` and drops the listener.
-        let _ = TcpStream::connect_timeout(&self.shared.addr, Duration::from_secs(1));
-        let _ = acceptor.join();
-        let conns: Vec<TcpStream> = lock(&self.shared.conns).drain().map(|(_, s)| s).collect();
-        for c in conns {
-            let _ = c.shutdown(Shutdown::Both);
-        }
+        self.shared.listening.stop(acceptor);
     }
 
     /// Listens again on the same address (after [`Upstream::stop`]). Retries the bind for a
@@ -195,7 +185,6 @@ impl Upstream {
                 ),
             }
         };
-        self.shared.running.store(true, Ordering::SeqCst);
         self.acceptor = Some(spawn_acceptor(listener, self.shared.clone()));
     }
 }
@@ -230,29 +219,17 @@ pub(crate) fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 fn spawn_acceptor(listener: TcpListener, shared: Arc<Shared>) -> JoinHandle<()> {
-    std::thread::Builder::new()
-        .name(format!("upstream-{}", shared.region))
-        .spawn(move || {
-            for stream in listener.incoming() {
-                if !shared.running.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(stream) = stream else { continue };
-                let id = shared.next_conn.fetch_add(1, Ordering::SeqCst);
-                if let Ok(clone) = stream.try_clone() {
-                    lock(&shared.conns).insert(id, clone);
-                }
-                let shared = shared.clone();
-                let _ = std::thread::Builder::new()
-                    .name(format!("upstream-{}-conn", shared.region))
-                    .spawn(move || {
-                        let _ = serve_connection(stream, &shared);
-                        lock(&shared.conns).remove(&id);
-                    });
-            }
-            // `listener` is dropped here: the port closes.
-        })
-        .unwrap_or_else(|e| panic!("spawn upstream acceptor: {e}"))
+    let name = format!("upstream-{}", shared.region);
+    Listening::spawn(name, listener, shared)
+}
+
+impl Serve for Shared {
+    fn listening(&self) -> &Listening {
+        &self.listening
+    }
+    fn serve(&self, stream: TcpStream) -> io::Result<()> {
+        serve_connection(stream, self)
+    }
 }
 
 /// A parsed request head. Header names are lower-cased.
@@ -270,7 +247,7 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
         let Some(head) = read_request(&mut reader)? else {
             return Ok(());
         };
-        if !shared.running.load(Ordering::SeqCst) {
+        if !shared.listening.is_running() {
             return Ok(());
         }
         let delay = shared.delay_ms.load(Ordering::SeqCst);
