@@ -394,29 +394,7 @@ impl Envoy {
             config.render_bootstrap(&RenderPaths::in_dir(&dir)),
         )
         .map_err(|e| e.to_string())?;
-        let out = Command::new(&binary)
-            .args([
-                "--mode",
-                "validate",
-                "--disable-hot-restart",
-                "-l",
-                "info",
-                "-c",
-            ])
-            .arg(&cfg_path)
-            .output()
-            .map_err(|e| format!("spawn {}: {e}", binary.display()))?;
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let _ = std::fs::remove_dir_all(&dir);
-        if out.status.success() {
-            Ok(text)
-        } else {
-            Err(text)
-        }
+        run_validate(&binary, &dir, &cfg_path)
     }
 
     /// Runs `envoy --mode validate` on a translation, its ECDS filters inlined
@@ -430,30 +408,7 @@ impl Envoy {
         let text =
             serde_json::to_string_pretty(&inline_ecds(translated)).map_err(|e| e.to_string())?;
         std::fs::write(&cfg_path, text).map_err(|e| e.to_string())?;
-        let out = Command::new(&binary)
-            .current_dir(&dir)
-            .args([
-                "--mode",
-                "validate",
-                "--disable-hot-restart",
-                "-l",
-                "info",
-                "-c",
-            ])
-            .arg(&cfg_path)
-            .output()
-            .map_err(|e| format!("spawn {}: {e}", binary.display()))?;
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let _ = std::fs::remove_dir_all(&dir);
-        if out.status.success() {
-            Ok(text)
-        } else {
-            Err(text)
-        }
+        run_validate(&binary, &dir, &cfg_path)
     }
 
     /// The listener address (send requests here): `outbound_<port>` for a
@@ -855,4 +810,33 @@ fn http_request(addr: SocketAddr, method: &str, path: &str) -> io::Result<(u16, 
     s.read_to_end(&mut raw)?;
     let resp = crate::client::parse_full_response(&raw)?;
     Ok((resp.status, resp.body_str()))
+}
+
+/// `envoy --mode validate -c <cfg_path>` run in `dir` (relative paths in the config
+/// resolve there), then `dir` removed: `Ok(output)` if valid, `Err(output)` if not.
+fn run_validate(binary: &Path, dir: &Path, cfg_path: &Path) -> Result<String, String> {
+    let out = Command::new(binary)
+        .current_dir(dir)
+        .args([
+            "--mode",
+            "validate",
+            "--disable-hot-restart",
+            "-l",
+            "info",
+            "-c",
+        ])
+        .arg(cfg_path)
+        .output()
+        .map_err(|e| format!("spawn {}: {e}", binary.display()))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(text)
+    }
 }
