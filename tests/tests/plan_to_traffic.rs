@@ -251,3 +251,54 @@ fn b_locality_preferred_stays_local_and_fails_over_to_v3() {
     assert_eq!(failed_over.red_stars_lines, 20, "{failed_over}");
     assert_one_reviews_connection_each(&bookinfo);
 }
+
+#[test]
+fn a_client_sent_routing_header_at_the_ingress_changes_nothing() {
+    // A browser that sends the routing header itself, naming the region it should not
+    // get, in the ways a client can (single, mixed case, duplicated, comma-joined).
+    // Without the gateway's filter, the header would match the cn-shanghai route.
+    let bookinfo = Bookinfo::start(RenderedPlan::example(SEED_A));
+    let registry = bookinfo.registry(nothing_scaled_to_zero);
+    let chain = Chain::start(&bookinfo, ACK_HANGZHOU, &registry);
+    let spoofs: [&[(&str, &str)]; 4] = [
+        &[("x-geolb-region", SH)],
+        &[("X-GeoLB-Region", SH)],
+        &[("x-geolb-region", SH), ("x-geolb-region", SH)],
+        &[("x-geolb-region", "cn-shanghai,cn-hangzhou")],
+    ];
+    let mut conn = Connection::open(chain.entry).unwrap();
+    let mut pages = PageSummary::default();
+    for i in 0..20 {
+        let mut request = productpage_request();
+        for (name, value) in spoofs[i % spoofs.len()] {
+            request = request.header(name, value);
+        }
+        pages.add(&geolb_e2e::apps::Page::of(&conn.send(&request).unwrap()));
+    }
+    eprintln!("spoofed: {pages}");
+    assert_eq!(pages.errors(), 0, "{pages}");
+    // The gateway's filter replaced the header: every page from cn-hangzhou's
+    // productpage over its region route, as without the header.
+    assert_eq!(gateway_productpage_counter(&chain, "routed", HZ), 20);
+    let routes = gateway_routes(&chain, 20);
+    assert!(
+        routes.iter().all(|r| r == "productpage-geolb-cn-hangzhou"),
+        "{routes:?}"
+    );
+    for (p, page) in bookinfo.productpages() {
+        let expected = if p.cluster == ACK_HANGZHOU { 20 } else { 0 };
+        assert_eq!(
+            page.pages(),
+            expected,
+            "pages from productpage in {}",
+            p.cluster
+        );
+    }
+    // And the reviews split behind it is the policy's 90/10, exactly, per 10 calls.
+    assert_eq!(
+        (pages.reviews_from(HZ), pages.reviews_from(SH)),
+        (18, 2),
+        "{pages}"
+    );
+    assert_one_reviews_connection_each(&bookinfo);
+}
