@@ -170,6 +170,21 @@ pub fn wrk(
     r
 }
 
+/// The host name a browser sends to an ingress gateway in the benchmark: the virtual
+/// host accepts it ([`crate::MeshConfig::extra_domains`]) but it names no service in the
+/// policy, so geolb finds the service by the route's cluster (`xds.cluster_name`).
+pub const GATEWAY_AUTHORITY: &str = "bookinfo.example.com";
+
+/// Requests geolb routed to a region in `envoy` so far (`wasmcustom.geolb.routed`, all
+/// services and regions), after waiting for the filter's tick to flush its counters.
+pub fn geolb_routed(envoy: &Envoy) -> u64 {
+    std::thread::sleep(Duration::from_millis(250));
+    envoy
+        .counters_with_prefix("wasmcustom.geolb.routed;")
+        .values()
+        .sum()
+}
+
 /// Parses wrk's summary output.
 pub fn parse_wrk(text: &str) -> LoadResult {
     let mut r = LoadResult::default();

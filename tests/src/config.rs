@@ -216,6 +216,10 @@ pub struct MeshConfig {
     /// If set, a catch-all virtual host `*` routes other authorities to this address
     /// (Istio's `allow_any` → PassthroughCluster); else they get Envoy's 404.
     pub passthrough: Option<SocketAddr>,
+    /// More authorities the service's virtual host accepts, after [`MeshConfig::domains`]'
+    /// own: an ingress gateway's external names (Istio's Gateway `hosts`), which name no
+    /// service in the policy, so the filter finds the service by the route's cluster.
+    pub extra_domains: Vec<String>,
     /// `--concurrency` (worker threads = wasm VMs serving requests).
     pub concurrency: u32,
     /// `-l` log level.
@@ -251,6 +255,7 @@ impl MeshConfig {
             update_merge_window_ms: None,
             lb_policy: "LEAST_REQUEST".into(),
             passthrough: None,
+            extra_domains: Vec::new(),
             concurrency: 2,
             log_level: "info".into(),
             exact_balance: false,
@@ -302,7 +307,8 @@ impl MeshConfig {
         format!("outbound|{}||{}", self.port, self.host_fqdn())
     }
 
-    /// The authorities a mesh client may use for the service (the virtual host's domains).
+    /// The authorities a mesh client may use for the service, then
+    /// [`MeshConfig::extra_domains`] (the virtual host's domains).
     pub fn domains(&self) -> Vec<String> {
         let (s, ns, p) = (&self.service, &self.namespace, self.port);
         let mut d = Vec::new();
@@ -315,6 +321,7 @@ impl MeshConfig {
             d.push(host.clone());
             d.push(format!("{host}:{p}"));
         }
+        d.extend(self.extra_domains.iter().cloned());
         d
     }
 

@@ -3,6 +3,11 @@
 //! interleaved rounds of one run, with nginx upstreams and wrk (scripts/setup.sh).
 //! Reports medians of paired ratios, because absolute rates swing on shared machines.
 //!
+//! geolb runs twice: as at a sidecar (the client's Host names the service) and as at an
+//! ingress gateway (Host is an external name the virtual host accepts but the policy
+//! does not know, so the filter also reads `xds.cluster_name`). Every geolb variant must
+//! have routed each request it measured (`wasmcustom.geolb.routed`), else the run fails.
+//!
 //! `scripts/bench.sh` (= `cargo run --release -p geolb-e2e --bin geolb-bench`).
 //! Env: `GEOLB_BENCH_ROUNDS` (default 7), `GEOLB_BENCH_SECS` (default 3),
 //! `GEOLB_BENCH_POLICY` (policy JSON; default policy/tests/fixtures/seed-a.json),
@@ -17,7 +22,7 @@
 
 use std::time::Duration;
 
-use geolb_e2e::bench::{LoadResult, Nginx, wrk};
+use geolb_e2e::bench::{GATEWAY_AUTHORITY, LoadResult, Nginx, geolb_routed, wrk};
 use geolb_e2e::*;
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -27,8 +32,30 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// A benchmark variant: name, Envoy configuration, request headers.
-type Variant<'a> = (String, MeshConfig, &'a [(&'a str, &'a str)]);
+/// A benchmark variant.
+struct Variant<'a> {
+    name: String,
+    config: MeshConfig,
+    headers: &'a [(&'a str, &'a str)],
+    /// geolb runs and must route every request (checked on its counters).
+    routes: bool,
+}
+
+impl<'a> Variant<'a> {
+    fn new(name: &str, config: MeshConfig, headers: &'a [(&'a str, &'a str)]) -> Variant<'a> {
+        Variant {
+            name: name.to_owned(),
+            config,
+            headers,
+            routes: false,
+        }
+    }
+
+    fn routing(mut self) -> Variant<'a> {
+        self.routes = true;
+        self
+    }
+}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -58,23 +85,30 @@ fn main() {
     // sending the routing header, so Envoy does the routing contract's own work (header
     // route, subset cluster, header removal) without any decision: the floor of the design.
     let routed: &[(&str, &str)] = &[("x-geolb-region", "cn-hangzhou")];
+    // "geolb gateway": the same Envoy, its virtual host also accepting the external name
+    // the client sends as Host, which names no service in the policy.
+    let gateway_host: &[(&str, &str)] = &[("Host", GATEWAY_AUTHORITY)];
+    let mut gateway = base.clone().with_wasm(WasmFilter::geolb(&policy));
+    gateway.extra_domains = vec![GATEWAY_AUTHORITY.to_owned()];
     let mut variants: Vec<Variant> = vec![
-        ("bare".to_owned(), base.clone(), &[]),
-        (
-            "empty filter".to_owned(),
+        Variant::new("bare", base.clone(), &[]),
+        Variant::new(
+            "empty filter",
             base.clone().with_wasm(WasmFilter::empty()),
             &[],
         ),
-        (
-            "empty + header".to_owned(),
+        Variant::new(
+            "empty + header",
             base.clone().with_wasm(WasmFilter::empty()),
             routed,
         ),
-        (
-            "geolb".to_owned(),
+        Variant::new(
+            "geolb",
             base.clone().with_wasm(WasmFilter::geolb(&policy)),
             &[],
-        ),
+        )
+        .routing(),
+        Variant::new("geolb gateway", gateway, gateway_host).routing(),
     ];
     let extra = std::env::var_os("GEOLB_BENCH_EXTRA_WASM").unwrap_or_default();
     for path in std::env::split_paths(&extra).filter(|p| !p.as_os_str().is_empty()) {
@@ -83,18 +117,19 @@ fn main() {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let cfg = base.clone().with_wasm(WasmFilter::new(path, &policy));
-        variants.push((file.trim_end_matches(".wasm").to_owned(), cfg, &[]));
+        variants.push(Variant::new(file.trim_end_matches(".wasm"), cfg, &[]).routing());
     }
-    for (name, cfg, _) in &variants {
-        if let Some(w) = &cfg.wasm {
+    for Variant { name, config, .. } in &variants {
+        if let Some(w) = &config.wasm {
             let size = std::fs::metadata(&w.module).map(|m| m.len()).unwrap_or(0);
             eprintln!("{name}: {} ({size} bytes)", w.module.display());
         }
     }
     let mut results: Vec<Vec<LoadResult>> = vec![Vec::new(); variants.len()];
     for round in 0..rounds {
-        for (i, (name, cfg, headers)) in variants.iter().enumerate() {
-            let envoy = Envoy::start(cfg);
+        for (i, v) in variants.iter().enumerate() {
+            let (name, headers) = (&v.name, v.headers);
+            let envoy = Envoy::start(&v.config);
             // Warm up connections and VMs.
             wrk(&envoy, "/reviews/0", headers, 1, 8, Duration::from_secs(1));
             let r = wrk(
@@ -114,6 +149,15 @@ fn main() {
                 r.socket_errors
             );
             assert_eq!(r.non_2xx + r.socket_errors, 0, "{name}: {r:?}");
+            if v.routes {
+                // Counted after the measurement, so it costs the measured CPU nothing.
+                let routed = geolb_routed(&envoy);
+                assert!(
+                    routed >= r.requests,
+                    "{name}: geolb routed {routed} requests, wrk measured {}",
+                    r.requests
+                );
+            }
             results[i].push(r);
         }
     }
@@ -142,7 +186,7 @@ fn main() {
     let cpu_ratio =
         |x: &LoadResult, y: &LoadResult| x.cpu_us_per_request() / y.cpu_us_per_request();
     let rps_ratio = |x: &LoadResult, y: &LoadResult| x.requests_per_sec / y.requests_per_sec;
-    for (i, (name, _, _)) in variants.iter().enumerate() {
+    for (i, Variant { name, .. }) in variants.iter().enumerate() {
         println!(
             "{name:>16} {:>11.1} {:>12.3}x {:>16.3}x {:>11.3}x {:>12.3}x",
             median(cpu(i)),
@@ -152,4 +196,12 @@ fn main() {
             paired(i, 1, &rps_ratio),
         );
     }
+    let index = |name: &str| variants.iter().position(|v| v.name == name).unwrap();
+    let (sidecar_index, gateway_index) = (index("geolb"), index("geolb gateway"));
+    let cpu_diff = |x: &LoadResult, y: &LoadResult| x.cpu_us_per_request() - y.cpu_us_per_request();
+    println!(
+        "geolb gateway vs geolb (sidecar): CPU {:.3}x, {:+.1} us/req (xds.cluster_name read)",
+        paired(gateway_index, sidecar_index, &cpu_ratio),
+        paired(gateway_index, sidecar_index, &cpu_diff),
+    );
 }
