@@ -5,10 +5,12 @@
 //! parsed; the only allocation is the host's copy of `:authority`.
 //!
 //! Where `:authority` names no service (an ingress gateway: a browser's Host is the
-//! gateway's address or external name), the cluster of the route Envoy selected for
-//! the request as it arrived names it: `outbound|PORT|SUBSET|HOST`, split in place and
+//! gateway's address or external name) and the policy asks for it (`serviceFromRoute`,
+//! set in gateways' policies only), the cluster of the route Envoy selected for the
+//! request as it arrived names it: `outbound|PORT|SUBSET|HOST`, split in place and
 //! looked up by HOST. Only those requests pay this one more property read (and its
-//! copy); the header set afterwards re-routes the request as it does at a sidecar.
+//! copy); the header set afterwards re-routes the request as it does at a sidecar. A
+//! sidecar's requests to services outside the policy read no property at all.
 
 use std::rc::Rc;
 
@@ -70,6 +72,9 @@ impl Request {
             .request_header(":authority")
             .and_then(|authority| active.policy.service_for_authority(&authority))
             .or_else(|| {
+                if !active.policy.service_from_route() {
+                    return None;
+                }
                 route_cluster(host).and_then(|cluster| active.policy.service_for_cluster(&cluster))
             })
             .and_then(|id| Some((id, active.service(id)?)));

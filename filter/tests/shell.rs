@@ -150,6 +150,18 @@ fn unknown_services_keep_default_routing_and_lose_the_client_header() {
 
 /// What an ingress gateway's request looks like: a Host that names no service.
 const GATEWAY_AUTHORITY: &str = "bookinfo.example.com";
+
+/// Seed A as the generator writes it for an ingress gateway: `serviceFromRoute` on.
+fn gateway_policy() -> String {
+    let mut policy: serde_json::Value = serde_json::from_str(SEED_A).unwrap();
+    policy["serviceFromRoute"] = serde_json::Value::Bool(true);
+    policy.to_string()
+}
+
+/// A gateway's filter (the policy looks services up by their route too).
+fn gateway(region: &str) -> (FakeHost, Root) {
+    configured(&gateway_policy(), region)
+}
 /// The cluster of the gateway's route without the header (geolb's fallback route).
 const REVIEWS_FALLBACK: &str = "outbound|9080||reviews.default.svc.cluster.local";
 
@@ -180,7 +192,7 @@ fn send_via_route(
 
 #[test]
 fn a_gateway_request_is_routed_by_the_cluster_of_its_route() {
-    let (host, root) = configured(SEED_A, "cn-hangzhou");
+    let (host, root) = gateway("cn-hangzhou");
     let mut shanghai = 0;
     for authority in [GATEWAY_AUTHORITY, "203.0.113.7", "203.0.113.7:80"] {
         for _ in 0..10 {
@@ -205,7 +217,7 @@ fn a_gateway_request_is_routed_by_the_cluster_of_its_route() {
 
 #[test]
 fn a_gateway_request_a_client_routed_to_a_region_is_decided_again() {
-    let (host, root) = configured(SEED_A, "cn-shanghai");
+    let (host, root) = gateway("cn-shanghai");
     // The client's header chose the cn-hangzhou route; the filter replaces it.
     let (routed, _) = send_via_route(
         &host,
@@ -222,7 +234,7 @@ fn a_gateway_request_a_client_routed_to_a_region_is_decided_again() {
 
 #[test]
 fn a_gateway_request_counts_its_outcome() {
-    let (host, root) = configured(SEED_A, "cn-hangzhou"); // consecutiveFailures 1
+    let (host, root) = gateway("cn-hangzhou"); // consecutiveFailures 1
     let gateway = [(":authority", GATEWAY_AUTHORITY)];
     let (routed, _) = send_via_route(
         &host,
@@ -244,7 +256,7 @@ fn a_gateway_request_counts_its_outcome() {
 
 #[test]
 fn a_route_to_a_cluster_of_no_service_leaves_the_request_alone() {
-    let (host, root) = configured(SEED_A, "cn-hangzhou");
+    let (host, root) = gateway("cn-hangzhou");
     for cluster in [
         None,
         Some("outbound|9080||details.default.svc.cluster.local"),
@@ -268,7 +280,7 @@ fn a_route_to_a_cluster_of_no_service_leaves_the_request_alone() {
 
 #[test]
 fn malformed_cluster_names_route_nothing() {
-    let (host, root) = configured(SEED_A, "cn-hangzhou");
+    let (host, root) = gateway("cn-hangzhou");
     for cluster in [
         "",
         "reviews.default.svc.cluster.local",
@@ -301,7 +313,7 @@ fn malformed_cluster_names_route_nothing() {
 
 #[test]
 fn a_request_whose_authority_names_the_service_reads_no_route() {
-    let (host, root) = configured(SEED_A, "cn-hangzhou");
+    let (host, root) = gateway("cn-hangzhou");
     // Even a route to another service's cluster: the authority decides, at no extra cost.
     let (routed, _) = send_via_route(
         &host,
@@ -320,6 +332,43 @@ fn a_request_whose_authority_names_the_service_reads_no_route() {
         "{:?}",
         host.property_reads.borrow()
     );
+}
+
+#[test]
+fn without_service_from_route_a_sidecar_reads_no_route() {
+    // A sidecar's request to a service outside the policy whose route happens to go to a
+    // policy service's cluster: without the flag geolb neither routes it nor pays the
+    // property read for it.
+    let (host, root) = configured(SEED_A, "cn-hangzhou");
+    host.property_reads.borrow_mut().clear();
+    let (routed, chosen) = send_via_route(
+        &host,
+        &root,
+        &[
+            (":authority", GATEWAY_AUTHORITY),
+            ("x-geolb-region", "cn-shanghai"),
+        ],
+        Some(REVIEWS_FALLBACK),
+        OK,
+    );
+    assert_eq!((routed.len(), chosen), (0, None), "client header removed");
+    assert!(
+        host.property_reads.borrow().is_empty(),
+        "{:?}",
+        host.property_reads.borrow()
+    );
+    let routed = "geolb.routed;service=reviews.default;region=cn-hangzhou";
+    assert_eq!(counted(&host, &root, routed), 0);
+    // The same request under the same policy with the flag on (a gateway's) is routed.
+    let (host, root) = gateway("cn-hangzhou");
+    let (routed, _) = send_via_route(
+        &host,
+        &root,
+        &[(":authority", GATEWAY_AUTHORITY)],
+        Some(REVIEWS_FALLBACK),
+        OK,
+    );
+    assert_eq!(routed, ["cn-hangzhou"]);
 }
 
 #[test]

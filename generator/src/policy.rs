@@ -8,15 +8,32 @@ use geolb_policy::wire::{self, HealthSettings};
 use crate::plan::Service;
 use crate::topology::Topology;
 
-/// The policy for proxies of the mesh; `source_region` pins the region of gateways
-/// whose node carries no locality.
-pub fn wire_policy(topo: &Topology<'_>, source_region: Option<&str>) -> wire::Policy {
+/// Which proxies a policy is for: sidecars and ingress gateways differ in how the
+/// filter learns its source region and the destination service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyFor<'a> {
+    /// The mesh's sidecars: their node carries its locality, and `:authority` names the
+    /// service. No route lookup, so traffic geolb does not manage costs nothing extra.
+    Sidecars,
+    /// The ingress gateways of a cluster in `region`: their node carries no locality
+    /// (`sourceRegion` pinned), and their requests carry an external Host, so the
+    /// service is found from the route's cluster (`serviceFromRoute`).
+    Gateways { region: &'a str },
+}
+
+/// The policy for one kind of proxy of the mesh.
+pub fn wire_policy(topo: &Topology<'_>, proxies: PolicyFor<'_>) -> wire::Policy {
     let plan = topo.plan;
+    let gateway_region = match proxies {
+        PolicyFor::Sidecars => None,
+        PolicyFor::Gateways { region } => Some(region),
+    };
     wire::Policy {
         api_version: API_VERSION.to_owned(),
         regions: topo.regions().into_iter().map(str::to_owned).collect(),
         routing_header: plan.filter.routing_header.clone(),
-        source_region: source_region.map(str::to_owned),
+        source_region: gateway_region.map(str::to_owned),
+        service_from_route: gateway_region.is_some(),
         health: plan.filter.health.clone(),
         services: plan.services.iter().map(|s| service(topo, s)).collect(),
     }

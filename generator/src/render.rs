@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::plan::{ClusterRole, ControlPlaneMode, FailStrategy, Phase, Service};
-use crate::policy::wire_policy;
+use crate::policy::{PolicyFor, wire_policy};
 use crate::topology::{DEFAULT_EAST_WEST_PORT, Topology};
 use geolb_policy::DEFAULT_ROUTING_HEADER;
 
@@ -184,7 +184,8 @@ impl Renderer<'_, '_> {
         } else {
             plan.filter.namespaces.iter().map(String::as_str).collect()
         };
-        let policy = serde_json::to_value(wire_policy(self.topo, None)).unwrap_or(Value::Null);
+        let policy = serde_json::to_value(wire_policy(self.topo, PolicyFor::Sidecars))
+            .unwrap_or(Value::Null);
         for ns in namespaces {
             let (path, template, ctx) = self.extension(
                 ns,
@@ -463,10 +464,13 @@ impl Renderer<'_, '_> {
             )?;
             resources.push(String::from("istio-system/namespace.yaml"));
         }
-        // The ingress gateways' filter, source region pinned to this cluster's.
+        // The ingress gateways' filter: source region pinned to this cluster's, services
+        // also found by their route (a gateway's Host is an external name).
         if plan.filter.gateways.unwrap_or(true) && !plan.gateways.is_empty() {
-            let policy = serde_json::to_value(wire_policy(topo, Some(&cluster.region)))
-                .unwrap_or(Value::Null);
+            let gateways = PolicyFor::Gateways {
+                region: &cluster.region,
+            };
+            let policy = serde_json::to_value(wire_policy(topo, gateways)).unwrap_or(Value::Null);
             let mut seen = BTreeSet::new();
             for gw in &plan.gateways {
                 let ns = gw

@@ -14,6 +14,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
+use geolb::policy::PolicyFor;
 use geolb::render::{ExtensionApi, Manifests};
 use support::crd;
 
@@ -142,10 +143,19 @@ fn plugin_configs_parse_with_the_filter_parser() {
                     geolb_policy::CompiledPolicy::try_from(&wire).unwrap()
                 );
                 // The same policy the generator built from the plan (so the YAML writer
-                // lost nothing): the mesh-wide one, or a gateway's with its region pinned.
-                let expected = geolb::policy::wire_policy(
-                    &geolb::topology::Topology::new(&plan),
-                    wire.source_region.as_deref(),
+                // lost nothing): the mesh-wide one, or a cluster's gateways' (region
+                // pinned, services found by their route too).
+                let proxies = match (name.starts_with("clusters/"), &wire.source_region) {
+                    (false, _) => PolicyFor::Sidecars,
+                    (true, Some(region)) => PolicyFor::Gateways { region },
+                    (true, None) => panic!("{scenario}/{name}: gateway policy without region"),
+                };
+                let expected =
+                    geolb::policy::wire_policy(&geolb::topology::Topology::new(&plan), proxies);
+                assert_eq!(
+                    wire.service_from_route,
+                    matches!(proxies, PolicyFor::Gateways { .. }),
+                    "{scenario}/{name}: only gateways look services up by their route"
                 );
                 assert_eq!(wire, expected, "{scenario}/{name}");
                 assert_eq!(

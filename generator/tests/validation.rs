@@ -373,7 +373,7 @@ const CASES: &[Case] = &[
         name: "remote module without sha256",
         scenario: A,
         edits: &[(
-            "url: file:///opt/geolb/geolb_filter.wasm\n  sha256: 2ecf7d60eb204ca503692d7afd30678d7e42eae7eb23dc3b4b5d695ce2512158",
+            "url: file:///opt/geolb/geolb_filter.wasm\n  sha256: 0ebe01a204758290af8886db59e5456a056b11f2ef11187e5ef2fc576a5ac83e",
             "url: oci://registry.example.com/geolb/filter:0.1.0",
         )],
         severity: Severity::Error,
@@ -383,7 +383,7 @@ const CASES: &[Case] = &[
     Case {
         name: "malformed sha256",
         scenario: A,
-        edits: &[("sha256: 2ecf7d60", "sha256: 2ECF7D60")],
+        edits: &[("sha256: 0ebe01a2", "sha256: 0EBE01A2")],
         severity: Severity::Error,
         path: "filter.sha256",
         message: "is not a SHA-256",

@@ -26,6 +26,7 @@ pub struct CompiledPolicy {
     regions: Vec<String>,
     routing_header: String,
     source_region: Option<RegionId>,
+    service_from_route: bool,
     services: Vec<CompiledService>,
     hosts: BTreeMap<String, ServiceId>,
     fingerprint: u64,
@@ -71,6 +72,12 @@ impl CompiledPolicy {
     /// The pinned source region, if the policy pins one.
     pub fn pinned_source_region(&self) -> Option<RegionId> {
         self.source_region
+    }
+    /// Whether a request whose `:authority` names no service is looked up by the
+    /// cluster of its route (`serviceFromRoute`; ingress gateways). Off, such requests
+    /// cost no property read.
+    pub fn service_from_route(&self) -> bool {
+        self.service_from_route
     }
     /// All services, indexed by [`ServiceId`].
     pub fn services(&self) -> &[CompiledService] {
@@ -268,6 +275,7 @@ impl TryFrom<&wire::Policy> for CompiledPolicy {
             regions: policy.regions.clone(),
             routing_header,
             source_region,
+            service_from_route: policy.service_from_route,
             services,
             hosts,
             fingerprint: fnv1a(&canonical),

@@ -34,6 +34,13 @@ pub struct Policy {
     /// (for gateways whose node carries no locality).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_region: Option<String>,
+    /// When `:authority` names no service, find it from the cluster of the route Envoy
+    /// selected (Istio's `outbound|PORT|SUBSET|HOST`): for ingress gateways, whose
+    /// requests carry an external Host. Costs one property read for such requests, so
+    /// it is off by default (sidecars' requests to services outside the policy pay
+    /// nothing). Default `false`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub service_from_route: bool,
     /// Health tracking defaults for every service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthSettings>,
@@ -93,4 +100,9 @@ pub struct HealthSettings {
     /// connection termination.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_response_flags: Option<Vec<String>>,
+}
+
+/// Leaves a `false` flag out of the serialized policy (it is the default).
+fn is_false(flag: &bool) -> bool {
+    !flag
 }

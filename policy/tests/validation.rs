@@ -29,6 +29,7 @@ fn seed_policies_compile() {
     let a = parse_policy(SEED_A.as_bytes()).unwrap();
     assert_eq!(a.regions(), ["cn-hangzhou", "cn-shanghai"]);
     assert_eq!(a.routing_header(), "x-geolb-region");
+    assert!(!a.service_from_route(), "off unless asked for");
     let reviews = a.service(ServiceId(0)).unwrap();
     assert_eq!(reviews.health().consecutive_failures, 1);
     assert_eq!(reviews.health().base_ejection_ms, 60_000);
@@ -150,6 +151,11 @@ fn errors_name_the_field_path_and_values() {
             "unknown flag",
             Box::new(|p| p["health"]["failureResponseFlags"] = json!(["UF", "XX"])),
             "health.failureResponseFlags[1]: unknown Envoy response flag \"XX\"; known flags: LH, UH, UT, LR, UR, UF, UC, UO, NR, DI, FI, RL, UAEX, RLSE, DC, URX, SI, IH, DPE, UMSDR, UPE",
+        ),
+        (
+            "flag type",
+            Box::new(|p| p["serviceFromRoute"] = json!("yes")),
+            r#"serviceFromRoute: invalid type: string "yes", expected a boolean at line 1 column 201"#,
         ),
         (
             "header name",
@@ -305,6 +311,26 @@ fn wire_round_trips_and_fingerprint_ignores_formatting() {
             .fingerprint(),
         a.fingerprint()
     );
+}
+
+#[test]
+fn service_from_route_is_compiled_and_left_out_when_off() {
+    let mut policy = seed_a();
+    policy["serviceFromRoute"] = json!(true);
+    let on = parse_policy(policy.to_string().as_bytes()).unwrap();
+    assert!(on.service_from_route());
+    let off = parse_policy(SEED_A.as_bytes()).unwrap();
+    assert_ne!(on.fingerprint(), off.fingerprint());
+    let written = serde_json::to_value(parse_wire(SEED_A.as_bytes()).unwrap()).unwrap();
+    assert_eq!(
+        written.get("serviceFromRoute"),
+        None,
+        "the default is not written"
+    );
+    policy["serviceFromRoute"] = json!(false);
+    let explicit_off = parse_policy(policy.to_string().as_bytes()).unwrap();
+    assert!(!explicit_off.service_from_route());
+    assert_eq!(explicit_off.fingerprint(), off.fingerprint());
 }
 
 #[test]

@@ -175,6 +175,16 @@ pub fn wrk(
 /// policy, so geolb finds the service by the route's cluster (`xds.cluster_name`).
 pub const GATEWAY_AUTHORITY: &str = "bookinfo.example.com";
 
+/// `policy` (JSON) as `geolb render` writes it for an ingress gateway: with
+/// `serviceFromRoute` on, the filter finds the service of a [`GATEWAY_AUTHORITY`] request
+/// by the route's cluster; without it, such requests are not routed by geolb at all.
+pub fn gateway_policy(policy: &str) -> String {
+    let mut json: serde_json::Value =
+        serde_json::from_str(policy).unwrap_or_else(|e| panic!("policy JSON: {e}"));
+    json["serviceFromRoute"] = serde_json::Value::Bool(true);
+    json.to_string()
+}
+
 /// Requests geolb routed to a region in `envoy` so far (`wasmcustom.geolb.routed`, all
 /// services and regions), after waiting for the filter's tick to flush its counters.
 pub fn geolb_routed(envoy: &Envoy) -> u64 {

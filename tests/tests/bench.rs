@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use geolb_e2e::bench::{GATEWAY_AUTHORITY, Nginx, geolb_routed, wrk};
+use geolb_e2e::bench::{GATEWAY_AUTHORITY, Nginx, gateway_policy, geolb_routed, wrk};
 use geolb_e2e::*;
 
 #[test]
@@ -38,7 +38,7 @@ fn gateway_host_is_routed_by_geolb() {
         RegionSpec::new("cn-hangzhou", [a.addr()]),
         RegionSpec::new("cn-shanghai", [b.addr()]),
     ])
-    .with_wasm(WasmFilter::geolb(&policy));
+    .with_wasm(WasmFilter::geolb(&gateway_policy(&policy)));
     cfg.extra_domains = vec![GATEWAY_AUTHORITY.to_owned()];
     let envoy = Envoy::start(&cfg);
     let host = [("Host", GATEWAY_AUTHORITY)];

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use super::Checker;
 use crate::finding::Finding;
 use crate::plan::Service;
-use crate::policy::{plan_path_of, wire_policy};
+use crate::policy::{PolicyFor, plan_path_of, wire_policy};
 use crate::source::FieldPath;
 
 pub(super) fn check(c: &mut Checker) {
@@ -20,7 +20,7 @@ pub(super) fn check(c: &mut Checker) {
         .iter()
         .all(|f| f.severity != crate::finding::Severity::Error)
     {
-        let wire = wire_policy(&c.topo, None);
+        let wire = wire_policy(&c.topo, PolicyFor::Sidecars);
         if let Err(errors) = geolb_policy::CompiledPolicy::try_from(&wire) {
             for e in errors.0 {
                 let path = FieldPath::from_text(&plan_path_of(&e.path));

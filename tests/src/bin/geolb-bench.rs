@@ -22,7 +22,7 @@
 
 use std::time::Duration;
 
-use geolb_e2e::bench::{GATEWAY_AUTHORITY, LoadResult, Nginx, geolb_routed, wrk};
+use geolb_e2e::bench::{GATEWAY_AUTHORITY, LoadResult, Nginx, gateway_policy, geolb_routed, wrk};
 use geolb_e2e::*;
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -86,9 +86,12 @@ fn main() {
     // route, subset cluster, header removal) without any decision: the floor of the design.
     let routed: &[(&str, &str)] = &[("x-geolb-region", "cn-hangzhou")];
     // "geolb gateway": the same Envoy, its virtual host also accepting the external name
-    // the client sends as Host, which names no service in the policy.
+    // the client sends as Host, which names no service in the policy; the policy looks
+    // services up by their route, as a gateway's does.
     let gateway_host: &[(&str, &str)] = &[("Host", GATEWAY_AUTHORITY)];
-    let mut gateway = base.clone().with_wasm(WasmFilter::geolb(&policy));
+    let mut gateway = base
+        .clone()
+        .with_wasm(WasmFilter::geolb(&gateway_policy(&policy)));
     gateway.extra_domains = vec![GATEWAY_AUTHORITY.to_owned()];
     let mut variants: Vec<Variant> = vec![
         Variant::new("bare", base.clone(), &[]),
