@@ -120,29 +120,35 @@ fn seed_a_with_region_down(
     (pages, bookinfo, chain)
 }
 
-#[test]
-fn a_failover_reviews_in_hangzhou_scaled_to_zero_all_pages_from_shanghai() {
-    let (pages, bookinfo, chain) =
-        seed_a_with_region_down(|p| p.is("reviews", None) && p.cluster == ACK_HANGZHOU, None);
-    eprintln!("reviews in cn-hangzhou scaled to zero: {pages}");
+/// Seed A's failover check: 10 pages, all with cn-shanghai's reviews (20 "full stars"
+/// lines), 0 errors; the filter ejected cn-hangzhou once: the first request of its
+/// share came back from cn-shanghai, and the rest of its share went down its chain.
+fn assert_all_pages_from_shanghai(
+    case: &str,
+    (pages, bookinfo, chain): (PageSummary, Bookinfo, Chain),
+) {
+    eprintln!("{case}: {pages}");
     assert_eq!(pages.errors(), 0, "{pages}");
     assert_eq!(pages.full_stars_lines, 20, "{pages}");
     assert_eq!(pages.reviews_from(SH), 10, "{pages}");
     assert_one_reviews_connection_each(&bookinfo);
-    // The first request of cn-hangzhou's share came back from cn-shanghai: the filter
-    // marked cn-hangzhou degraded and sent the rest of its share down its chain.
     assert_eq!(reviews_counter(&chain, ACK_HANGZHOU, "ejections", HZ), 1);
 }
 
 #[test]
+fn a_failover_reviews_in_hangzhou_scaled_to_zero_all_pages_from_shanghai() {
+    assert_all_pages_from_shanghai(
+        "reviews in cn-hangzhou scaled to zero",
+        seed_a_with_region_down(|p| p.is("reviews", None) && p.cluster == ACK_HANGZHOU, None),
+    );
+}
+
+#[test]
 fn a_failover_reviews_in_hangzhou_stopped_all_pages_from_shanghai() {
-    let (pages, bookinfo, chain) = seed_a_with_region_down(nothing_scaled_to_zero, Some(HZ));
-    eprintln!("reviews in cn-hangzhou stopped: {pages}");
-    assert_eq!(pages.errors(), 0, "{pages}");
-    assert_eq!(pages.full_stars_lines, 20, "{pages}");
-    assert_eq!(pages.reviews_from(SH), 10, "{pages}");
-    assert_one_reviews_connection_each(&bookinfo);
-    assert_eq!(reviews_counter(&chain, ACK_HANGZHOU, "ejections", HZ), 1);
+    assert_all_pages_from_shanghai(
+        "reviews in cn-hangzhou stopped",
+        seed_a_with_region_down(nothing_scaled_to_zero, Some(HZ)),
+    );
 }
 
 #[test]
