@@ -24,8 +24,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crate::client::{Connection, Request, Response};
-use crate::listening::{Listening, Serve};
-use crate::upstream::{bind, read_request, reason};
+use crate::listening::{Listening, Serve, bind_loopback};
+use crate::upstream::{read_request, reason};
 
 /// What Bookinfo's productpage shows when reviews cannot be fetched.
 pub const REVIEWS_UNAVAILABLE: &str =
@@ -60,11 +60,7 @@ impl Productpage {
     /// Starts it on 127.0.0.1 with an ephemeral port. Until
     /// [`Productpage::send_reviews_through`] is called, pages report reviews unavailable.
     pub fn start(region: &str) -> Productpage {
-        let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .unwrap_or_else(|e| panic!("productpage {region}: bind 127.0.0.1:0: {e}"));
-        let addr = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("productpage {region}: local_addr: {e}"));
+        let (listener, addr) = bind_loopback(&format!("productpage {region}"));
         let shared = Arc::new(Shared {
             region: region.to_string(),
             addr,

@@ -89,6 +89,17 @@ impl Listening {
     }
 }
 
+/// A listener on 127.0.0.1 with an ephemeral port, and that port; `what` names the
+/// server in the panic message.
+pub(crate) fn bind_loopback(what: &str) -> (TcpListener, SocketAddr) {
+    let listener = crate::upstream::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .unwrap_or_else(|e| panic!("{what}: bind 127.0.0.1:0: {e}"));
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("{what}: local_addr: {e}"));
+    (listener, addr)
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

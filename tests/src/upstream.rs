@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
 
-use crate::listening::{Listening, Serve};
+use crate::listening::{Listening, Serve, bind_loopback};
 
 /// The routing header geolb sets (echoed back as `x-seen-geolb-region`).
 pub const ROUTING_HEADER: &str = "x-geolb-region";
@@ -80,11 +80,7 @@ pub struct Upstream {
 impl Upstream {
     /// Starts an upstream for `region` on 127.0.0.1 with an ephemeral port.
     pub fn start(region: &str) -> Upstream {
-        let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .unwrap_or_else(|e| panic!("upstream {region}: bind 127.0.0.1:0: {e}"));
-        let addr = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("upstream {region}: local_addr: {e}"));
+        let (listener, addr) = bind_loopback(&format!("upstream {region}"));
         let shared = Arc::new(Shared {
             region: region.to_string(),
             addr,
