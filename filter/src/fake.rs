@@ -33,6 +33,9 @@ pub struct FakeHost {
     pub tick_period_ms: Cell<u32>,
     /// Every property path read, joined with '/', in order (what a request costs).
     pub property_reads: RefCell<Vec<String>>,
+    /// The request headers as they were at each `clear_route_cache` call of the
+    /// current request: what Envoy would select the route for.
+    pub route_selections: RefCell<Vec<Vec<(String, String)>>>,
 }
 
 impl FakeHost {
@@ -68,6 +71,7 @@ impl FakeHost {
             .map(|(k, v)| (k.to_ascii_lowercase(), (*v).to_owned()))
             .collect();
         self.response_headers.borrow_mut().clear();
+        self.route_selections.borrow_mut().clear();
         for path in [
             ["response", "code"].as_slice(),
             &["response", "flags"],
@@ -174,5 +178,9 @@ impl Host for FakeHost {
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
+    }
+    fn clear_route_cache(&self) {
+        let headers = self.request_headers.borrow().clone();
+        self.route_selections.borrow_mut().push(headers);
     }
 }

@@ -37,6 +37,11 @@ pub trait Host: SharedStore {
     fn set_request_header(&self, name: &str, value: Option<&str>);
     /// A response header of the current stream.
     fn response_header(&self, name: &str) -> Option<String>;
+    /// Makes Envoy select the route again for the headers as they are now (the
+    /// `clear_route_cache` foreign function). Envoy does it by itself after a header
+    /// change only for ABI 0.2.1 modules, and a filter before this one may already
+    /// have selected the route; a host without the function ignores the call.
+    fn clear_route_cache(&self);
 }
 
 /// Reads an integer property (Envoy encodes them as 8 little-endian bytes).

@@ -20,6 +20,9 @@ pub struct GlobalCounters {
     pub policy_rejected: Option<u32>,
     /// Health updates dropped because the shared store failed or stayed contended.
     pub health_store_errors: Option<u32>,
+    /// Configurations applied where the node's locality names another region than
+    /// the one the proxy routes as (pin or cluster table): once per proxy and policy.
+    pub source_region_conflicts: Option<u32>,
 }
 
 impl GlobalCounters {
@@ -29,6 +32,7 @@ impl GlobalCounters {
             policy_accepted: host.define_counter("geolb.policy_accepted"),
             policy_rejected: host.define_counter("geolb.policy_rejected"),
             health_store_errors: host.define_counter("geolb.health_store_errors"),
+            source_region_conflicts: host.define_counter("geolb.source_region_conflicts"),
         }
     }
 
@@ -73,6 +77,7 @@ pub struct ServiceCounters {
     ejections: Vec<Pending>,
     failovers: Vec<Pending>,
     no_healthy_region: Pending,
+    no_source_region: Pending,
     health_store_errors: Pending,
 }
 
@@ -114,6 +119,10 @@ impl ServiceCounters {
                 "geolb.no_healthy_region;service={}",
                 service.name()
             ))),
+            no_source_region: Pending::new(host.define_counter(&format!(
+                "geolb.no_source_region;service={}",
+                service.name()
+            ))),
             health_store_errors: Pending::new(host.define_counter("geolb.health_store_errors")),
         }
     }
@@ -136,6 +145,11 @@ impl ServiceCounters {
         self.no_healthy_region.bump();
     }
 
+    /// Counts one request left to the mesh because the proxy's region is unknown.
+    pub fn no_source_region(&self) {
+        self.no_source_region.bump();
+    }
+
     /// Counts one lost health update.
     pub fn health_store_error(&self) {
         self.health_store_errors.bump();
@@ -153,6 +167,7 @@ impl ServiceCounters {
             pending.flush(host);
         }
         self.no_healthy_region.flush(host);
+        self.no_source_region.flush(host);
         self.health_store_errors.flush(host);
     }
 }

@@ -64,7 +64,7 @@ impl Request {
             panic!("x-geolb-test-panic: deliberate panic of a test build");
         }
         let Some(active) = self.active.as_deref() else {
-            host.set_request_header(PASSTHROUGH_HEADER, None);
+            strip_routing_header(host, PASSTHROUGH_HEADER);
             return;
         };
         let header = active.policy.routing_header();
@@ -79,7 +79,7 @@ impl Request {
             })
             .and_then(|id| Some((id, active.service(id)?)));
         let Some((id, (runtime, service))) = found else {
-            host.set_request_header(header, None);
+            strip_routing_header(host, header);
             return;
         };
         let shape = service.table_shape();
@@ -111,6 +111,7 @@ impl Request {
                     .region_of(slot)
                     .map_or("", |r| active.policy.region_name(r));
                 host.set_request_header(header, Some(region));
+                host.clear_route_cache();
                 runtime.counters.region(RegionCounter::Routed, slot);
                 if slot != primary {
                     runtime.counters.region(RegionCounter::Failovers, primary);
@@ -119,10 +120,13 @@ impl Request {
                 self.chosen_was_pristine = chosen_was_pristine;
             }
             Decision::NoHealthyRegion { .. } => {
-                host.set_request_header(header, None);
+                strip_routing_header(host, header);
                 runtime.counters.no_healthy_region();
             }
-            Decision::Passthrough => host.set_request_header(header, None),
+            Decision::Passthrough => {
+                strip_routing_header(host, header);
+                runtime.counters.no_source_region();
+            }
         }
     }
 
@@ -235,5 +239,15 @@ impl Request {
                 );
             }
         }
+    }
+}
+
+/// Removes a client-sent routing header, and makes Envoy select the route again when
+/// there was one: a filter before this one may have selected the route for the
+/// client's value. A request without the header costs one header read, no write.
+fn strip_routing_header<H: Host>(host: &H, header: &str) {
+    if host.request_header(header).is_some() {
+        host.set_request_header(header, None);
+        host.clear_route_cache();
     }
 }

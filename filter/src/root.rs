@@ -5,6 +5,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use geolb_policy::routing::{RoundRobin, SourcePlan};
+use geolb_policy::source::{ProxyIdentity, SourceRegion};
 use geolb_policy::store::{health_key, seed};
 use geolb_policy::{
     CompiledPolicy, CompiledService, DEFAULT_ROUTING_HEADER, ServiceId, Slot, fnv1a, parse_policy,
@@ -171,7 +172,7 @@ impl Root {
         let first_sighting = first_to_mark(host, &seen_key);
         match parse_policy(&config) {
             Ok(policy) => {
-                let active = activate(host, &plugin, policy);
+                let active = activate(host, &plugin, policy, counters, first_sighting);
                 if let Err(err) = host.set(&accepted_key, b"1", 0) {
                     host.log(
                         Level::Warn,
@@ -248,29 +249,41 @@ fn first_to_mark<H: Host>(host: &H, key: &str) -> bool {
 }
 
 /// Builds the per-VM runtime of a valid policy: source region, plans, counters,
-/// seeded shared health.
-fn activate<H: Host>(host: &H, plugin: &str, policy: CompiledPolicy) -> Active {
-    let node_region = string_property(host, &["xds", "node", "locality", "region"]);
-    let source = match (policy.pinned_source_region(), node_region.as_deref()) {
-        (Some(pinned), _) => Some(pinned),
-        (None, Some(name)) => {
-            let found = policy.region_id(name);
-            if found.is_none() {
+/// seeded shared health. `first_sighting`: this VM is the proxy's first to apply this
+/// configuration, so it logs and counts what is per proxy (the source region).
+fn activate<H: Host>(
+    host: &H,
+    plugin: &str,
+    policy: CompiledPolicy,
+    counters: &GlobalCounters,
+    first_sighting: bool,
+) -> Active {
+    let cluster_id = string_property(host, &NODE_CLUSTER_ID);
+    let locality_region = string_property(host, &NODE_LOCALITY_REGION);
+    let resolution = policy.source_region(ProxyIdentity {
+        cluster_id: cluster_id.as_deref(),
+        locality_region: locality_region.as_deref(),
+    });
+    let source = resolution.region();
+    if first_sighting {
+        match &resolution {
+            SourceRegion::Known {
+                locality_disagrees: None,
+                ..
+            } => {}
+            SourceRegion::Known { .. } => {
+                GlobalCounters::bump(host, counters.source_region_conflicts);
                 host.log(
                     Level::Warn,
-                    &format!("geolb: this proxy's region {name:?} is not in the policy; requests keep the mesh's default routing"),
+                    &format!("geolb: {}", resolution.explain(&policy)),
                 );
             }
-            found
-        }
-        (None, None) => {
-            host.log(
+            SourceRegion::Unknown { .. } => host.log(
                 Level::Warn,
-                "geolb: this proxy has no node.locality.region and the policy pins no sourceRegion; requests keep the mesh's default routing",
-            );
-            None
+                &format!("geolb: {}", resolution.explain(&policy)),
+            ),
         }
-    };
+    }
     let services = policy
         .services()
         .iter()
@@ -298,10 +311,10 @@ fn activate<H: Host>(host: &H, plugin: &str, policy: CompiledPolicy) -> Active {
     host.log(
         Level::Info,
         &format!(
-            "geolb: policy {:016x} active: {} services, source region {}",
+            "geolb: policy {:016x} active: {} services, {}",
             policy.fingerprint(),
             policy.services().len(),
-            source.map_or("unknown", |r| policy.region_name(r))
+            resolution.explain(&policy)
         ),
     );
     let seed_value = (host.now_ms() ^ policy.fingerprint()) | 1;
@@ -311,6 +324,12 @@ fn activate<H: Host>(host: &H, plugin: &str, policy: CompiledPolicy) -> Active {
         rng: Cell::new(seed_value),
     }
 }
+
+/// The proxy's Istio cluster ID, as the injector sets it (`ISTIO_META_CLUSTER_ID`).
+/// How it reads in Envoy 1.40 is pinned in `tests/tests/envoy_facts.rs`.
+pub const NODE_CLUSTER_ID: [&str; 4] = ["xds", "node", "metadata", "CLUSTER_ID"];
+/// The proxy's region as istio-agent wrote it into the bootstrap, when it did.
+pub const NODE_LOCALITY_REGION: [&str; 4] = ["xds", "node", "locality", "region"];
 
 /// The routing header name requests strip when no policy is active.
 pub(crate) const PASSTHROUGH_HEADER: &str = DEFAULT_ROUTING_HEADER;

@@ -88,6 +88,9 @@ impl Host for ProxyWasmHost {
             .ok()
             .flatten()
     }
+    fn clear_route_cache(&self) {
+        let _ = hostcalls::call_foreign_function("clear_route_cache", None);
+    }
 }
 
 #[derive(Default)]

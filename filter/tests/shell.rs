@@ -618,6 +618,137 @@ fn a_proxy_without_a_region_keeps_default_routing_unless_the_policy_pins_one() {
     );
 }
 
+/// Seed A's policy with the mesh's cluster table, as `geolb render` writes it.
+fn with_cluster_table() -> String {
+    let mut policy: serde_json::Value = serde_json::from_str(SEED_A).unwrap();
+    policy["clusterRegions"] =
+        serde_json::json!({ "ack-hangzhou": "cn-hangzhou", "ack-shanghai": "cn-shanghai" });
+    policy.to_string()
+}
+
+/// A proxy as istio-agent starts it on ACK: CLUSTER_ID set, no node locality.
+fn without_locality(cluster_id: Option<&str>) -> FakeHost {
+    let host = FakeHost::worker(Arc::new(MemoryStore::default()), "unused");
+    host.clear_property(&["xds", "node", "locality", "region"]);
+    if let Some(id) = cluster_id {
+        host.set_property(&["xds", "node", "metadata", "CLUSTER_ID"], id.as_bytes());
+    }
+    host
+}
+
+#[test]
+fn a_proxy_without_locality_takes_its_region_from_its_cluster_id() {
+    let host = without_locality(Some("ack-hangzhou"));
+    host.set_config(&with_cluster_table());
+    let mut root = Root::default();
+    assert!(root.configure(&host));
+    let routed: Vec<String> = (0..10).flat_map(|_| send(&host, &root, &[], OK)).collect();
+    assert_eq!(routed.iter().filter(|r| *r == "cn-shanghai").count(), 1);
+    assert_eq!(routed.iter().filter(|r| *r == "cn-hangzhou").count(), 9);
+    assert_eq!(counted(&host, &root, "geolb.source_region_conflicts"), 0);
+}
+
+#[test]
+fn a_locality_that_disagrees_with_the_cluster_table_is_logged_and_counted_once() {
+    let store = Arc::new(MemoryStore::default());
+    let workers: Vec<(FakeHost, Root)> = (0..3)
+        .map(|_| {
+            let host = FakeHost::worker(store.clone(), "cn-shanghai");
+            host.set_property(&["xds", "node", "metadata", "CLUSTER_ID"], b"ack-hangzhou");
+            host.set_config(&with_cluster_table());
+            let mut root = Root::default();
+            assert!(root.configure(&host));
+            (host, root)
+        })
+        .collect();
+    let (first, first_root) = &workers[0];
+    // The table wins: 9 of 10 stay in cn-hangzhou.
+    let routed: Vec<String> = (0..10)
+        .flat_map(|_| send(first, first_root, &[], OK))
+        .collect();
+    assert_eq!(routed.iter().filter(|r| *r == "cn-hangzhou").count(), 9);
+    let conflicts: u64 = workers
+        .iter()
+        .map(|(h, r)| counted(h, r, "geolb.source_region_conflicts"))
+        .sum();
+    assert_eq!(conflicts, 1, "once per proxy, not per worker VM");
+    let warnings: Vec<String> = workers
+        .iter()
+        .flat_map(|(h, _)| h.logs.borrow().clone())
+        .filter(|(level, line)| *level == Level::Warn && line.contains("says \"cn-shanghai\""))
+        .map(|(_, line)| line)
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+}
+
+#[test]
+fn no_region_at_all_passes_through_logged_once_and_counted_per_request() {
+    let host = without_locality(Some("not-in-the-plan"));
+    host.set_config(&with_cluster_table());
+    let mut root = Root::default();
+    assert!(root.configure(&host));
+    for _ in 0..4 {
+        assert!(send(&host, &root, &[("x-geolb-region", "cn-shanghai")], OK).is_empty());
+    }
+    assert_eq!(
+        counted(
+            &host,
+            &root,
+            "geolb.no_source_region;service=reviews.default"
+        ),
+        4
+    );
+    let warnings: Vec<String> = host
+        .logs
+        .borrow()
+        .iter()
+        .filter(|(level, _)| *level == Level::Warn)
+        .map(|(_, line)| line.clone())
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("\"not-in-the-plan\" is not in clusterRegions"),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn the_route_is_selected_again_after_every_change_of_the_routing_header() {
+    let (host, root) = configured(SEED_A, "cn-hangzhou");
+    // Routed: one re-selection, with the filter's value in place.
+    send(&host, &root, &[("x-geolb-region", "cn-shanghai")], OK);
+    let selections = host.route_selections.borrow().clone();
+    assert_eq!(selections.len(), 1);
+    let region: Vec<&String> = selections[0]
+        .iter()
+        .filter(|(k, _)| k == "x-geolb-region")
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(region, ["cn-hangzhou"]);
+
+    // A service outside the policy: a client value is removed and the route selected
+    // again; without one, nothing is written and nothing re-selected.
+    for (headers, expected) in [
+        (
+            vec![
+                (":authority", "ratings:9080"),
+                ("x-geolb-region", "cn-shanghai"),
+            ],
+            1,
+        ),
+        (vec![(":authority", "ratings:9080")], 0),
+    ] {
+        host.begin_request(&headers);
+        root.request().on_request_headers(&host);
+        assert!(host.request_header_values("x-geolb-region").is_empty());
+        assert_eq!(
+            host.route_selections.borrow().len(),
+            expected,
+            "{headers:?}"
+        );
+    }
+}
+
 #[test]
 fn answers_from_another_region_are_noticed_by_sample_or_on_the_next_tick() {
     let (host, root) = configured(SEED_A, "cn-shanghai"); // all of it to cn-shanghai

@@ -9,31 +9,32 @@ use crate::plan::Service;
 use crate::topology::Topology;
 
 /// Which proxies a policy is for: sidecars and ingress gateways differ in how the
-/// filter learns its source region and the destination service.
+/// filter finds the destination service. Both learn their region the same way (the
+/// cluster table, then the node locality), so one policy serves every cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PolicyFor<'a> {
-    /// The mesh's sidecars: their node carries its locality, and `:authority` names the
-    /// service. No route lookup, so traffic geolb does not manage costs nothing extra.
+pub enum PolicyFor {
+    /// The mesh's sidecars: `:authority` names the service. No route lookup, so
+    /// traffic geolb does not manage costs nothing extra.
     Sidecars,
-    /// The ingress gateways of a cluster in `region`: their node carries no locality
-    /// (`sourceRegion` pinned), and their requests carry an external Host, so the
-    /// service is found from the route's cluster (`serviceFromRoute`).
-    Gateways { region: &'a str },
+    /// The ingress gateways: their requests carry an external Host, so the service is
+    /// found from the route's cluster (`serviceFromRoute`).
+    Gateways,
 }
 
 /// The policy for one kind of proxy of the mesh.
-pub fn wire_policy(topo: &Topology<'_>, proxies: PolicyFor<'_>) -> wire::Policy {
+pub fn wire_policy(topo: &Topology<'_>, proxies: PolicyFor) -> wire::Policy {
     let plan = topo.plan;
-    let gateway_region = match proxies {
-        PolicyFor::Sidecars => None,
-        PolicyFor::Gateways { region } => Some(region),
-    };
     wire::Policy {
         api_version: API_VERSION.to_owned(),
         regions: topo.regions().into_iter().map(str::to_owned).collect(),
         routing_header: plan.filter.routing_header.clone(),
-        source_region: gateway_region.map(str::to_owned),
-        service_from_route: gateway_region.is_some(),
+        source_region: None,
+        cluster_regions: plan
+            .clusters
+            .iter()
+            .map(|c| (c.name.clone(), c.region.clone()))
+            .collect(),
+        service_from_route: proxies == PolicyFor::Gateways,
         health: plan.filter.health.clone(),
         services: plan.services.iter().map(|s| service(topo, s)).collect(),
     }

@@ -219,6 +219,28 @@ impl Renderer<'_, '_> {
             )?;
             resources.push(path);
         }
+        // The ingress gateways' filter: services also found by their route (a
+        // gateway's Host is an external name). One object for every cluster: each
+        // gateway learns its region from its cluster ID.
+        if plan.filter.gateways.unwrap_or(true) && !plan.gateways.is_empty() {
+            let policy = serde_json::to_value(wire_policy(self.topo, PolicyFor::Gateways))
+                .unwrap_or(Value::Null);
+            let mut seen = BTreeSet::new();
+            for gw in &plan.gateways {
+                let ns = gw
+                    .workload_namespace
+                    .clone()
+                    .unwrap_or_else(|| GATEWAY_NAMESPACE.to_owned());
+                let selector = gateway_selector(&gw.selector);
+                if !seen.insert((ns.clone(), selector.clone())) {
+                    continue;
+                }
+                let name = format!("{}-{}", self.plugin_name(), gw.name);
+                let (path, template, ctx) = self.extension(&ns, name, &selector, &policy);
+                self.emit(format!("mesh/{path}"), template, ctx)?;
+                resources.push(path);
+            }
+        }
         if self.topo.multi_network() {
             let servers = json!([{ "port": { "number": 15443, "name": "tls", "protocol": "TLS" }, "tls": { "mode": "AUTO_PASSTHROUGH" }, "hosts": ["*.local"] }]);
             let path = String::from("istio-system/gateway-cross-network-gateway.yaml");
@@ -448,7 +470,6 @@ impl Renderer<'_, '_> {
     /// A cluster's own files; returns the kustomize resources among them.
     fn cluster(&mut self, cluster: &crate::plan::Cluster) -> Result<Vec<String>, RenderError> {
         let topo = self.topo;
-        let plan = topo.plan;
         let dir = format!("clusters/{}", cluster.name);
         let mut resources = Vec::new();
         let network = topo.network_of(cluster);
@@ -463,29 +484,6 @@ impl Renderer<'_, '_> {
                 json!({ "name": "istio-system", "labels": { "topology.istio.io/network": network } }),
             )?;
             resources.push(String::from("istio-system/namespace.yaml"));
-        }
-        // The ingress gateways' filter: source region pinned to this cluster's, services
-        // also found by their route (a gateway's Host is an external name).
-        if plan.filter.gateways.unwrap_or(true) && !plan.gateways.is_empty() {
-            let gateways = PolicyFor::Gateways {
-                region: &cluster.region,
-            };
-            let policy = serde_json::to_value(wire_policy(topo, gateways)).unwrap_or(Value::Null);
-            let mut seen = BTreeSet::new();
-            for gw in &plan.gateways {
-                let ns = gw
-                    .workload_namespace
-                    .clone()
-                    .unwrap_or_else(|| GATEWAY_NAMESPACE.to_owned());
-                let selector = gateway_selector(&gw.selector);
-                if !seen.insert((ns.clone(), selector.clone())) {
-                    continue;
-                }
-                let name = format!("{}-{}", self.plugin_name(), gw.name);
-                let (path, template, ctx) = self.extension(&ns, name, &selector, &policy);
-                self.emit(format!("{dir}/{path}"), template, ctx)?;
-                resources.push(path);
-            }
         }
         if role == ClusterRole::Primary
             && mode == Some(ControlPlaneMode::PrimaryRemote)

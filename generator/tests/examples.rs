@@ -143,18 +143,24 @@ fn plugin_configs_parse_with_the_filter_parser() {
                     geolb_policy::CompiledPolicy::try_from(&wire).unwrap()
                 );
                 // The same policy the generator built from the plan (so the YAML writer
-                // lost nothing): the mesh-wide one, or a cluster's gateways' (region
-                // pinned, services found by their route too).
-                let proxies = match (name.starts_with("clusters/"), &wire.source_region) {
-                    (false, _) => PolicyFor::Sidecars,
-                    (true, Some(region)) => PolicyFor::Gateways { region },
-                    (true, None) => panic!("{scenario}/{name}: gateway policy without region"),
+                // lost nothing): the sidecars' or the gateways' (services found by their
+                // route too). Neither pins a region: every proxy finds its own from the
+                // cluster table, so one object serves every cluster.
+                assert_eq!(wire.source_region, None, "{scenario}/{name}");
+                assert!(
+                    !name.starts_with("clusters/"),
+                    "{scenario}/{name}: a filter object differs per cluster"
+                );
+                let proxies = if name.starts_with("mesh/istio-system/") {
+                    PolicyFor::Gateways
+                } else {
+                    PolicyFor::Sidecars
                 };
                 let expected =
                     geolb::policy::wire_policy(&geolb::topology::Topology::new(&plan), proxies);
                 assert_eq!(
                     wire.service_from_route,
-                    matches!(proxies, PolicyFor::Gateways { .. }),
+                    proxies == PolicyFor::Gateways,
                     "{scenario}/{name}: only gateways look services up by their route"
                 );
                 assert_eq!(wire, expected, "{scenario}/{name}");
@@ -195,8 +201,16 @@ fn scenario_a_has_failover_and_distribution() {
         !dr.contains("distribute"),
         "Istio rejects distribute with failover"
     );
-    let gw = &m["clusters/ack-hangzhou/istio-system/wasmplugin-geolb-bookinfo-gateway.yaml"];
-    assert!(gw.contains("sourceRegion: \"cn-hangzhou\""), "{gw}");
+    // Every proxy, gateways included, finds its region from its cluster ID.
+    let gw = &m["mesh/istio-system/wasmplugin-geolb-bookinfo-gateway.yaml"];
+    for table in [gw, wasm] {
+        assert!(
+            table.contains("ack-hangzhou: \"cn-hangzhou\"")
+                && table.contains("ack-shanghai: \"cn-shanghai\""),
+            "{table}"
+        );
+        assert!(!table.contains("sourceRegion"), "{table}");
+    }
     // The filter ejects a region on the same evidence and for as long as the
     // DestinationRule's outlier detection ejects a host.
     let doc: serde_json::Value = serde_saphyr::from_str(wasm).unwrap();

@@ -176,7 +176,7 @@ pub(crate) fn path_of(serde_path: &serde_path_to_error::Path) -> Path {
                 } else {
                     path = path.field(key);
                     keyed_depth = match key.as_str() {
-                        "failover" => 1,
+                        "failover" | "clusterRegions" => 1,
                         "distribute" => 2,
                         _ => 0,
                     };

@@ -9,6 +9,7 @@ pub mod health;
 pub mod outcome;
 pub mod policy;
 pub mod routing;
+pub mod source;
 pub mod store;
 pub mod units;
 pub mod wire;

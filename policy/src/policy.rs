@@ -26,6 +26,8 @@ pub struct CompiledPolicy {
     regions: Vec<String>,
     routing_header: String,
     source_region: Option<RegionId>,
+    /// Istio cluster ID -> region (`clusterRegions`).
+    cluster_regions: BTreeMap<String, RegionId>,
     service_from_route: bool,
     services: Vec<CompiledService>,
     hosts: BTreeMap<String, ServiceId>,
@@ -72,6 +74,10 @@ impl CompiledPolicy {
     /// The pinned source region, if the policy pins one.
     pub fn pinned_source_region(&self) -> Option<RegionId> {
         self.source_region
+    }
+    /// The region of an Istio cluster ID, from `clusterRegions`.
+    pub fn cluster_region(&self, cluster_id: &str) -> Option<RegionId> {
+        self.cluster_regions.get(cluster_id).copied()
     }
     /// Whether a request whose `:authority` names no service is looked up by the
     /// cluster of its route (`serviceFromRoute`; ingress gateways). Off, such requests
@@ -220,6 +226,22 @@ impl TryFrom<&wire::Policy> for CompiledPolicy {
             .as_ref()
             .and_then(|name| regions.resolve(name, &root.field("sourceRegion"), &mut errors));
 
+        let clusters_path = root.field("clusterRegions");
+        let mut cluster_regions = BTreeMap::new();
+        for (cluster_id, region) in &policy.cluster_regions {
+            let at = clusters_path.key(cluster_id);
+            if let Err(why) = check_label_value(cluster_id) {
+                errors.push(at.error(Problem::InvalidName {
+                    value: cluster_id.clone(),
+                    what: "Istio cluster ID",
+                    why,
+                }));
+            }
+            if let Some(id) = regions.resolve(region, &at, &mut errors) {
+                cluster_regions.insert(cluster_id.clone(), id);
+            }
+        }
+
         let defaults = compile_health(
             &HealthConfig::default(),
             policy.health.as_ref(),
@@ -275,6 +297,7 @@ impl TryFrom<&wire::Policy> for CompiledPolicy {
             regions: policy.regions.clone(),
             routing_header,
             source_region,
+            cluster_regions,
             service_from_route: policy.service_from_route,
             services,
             hosts,

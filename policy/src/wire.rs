@@ -30,10 +30,17 @@ pub struct Policy {
     /// Default `x-geolb-region`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub routing_header: Option<String>,
-    /// Pins the source region instead of reading the proxy's `node.locality.region`
-    /// (for gateways whose node carries no locality).
+    /// Pins the source region, before `clusterRegions` and the node's locality are
+    /// consulted (a proxy that must route as another region, or a hand-written policy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_region: Option<String>,
+    /// The mesh's clusters: Istio cluster ID (`values.global.multiCluster.clusterName`,
+    /// which the injector gives every proxy as `node.metadata.CLUSTER_ID`) -> the
+    /// cluster's region. How a proxy learns its region where Envoy's node carries no
+    /// locality (istio-agent writes one only from the `istio-locality` pod label or
+    /// GCP/AWS/Azure metadata), so one policy serves every cluster.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cluster_regions: BTreeMap<String, String>,
     /// When `:authority` names no service, find it from the cluster of the route Envoy
     /// selected (Istio's `outbound|PORT|SUBSET|HOST`): for ingress gateways, whose
     /// requests carry an external Host. Costs one property read for such requests, so
