@@ -19,8 +19,8 @@ fn v() -> &'static Validator {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Valid manifests, one per kind geolb emits (shapes from reference-istio-envoy.md C/D and
-// routing-contract.md).
+// Valid manifests, one per kind geolb emits (shapes from Istio 1.30.3 CRDs and
+// docs/routing-contract.md).
 // ---------------------------------------------------------------------------------------------
 
 const DESTINATION_RULE: &str = r#"

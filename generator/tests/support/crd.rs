@@ -63,8 +63,8 @@ use std::sync::{Arc, OnceLock};
 use serde::Deserialize as _;
 use serde_json::{Map as JsonMap, Value as Json, json};
 
-/// The vendored copy of Istio 1.30.3's CRDs (identical to
-/// /work/shared/istio-crds/istio-1.30.3-crds.yaml). Override with `GEOLB_ISTIO_CRDS`.
+/// The vendored copy of Istio 1.30.3's CRDs (from the release's
+/// manifests/charts/base/files/crd-all.gen.yaml). Override with `GEOLB_ISTIO_CRDS`.
 pub const DEFAULT_CRD_FILE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/support/istio-1.30.3-crds.yaml"
