@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the wasm modules the e2e tests load into Envoy, into wasm-out/:
 #   wasm-out/geolb_filter.wasm (+ .sha256)  the real filter (crate geolb-filter)
+#   wasm-out/oci/, geolb_filter.oci-digest   its OCI image and manifest digest (scripts/build-image.sh)
 #   wasm-out/empty_filter.wasm  (+ .sha256)  an empty proxy-wasm filter (bench baseline)
 #   wasm-out/geolb_filter_test_panic.wasm     TEST ONLY: panics on header x-geolb-test-panic
 #   wasm-out/xds_probe.wasm                   TEST ONLY: reports xds.cluster_name/route_name (envoy_facts)
@@ -20,8 +21,9 @@ fi
 
 # Reproducible modules: the same source gives the same sha256 whatever the checkout's
 # path (panic locations embed file paths). With --target, these flags reach only the
-# wasm artifacts, not host build scripts, so other builds keep their cache.
-export RUSTFLAGS="${RUSTFLAGS:-} --remap-path-prefix=$ROOT=/geolb --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo"
+# wasm artifacts, not host build scripts, so other builds keep their cache. Set per
+# command, not exported: scripts/build-image.sh builds a host tool.
+WASM_RUSTFLAGS="${RUSTFLAGS:-} --remap-path-prefix=$ROOT=/geolb --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo"
 
 # cargo's target dir for this script: $GEOLB_WASM_TARGET_DIR, else the default target/.
 TDIR="${GEOLB_WASM_TARGET_DIR:-$ROOT/target}"
@@ -33,14 +35,15 @@ publish() { # publish <built wasm> <name in wasm-out>
 }
 
 if [[ -f filter/Cargo.toml ]]; then
-  CARGO_TARGET_DIR="$TDIR" cargo build -q --release --target "$TARGET" -p geolb-filter -p geolb-empty-filter -p geolb-xds-probe "$@"
+  RUSTFLAGS="$WASM_RUSTFLAGS" CARGO_TARGET_DIR="$TDIR" cargo build -q --release --target "$TARGET" -p geolb-filter -p geolb-empty-filter -p geolb-xds-probe "$@"
   publish "$TDIR/$TARGET/release/geolb_filter.wasm" geolb_filter.wasm
   publish "$TDIR/$TARGET/release/geolb_empty_filter.wasm" empty_filter.wasm
   publish "$TDIR/$TARGET/release/geolb_xds_probe.wasm" xds_probe.wasm
   # A test-only build that panics on demand (feature test-panic), for the failure-policy
   # e2e tests. Its own target dir, so it never overwrites the real module's artifact.
-  CARGO_TARGET_DIR="$TDIR/test-panic" cargo build -q --release --target "$TARGET" -p geolb-filter --features test-panic "$@"
+  RUSTFLAGS="$WASM_RUSTFLAGS" CARGO_TARGET_DIR="$TDIR/test-panic" cargo build -q --release --target "$TARGET" -p geolb-filter --features test-panic "$@"
   publish "$TDIR/test-panic/$TARGET/release/geolb_filter.wasm" geolb_filter_test_panic.wasm
+  scripts/build-image.sh "$@"
 else
   echo "build-wasm.sh: filter/Cargo.toml not found: skipping geolb-filter" >&2
   # The workspace does not load while a member's manifest is missing, so build the empty
@@ -53,7 +56,7 @@ else
          -e 's|^default-members = .*$|default-members = ["bench/empty-filter"]|' \
          Cargo.toml >"$tmp/Cargo.toml"
   [[ -f Cargo.lock ]] && cp Cargo.lock "$tmp/"
-  (cd "$tmp" && CARGO_TARGET_DIR="$TDIR" cargo build -q --release --target "$TARGET" -p geolb-empty-filter "$@")
+  (cd "$tmp" && RUSTFLAGS="$WASM_RUSTFLAGS" CARGO_TARGET_DIR="$TDIR" cargo build -q --release --target "$TARGET" -p geolb-empty-filter "$@")
   publish "$TDIR/$TARGET/release/geolb_empty_filter.wasm" empty_filter.wasm
 fi
 ls -l "$OUT"/*.wasm | awk '{print $5, $9}' >&2

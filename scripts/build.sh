@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job. Installs what the build needs (scripts/setup.sh), builds the geolb filter
-# into wasm-out/geolb_filter.wasm (+ .sha256) and the `geolb` CLI into target/cli/,
+# into wasm-out/geolb_filter.wasm (+ .sha256) and its OCI image into wasm-out/oci/ (manifest
+# digest in wasm-out/geolb_filter.oci-digest), the `geolb` CLI into target/cli/,
 # then validates a plan and renders its manifests.
 #   scripts/build.sh [PLAN] [OUT_DIR]
 #   default PLAN: manifests/examples/a-failover-distribution/plan.yaml (seed scenario A)
@@ -17,5 +18,6 @@ GEOLB="$ROOT/target/cli/geolb"
 "$GEOLB" validate "$PLAN"
 "$GEOLB" render "$PLAN" -o "$OUT"
 echo "filter:    $ROOT/wasm-out/geolb_filter.wasm (sha256 $(cut -d' ' -f1 wasm-out/geolb_filter.wasm.sha256))"
+echo "image:     $ROOT/wasm-out/oci (manifest $(cat wasm-out/geolb_filter.oci-digest); push: scripts/push-image.sh REF)"
 echo "cli:       $GEOLB (see: $GEOLB --help)"
 echo "manifests: $OUT (network plan: $GEOLB plan $PLAN)"

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Re-pins the example plans to the filter module built from this checkout: builds
-# wasm-out/geolb_filter.wasm, replaces the old sha256 wherever the examples, their
-# rendered manifests, the generator's snapshots and its validation table carry it, and
-# re-renders manifests/<scenario>/ from each plan. Run it after any change to filter/ or
-# policy/ (the end-to-end tests refuse a module whose sha256 differs from the manifests'
-# pin, as istio-agent does).
+# Re-pins the example plans to the filter image built from this checkout: builds
+# wasm-out/geolb_filter.wasm and its OCI image (wasm-out/oci/), replaces the old pin with
+# the image's manifest digest (what a WasmPlugin's sha256 is for an oci:// URL) wherever
+# the examples, their rendered manifests, the generator's snapshots and its validation
+# table carry it, and re-renders manifests/<scenario>/ from each plan. Run it after any
+# change to filter/ or policy/ (or to image/'s format): the end-to-end tests refuse an
+# image whose manifest digest differs from the manifests' pin, as istio-agent does.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 scripts/build-wasm.sh --locked >/dev/null
-new="$(cut -d' ' -f1 wasm-out/geolb_filter.wasm.sha256)"
+new="$(cut -d: -f2 wasm-out/geolb_filter.oci-digest)"
 old="$(awk '/^  sha256:/ {print $2; exit}' manifests/examples/a-failover-distribution/plan.yaml)"
 if [[ "$old" == "$new" ]]; then
   echo "already pinned to $new"

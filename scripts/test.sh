@@ -6,9 +6,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 step() { printf '\n== %s\n' "$*"; }
 
-step "setup (rust wasm target, Envoy 1.40 in .venv, nginx, wrk)"
+step "setup (rust wasm target, Envoy 1.40 in .venv, nginx, wrk, skopeo, docker-registry)"
 scripts/setup.sh
-step "build the wasm modules"
+step "build the wasm modules and the filter's OCI image"
 scripts/build-wasm.sh --locked
 step "format and lints"
 cargo fmt --all --check

@@ -223,12 +223,15 @@ fn trafficextension_needs_istio_1_30() {
 #[test]
 fn file_modules_are_hashed_from_the_local_copy() {
     let dir = tempfile::tempdir().unwrap();
-    // The example with its explicit pin replaced by a local module to hash.
+    // The example with its image replaced by a file:// module and its pin by a local
+    // copy to hash.
     let text: String = std::fs::read_to_string(example("a-failover-distribution"))
         .unwrap()
         .lines()
         .map(|line| {
-            if line.starts_with("  sha256: ") {
+            if line.starts_with("  url: ") {
+                "  url: file:///opt/geolb/geolb_filter.wasm"
+            } else if line.starts_with("  sha256: ") {
                 "  localModule: filter.wasm"
             } else {
                 line

@@ -242,12 +242,15 @@ impl RenderedPlan {
         }
     }
 
-    /// This machine: the plan's filter URL is the module `scripts/build-wasm.sh` built.
+    /// This machine: the plan's filter URL is the module `scripts/build-wasm.sh` built
+    /// (an `oci://` URL: its image in `wasm-out/oci`).
     pub fn environment(&self, concurrency: u32) -> Environment {
-        Environment {
-            wasm_files: BTreeMap::from([(self.plan.filter.url.clone(), crate::geolb_wasm())]),
-            addresses: BTreeMap::new(),
-            concurrency,
+        let url = self.plan.filter.url.as_str();
+        let env = Environment::default().with_concurrency(concurrency);
+        if url.starts_with("oci://") {
+            env.with_wasm_image(url, crate::paths::geolb_image_layout(), crate::geolb_wasm())
+        } else {
+            env.with_wasm_file(url, crate::geolb_wasm())
         }
     }
 }

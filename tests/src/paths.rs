@@ -7,6 +7,10 @@ use std::path::{Path, PathBuf};
 
 /// The wasm module of the real filter, built by `scripts/build-wasm.sh`.
 pub const GEOLB_WASM: &str = "geolb_filter.wasm";
+/// The real filter's OCI image layout (in the wasm directory), by `scripts/build-wasm.sh`.
+pub const OCI_LAYOUT: &str = "oci";
+/// Its manifest digest, `sha256:<hex>`, by `scripts/build-wasm.sh`.
+pub const OCI_DIGEST: &str = "geolb_filter.oci-digest";
 /// The empty proxy-wasm filter (benchmark baseline), built by `scripts/build-wasm.sh`.
 pub const EMPTY_WASM: &str = "empty_filter.wasm";
 
@@ -96,6 +100,27 @@ pub fn wasm_module(file_name: &str) -> PathBuf {
 /// `wasm-out/geolb_filter.wasm` (panics with a hint if it was not built).
 pub fn geolb_wasm() -> PathBuf {
     wasm_module(GEOLB_WASM)
+}
+
+/// `wasm-out/oci`: the OCI image layout of the real filter, written by
+/// `scripts/build-wasm.sh` (panics with a hint if it was not built).
+pub fn geolb_image_layout() -> PathBuf {
+    let dir = wasm_dir().join(OCI_LAYOUT);
+    if !dir.join("index.json").is_file() {
+        panic!(
+            "OCI image layout {} is missing: run scripts/build-wasm.sh",
+            dir.display()
+        );
+    }
+    dir
+}
+
+/// `wasm-out/geolb_filter.oci-digest`: the image's manifest digest (`sha256:<hex>`).
+pub fn geolb_image_digest() -> String {
+    let file = wasm_dir().join(OCI_DIGEST);
+    std::fs::read_to_string(&file)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|e| panic!("{}: {e}: run scripts/build-wasm.sh", file.display()))
 }
 
 /// `wasm-out/empty_filter.wasm` (panics with a hint if it was not built).

@@ -765,28 +765,109 @@ fn a_resource_applied_twice_is_an_error() {
     );
 }
 
-#[test]
-fn a_module_that_does_not_match_the_pinned_sha256_is_refused() {
-    let r = render("a-failover-distribution");
-    let env = Environment::local().with_wasm_file(GEOLB_MODULE_URL, empty_wasm());
-    let e = translate(
+/// The image of `module` as an OCI layout in a fresh temporary directory.
+fn image_of(module: &Path) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("oci");
+    geolb_image::Image::build(&std::fs::read(module).unwrap(), "0.1.0")
+        .unwrap()
+        .write_layout(&layout)
+        .unwrap();
+    (dir, layout)
+}
+
+fn translate_error(r: &Rendered, env: &Environment) -> TranslateError {
+    translate(
         &r.load("ack-hangzhou"),
         &r.any_registry(),
         &r.sidecar("ack-hangzhou"),
-        &env,
+        env,
     )
-    .unwrap_err();
+    .unwrap_err()
+}
+
+#[test]
+fn an_image_whose_manifest_digest_is_not_the_pin_is_refused() {
+    let r = render("a-failover-distribution");
+    let (_dir, layout) = image_of(&empty_wasm());
+    let env = Environment::local().with_wasm_image(GEOLB_MODULE_URL, layout.clone(), empty_wasm());
+    let e = translate_error(&r, &env);
     assert_eq!(
         e.at, "mesh/default/wasmplugin-geolb.yaml: spec.sha256",
         "{e}"
     );
     let pinned = r.plan.filter.sha256.clone().unwrap();
-    let empty = std::fs::read_to_string(empty_wasm().with_extension("wasm.sha256")).unwrap();
-    let empty = empty.split_whitespace().next().unwrap();
+    let empty = geolb_image::read_layout(&layout, None)
+        .unwrap()
+        .manifest_digest;
     assert!(
-        e.message.contains(&pinned) && e.message.contains(empty),
+        e.message.contains(&pinned) && e.message.contains(&empty),
         "{e}"
     );
+}
+
+#[test]
+fn the_module_s_own_sha256_is_not_an_oci_pin() {
+    let r = render("a-failover-distribution");
+    let module_sha = std::fs::read_to_string(geolb_wasm().with_extension("wasm.sha256")).unwrap();
+    let module_sha = module_sha.split_whitespace().next().unwrap();
+    let pinned = r.plan.filter.sha256.clone().unwrap();
+    edit(
+        r.root(),
+        "mesh/default/wasmplugin-geolb.yaml",
+        &pinned,
+        module_sha,
+    );
+    let e = translate_error(&r, &Environment::local());
+    assert_eq!(
+        e.at, "mesh/default/wasmplugin-geolb.yaml: spec.sha256",
+        "{e}"
+    );
+    assert!(e.message.contains("manifest digest"), "{e}");
+}
+
+#[test]
+fn an_image_that_does_not_hold_the_loaded_module_is_refused() {
+    let r = render("a-failover-distribution");
+    let (_dir, layout) = image_of(&empty_wasm());
+    // The pin matches the image, but Envoy would load another module.
+    let digest = geolb_image::read_layout(&layout, None).unwrap();
+    let pinned = r.plan.filter.sha256.clone().unwrap();
+    edit(
+        r.root(),
+        "mesh/default/wasmplugin-geolb.yaml",
+        &pinned,
+        digest.manifest_digest_hex(),
+    );
+    let env = Environment::local().with_wasm_image(GEOLB_MODULE_URL, layout, geolb_wasm());
+    let e = translate_error(&r, &env);
+    assert_eq!(e.at, "mesh/default/wasmplugin-geolb.yaml: spec.url", "{e}");
+    assert!(e.message.contains("run scripts/build-wasm.sh"), "{e}");
+}
+
+#[test]
+fn a_file_module_is_checked_against_its_own_sha256() {
+    let r = render("a-failover-distribution");
+    let file_url = "file:///opt/geolb/geolb_filter.wasm";
+    let pinned = r.plan.filter.sha256.clone().unwrap();
+    let module_sha = std::fs::read_to_string(geolb_wasm().with_extension("wasm.sha256")).unwrap();
+    let module_sha = module_sha.split_whitespace().next().unwrap();
+    let file = "mesh/default/wasmplugin-geolb.yaml";
+    edit(r.root(), file, GEOLB_MODULE_URL, file_url);
+    let env = Environment::local().with_wasm_file(file_url, geolb_wasm());
+    // The image's digest is no pin for the file.
+    let e = translate_error(&r, &env);
+    assert_eq!(e.at, format!("{file}: spec.sha256"), "{e}");
+    assert!(e.message.contains(module_sha), "{e}");
+    edit(r.root(), file, &pinned, module_sha);
+    let t = translate(
+        &r.load("ack-hangzhou"),
+        &r.any_registry(),
+        &r.sidecar("ack-hangzhou"),
+        &env,
+    )
+    .unwrap();
+    assert!(!t.ecds.is_empty());
 }
 
 // ---- real Envoy ----------------------------------------------------------------------

@@ -105,9 +105,12 @@ pub struct Proxy {
 /// What the test machine maps the manifests' outside references to.
 #[derive(Clone, Debug, Default)]
 pub struct Environment {
-    /// `file://` paths in WasmPlugin `url` → the module on this machine (the stand-in
-    /// checks the manifest's `sha256` against it, as istio-agent does).
+    /// `file://` WasmPlugin URLs → the module on this machine (the stand-in checks the
+    /// manifest's `sha256` against the module's, as istio-agent does for a download).
     pub wasm_files: BTreeMap<String, PathBuf>,
+    /// `oci://` WasmPlugin URLs → the image on this machine (the stand-in checks the
+    /// manifest's `sha256` against the image's manifest digest, as istio-agent does).
+    pub wasm_images: BTreeMap<String, WasmImage>,
     /// Planned load-balancer addresses (`meshNetworks` gateways, `ip:port`) → where the
     /// stand-in Envoy for that gateway listens on this machine.
     pub addresses: BTreeMap<String, SocketAddr>,
@@ -122,21 +125,43 @@ impl Registry {
     }
 }
 
+/// An `oci://` module as this machine has it: the image's OCI layout (standing in for
+/// the registry: its only image answers the URL) and the module file Envoy loads, which
+/// must hold the image's `plugin.wasm` (istio-agent loads its extracted copy).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WasmImage {
+    pub layout: PathBuf,
+    pub module: PathBuf,
+}
+
 /// The `url` every example plan pins for the geolb module (`filter.url`).
-pub const GEOLB_MODULE_URL: &str = "file:///opt/geolb/geolb_filter.wasm";
+pub const GEOLB_MODULE_URL: &str = "oci://registry.example.com/geolb/geolb-filter:0.1.0";
 
 impl Environment {
-    /// This machine: the example plans' module URL mapped to `wasm-out/geolb_filter.wasm`
-    /// (panics with the build hint if it is missing), no gateway addresses, 2 workers.
+    /// This machine: the example plans' module URL mapped to the image in `wasm-out/oci`
+    /// and its module `wasm-out/geolb_filter.wasm` (panics with the build hint if either
+    /// is missing), no gateway addresses, 2 workers.
     pub fn local() -> Environment {
         Environment::default()
-            .with_wasm_file(GEOLB_MODULE_URL, crate::paths::geolb_wasm())
+            .with_wasm_image(
+                GEOLB_MODULE_URL,
+                crate::paths::geolb_image_layout(),
+                crate::paths::geolb_wasm(),
+            )
             .with_concurrency(2)
     }
 
-    /// Maps a WasmPlugin `url` to a module file on this machine.
+    /// Maps a `file://` WasmPlugin `url` to a module file on this machine.
     pub fn with_wasm_file(mut self, url: &str, path: PathBuf) -> Environment {
         self.wasm_files.insert(url.to_string(), path);
+        self
+    }
+
+    /// Maps an `oci://` WasmPlugin `url` to an image layout and the module file holding
+    /// its `plugin.wasm`.
+    pub fn with_wasm_image(mut self, url: &str, layout: PathBuf, module: PathBuf) -> Environment {
+        self.wasm_images
+            .insert(url.to_string(), WasmImage { layout, module });
         self
     }
 

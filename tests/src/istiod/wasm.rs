@@ -3,6 +3,7 @@
 //! extension/extensionfilter.go, pkg/wasm/convert.go; reference-istio-envoy.md C.1-C.2).
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -147,7 +148,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 /// The `Wasm` filter config istiod builds (`PluginConfig{name: <ns>.<name>, root_id:
 /// pluginName, configuration: StringValue(JSON of pluginConfig), vm_config{runtime v8,
 /// code}, failure_policy}`, vm_id unset) with the code rewritten to the local file as
-/// istio-agent does after checking the sha256.
+/// istio-agent does after fetching the module and checking the pin.
 fn filter_config<T>(
     ext: &Extension<'_, T>,
     env: &Environment,
@@ -179,15 +180,50 @@ fn filter_config<T>(
                 .error(&at("failStrategy"), format!("unknown strategy `{other}`")));
         }
     };
-    if !ext.url.starts_with("file://") {
+    let local = if ext.url.starts_with("oci://") {
+        pulled_module(ext, env)?
+    } else if ext.url.starts_with("file://") {
+        file_module(ext, env)?
+    } else {
         return Err(ext.loaded.error(
             &at("url"),
             format!(
-                "`{}`: only file:// modules are translated (the test machine has no registry)",
+                "`{}`: only oci:// and file:// modules are translated (the test machine has no web server)",
                 ext.url
             ),
         ));
-    }
+    };
+    let config_json = match ext.plugin_config {
+        Some(map) => serde_json::to_string(map).unwrap_or_default(),
+        None => String::new(),
+    };
+    let qualified = format!("{}.{}", ext.metadata.namespace(), ext.metadata.name);
+    let typed_config = json!({
+        "@type": WASM_TYPE_URL,
+        "config": {
+            "name": qualified,
+            "root_id": ext.plugin_name,
+            "vm_config": {
+                "runtime": "envoy.wasm.runtime.v8",
+                "code": { "local": { "filename": local.to_string_lossy() } },
+            },
+            "configuration": {
+                "@type": "type.googleapis.com/google.protobuf.StringValue",
+                "value": config_json,
+            },
+            "failure_policy": failure_policy,
+        },
+    });
+    Ok(WasmFilterConfig {
+        resource_name: format!("extensions.istio.io/trafficextension/{qualified}"),
+        ecds_file: format!("{ECDS_DIR}/{qualified}.json"),
+        typed_config,
+    })
+}
+
+/// A `file://` module: its file, checked against the pin like a download.
+fn file_module<T>(ext: &Extension<'_, T>, env: &Environment) -> Result<PathBuf, TranslateError> {
+    let at = |field: &str| format!("{}.{field}", ext.wasm_path);
     let local = env.wasm_files.get(ext.url).ok_or_else(|| {
         ext.loaded.error(
             &at("url"),
@@ -215,32 +251,66 @@ fn filter_config<T>(
             ));
         }
     }
-    let config_json = match ext.plugin_config {
-        Some(map) => serde_json::to_string(map).unwrap_or_default(),
-        None => String::new(),
-    };
-    let qualified = format!("{}.{}", ext.metadata.namespace(), ext.metadata.name);
-    let typed_config = json!({
-        "@type": WASM_TYPE_URL,
-        "config": {
-            "name": qualified,
-            "root_id": ext.plugin_name,
-            "vm_config": {
-                "runtime": "envoy.wasm.runtime.v8",
-                "code": { "local": { "filename": local.to_string_lossy() } },
-            },
-            "configuration": {
-                "@type": "type.googleapis.com/google.protobuf.StringValue",
-                "value": config_json,
-            },
-            "failure_policy": failure_policy,
-        },
-    });
-    Ok(WasmFilterConfig {
-        resource_name: format!("extensions.istio.io/trafficextension/{qualified}"),
-        ecds_file: format!("{ECDS_DIR}/{qualified}.json"),
-        typed_config,
-    })
+    Ok(local.clone())
+}
+
+/// An `oci://` module as istio-agent pulls it (pkg/wasm/cache.go, imagefetcher.go): the
+/// pin is compared with the image's manifest digest, not the module's sha256, then
+/// `plugin.wasm` is extracted. Envoy loads the mapped module file, which must hold it.
+fn pulled_module<T>(ext: &Extension<'_, T>, env: &Environment) -> Result<PathBuf, TranslateError> {
+    let at = |field: &str| format!("{}.{field}", ext.wasm_path);
+    let image = env.wasm_images.get(ext.url).ok_or_else(|| {
+        ext.loaded.error(
+            &at("url"),
+            format!(
+                "`{}` is not mapped to an image on this machine (Environment::wasm_images)",
+                ext.url
+            ),
+        )
+    })?;
+    let pulled = geolb_image::read_layout(&image.layout, None).map_err(|e| {
+        ext.loaded.error(
+            &at("url"),
+            format!(
+                "the image for `{}` (layout {}): {e}; run scripts/build-wasm.sh",
+                ext.url,
+                image.layout.display()
+            ),
+        )
+    })?;
+    if let Some(want) = ext.sha256
+        && !want.eq_ignore_ascii_case(pulled.manifest_digest_hex())
+    {
+        return Err(ext.loaded.error(
+            &at("sha256"),
+            format!(
+                "the manifest pins {want}, but the image for `{}` (layout {}) has manifest digest {}; istio-agent compares an oci:// pin with the manifest digest and would refuse the image (after a module change: scripts/repin.sh)",
+                ext.url,
+                image.layout.display(),
+                pulled.manifest_digest
+            ),
+        ));
+    }
+    let module = std::fs::read(&image.module).map_err(|e| {
+        ext.loaded.error(
+            &at("url"),
+            format!("{} (for `{}`): {e}", image.module.display(), ext.url),
+        )
+    })?;
+    if module != pulled.module {
+        return Err(ext.loaded.error(
+            &at("url"),
+            format!(
+                "the plugin.wasm of the image for `{}` (layout {}, sha256 {}) is not {} (sha256 {}): run scripts/build-wasm.sh",
+                ext.url,
+                image.layout.display(),
+                sha256_hex(&pulled.module),
+                image.module.display(),
+                sha256_hex(&module)
+            ),
+        ));
+    }
+    Ok(image.module.clone())
 }
 
 /// The wasm filters that apply to `proxy`'s client-side chains, in execution order
