@@ -4,10 +4,11 @@
 //! health, no metrics. Built by `scripts/build-wasm.sh` into `wasm-out/header_floor.wasm`.
 //!
 //! The plugin configuration is the region to write, optionally followed by the word
-//! `clear_route_cache`: then the filter also calls the foreign function
-//! `clear_route_cache` right after the write, as geolb does. One module serves both
-//! benchmark variants, so they differ in exactly that call. `on_configure` rejects an
-//! empty configuration or an unknown word.
+//! `clear_route_cache` and a repeat count N (default 1, at most 1000): then the filter also
+//! calls the foreign function `clear_route_cache` N times right after the write (geolb
+//! calls it once). One module serves all benchmark variants, so they differ in exactly
+//! those calls; N > 1 amplifies the cost of one call above the benchmark's noise.
+//! `on_configure` rejects an empty configuration, an unknown word or a bad count.
 
 use std::rc::Rc;
 
@@ -17,7 +18,8 @@ use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
 
 /// The routing header the benchmark's routes match.
 const ROUTING_HEADER: &str = "x-geolb-region";
-/// The configuration word that turns on the `clear_route_cache` call.
+/// The configuration word that turns on the `clear_route_cache` calls (the foreign
+/// function's name, too).
 const CLEAR_ROUTE_CACHE: &str = "clear_route_cache";
 
 proxy_wasm::main! {{
@@ -29,18 +31,25 @@ proxy_wasm::main! {{
 #[derive(Debug, PartialEq, Eq)]
 struct Config {
     region: String,
-    clear_route_cache: bool,
+    /// How many times to call `clear_route_cache` after the write.
+    clear_route_cache: u32,
 }
 
+/// The largest repeat count `on_configure` accepts.
+const MAX_CLEARS: u32 = 1000;
+
 impl Config {
-    /// `REGION [clear_route_cache]`, whitespace-separated.
+    /// `REGION [clear_route_cache [N]]`, whitespace-separated.
     fn parse(text: &str) -> Option<Config> {
         let mut words = text.split_whitespace();
         let region = words.next()?.to_owned();
-        let clear_route_cache = match words.next() {
-            None => false,
-            Some(CLEAR_ROUTE_CACHE) => true,
-            Some(_) => return None,
+        let clear_route_cache = match (words.next(), words.next()) {
+            (None, _) => 0,
+            (Some(CLEAR_ROUTE_CACHE), None) => 1,
+            (Some(CLEAR_ROUTE_CACHE), Some(n)) => {
+                n.parse().ok().filter(|n| (1..=MAX_CLEARS).contains(n))?
+            }
+            (Some(_), _) => return None,
         };
         if words.next().is_some() {
             return None;
@@ -98,7 +107,7 @@ impl HttpContext for FloorHttp {
                 ROUTING_HEADER,
                 Some(&config.region),
             );
-            if config.clear_route_cache {
+            for _ in 0..config.clear_route_cache {
                 let _ = hostcalls::call_foreign_function(CLEAR_ROUTE_CACHE, None);
             }
         }
@@ -111,28 +120,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_region_and_the_optional_clear_word() {
-        let plain = Config::parse("cn-hangzhou");
-        assert_eq!(
-            plain,
+    fn parses_region_and_the_optional_clear_word_and_count() {
+        let config = |clears| {
             Some(Config {
                 region: "cn-hangzhou".into(),
-                clear_route_cache: false
+                clear_route_cache: clears,
             })
+        };
+        assert_eq!(Config::parse("cn-hangzhou"), config(0));
+        assert_eq!(
+            Config::parse(" cn-hangzhou  clear_route_cache\n"),
+            config(1)
         );
-        let clear = Config::parse(" cn-hangzhou  clear_route_cache\n");
         assert_eq!(
-            clear,
-            Some(Config {
-                region: "cn-hangzhou".into(),
-                clear_route_cache: true
-            })
+            Config::parse("cn-hangzhou clear_route_cache 100"),
+            config(100)
         );
         for bad in [
             "",
             "  ",
             "cn-hangzhou clear",
             "cn-hangzhou clear_route_cache x",
+            "cn-hangzhou clear_route_cache 0",
+            "cn-hangzhou clear_route_cache 1001",
+            "cn-hangzhou clear_route_cache 2 x",
         ] {
             assert_eq!(Config::parse(bad), None, "{bad:?}");
         }
