@@ -1,7 +1,9 @@
 //! Envoy facts geolb's design relies on (shared/docs/envoy-facts.md), pinned against the
 //! real Envoy 1.40 with NO geolb filter: bare Envoy, the empty wasm filter, or the
-//! test-only xds probe (`tests/xds-probe`). If one of these fails after an Envoy upgrade,
-//! the routing contract needs a second look.
+//! test-only xds probe (`tests/xds-probe`, also in copies declaring other Proxy-Wasm ABI
+//! versions), some with native `header_mutation` filters that prove which route they
+//! read ([`RouteWitness`]). If one of these fails after an Envoy upgrade, the routing
+//! contract needs a second look.
 //!
 //! Run one: `cargo test -p geolb-e2e --test envoy_facts <name>`.
 #![allow(
@@ -519,18 +521,21 @@ fn request_callback_without_a_route_reads_no_cluster() {
 // the routes match on gets the new route only if the cache is cleared before the router
 // asks for the route. Envoy's wasm host clears it by itself when a module modifies the
 // request headers, but, since Envoy 1.33, only for modules declaring a Proxy-Wasm ABI
-// version up to 0.2.1 ("larger than 0.2.1": not cleared); for those a module must call
-// the foreign function `clear_route_cache`. The Rust SDK 0.2.5 declares 0.2.1.
+// version up to 0.2.1 (release notes: not cleared when the version "is larger than
+// 0.2.1"); a module declaring a newer version must call the foreign function
+// `clear_route_cache`. The Rust SDK 0.2.5 declares 0.2.1.
 //
 // What Envoy 1.40 (proxy-wasm-cpp-host) knows: the ABI versions 0.1.0, 0.2.0 and 0.2.1,
 // read from the first exported `proxy_abi_version_*` function it recognises; a module
 // declaring no known version is not loaded ("Missing or unknown Proxy-Wasm ABI version").
 // So the case where the implicit re-selection does not happen (a newer ABI) cannot occur
 // with a loadable module on Envoy 1.40: pinned by
-// `module_declaring_an_unknown_abi_version_is_not_loaded`.
+// `module_declaring_an_unknown_abi_version_is_not_loaded`. What a header change without
+// clearing the cache does is shown with a native filter instead:
+// `native_filter_header_change_without_clearing_the_cache_does_not_reroute`.
 // ---------------------------------------------------------------------------------------
 
-/// The probe as built (ABI 0.2.1, the Rust SDK's), and copies of it that differ only in
+/// Copies of the probe (which declares ABI 0.2.1, the Rust SDK's) that differ only in
 /// the ABI version they declare (`scripts/build-wasm.sh` patches the marker's name).
 const XDS_PROBE_ABI_0_2_0_WASM: &str = "xds_probe_abi_0_2_0.wasm";
 const XDS_PROBE_ABI_0_2_2_WASM: &str = "xds_probe_abi_0_2_2.wasm";
