@@ -164,6 +164,42 @@ impl Default for RetryPolicy {
     }
 }
 
+/// Where a [`RouteWitness`] sits in the HTTP filter chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WitnessPosition {
+    /// Before the wasm filter: it sees the route selected with the headers as they arrived.
+    BeforeWasm,
+    /// After the wasm filter, before the router.
+    AfterWasm,
+}
+
+/// TEST ONLY (Envoy facts): a native Envoy filter that reads the route in its
+/// `decodeHeaders` and leaves proof of what it read. It is
+/// `envoy.filters.http.header_mutation` with an empty filter-level config; every route
+/// of the service carries a per-route config for it (`typed_per_filter_config`, keyed by
+/// [`RouteWitness::filter_name`]) that sets the request header [`RouteWitness::header`] to
+/// the route's name. The filter applies the per-route config of the route it resolved,
+/// so the app receives the name of the route the filter saw (absent: it saw none).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteWitness {
+    /// The HTTP filter's name (the key of its per-route configs).
+    pub filter_name: String,
+    /// The request header it sets to the route's name.
+    pub header: String,
+    pub position: WitnessPosition,
+}
+
+impl RouteWitness {
+    /// A witness named `filter_name` that sets `header`.
+    pub fn new(filter_name: &str, header: &str, position: WitnessPosition) -> RouteWitness {
+        RouteWitness {
+            filter_name: filter_name.into(),
+            header: header.into(),
+            position,
+        }
+    }
+}
+
 /// Outlier detection as Istio maps a DestinationRule's `outlierDetection`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OutlierDetection {
@@ -204,6 +240,13 @@ pub struct MeshConfig {
     pub regions: Vec<RegionSpec>,
     /// The wasm filter before the router; `None` = bare Envoy (no wasm).
     pub wasm: Option<WasmFilter>,
+    /// Native filters that prove which route they read (Envoy facts only; default none).
+    pub route_witnesses: Vec<RouteWitness>,
+    /// TEST ONLY (Envoy facts): `(name, value)` = a native
+    /// `envoy.filters.http.header_mutation` right before the router that sets the request
+    /// header `name: value` on every request (a native filter does not clear the route
+    /// cache when it changes a header). Default none.
+    pub native_header_set: Option<(String, String)>,
     pub subset_style: SubsetStyle,
     /// Route retry policy; `None` = no retries.
     pub retry: Option<RetryPolicy>,
@@ -248,6 +291,8 @@ impl MeshConfig {
             node_cluster: "productpage.default".into(),
             regions,
             wasm: None,
+            route_witnesses: Vec::new(),
+            native_header_set: None,
             subset_style: SubsetStyle::PreferRegion,
             retry: Some(RetryPolicy::default()),
             outlier: OutlierDetection::default(),
@@ -418,6 +463,7 @@ impl MeshConfig {
             q(ACCESS_LOG_FORMAT)
         );
         y += "          http_filters:\n";
+        y += &self.render_witness_filters(WitnessPosition::BeforeWasm);
         if let Some(w) = &self.wasm {
             y += "          # geolb's WasmPlugin (match mode CLIENT), before the router.\n";
             match w.delivery {
@@ -438,6 +484,14 @@ impl MeshConfig {
                     y += &indent(&render_wasm_typed_config(w), 14);
                 }
             }
+        }
+        y += &self.render_witness_filters(WitnessPosition::AfterWasm);
+        if let Some((name, value)) = &self.native_header_set {
+            y += &format!(
+                "          # TEST ONLY: a native filter that sets {name} (it does not clear the route cache).\n          - name: native-header-set\n            typed_config:\n              \"@type\": {HEADER_MUTATION_TYPE_URL}\n              mutations:\n                request_mutations:\n                - append:\n                    header: {{key: {k}, value: {v}}}\n                    append_action: OVERWRITE_IF_EXISTS_OR_ADD\n",
+                k = q(name),
+                v = q(value),
+            );
         }
         y += "          - name: envoy.filters.http.router\n            typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}\n";
         y += &format!(
@@ -467,6 +521,7 @@ impl MeshConfig {
                 q(&self.subset_cluster(&r.name))
             );
             y += &self.render_retry();
+            y += &self.render_witness_per_route(&format!("{SUBSET_PREFIX}{}", r.name));
         }
         y += "              # Last route, no header match: the fail-open path (filter absent or bypassed).\n";
         y += &format!(
@@ -474,9 +529,42 @@ impl MeshConfig {
             q(&self.default_cluster())
         );
         y += &self.render_retry();
+        y += &self.render_witness_per_route("default");
         if self.passthrough.is_some() {
             y += "            # Istio's allow_any virtual host: other authorities pass through.\n";
             y += "            - name: allow_any\n              domains: [\"*\"]\n              routes:\n              - name: allow_any\n                match: {prefix: /}\n                route: {cluster: PassthroughCluster, timeout: 0s}\n";
+        }
+        y
+    }
+
+    fn render_witness_filters(&self, position: WitnessPosition) -> String {
+        let mut y = String::new();
+        for w in self
+            .route_witnesses
+            .iter()
+            .filter(|w| w.position == position)
+        {
+            y += &format!(
+                "          # TEST ONLY: reads the route in decodeHeaders and sets {h} to its name (per-route config).\n          - name: {name}\n            typed_config: {{\"@type\": {HEADER_MUTATION_TYPE_URL}}}\n",
+                h = w.header,
+                name = q(&w.filter_name),
+            );
+        }
+        y
+    }
+
+    fn render_witness_per_route(&self, route_name: &str) -> String {
+        if self.route_witnesses.is_empty() {
+            return String::new();
+        }
+        let mut y = String::from("                typed_per_filter_config:\n");
+        for w in &self.route_witnesses {
+            y += &format!(
+                "                  {name}:\n                    \"@type\": {HEADER_MUTATION_TYPE_URL}PerRoute\n                    mutations:\n                      request_mutations:\n                      - append:\n                          header: {{key: {h}, value: {v}}}\n                          append_action: OVERWRITE_IF_EXISTS_OR_ADD\n",
+                name = q(&w.filter_name),
+                h = q(&w.header),
+                v = q(route_name),
+            );
         }
         y
     }
@@ -593,6 +681,9 @@ pub const ACCESS_LOG_FORMAT: &str = "%START_TIME% %RESPONSE_CODE% %RESPONSE_FLAG
 pub const ECDS_FILE: &str = "wasm-ecds.yaml";
 
 const WASM_TYPE_URL: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
+
+const HEADER_MUTATION_TYPE_URL: &str =
+    "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation";
 
 /// Ports and files a rendered bootstrap refers to. Port 0 = ephemeral (the harness reads
 /// the bound ports from the admin API).

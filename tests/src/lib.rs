@@ -43,8 +43,8 @@ pub use client::{
     send_on_one_connection, send_one, send_parallel,
 };
 pub use config::{
-    Delivery, FailurePolicy, MeshConfig, OutlierDetection, RegionSpec, RetryPolicy, SubsetStyle,
-    WasmFilter,
+    Delivery, FailurePolicy, MeshConfig, OutlierDetection, RegionSpec, RetryPolicy, RouteWitness,
+    SubsetStyle, WasmFilter, WitnessPosition,
 };
 pub use envoy::{Envoy, StartError, UpdateOutcome, wait_until};
 pub use paths::{empty_wasm, envoy_binary, geolb_wasm, repo_root, wasm_module};

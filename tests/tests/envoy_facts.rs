@@ -1,7 +1,9 @@
 //! Envoy facts geolb's design relies on (shared/docs/envoy-facts.md), pinned against the
 //! real Envoy 1.40 with NO geolb filter: bare Envoy, the empty wasm filter, or the
-//! test-only xds probe (`tests/xds-probe`). If one of these fails after an Envoy upgrade,
-//! the routing contract needs a second look.
+//! test-only xds probe (`tests/xds-probe`, also in copies declaring other Proxy-Wasm ABI
+//! versions), some with native `header_mutation` filters that prove which route they
+//! read ([`RouteWitness`]). If one of these fails after an Envoy upgrade, the routing
+//! contract needs a second look.
 //!
 //! Run one: `cargo test -p geolb-e2e --test envoy_facts <name>`.
 #![allow(
@@ -510,4 +512,311 @@ fn request_callback_without_a_route_reads_no_cluster() {
         "{:?}",
         r.headers
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Route re-selection after a wasm filter changes the routing header.
+//
+// Envoy caches the route it selects for a request; a filter that changes a request header
+// the routes match on gets the new route only if the cache is cleared before the router
+// asks for the route. Envoy's wasm host clears it by itself when a module modifies the
+// request headers, but, since Envoy 1.33, only for modules declaring a Proxy-Wasm ABI
+// version up to 0.2.1 (release notes: not cleared when the version "is larger than
+// 0.2.1"); a module declaring a newer version must call the foreign function
+// `clear_route_cache`. The Rust SDK 0.2.5 declares 0.2.1.
+//
+// What Envoy 1.40 (proxy-wasm-cpp-host) knows: the ABI versions 0.1.0, 0.2.0 and 0.2.1,
+// read from the first exported `proxy_abi_version_*` function it recognises; a module
+// declaring no known version is not loaded ("Missing or unknown Proxy-Wasm ABI version").
+// So the case where the implicit re-selection does not happen (a newer ABI) cannot occur
+// with a loadable module on Envoy 1.40: pinned by
+// `module_declaring_an_unknown_abi_version_is_not_loaded`. What a header change without
+// clearing the cache does is shown with a native filter instead:
+// `native_filter_header_change_without_clearing_the_cache_does_not_reroute`.
+// ---------------------------------------------------------------------------------------
+
+/// Copies of the probe (which declares ABI 0.2.1, the Rust SDK's) that differ only in
+/// the ABI version they declare (`scripts/build-wasm.sh` patches the marker's name).
+const XDS_PROBE_ABI_0_2_0_WASM: &str = "xds_probe_abi_0_2_0.wasm";
+const XDS_PROBE_ABI_0_2_2_WASM: &str = "xds_probe_abi_0_2_2.wasm";
+
+/// The header a [`RouteWitness`] before the wasm filter sets to the route it read.
+const WITNESS_BEFORE: &str = "x-witness-before-wasm";
+/// The header a [`RouteWitness`] after the wasm filter (before the router) sets.
+const WITNESS_AFTER: &str = "x-witness-after-wasm";
+
+/// One request the probe re-routed (or not): what it read and called, what the route
+/// witnesses saw, and where Envoy sent the request.
+#[derive(Debug, PartialEq, Eq)]
+struct Rerouted {
+    /// `xds.cluster_name` in the request callback, before the header change.
+    request_cluster: String,
+    /// What `clear_route_cache` returned (`None`: not called).
+    clear_route_cache: Option<String>,
+    /// `xds.cluster_name` right after that call (`None`: not called).
+    after_clear_cluster: Option<String>,
+    /// `xds.cluster_name` in the response callback.
+    response_cluster: String,
+    /// The route the filter before the wasm filter read (`None`: no witness).
+    witness_before: Option<String>,
+    /// The route the filter after the wasm filter read (`None`: no witness).
+    witness_after: Option<String>,
+    served_by: String,
+}
+
+/// Sends `req` (with `x-probe-set-region: set_region`, and `x-probe-clear-route-cache`
+/// when `clear`) and reads the witnesses' headers from the upstream that served it.
+fn reroute(
+    envoy: &Envoy,
+    upstreams: &[&Upstream],
+    req: Request,
+    set_region: &str,
+    clear: bool,
+) -> Rerouted {
+    let mut req = req.header("x-probe-set-region", set_region);
+    if clear {
+        req = req.header("x-probe-clear-route-cache", "1");
+    }
+    let r = send_one(envoy.addr(), &req).expect("a response");
+    assert_eq!(r.status, 200, "{:?}", r.body_str());
+    let served_by = r.served_region().unwrap_or("-").to_string();
+    let seen = upstreams
+        .iter()
+        .find(|u| u.region() == served_by)
+        .map(|u| u.last_request_headers())
+        .unwrap_or_default();
+    let witness = |name: &str| {
+        seen.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    let header = |name: &str| r.header(name).map(str::to_string);
+    Rerouted {
+        request_cluster: header("x-probe-request-cluster").unwrap_or_default(),
+        clear_route_cache: header("x-probe-clear-route-cache"),
+        after_clear_cluster: header("x-probe-after-clear-cluster"),
+        response_cluster: header("x-probe-response-cluster").unwrap_or_default(),
+        witness_before: witness(WITNESS_BEFORE),
+        witness_after: witness(WITNESS_AFTER),
+        served_by,
+    }
+}
+
+/// The probe module `file` in front of the router, optionally with a route witness on
+/// each side of it.
+fn probe_config(upstreams: &[&Upstream], file: &str, witnesses: bool) -> MeshConfig {
+    let mut cfg =
+        MeshConfig::for_upstreams(upstreams).with_wasm(WasmFilter::new(wasm_module(file), "{}"));
+    if witnesses {
+        cfg.route_witnesses = vec![
+            RouteWitness::new(
+                "route-witness-before",
+                WITNESS_BEFORE,
+                WitnessPosition::BeforeWasm,
+            ),
+            RouteWitness::new(
+                "route-witness-after",
+                WITNESS_AFTER,
+                WitnessPosition::AfterWasm,
+            ),
+        ];
+    }
+    cfg
+}
+
+/// Pins, for ABI 0.2.1 (the Rust SDK 0.2.5's, so geolb's): a routing header the module
+/// replaces in `on_http_request_headers` re-selects the route WITHOUT any explicit call
+/// (Envoy clears the route cache on the header change by itself), and equally WITH a
+/// call of the foreign function `clear_route_cache` right after the change, which the
+/// host offers: the call returns `Ok` with no bytes (`Ok(None)` in the SDK). Both from
+/// the route without header and from a client-sent header's region route. After the
+/// explicit call `xds.cluster_name` still names the route of the arrival inside the
+/// callback (the new route is resolved when the router asks for it).
+#[test]
+fn header_change_reroutes_with_and_without_clear_route_cache() {
+    let (a, b, c) = three_regions();
+    let ups = [&a, &b, &c];
+    let cfg = probe_config(&ups, XDS_PROBE_WASM, false);
+    let envoy = Envoy::start(&cfg);
+    let arrivals = [
+        (Request::reviews(), cfg.default_cluster()),
+        (routed(B), cfg.subset_cluster(B)),
+    ];
+    for (arrived, cluster) in arrivals {
+        for clear in [false, true] {
+            assert_eq!(
+                reroute(&envoy, &ups, arrived.clone(), C, clear),
+                Rerouted {
+                    request_cluster: cluster.clone(),
+                    clear_route_cache: clear.then(|| "ok".to_string()),
+                    after_clear_cluster: clear.then(|| cluster.clone()),
+                    response_cluster: cfg.subset_cluster(C),
+                    witness_before: None,
+                    witness_after: None,
+                    served_by: C.into(),
+                },
+                "arrived on {cluster}, clear_route_cache called: {clear}"
+            );
+        }
+    }
+    assert_eq!(
+        envoy.cluster_stat(&cfg.subset_cluster(C), "upstream_rq_total"),
+        4
+    );
+}
+
+/// Pins, for ABI 0.2.1: the re-selection also happens when a filter BEFORE the wasm
+/// filter already resolved and used the route. That filter (a native
+/// `envoy.filters.http.header_mutation` with per-route configs, a [`RouteWitness`])
+/// applied the per-route config of the ORIGINAL route (the app receives its name), then
+/// the module replaced the header, and a witness after the module and the router both
+/// got the NEW route: the region the module named serves. With and without the explicit
+/// `clear_route_cache` call (which returns `Ok`, no bytes). Without a header change both
+/// witnesses see the same route (control).
+#[test]
+fn header_change_reroutes_after_an_earlier_filter_read_the_route() {
+    let (a, b, c) = three_regions();
+    let ups = [&a, &b, &c];
+    let cfg = probe_config(&ups, XDS_PROBE_WASM, true);
+    let envoy = Envoy::start(&cfg);
+    // Control: the probe sets the header to the value it already has (B): same route.
+    assert_eq!(
+        reroute(&envoy, &ups, routed(B), B, false),
+        Rerouted {
+            request_cluster: cfg.subset_cluster(B),
+            clear_route_cache: None,
+            after_clear_cluster: None,
+            response_cluster: cfg.subset_cluster(B),
+            witness_before: Some(format!("geolb-{B}")),
+            witness_after: Some(format!("geolb-{B}")),
+            served_by: B.into(),
+        }
+    );
+    let arrivals = [
+        (
+            Request::reviews(),
+            cfg.default_cluster(),
+            "default".to_string(),
+        ),
+        (routed(B), cfg.subset_cluster(B), format!("geolb-{B}")),
+    ];
+    for (arrived, cluster, route) in arrivals {
+        for clear in [false, true] {
+            assert_eq!(
+                reroute(&envoy, &ups, arrived.clone(), C, clear),
+                Rerouted {
+                    request_cluster: cluster.clone(),
+                    clear_route_cache: clear.then(|| "ok".to_string()),
+                    after_clear_cluster: clear.then(|| cluster.clone()),
+                    response_cluster: cfg.subset_cluster(C),
+                    witness_before: Some(route.clone()),
+                    witness_after: Some(format!("geolb-{C}")),
+                    served_by: C.into(),
+                },
+                "arrived on route {route}, clear_route_cache called: {clear}"
+            );
+        }
+    }
+    assert_eq!(
+        envoy.cluster_stat(&cfg.subset_cluster(C), "upstream_rq_total"),
+        4
+    );
+}
+
+/// Pins, for ABI 0.2.0 (the same probe, declaring 0.2.0): Envoy 1.40 clears the route
+/// cache on a header change for it too (0.2.0 is not "larger than 0.2.1"), with and
+/// without a filter that read the route before, and `clear_route_cache` is offered
+/// as well.
+#[test]
+fn abi_0_2_0_module_header_change_reroutes_too() {
+    let (a, b, c) = three_regions();
+    let ups = [&a, &b, &c];
+    let cfg = probe_config(&ups, XDS_PROBE_ABI_0_2_0_WASM, true);
+    let envoy = Envoy::start(&cfg);
+    for clear in [false, true] {
+        assert_eq!(
+            reroute(&envoy, &ups, Request::reviews(), C, clear),
+            Rerouted {
+                request_cluster: cfg.default_cluster(),
+                clear_route_cache: clear.then(|| "ok".to_string()),
+                after_clear_cluster: clear.then(|| cfg.default_cluster()),
+                response_cluster: cfg.subset_cluster(C),
+                witness_before: Some("default".into()),
+                witness_after: Some(format!("geolb-{C}")),
+                served_by: C.into(),
+            },
+            "clear_route_cache called: {clear}"
+        );
+    }
+}
+
+/// Pins why the case "Envoy does not clear the route cache by itself" cannot be shown on
+/// Envoy 1.40: it applies to modules declaring an ABI newer than 0.2.1, and Envoy 1.40
+/// loads none. The same probe declaring 0.2.2 is refused as "Missing or unknown
+/// Proxy-Wasm ABI version": `envoy --mode validate` fails, and delivered by ECDS the
+/// filter config is rejected and requests get a local 500 (NFCF).
+#[test]
+fn module_declaring_an_unknown_abi_version_is_not_loaded() {
+    let (a, b, c) = three_regions();
+    let ups = [&a, &b, &c];
+    let cfg = probe_config(&ups, XDS_PROBE_ABI_0_2_2_WASM, false);
+    let err = Envoy::validate(&cfg).expect_err("an unknown ABI must not load");
+    assert!(
+        err.contains("Missing or unknown Proxy-Wasm ABI version"),
+        "{err}"
+    );
+    let envoy = Envoy::start(&cfg);
+    let p = envoy.ecds_stat_prefix();
+    assert_eq!(envoy.counter(&format!("{p}update_rejected")), 1);
+    let s = Summary::of(&send_on_one_connection(envoy.addr(), &routed(B), 3));
+    assert_eq!(s.non_2xx.get(&500), Some(&3), "{s}");
+}
+
+/// The control for the tests above: the route cache is real, and changing the header is
+/// not enough by itself. A NATIVE filter (`envoy.filters.http.header_mutation`, right
+/// before the router) that sets the routing header to C does not clear the cache, and the
+/// route selected with the headers as they arrived serves: a client-sent B goes to B,
+/// no header takes the default route to the proxy's region A, whose app receives the
+/// changed header (the default route does not remove it). The same holds behind a route
+/// witness that read the route first. So the wasm re-routes above are the host clearing
+/// the cache (implicitly, or by `clear_route_cache`).
+#[test]
+fn native_filter_header_change_without_clearing_the_cache_does_not_reroute() {
+    let (a, b, c) = three_regions();
+    for witnesses in [false, true] {
+        let mut cfg = MeshConfig::for_upstreams(&[&a, &b, &c]);
+        cfg.native_header_set = Some((ROUTING_HEADER.into(), C.into()));
+        if witnesses {
+            cfg.route_witnesses = vec![RouteWitness::new(
+                "route-witness-before",
+                WITNESS_BEFORE,
+                WitnessPosition::BeforeWasm,
+            )];
+        }
+        let envoy = Envoy::start(&cfg);
+        let s = Summary::of(&send_on_one_connection(envoy.addr(), &routed(B), 5));
+        assert_eq!((s.ok, s.served_by(B)), (5, 5), "witnesses {witnesses}: {s}");
+        let s = Summary::of(&send_on_one_connection(
+            envoy.addr(),
+            &Request::reviews(),
+            5,
+        ));
+        assert_eq!((s.ok, s.served_by(A)), (5, 5), "witnesses {witnesses}: {s}");
+        assert_eq!(
+            s.by_seen_header.get(C),
+            Some(&5),
+            "witnesses {witnesses}: {s}"
+        );
+        assert_eq!(
+            envoy.cluster_stat(&cfg.subset_cluster(C), "upstream_rq_total"),
+            0
+        );
+        if witnesses {
+            let seen = a.last_request_headers();
+            let before = seen
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(WITNESS_BEFORE));
+            assert_eq!(before.map(|(_, v)| v.as_str()), Some("default"), "{seen:?}");
+        }
+    }
 }

@@ -8,6 +8,17 @@
 //! does not know, so the filter also reads `xds.cluster_name`). Every geolb variant must
 //! have routed each request it measured (`wasmcustom.geolb.routed`), else the run fails.
 //!
+//! The "header floor" (`bench/header-floor`) is the empty filter plus a constant
+//! `x-geolb-region` write on every request, so Envoy re-selects the route to the
+//! region's subset cluster: what any filter in geolb's design pays before deciding
+//! anything. "floor + clear" is the same module also calling the foreign function
+//! `clear_route_cache` after the write; the two differ only in that call, so their
+//! paired ratio is its per-request cost. One call is small against the noise of a shared
+//! machine, so "floor + 100 clears" calls it 100 times per request: its paired
+//! difference to the floor, divided by 100, is the cost of one call. Every floor variant
+//! must have sent every request over the header's route (the fallback cluster served
+//! none), else the run fails.
+//!
 //! `scripts/bench.sh` (= `cargo run --release -p geolb-e2e --bin geolb-bench`).
 //! Env: `GEOLB_BENCH_ROUNDS` (default 7), `GEOLB_BENCH_SECS` (default 3),
 //! `GEOLB_BENCH_POLICY` (policy JSON; default policy/tests/fixtures/seed-a.json),
@@ -32,13 +43,24 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// What a variant must have done with every measured request, checked after the
+/// measurement (so the check costs the measured CPU nothing).
+#[derive(Clone, Debug)]
+enum RoutingCheck {
+    None,
+    /// geolb routed each one (its `wasmcustom.geolb.routed` counters).
+    Geolb,
+    /// Each one took the header route to this region's subset cluster: the fallback
+    /// cluster served none.
+    HeaderRoute(String),
+}
+
 /// A benchmark variant.
 struct Variant<'a> {
     name: String,
     config: MeshConfig,
     headers: &'a [(&'a str, &'a str)],
-    /// geolb runs and must route every request (checked on its counters).
-    routes: bool,
+    check: RoutingCheck,
 }
 
 impl<'a> Variant<'a> {
@@ -47,15 +69,49 @@ impl<'a> Variant<'a> {
             name: name.to_owned(),
             config,
             headers,
-            routes: false,
+            check: RoutingCheck::None,
         }
     }
 
+    /// geolb runs and must route every request.
     fn routing(mut self) -> Variant<'a> {
-        self.routes = true;
+        self.check = RoutingCheck::Geolb;
+        self
+    }
+
+    /// Every request must take the header route to `region`.
+    fn header_routed(mut self, region: &str) -> Variant<'a> {
+        self.check = RoutingCheck::HeaderRoute(region.to_owned());
         self
     }
 }
+
+/// Fails the run unless `v` did what [`Variant::check`] asks with the `measured`
+/// requests.
+fn check_routing(v: &Variant, envoy: &Envoy, measured: u64) {
+    let name = &v.name;
+    match &v.check {
+        RoutingCheck::None => {}
+        RoutingCheck::Geolb => {
+            let routed = geolb_routed(envoy);
+            assert!(
+                routed >= measured,
+                "{name}: geolb routed {routed} requests, wrk measured {measured}"
+            );
+        }
+        RoutingCheck::HeaderRoute(region) => {
+            let fallback = envoy.cluster_stat(&v.config.default_cluster(), "upstream_rq_total");
+            let subset = envoy.cluster_stat(&v.config.subset_cluster(region), "upstream_rq_total");
+            assert!(
+                fallback == 0 && subset >= measured,
+                "{name}: {subset} requests over {region}'s header route, {fallback} over the fallback route, wrk measured {measured}"
+            );
+        }
+    }
+}
+
+/// How many times "floor + 100 clears" calls `clear_route_cache` per request.
+const AMPLIFIED_CLEARS: u32 = 100;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -93,6 +149,12 @@ fn main() {
         .clone()
         .with_wasm(WasmFilter::geolb(&gateway_policy(&policy)));
     gateway.extra_domains = vec![GATEWAY_AUTHORITY.to_owned()];
+    // The header floor writes this region (the proxy's) on every request.
+    let floor_region = "cn-hangzhou";
+    let floor = |config: &str| {
+        base.clone()
+            .with_wasm(WasmFilter::new(wasm_module("header_floor.wasm"), config))
+    };
     let mut variants: Vec<Variant> = vec![
         Variant::new("bare", base.clone(), &[]),
         Variant::new(
@@ -105,6 +167,21 @@ fn main() {
             base.clone().with_wasm(WasmFilter::empty()),
             routed,
         ),
+        Variant::new("header floor", floor(floor_region), &[]).header_routed(floor_region),
+        Variant::new(
+            "floor + clear",
+            floor(&format!("{floor_region} clear_route_cache")),
+            &[],
+        )
+        .header_routed(floor_region),
+        Variant::new(
+            "floor + 100 clears",
+            floor(&format!(
+                "{floor_region} clear_route_cache {AMPLIFIED_CLEARS}"
+            )),
+            &[],
+        )
+        .header_routed(floor_region),
         Variant::new(
             "geolb",
             base.clone().with_wasm(WasmFilter::geolb(&policy)),
@@ -144,7 +221,7 @@ fn main() {
                 Duration::from_secs(secs),
             );
             eprintln!(
-                "round {round} {name:>14}: {:>8} req, {:>8.0} rps, {:>6.1} us CPU/req, non-2xx {}, socket errors {}",
+                "round {round} {name:>18}: {:>8} req, {:>8.0} rps, {:>6.1} us CPU/req, non-2xx {}, socket errors {}",
                 r.requests,
                 r.requests_per_sec,
                 r.cpu_us_per_request(),
@@ -152,15 +229,7 @@ fn main() {
                 r.socket_errors
             );
             assert_eq!(r.non_2xx + r.socket_errors, 0, "{name}: {r:?}");
-            if v.routes {
-                // Counted after the measurement, so it costs the measured CPU nothing.
-                let routed = geolb_routed(&envoy);
-                assert!(
-                    routed >= r.requests,
-                    "{name}: geolb routed {routed} requests, wrk measured {}",
-                    r.requests
-                );
-            }
+            check_routing(v, &envoy, r.requests);
             results[i].push(r);
         }
     }
@@ -182,26 +251,55 @@ fn main() {
     println!(
         "median over {rounds} interleaved rounds of {secs}s (wrk -t2 -c32, 1 Envoy worker, nginx upstreams):"
     );
+    let index = |name: &str| variants.iter().position(|v| v.name == name).unwrap();
+    let floor_index = index("header floor");
     println!(
-        "{:>16} {:>11} {:>13} {:>17} {:>12} {:>13}",
-        "variant", "CPU us/req", "CPU vs empty", "CPU vs empty+hdr", "rps vs bare", "rps vs empty"
+        "{:>18} {:>11} {:>13} {:>17} {:>13} {:>12} {:>13}",
+        "variant",
+        "CPU us/req",
+        "CPU vs empty",
+        "CPU vs empty+hdr",
+        "CPU vs floor",
+        "rps vs bare",
+        "rps vs empty"
     );
     let cpu_ratio =
         |x: &LoadResult, y: &LoadResult| x.cpu_us_per_request() / y.cpu_us_per_request();
     let rps_ratio = |x: &LoadResult, y: &LoadResult| x.requests_per_sec / y.requests_per_sec;
     for (i, Variant { name, .. }) in variants.iter().enumerate() {
         println!(
-            "{name:>16} {:>11.1} {:>12.3}x {:>16.3}x {:>11.3}x {:>12.3}x",
+            "{name:>18} {:>11.1} {:>12.3}x {:>16.3}x {:>12.3}x {:>11.3}x {:>12.3}x",
             median(cpu(i)),
             paired(i, 1, &cpu_ratio),
             paired(i, 2, &cpu_ratio),
+            paired(i, floor_index, &cpu_ratio),
             paired(i, 0, &rps_ratio),
             paired(i, 1, &rps_ratio),
         );
     }
-    let index = |name: &str| variants.iter().position(|v| v.name == name).unwrap();
     let (sidecar_index, gateway_index) = (index("geolb"), index("geolb gateway"));
     let cpu_diff = |x: &LoadResult, y: &LoadResult| x.cpu_us_per_request() - y.cpu_us_per_request();
+    println!(
+        "floor + clear vs header floor: CPU {:.3}x, {:+.1} us/req (the clear_route_cache call)",
+        paired(index("floor + clear"), floor_index, &cpu_ratio),
+        paired(index("floor + clear"), floor_index, &cpu_diff),
+    );
+    println!(
+        "floor + 100 clears vs header floor: CPU {:.3}x, {:+.1} us/req = {:+.2} us per clear_route_cache call",
+        paired(index("floor + 100 clears"), floor_index, &cpu_ratio),
+        paired(index("floor + 100 clears"), floor_index, &cpu_diff),
+        paired(index("floor + 100 clears"), floor_index, &cpu_diff) / f64::from(AMPLIFIED_CLEARS),
+    );
+    println!(
+        "header floor vs empty filter: CPU {:.3}x, {:+.1} us/req (the header write and route re-selection)",
+        paired(floor_index, 1, &cpu_ratio),
+        paired(floor_index, 1, &cpu_diff),
+    );
+    println!(
+        "geolb vs header floor: CPU {:.3}x, {:+.1} us/req (geolb's decision and bookkeeping)",
+        paired(sidecar_index, floor_index, &cpu_ratio),
+        paired(sidecar_index, floor_index, &cpu_diff),
+    );
     println!(
         "geolb gateway vs geolb (sidecar): CPU {:.3}x, {:+.1} us/req (xds.cluster_name read)",
         paired(gateway_index, sidecar_index, &cpu_ratio),

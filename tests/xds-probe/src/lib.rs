@@ -6,7 +6,10 @@
 //! In `on_http_request_headers` it reads `xds.cluster_name` and `xds.route_name` (the
 //! route Envoy selected for the headers as they arrived); if the request carries
 //! `x-probe-set-region: R`, it then replaces the routing header `x-geolb-region` with `R`
-//! (as geolb does) and reads `xds.cluster_name` once more. In
+//! (as geolb does) and reads `xds.cluster_name` once more. If the request also carries
+//! `x-probe-clear-route-cache` (any value), it then calls the foreign function
+//! `clear_route_cache` (what a filter must do when Envoy does not clear the route cache
+//! on a header change by itself) and reads `xds.cluster_name` again. In
 //! `on_http_response_headers` it reads `xds.cluster_name` again (the cluster that served)
 //! and returns every reading as a response header:
 //!
@@ -15,9 +18,16 @@
 //! | `x-probe-request-cluster`    | `xds.cluster_name` in the request callback   |
 //! | `x-probe-request-route`      | `xds.route_name` in the request callback     |
 //! | `x-probe-after-set-cluster`  | `xds.cluster_name` right after the header change (absent when none was asked for) |
+//! | `x-probe-clear-route-cache`  | what `call_foreign_function("clear_route_cache", None)` returned: `ok` (no bytes), `ok:<n> bytes`, `error:<status>` (absent when not asked for) |
+//! | `x-probe-after-clear-cluster`| `xds.cluster_name` right after that call (absent when not asked for) |
 //! | `x-probe-response-cluster`   | `xds.cluster_name` in the response callback  |
 //!
 //! A property Envoy does not have reads as [`ABSENT`], a failed read as `error:<status>`.
+//!
+//! `scripts/build-wasm.sh` also publishes copies of the module that differ only in the
+//! Proxy-Wasm ABI version they declare (the name of the exported `proxy_abi_version_*`
+//! marker function, patched in place): `xds_probe_abi_0_2_0.wasm` and
+//! `xds_probe_abi_0_2_2.wasm` (a version Envoy 1.40 does not know).
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -25,6 +35,8 @@ use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
 
 /// The request header that asks the probe to set the routing header.
 const SET_REGION: &str = "x-probe-set-region";
+/// The request header that asks the probe to call `clear_route_cache` after setting it.
+const CLEAR_ROUTE_CACHE: &str = "x-probe-clear-route-cache";
 /// The routing header the harness's route table matches (`ROUTING_HEADER`).
 const ROUTING_HEADER: &str = "x-geolb-region";
 /// What a reading of a property Envoy does not provide reports.
@@ -81,6 +93,20 @@ impl HttpContext for Probe {
             );
             self.readings
                 .push(("x-probe-after-set-cluster", read(&["xds", "cluster_name"])));
+            if let Ok(Some(_)) =
+                hostcalls::get_map_value(MapType::HttpRequestHeaders, CLEAR_ROUTE_CACHE)
+            {
+                let outcome = match hostcalls::call_foreign_function("clear_route_cache", None) {
+                    Ok(None) => "ok".to_owned(),
+                    Ok(Some(bytes)) => format!("ok:{} bytes", bytes.len()),
+                    Err(status) => format!("error:{status:?}"),
+                };
+                self.readings.push(("x-probe-clear-route-cache", outcome));
+                self.readings.push((
+                    "x-probe-after-clear-cluster",
+                    read(&["xds", "cluster_name"]),
+                ));
+            }
         }
         Action::Continue
     }
