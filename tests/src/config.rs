@@ -673,9 +673,11 @@ impl MeshConfig {
     }
 }
 
-/// Access log line: `start code flags upstream_cluster upstream_host details route attempts
-/// upstream_region`.
-pub const ACCESS_LOG_FORMAT: &str = "%START_TIME% %RESPONSE_CODE% %RESPONSE_FLAGS% %UPSTREAM_CLUSTER% %UPSTREAM_HOST% %RESPONSE_CODE_DETAILS% route=%ROUTE_NAME% attempts=%UPSTREAM_REQUEST_ATTEMPT_COUNT%\n";
+/// Access log line: `start code flags upstream_cluster upstream_host details route
+/// attempts rbac`; `rbac=` is the shadow policy an RBAC filter before the extensions
+/// matched (the istiod stand-in names it after the route that filter saw:
+/// `route:<name>`; `-` without one).
+pub const ACCESS_LOG_FORMAT: &str = "%START_TIME% %RESPONSE_CODE% %RESPONSE_FLAGS% %UPSTREAM_CLUSTER% %UPSTREAM_HOST% %RESPONSE_CODE_DETAILS% route=%ROUTE_NAME% attempts=%UPSTREAM_REQUEST_ATTEMPT_COUNT% rbac=%DYNAMIC_METADATA(envoy.filters.http.rbac:shadow_effective_policy_id)%\n";
 
 /// The ECDS file name inside [`RenderPaths::ecds_dir`].
 pub const ECDS_FILE: &str = "wasm-ecds.yaml";

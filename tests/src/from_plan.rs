@@ -12,7 +12,10 @@ use std::path::{Path, PathBuf};
 use geolb::plan::{Cluster, Plan};
 use geolb::topology::Topology;
 
-use crate::istiod::{Environment, Locality, Proxy, ProxyRole, Registry, Workload};
+use crate::istiod::{
+    DEFAULT_SERVICE_ACCOUNT, Environment, Locality, NodeLocality, Proxy, ProxyRole, Registry,
+    Workload,
+};
 
 /// The namespace Istio's gateways run in unless the plan says otherwise.
 const GATEWAY_NAMESPACE: &str = "istio-system";
@@ -24,6 +27,8 @@ pub struct RenderedPlan {
     /// The plan file.
     pub path: PathBuf,
     root: PathBuf,
+    /// How the proxies' Envoys learn their locality ([`RenderedPlan::with_node_locality`]).
+    pub node_locality: NodeLocality,
     /// Keeps a temporary output directory alive (removed on drop).
     _temp: Option<tempfile::TempDir>,
 }
@@ -91,8 +96,16 @@ impl RenderedPlan {
             plan,
             path: path.to_path_buf(),
             root: out.to_path_buf(),
+            node_locality: NodeLocality::default(),
             _temp: None,
         }
+    }
+
+    /// The proxies ([`RenderedPlan::sidecar`], [`RenderedPlan::ingress_gateway`]) run on
+    /// clusters of kind `flavour` (default [`NodeLocality::Absent`], as on ACK).
+    pub fn with_node_locality(mut self, flavour: NodeLocality) -> RenderedPlan {
+        self.node_locality = flavour;
+        self
     }
 
     /// The rendered root (`mesh/`, `clusters/<name>/`).
@@ -107,6 +120,13 @@ impl RenderedPlan {
             .iter()
             .find(|c| c.name == name)
             .unwrap_or_else(|| panic!("the plan has no cluster {name}"))
+    }
+
+    /// The Istio cluster ID of the plan's cluster `name` (what its install values give
+    /// the injector as `values.global.multiCluster.clusterName`, and istiod's registry
+    /// puts in `topology.istio.io/cluster`): the only place the tests derive it.
+    pub fn cluster_id(&self, name: &str) -> String {
+        self.cluster(name).name.clone()
     }
 
     /// The cluster's region of a placement (or of any cluster).
@@ -183,10 +203,11 @@ impl RenderedPlan {
                     port: p.port,
                     address,
                     labels: p.labels.clone(),
-                    cluster: p.cluster.clone(),
+                    cluster: self.cluster_id(&p.cluster),
                     network: self.network(&p.cluster),
                     locality: self.locality(&p.cluster),
                     sidecar: false,
+                    service_account: crate::istiod::DEFAULT_SERVICE_ACCOUNT.to_string(),
                 })
             })
             .collect();
@@ -209,10 +230,13 @@ impl RenderedPlan {
             name,
             namespace: p.namespace.clone(),
             labels: p.labels.clone(),
-            cluster: cluster.to_string(),
+            cluster: self.cluster_id(cluster),
             network: self.network(cluster),
             locality: self.locality(cluster),
+            platform_locality: None,
+            service_account: DEFAULT_SERVICE_ACCOUNT.to_string(),
         }
+        .with_node_locality(self.node_locality)
     }
 
     /// The ingress gateway pod of the plan's first gateway in `cluster` (labels = its
@@ -236,10 +260,13 @@ impl RenderedPlan {
                 .clone()
                 .unwrap_or_else(|| GATEWAY_NAMESPACE.to_string()),
             labels,
-            cluster: cluster.to_string(),
+            cluster: self.cluster_id(cluster),
             network: self.network(cluster),
             locality: self.locality(cluster),
+            platform_locality: None,
+            service_account: "istio-ingressgateway-service-account".to_string(),
         }
+        .with_node_locality(self.node_locality)
     }
 
     /// This machine: the plan's filter URL is the module `scripts/build-wasm.sh` built

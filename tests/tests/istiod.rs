@@ -105,6 +105,7 @@ impl Rendered {
                         network: String::new(),
                         locality: self.locality(c),
                         sidecar: false,
+                        service_account: DEFAULT_SERVICE_ACCOUNT.into(),
                     });
                 }
             }
@@ -505,6 +506,7 @@ fn a_service_without_virtual_service_gets_istios_default_route() {
         network: String::new(),
         locality: r.locality("ack-hangzhou"),
         sidecar: false,
+        service_account: DEFAULT_SERVICE_ACCOUNT.into(),
     });
     let t = r.translate("ack-hangzhou", &registry, &r.sidecar("ack-hangzhou"));
     let vh = vhost(&t, "0.0.0.0_9080", "extra.other.svc.cluster.local:9080");
@@ -524,11 +526,19 @@ fn a_service_without_virtual_service_gets_istios_default_route() {
         route["route"]["cluster"],
         "outbound|9080||extra.other.svc.cluster.local"
     );
-    assert_eq!(route["route"]["retry_policy"]["num_retries"], 2);
-    assert!(
-        route["route"]["retry_policy"]
-            .get("retry_priority")
-            .is_none()
+    // Istio's DefaultPolicy exactly: `retriable-status-codes` without codes, so a 503
+    // answer is not retried (only a VirtualService retryOn with codes adds them).
+    assert_eq!(
+        route["route"]["retry_policy"],
+        json!({
+            "retry_on": "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes",
+            "num_retries": 2,
+            "retry_host_predicate": [{
+                "name": "envoy.retry_host_predicates.previous_hosts",
+                "typed_config": { "@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate" },
+            }],
+            "host_selection_retry_max_attempts": 5,
+        })
     );
     // No DestinationRule: no outlier detection, so no priorities and Envoy's panic default.
     let c = cluster(&t, "outbound|9080||extra.other.svc.cluster.local");
@@ -572,23 +582,54 @@ fn a_ingress_gateway_serves_the_gateway_virtual_service_on_port_80() {
     assert_eq!(node["cluster"], "istio-ingressgateway.istio-system");
 }
 
+/// The names of a connection manager's HTTP filters, in order.
+fn filter_names(t: &Translated, listener: &str) -> Vec<String> {
+    hcm(t, listener)["http_filters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Istio's HTTP filters after the STATS-phase extensions (upstream Envoy's, the
+/// Istio-only alpn and stats left out).
+const AFTER_EXTENSIONS: [&str; 4] = [
+    "envoy.filters.http.grpc_stats",
+    "envoy.filters.http.fault",
+    "envoy.filters.http.cors",
+    "envoy.filters.http.router",
+];
+
 #[test]
-fn wasm_plugins_become_ecds_filters_with_istios_plugin_config() {
+fn wasm_plugins_become_ecds_filters_named_as_istio_translates_them() {
     let r = render("a-failover-distribution");
     let registry = r.any_registry();
-    // The sidecar in `default` gets the namespace's plugin, not the gateway's.
+    // The sidecar in `default` gets the namespace's plugin, not the gateway's: istiod
+    // translated the WasmPlugin into the TrafficExtension `geolb~istio-translated-wasmplugin`.
     let t = r.translate("ack-hangzhou", &registry, &r.sidecar("ack-hangzhou"));
+    let geolb = "extensions.istio.io/trafficextension/default.geolb~istio-translated-wasmplugin";
+    // Phase STATS: after the route-reading authorization place, before Istio's others.
+    let mut want = vec!["envoy.filters.http.rbac", geolb];
+    want.extend(AFTER_EXTENSIONS);
+    assert_eq!(filter_names(&t, "0.0.0.0_9080"), want);
     let filters = hcm(&t, "0.0.0.0_9080")["http_filters"].as_array().unwrap();
-    assert_eq!(filters.len(), 2);
+    let discovery = &filters[1]["config_discovery"];
     assert_eq!(
-        filters[0]["name"],
-        "extensions.istio.io/trafficextension/default.geolb"
+        discovery["type_urls"],
+        json!([
+            "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
+        ])
     );
-    assert_eq!(filters[1]["name"], "envoy.filters.http.router");
-    let source = &filters[0]["config_discovery"]["config_source"]["path_config_source"];
-    let file = source["path"].as_str().unwrap();
+    assert_eq!(discovery["config_source"]["initial_fetch_timeout"], "0s");
+    let file = discovery["config_source"]["path_config_source"]["path"]
+        .as_str()
+        .unwrap();
+    assert_eq!(file, "ecds/default.geolb~istio-translated-wasmplugin.json");
+    assert_eq!(t.ecds[file]["resources"][0]["name"], geolb);
     let config = &t.ecds[file]["resources"][0]["typed_config"]["config"];
-    assert_eq!(config["name"], "default.geolb");
+    assert_eq!(config["name"], "default.geolb~istio-translated-wasmplugin");
     assert_eq!(config["root_id"], "geolb");
     assert_eq!(config["failure_policy"], "FAIL_OPEN");
     assert_eq!(config["vm_config"]["runtime"], "envoy.wasm.runtime.v8");
@@ -597,6 +638,10 @@ fn wasm_plugins_become_ecds_filters_with_istios_plugin_config() {
         config["vm_config"]["code"]["local"]["filename"],
         geolb_wasm().to_string_lossy().as_ref()
     );
+    // A local module passes istio-agent untouched: istiod's VM variables stay.
+    let env = &config["vm_config"]["environment_variables"]["key_values"];
+    assert_eq!(env["ISTIO_META_WASM_IMAGE_PULL_POLICY"], "IfNotPresent");
+    assert!(env["ISTIO_META_WASM_PLUGIN_RESOURCE_VERSION"].is_string());
     assert_eq!(
         config["configuration"]["@type"],
         "type.googleapis.com/google.protobuf.StringValue"
@@ -607,35 +652,141 @@ fn wasm_plugins_become_ecds_filters_with_istios_plugin_config() {
         sent,
         plugin_config(r.root(), "mesh/default/wasmplugin-geolb.yaml")
     );
-    // The node carries the locality the filter reads its source region from.
-    assert_eq!(
-        t.bootstrap["node"]["locality"],
-        json!({ "region": "cn-hangzhou" })
-    );
-    assert_eq!(
-        t.bootstrap["node"]["metadata"]["LABELS"]["topology.kubernetes.io/region"],
-        "cn-hangzhou"
-    );
-    // The ingress gateway gets the root-namespace plugin its selector matches, with the
-    // cluster's source region pinned.
-    let t = r.translate("ack-shanghai", &registry, &r.gateway("ack-shanghai"));
-    let filters = hcm(&t, "0.0.0.0_80")["http_filters"].as_array().unwrap();
-    assert_eq!(
-        filters[0]["name"],
-        "extensions.istio.io/trafficextension/istio-system.geolb-bookinfo-gateway"
-    );
-    let config = &t.ecds["ecds/istio-system.geolb-bookinfo-gateway.json"]["resources"][0]["typed_config"]
-        ["config"];
+    // The ingress gateway gets the root-namespace plugin its selector matches: ONE
+    // object for every cluster, so both clusters' gateways get the same resource.
+    let gateway_ecds = |cluster: &str| {
+        let t = r.translate(cluster, &registry, &r.gateway(cluster));
+        let name = "extensions.istio.io/trafficextension/istio-system.geolb-bookinfo-gateway~istio-translated-wasmplugin";
+        let mut want = vec!["envoy.filters.http.rbac", name];
+        want.extend(AFTER_EXTENSIONS);
+        assert_eq!(filter_names(&t, "0.0.0.0_80"), want, "{cluster}");
+        t.ecds
+    };
+    let ecds = gateway_ecds("ack-shanghai");
+    assert_eq!(ecds, gateway_ecds("ack-hangzhou"));
+    let config = &ecds["ecds/istio-system.geolb-bookinfo-gateway~istio-translated-wasmplugin.json"]
+        ["resources"][0]["typed_config"]["config"];
     let sent: Value =
         serde_json::from_str(config["configuration"]["value"].as_str().unwrap()).unwrap();
     assert_eq!(
         sent,
         plugin_config(
             r.root(),
-            "clusters/ack-shanghai/istio-system/wasmplugin-geolb-bookinfo-gateway.yaml"
+            "mesh/istio-system/wasmplugin-geolb-bookinfo-gateway.yaml"
         )
     );
-    assert_eq!(sent["sourceRegion"], "cn-shanghai");
+    assert!(sent.get("sourceRegion").is_none(), "{sent}");
+    assert_eq!(sent["clusterRegions"]["ack-shanghai"], "cn-shanghai");
+}
+
+#[test]
+fn a_plugins_phase_places_it_among_istios_filters() {
+    let place = |phase: &str| {
+        let r = render("a-failover-distribution");
+        edit(
+            r.root(),
+            "mesh/default/wasmplugin-geolb.yaml",
+            "phase: \"STATS\"",
+            &format!("phase: \"{phase}\""),
+        );
+        let t = r.translate(
+            "ack-hangzhou",
+            &r.any_registry(),
+            &r.sidecar("ack-hangzhou"),
+        );
+        let names = filter_names(&t, "0.0.0.0_9080");
+        let geolb = names.iter().position(|n| n.contains("geolb")).unwrap();
+        let rbac = names
+            .iter()
+            .position(|n| n == "envoy.filters.http.rbac")
+            .unwrap();
+        assert_eq!(
+            names[names.len() - AFTER_EXTENSIONS.len()..],
+            AFTER_EXTENSIONS
+        );
+        geolb < rbac
+    };
+    assert!(place("AUTHN"), "AUTHN runs before authorization");
+    assert!(
+        place("AUTHZ"),
+        "AUTHZ runs before Istio's authorization filters"
+    );
+    assert!(!place("STATS"));
+    assert!(!place("UNSPECIFIED_PHASE"));
+}
+
+#[test]
+fn the_bootstrap_node_is_what_istio_agent_writes_in_each_kind_of_cluster() {
+    let r = render("a-failover-distribution");
+    let registry = r.any_registry();
+    let node =
+        |proxy: Proxy| r.translate("ack-hangzhou", &registry, &proxy).bootstrap["node"].clone();
+    // ACK: no istio-locality label, no GCP/AWS/Azure metadata: no locality at all.
+    let n = node(r.sidecar("ack-hangzhou"));
+    assert_eq!(n["locality"], json!({}));
+    // The injector's ISTIO_META_* (injection path /inject/cluster/ack-hangzhou).
+    assert_eq!(n["metadata"]["CLUSTER_ID"], "ack-hangzhou");
+    assert_eq!(n["metadata"]["MESH_ID"], "asm-bookinfo");
+    assert!(n["metadata"].get("NETWORK").is_none(), "single network");
+    // LABELS are the pod's labels: the node's topology is not among them.
+    assert_eq!(
+        n["metadata"]["LABELS"],
+        json!({ "app": "productpage", "version": "v1" })
+    );
+    // GKE-like: the platform gives region and zone.
+    let n = node(
+        r.sidecar("ack-hangzhou")
+            .with_node_locality(NodeLocality::Platform),
+    );
+    assert_eq!(n["locality"], json!({ "region": "cn-hangzhou" }));
+    // The pod label: sanitized into LABELS and the node locality.
+    let mut labelled = r
+        .sidecar("ack-hangzhou")
+        .with_node_locality(NodeLocality::PodLabel);
+    labelled
+        .labels
+        .insert("istio-locality".into(), "cn-hangzhou.cn-hangzhou-h".into());
+    let n = node(labelled);
+    assert_eq!(
+        n["locality"],
+        json!({ "region": "cn-hangzhou", "zone": "cn-hangzhou-h" })
+    );
+    assert_eq!(
+        n["metadata"]["LABELS"]["istio-locality"],
+        "cn-hangzhou/cn-hangzhou-h"
+    );
+    // A proxy whose registry cluster is not what the injector gives it is refused.
+    let mut elsewhere = r.sidecar("ack-hangzhou");
+    elsewhere.cluster = "ack-shanghai".into();
+    let e = translate(
+        &r.load("ack-hangzhou"),
+        &registry,
+        &elsewhere,
+        &Environment::local(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.at,
+        "clusters/ack-hangzhou/install/istiooperator.yaml: spec.values.istiodRemote.injectionPath"
+    );
+}
+
+#[test]
+fn istiod_computes_priorities_from_the_kubernetes_locality_whatever_the_bootstrap_says() {
+    let r = render("a-failover-distribution");
+    let registry = r.any_registry();
+    let fail_open = format!("outbound|9080||{REVIEWS}");
+    for flavour in NodeLocality::ALL {
+        for (proxy_cluster, hz, sh) in [("ack-hangzhou", 0, 1), ("ack-shanghai", 1, 0)] {
+            let proxy = r.sidecar(proxy_cluster).with_node_locality(flavour);
+            let t = r.translate(proxy_cluster, &registry, &proxy);
+            assert_eq!(
+                priorities(cluster(&t, &fail_open)),
+                pairs(&[("cn-hangzhou", hz), ("cn-shanghai", sh)]),
+                "{flavour}, proxy in {proxy_cluster}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -661,13 +812,39 @@ fn a_traffic_extension_render_gives_the_same_filter_as_the_wasm_plugin() {
         &Environment::local(),
     )
     .unwrap();
-    assert!(
-        !via_traffic_extension.ecds.is_empty(),
-        "the TrafficExtension applies to the sidecar"
+    // The same filter, but a real TrafficExtension keeps its own name (no marker) and
+    // has its own resourceVersion.
+    let normalized = |t: &Translated| {
+        let mut out = Vec::new();
+        for response in t.ecds.values() {
+            let mut r = response["resources"][0].clone();
+            let name = r["name"]
+                .as_str()
+                .unwrap()
+                .replace("~istio-translated-wasmplugin", "");
+            r["name"] = json!(name);
+            let config = &mut r["typed_config"]["config"];
+            config["name"] = json!(
+                config["name"]
+                    .as_str()
+                    .unwrap()
+                    .replace("~istio-translated-wasmplugin", "")
+            );
+            config["vm_config"]["environment_variables"]["key_values"]
+                .as_object_mut()
+                .unwrap()
+                .remove("ISTIO_META_WASM_PLUGIN_RESOURCE_VERSION");
+            out.push(r);
+        }
+        out
+    };
+    assert_eq!(
+        via_traffic_extension.ecds.keys().collect::<Vec<_>>(),
+        ["ecds/default.geolb.json"]
     );
     assert_eq!(
-        via_traffic_extension.ecds,
-        r.translate("ack-hangzhou", &registry, &proxy).ecds
+        normalized(&via_traffic_extension),
+        normalized(&r.translate("ack-hangzhou", &registry, &proxy))
     );
 }
 
@@ -948,7 +1125,7 @@ fn a_translated_sidecar_routes_the_filters_choice_to_its_subset_and_takes_a_poli
     assert_eq!(
         outcomes,
         [(
-            "ecds/default.geolb.json".to_string(),
+            "ecds/default.geolb~istio-translated-wasmplugin.json".to_string(),
             UpdateOutcome::Applied
         )]
     );

@@ -144,10 +144,13 @@ impl MultiNetwork {
             name: format!("{}-0", component.name),
             namespace: "istio-system".into(),
             labels: component.label.clone(),
-            cluster: cluster.into(),
+            cluster: self.plan.cluster_id(cluster),
             network: self.plan.network(cluster),
             locality: self.plan.locality(cluster),
-        };
+            service_account: "istio-eastwestgateway-service-account".into(),
+            ..Proxy::default()
+        }
+        .with_node_locality(self.plan.node_locality);
         let translated = translate(&m, &self.registry, &proxy, &self.env)
             .unwrap_or_else(|e| panic!("translate {cluster}'s east-west gateway: {e}"));
         let envoy = Envoy::start_translated(&translated);
@@ -171,10 +174,13 @@ impl MultiNetwork {
             name: "sleep-0".into(),
             namespace: "sample".into(),
             labels: BTreeMap::from([("app".to_string(), "sleep".to_string())]),
-            cluster: cluster.into(),
+            cluster: self.plan.cluster_id(cluster),
             network: self.plan.network(cluster),
             locality: self.plan.locality(cluster),
-        };
+            service_account: "sleep".into(),
+            ..Proxy::default()
+        }
+        .with_node_locality(self.plan.node_locality);
         let translated = translate(&self.manifests(cluster), &self.registry, &proxy, &self.env)
             .unwrap_or_else(|e| panic!("translate the client sidecar in {cluster}: {e}"));
         Envoy::start_translated(&translated)

@@ -297,8 +297,9 @@ fn cluster(
         circuit_breakers(policy.pool.as_ref()),
     );
 
-    // Failover needs outlier detection (istio/istio#12961): without it Envoy would never
-    // leave priority 0, so istiod applies no priorities (`enableFailover`).
+    // Failover needs outlier detection: without it Envoy would never leave priority 0,
+    // so istiod applies no priorities (`enableFailover`,
+    // pilot/pkg/networking/core/loadbalancer/loadbalancer.go).
     let outlier = match (&policy.outlier, dr) {
         (Some(o), Some(dr)) => Some((outlier_json(dr, o)?, o.value.min_health_percent)),
         _ => None,
@@ -323,7 +324,7 @@ fn cluster(
         && let Some(settings) = &locality
     {
         groups =
-            endpoints::apply_failover(groups, &ctx.proxy.locality, &ctx.proxy_labels, settings);
+            endpoints::apply_failover(groups, &ctx.proxy_locality, &ctx.proxy_labels, settings);
         // Locality weights count only with this set; istiod sets it when failover is on.
         common_lb.insert("locality_weighted_lb_config".into(), json!({}));
     }

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 
 use super::{Locality, Proxy, Workload};
 
-/// Label keys istiod adds to endpoint and proxy labels (`AugmentLabels`,
-/// pilot/pkg/serviceregistry/util/label/label.go; reference-istio-envoy.md B.1).
+/// Label keys istiod adds to endpoint and proxy labels (`AugmentLabels`, Istio 1.30.3
+/// pilot/pkg/serviceregistry/util/label/label.go).
 pub const REGION_LABEL: &str = "topology.kubernetes.io/region";
 pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 pub const SUBZONE_LABEL: &str = "topology.istio.io/subzone";
@@ -45,12 +45,14 @@ pub fn augment_labels(
     out
 }
 
-/// The proxy's labels as istiod matches them (`ads.go` augments them like endpoints').
+/// The proxy's labels as istiod matches them: its pod labels augmented with the
+/// locality istiod knows for it ([`super::agent::istiod_locality`]), its cluster and
+/// network (Istio 1.30.3 pilot/pkg/xds/ads.go `setTopologyLabels`).
 pub fn proxy_labels(proxy: &Proxy) -> BTreeMap<String, String> {
     augment_labels(
         &proxy.labels,
         &proxy.cluster,
-        &proxy.locality,
+        &super::agent::istiod_locality(proxy),
         &proxy.network,
     )
 }
@@ -88,7 +90,7 @@ impl IstioEndpoint {
     }
 
     /// Whether a subset with `labels` selects it (`subsetLabels.SubsetOf(ep.Labels)`,
-    /// pilot/pkg/xds/endpoints/endpoint_builder.go; reference B.2). Empty = all.
+    /// pilot/pkg/xds/endpoints/endpoint_builder.go). Empty = all.
     pub fn selected_by(&self, subset_labels: &BTreeMap<String, String>) -> bool {
         subset_labels
             .iter()
@@ -136,8 +138,8 @@ pub struct FailoverSettings {
     pub failover_priority: Vec<String>,
 }
 
-/// `ApplyLocalityLoadBalancer` (pilot/pkg/networking/core/loadbalancer/loadbalancer.go;
-/// reference A.3) for a cluster whose failover is enabled (outlier detection set and
+/// `ApplyLocalityLoadBalancer` (pilot/pkg/networking/core/loadbalancer/loadbalancer.go)
+/// for a cluster whose failover is enabled (outlier detection set and
 /// locality LB enabled): failoverPriority label tiers first, then, if `failover` is also
 /// set or there is no failoverPriority, the region/zone/subzone tiers (`× 5` combination);
 /// priorities compacted to 0..N after each step.
@@ -335,6 +337,7 @@ mod tests {
             network: String::new(),
             locality: loc(region, zone),
             sidecar: false,
+            service_account: "default".into(),
         };
         IstioEndpoint::of(&w)
     }

@@ -13,9 +13,9 @@ use std::net::SocketAddr;
 
 use serde_json::{Value, json};
 
-use super::endpoints::proxy_labels;
+use super::agent::node;
 use super::tls::{ISTIO_MTLS_ALPNS, inbound_mtls_socket};
-use super::translate::{access_log, node};
+use super::translate::access_log;
 use super::{Proxy, Translated};
 
 /// Istio's inbound capture listener name and port.
@@ -117,7 +117,7 @@ pub fn translate_inbound(
     concurrency: u32,
 ) -> Translated {
     let bootstrap = json!({
-        "node": node(proxy, &proxy_labels(proxy)),
+        "node": node(proxy, None),
         "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } } },
         "static_resources": {
             "listeners": [virtual_inbound_listener(port, &access_log())],

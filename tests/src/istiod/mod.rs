@@ -3,10 +3,10 @@
 //! ingress gateway or the east-west gateway), for exactly the objects geolb renders.
 //!
 //! istiod cannot run on our machines; this is test support, not product code. Each
-//! mapping cites where Istio does it (`shared/docs/reference-istio-envoy.md`,
-//! `shared/docs/routing-contract.md`). Whatever it does not understand in a generated
-//! object is an error ([`TranslateError`]), never ignored, so a generator change cannot
-//! silently escape the end-to-end tests.
+//! mapping cites the Istio 1.30.3 file it mirrors (docs/routing-contract.md says what
+//! the filter relies on). Whatever it does not understand in a generated object is an
+//! error ([`TranslateError`]), never ignored, so a generator change cannot silently
+//! escape the end-to-end tests.
 //!
 //! ```ignore
 //! let manifests = ClusterManifests::load(&rendered_root, "ack-hangzhou")?;
@@ -21,9 +21,11 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub mod agent;
 pub mod clusters;
 pub mod eastwest;
 pub mod endpoints;
+pub mod http_filters;
 pub mod inbound;
 pub mod load;
 pub mod network;
@@ -69,6 +71,9 @@ pub struct Workload {
     /// The pod has an Istio sidecar: its endpoint carries `tlsMode: istio` and clients
     /// reach it with (m)TLS.
     pub sidecar: bool,
+    /// The pod's service account: clients verify that the server's certificate carries
+    /// its SPIFFE identity.
+    pub service_account: String,
 }
 
 /// The Kubernetes side istiod watches: every Service endpoint of every cluster.
@@ -78,9 +83,10 @@ pub struct Registry {
 }
 
 /// Which Envoy istiod is building for.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum ProxyRole {
     /// A workload's sidecar: outbound listeners per service port (match mode CLIENT).
+    #[default]
     Sidecar,
     /// A gateway deployment (ingress or east-west): listeners from the Gateway objects
     /// whose selector matches its labels.
@@ -88,18 +94,62 @@ pub enum ProxyRole {
 }
 
 /// The proxy istiod pushes to.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Proxy {
     pub role: ProxyRole,
     /// Pod name (node id `sidecar~<ip>~<name>.<namespace>~<namespace>.svc.cluster.local`).
     pub name: String,
     pub namespace: String,
-    /// Pod labels (WasmPlugin and Gateway selectors match these).
+    /// Pod labels, as Kubernetes has them and the downward API shows them to istio-agent
+    /// (WasmPlugin and Gateway selectors match these). A `topology.istio.io/locality` or
+    /// `istio-locality` label sets the locality ([`agent::bootstrap_locality`]).
     pub labels: BTreeMap<String, String>,
+    /// The Istio cluster ID of the pod's cluster, as istiod's registry knows it (the
+    /// injector must give the proxy the same `CLUSTER_ID`: checked).
     pub cluster: String,
     /// Empty = single network.
     pub network: String,
+    /// The topology labels of the pod's node (what istiod learns from Kubernetes).
     pub locality: Locality,
+    /// The locality the platform's instance metadata gives istio-agent (GCP, AWS,
+    /// Azure); `None` on ACK, on-premises and MetalLB clusters.
+    pub platform_locality: Option<Locality>,
+    /// The pod's service account (its SPIFFE identity
+    /// `spiffe://cluster.local/ns/<namespace>/sa/<service account>`).
+    pub service_account: String,
+}
+
+/// How a proxy's Envoy learns its locality (see [`agent`]): the three kinds of clusters
+/// geolb meets. In all three istiod knows the node's locality from Kubernetes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NodeLocality {
+    /// No `istio-locality` label and no GCP/AWS/Azure metadata (ACK, on-premises,
+    /// MetalLB): the bootstrap has no locality.
+    #[default]
+    Absent,
+    /// GCP/AWS/Azure instance metadata: the node's region and zone.
+    Platform,
+    /// The pod label `istio-locality: region.zone.subzone`.
+    PodLabel,
+}
+
+impl NodeLocality {
+    /// Every flavour.
+    pub const ALL: [NodeLocality; 3] = [
+        NodeLocality::Absent,
+        NodeLocality::Platform,
+        NodeLocality::PodLabel,
+    ];
+}
+
+impl std::fmt::Display for NodeLocality {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NodeLocality::Absent => "no node locality",
+            NodeLocality::Platform => "locality from platform metadata",
+            NodeLocality::PodLabel => "locality from the istio-locality pod label",
+        })
+    }
 }
 
 /// What the test machine maps the manifests' outside references to.
@@ -206,6 +256,8 @@ impl Proxy {
             cluster: cluster.to_string(),
             network: network.to_string(),
             locality: locality.clone(),
+            platform_locality: None,
+            service_account: DEFAULT_SERVICE_ACCOUNT.to_string(),
         }
     }
 
@@ -223,9 +275,34 @@ impl Proxy {
             cluster: cluster.to_string(),
             network: network.to_string(),
             locality: locality.clone(),
+            platform_locality: None,
+            service_account: "istio-ingressgateway-service-account".to_string(),
         }
     }
+
+    /// The proxy as it runs in a cluster of kind `flavour`: no platform locality and no
+    /// locality label ([`NodeLocality::Absent`]), the node's region and zone from the
+    /// platform, or the pod label `istio-locality` naming the node's locality.
+    pub fn with_node_locality(mut self, flavour: NodeLocality) -> Proxy {
+        self.platform_locality = None;
+        self.labels.remove(agent::ISTIO_LOCALITY_LABEL);
+        self.labels.remove(agent::TOPOLOGY_LOCALITY_LABEL);
+        match flavour {
+            NodeLocality::Absent => {}
+            NodeLocality::Platform => self.platform_locality = Some(self.locality.clone()),
+            NodeLocality::PodLabel => {
+                self.labels.insert(
+                    agent::ISTIO_LOCALITY_LABEL.to_string(),
+                    agent::locality_label_value(&self.locality),
+                );
+            }
+        }
+        self
+    }
 }
+
+/// The service account of a pod that names none (Kubernetes' `default`).
+pub const DEFAULT_SERVICE_ACCOUNT: &str = "default";
 
 impl Locality {
     /// Region and zone (no subzone).

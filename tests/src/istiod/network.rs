@@ -372,7 +372,6 @@ pub fn endpoints_for_proxy(
     cluster: &str,
     endpoints: Vec<IstioEndpoint>,
 ) -> Result<Vec<IstioEndpoint>, TranslateError> {
-    check_proxy_network(m, proxy)?;
     let view = requested_network_view(m, proxy);
     let visible_endpoints: Vec<IstioEndpoint> = endpoints
         .into_iter()
@@ -442,27 +441,6 @@ pub fn mtls_only(groups: Vec<LocalityGroup>) -> Vec<LocalityGroup> {
         .collect()
 }
 
-/// Checks that the proxy's network is the one its cluster installs it with: sidecars
-/// get `values.global.network` (the injector's `ISTIO_META_NETWORK`), gateways their
-/// component's `topology.istio.io/network` label. A test that puts a proxy on another
-/// network would otherwise get a split horizon no real cluster has.
-pub fn check_proxy_network(m: &ClusterManifests, proxy: &Proxy) -> Result<(), TranslateError> {
-    let Some(op) = install_values(m)? else {
-        return Ok(());
-    };
-    let want = cluster_network(m)?.unwrap_or_default();
-    if proxy.network != want {
-        return Err(TranslateError {
-            at: format!("{}: spec.values.global.network", op.file),
-            message: format!(
-                "proxy {} is on network `{}` but cluster {} installs its proxies on `{want}`",
-                proxy.name, proxy.network, m.cluster
-            ),
-        });
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -487,6 +465,7 @@ mod tests {
             network: network.into(),
             locality: loc(region),
             sidecar,
+            service_account: "default".into(),
         })
     }
 

@@ -7,19 +7,21 @@ use serde_json::{Value, json};
 
 use super::TranslateError;
 use super::clusters::{cluster_name, resolve_host};
+use super::http_filters::route_reader_per_filter_config;
 use super::load::Loaded;
 use super::objects::{Gateway, HttpRoute, Match, Retries, Server, StringMatch, VirtualService};
 use super::translate::{Context, duration};
 
-/// Istio's default retry policy (`retry.DefaultPolicy`,
+/// Istio's default retry policy (`DefaultPolicy`, Istio 1.30.3
 /// pilot/pkg/networking/core/route/retry/retry.go): 2 retries on connect failures,
-/// refused streams, unavailable, cancelled and 503, on another host (previous-hosts
-/// predicate, up to 5 host selection attempts).
+/// refused streams, unavailable and cancelled, on another host (previous-hosts
+/// predicate, up to 5 host selection attempts). `retry_on` names
+/// `retriable-status-codes` but istiod sets no codes, so no status code is retried
+/// (a 503 answer is not): only a VirtualService `retryOn` with codes adds them.
 pub fn default_retry_policy() -> Value {
     json!({
         "retry_on": "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes",
         "num_retries": 2,
-        "retriable_status_codes": [503],
         "retry_host_predicate": [{
             "name": "envoy.retry_host_predicates.previous_hosts",
             "typed_config": { "@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate" },
@@ -42,11 +44,11 @@ fn parse_retry_on(text: &str) -> (Vec<String>, Vec<u32>) {
     (on, codes)
 }
 
-/// `retry.ConvertPolicy`: no `retries` → the default policy; `attempts: 0` → none;
-/// else the default with `num_retries` = attempts, `retryOn` split into conditions and
-/// status codes (adding `retriable-status-codes` when codes are given), the per-try
-/// timeout, and `retryRemoteLocalities` → the previous-priorities retry priority
-/// (update frequency 2).
+/// `ConvertPolicy` (retry.go): no `retries` → the default policy; `attempts: 0` →
+/// none; else the default with `num_retries` = attempts, `retryOn` (when given)
+/// replacing the conditions, split into conditions and status codes (adding
+/// `retriable-status-codes` when codes are given), the per-try timeout, and
+/// `retryRemoteLocalities` → the previous-priorities retry priority (update frequency 2).
 fn retry_policy(
     vs: &Loaded<VirtualService>,
     path: &str,
@@ -69,9 +71,7 @@ fn retry_policy(
             on.push("retriable-status-codes".into());
         }
         obj.insert("retry_on".into(), json!(on.join(",")));
-        if codes.is_empty() {
-            obj.remove("retriable_status_codes");
-        } else {
+        if !codes.is_empty() {
             obj.insert("retriable_status_codes".into(), json!(codes));
         }
     }
@@ -113,6 +113,7 @@ pub fn default_route(cluster: &str) -> Value {
         "name": "default",
         "match": { "prefix": "/" },
         "route": route_action(cluster, Some(default_retry_policy())),
+        "typed_per_filter_config": route_reader_per_filter_config("default"),
     })
 }
 
@@ -219,6 +220,10 @@ fn translate_http_route(
         if !remove.is_empty() {
             r.insert("request_headers_to_remove".into(), json!(remove));
         }
+        r.insert(
+            "typed_per_filter_config".into(),
+            route_reader_per_filter_config(route.name.as_deref().unwrap_or_default()),
+        );
         out.push(Value::Object(r));
     }
     Ok(out)

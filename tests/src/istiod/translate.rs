@@ -11,7 +11,7 @@ use super::load::{ClusterManifests, Loaded};
 use super::objects::{Gateway, Server};
 use super::wasm::{self, WasmFilterConfig};
 use super::{
-    Environment, Proxy, ProxyRole, Registry, TranslateError, Translated, clusters, routes,
+    Environment, Proxy, ProxyRole, Registry, TranslateError, Translated, agent, clusters, routes,
 };
 
 /// Everything one translation looks at.
@@ -22,6 +22,8 @@ pub struct Context<'a> {
     pub env: &'a Environment,
     /// The proxy's augmented labels (failoverPriority key-form compares with these).
     pub proxy_labels: BTreeMap<String, String>,
+    /// The proxy's locality as istiod knows it (locality failover is relative to it).
+    pub proxy_locality: super::Locality,
 }
 
 /// Access log path (relative to the run directory, Envoy's working directory).
@@ -46,7 +48,10 @@ pub fn translate(
         proxy,
         env,
         proxy_labels: endpoints::proxy_labels(proxy),
+        proxy_locality: agent::istiod_locality(proxy),
     };
+    let injected = agent::injected_env(manifests)?;
+    agent::check_injected(injected.as_ref(), proxy)?;
     let filters = wasm::filters_for(manifests, proxy, env)?;
     let mut listeners = Vec::new();
     let mut names = Vec::new();
@@ -86,7 +91,7 @@ pub fn translate(
     let mut all_clusters = clusters::build(&ctx)?;
     all_clusters.extend(extra_clusters);
     let bootstrap = json!({
-        "node": node(proxy, &ctx.proxy_labels),
+        "node": agent::node(proxy, injected.as_ref()),
         "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } } },
         "static_resources": { "listeners": listeners, "clusters": all_clusters },
         "cluster_manager": { "outlier_detection": { "event_log_path": OUTLIER_LOG } },
@@ -111,40 +116,11 @@ pub fn listener_name(port: u16) -> String {
     format!("0.0.0.0_{port}")
 }
 
-/// The node istio-agent announces: id `sidecar~<ip>~<pod>.<ns>~<ns>.svc.cluster.local`
-/// (`router~` for gateways), cluster `<app>.<ns>` (the `app` label, else the pod name),
-/// locality from the node's topology labels, metadata CLUSTER_ID, NETWORK, LABELS
-/// (augmented, as istiod sees them), NAMESPACE, NAME.
-pub fn node(proxy: &Proxy, labels: &BTreeMap<String, String>) -> Value {
-    let kind = match proxy.role {
-        ProxyRole::Sidecar => "sidecar",
-        ProxyRole::Gateway => "router",
-    };
-    let ns = &proxy.namespace;
-    let app = proxy.labels.get("app").unwrap_or(&proxy.name);
-    let mut metadata = json!({
-        "CLUSTER_ID": proxy.cluster,
-        "LABELS": labels,
-        "NAMESPACE": ns,
-        "NAME": proxy.name,
-    });
-    if !proxy.network.is_empty()
-        && let Some(m) = metadata.as_object_mut()
-    {
-        m.insert("NETWORK".into(), json!(proxy.network));
-    }
-    json!({
-        "id": format!("{kind}~127.0.0.1~{}.{ns}~{ns}.svc.cluster.local", proxy.name),
-        "cluster": format!("{app}.{ns}"),
-        "locality": endpoints::locality_json(&proxy.locality),
-        "metadata": metadata,
-    })
-}
-
 /// An HTTP listener with the connection manager istiod builds for outbound traffic:
-/// the wasm filters (ECDS) then the router, an access log, the route configuration
-/// inline. Bound to 127.0.0.1:0 (istio's outbound listeners are virtual, reached via
-/// iptables; the harness reads the bound port).
+/// Istio's HTTP filter chain with the wasm filters (ECDS) in their phases' places
+/// ([`super::http_filters::chain`]), an access log, the route configuration inline.
+/// Bound to 127.0.0.1:0 (istio's outbound listeners are virtual, reached via iptables;
+/// the harness reads the bound port).
 fn http_listener(
     name: &str,
     port: u16,
@@ -152,11 +128,7 @@ fn http_listener(
     filters: &[WasmFilterConfig],
     gateway: bool,
 ) -> Value {
-    let mut http_filters: Vec<Value> = filters.iter().map(WasmFilterConfig::http_filter).collect();
-    http_filters.push(json!({
-        "name": "envoy.filters.http.router",
-        "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" },
-    }));
+    let http_filters = super::http_filters::chain(filters);
     json!({
         "name": name,
         "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } },

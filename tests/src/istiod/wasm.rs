@@ -1,6 +1,31 @@
-//! WasmPlugins (and TrafficExtensions) to ECDS-delivered HTTP filters, as istiod and
-//! istio-agent do it (pilot/pkg/model/extensions.go, pilot/pkg/networking/core/
-//! extension/extensionfilter.go, pkg/wasm/convert.go; reference-istio-envoy.md C.1-C.2).
+//! WasmPlugins (and TrafficExtensions) to ECDS-delivered HTTP filters, as Istio 1.30.3
+//! does it:
+//!
+//! * pilot/pkg/config/kube/extensions/translate.go `translateWasmPlugin`: istiod turns
+//!   every WasmPlugin into a synthetic TrafficExtension named
+//!   `<name>~istio-translated-wasmplugin` (same namespace, selector, phase, priority,
+//!   match, url, sha256, pull policy, pluginConfig, pluginName, failStrategy, type);
+//! * pilot/pkg/model/extensions.go `convertToTrafficExtensionWrapper`, `buildWasmConfig`,
+//!   `buildDataSource`, `buildVMConfig`: ECDS resource and HTTP filter name
+//!   `extensions.istio.io/trafficextension/<ns>.<name>`, `PluginConfig.name`
+//!   `<ns>.<name>`, `root_id` = `pluginName`, the pluginConfig as a JSON
+//!   `StringValue` (left out when empty), V8, no `vm_id`, the failure policy from
+//!   `failStrategy`; a `file://` url becomes a local filename as it is, with no sha256,
+//!   any other (`oci://`) a remote source with the pin; the VM environment carries
+//!   `ISTIO_META_WASM_IMAGE_PULL_POLICY` (when set) and
+//!   `ISTIO_META_WASM_PLUGIN_RESOURCE_VERSION` (the object's resourceVersion);
+//! * pilot/pkg/networking/core/extension/extensionfilter.go `toEnvoyHTTPTrafficExtension`:
+//!   the HTTP filter is config discovery for the Wasm and RBAC types;
+//! * pkg/wasm/convert.go `MaybeConvertWasmExtensionConfig`, `rewriteVMConfig`, and
+//!   pkg/wasm/cache.go, imagefetcher.go: istio-agent rewrites only remote modules (pulls
+//!   the image, compares an `oci://` pin with its manifest digest, extracts
+//!   `plugin.wasm`, points the code at the local file and strips the `ISTIO_META_*`
+//!   variables, which leaves no environment); a local module passes to Envoy untouched,
+//!   environment variables included.
+//!
+//! Beyond Istio, on purpose: the stand-in checks a `file://` module's sha256 against the
+//! manifest's pin (Istio checks nothing for local files), so the examples' pin cannot go
+//! stale unnoticed; and it serves ECDS from a watched file instead of ADS.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -21,10 +46,26 @@ pub const RBAC_TYPE_URL: &str = "type.googleapis.com/envoy.extensions.filters.ht
 /// The directory (relative to the Envoy run directory) holding the ECDS files.
 pub const ECDS_DIR: &str = "ecds";
 
+/// What `translateWasmPlugin` appends to a WasmPlugin's name (a `~` cannot be in a
+/// Kubernetes name, so no real TrafficExtension collides).
+pub const TRANSLATED_WASMPLUGIN_MARKER: &str = "~istio-translated-wasmplugin";
+/// istiod's ECDS resource name prefix (`TrafficExtensionResourceNamePrefix`).
+pub const RESOURCE_NAME_PREFIX: &str = "extensions.istio.io/trafficextension/";
+/// `model.WasmPolicyEnv` (pkg/model/wasm.go).
+pub const WASM_POLICY_ENV: &str = "ISTIO_META_WASM_IMAGE_PULL_POLICY";
+/// `model.WasmResourceVersionEnv` (pkg/model/wasm.go).
+pub const WASM_RESOURCE_VERSION_ENV: &str = "ISTIO_META_WASM_PLUGIN_RESOURCE_VERSION";
+
 /// A WasmPlugin or TrafficExtension, reduced to what the filter needs.
 struct Extension<'a, T> {
     loaded: &'a Loaded<T>,
     metadata: &'a Metadata,
+    /// The TrafficExtension's name as istiod knows it: a WasmPlugin's name with
+    /// [`TRANSLATED_WASMPLUGIN_MARKER`], a TrafficExtension's own.
+    name: String,
+    /// Stands for the object's Kubernetes `resourceVersion`: a digest of the object, so
+    /// it changes with every edit as the API server's does.
+    resource_version: String,
     /// Prefix of the wasm fields' paths (`spec` or `spec.wasm`).
     wasm_path: &'static str,
     selector: Option<&'a WorkloadSelector>,
@@ -44,10 +85,15 @@ struct Extension<'a, T> {
 #[derive(Clone, Debug, PartialEq)]
 pub struct WasmFilterConfig {
     /// ECDS resource and HTTP filter name:
-    /// `extensions.istio.io/trafficextension/<ns>.<name>` (Istio 1.30).
+    /// `extensions.istio.io/trafficextension/<ns>.<name>`, `<name>` with
+    /// [`TRANSLATED_WASMPLUGIN_MARKER`] for a WasmPlugin.
     pub resource_name: String,
+    /// `PluginConfig.name`: `<ns>.<name>` (the filter's plugin name).
+    pub plugin_name: String,
     /// File name relative to the run directory (`ecds/<ns>.<name>.json`).
     pub ecds_file: String,
+    /// Where it goes in the HTTP filter chain.
+    pub phase: Phase,
     /// The `TypedExtensionConfig.typed_config` (an `envoy.extensions.filters.http.wasm.v3.Wasm`).
     pub typed_config: Value,
 }
@@ -61,6 +107,8 @@ impl WasmFilterConfig {
             "config_discovery": {
                 "config_source": {
                     "resource_api_version": "V3",
+                    // defaultConfigSource: the listener waits for the extension.
+                    "initial_fetch_timeout": "0s",
                     "path_config_source": {
                         "path": self.ecds_file,
                         "watched_directory": { "path": ECDS_DIR },
@@ -90,14 +138,27 @@ impl WasmFilterConfig {
     }
 }
 
-/// Execution order within a filter chain: AUTHN, AUTHZ, STATS plugins before Istio's
-/// filters of that kind, unspecified phase last before the router.
-fn phase_rank(phase: Option<&str>) -> Option<u8> {
+/// A WasmPlugin's `phase` (TrafficExtension `ExecutionPhase`, the same values): where
+/// `buildHTTPConnectionManager` puts it among Istio's own filters
+/// ([`super::translate`]'s HTTP filter chain).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    /// Before Istio's authentication filters.
+    Authn,
+    /// Before Istio's authorization filters.
+    Authz,
+    /// After authorization, before the unspecified-phase extensions.
+    Stats,
+    /// Last of the extensions, before Istio's gRPC stats, fault, CORS and router.
+    Unspecified,
+}
+
+fn phase_of(phase: Option<&str>) -> Option<Phase> {
     Some(match phase.unwrap_or("UNSPECIFIED_PHASE") {
-        "AUTHN" => 0,
-        "AUTHZ" => 1,
-        "STATS" => 2,
-        "UNSPECIFIED_PHASE" | "UNSPECIFIED" => 3,
+        "AUTHN" => Phase::Authn,
+        "AUTHZ" => Phase::Authz,
+        "STATS" => Phase::Stats,
+        "UNSPECIFIED_PHASE" | "UNSPECIFIED" => Phase::Unspecified,
         _ => return None,
     })
 }
@@ -138,6 +199,14 @@ fn applies<T>(ext: &Extension<'_, T>, proxy: &Proxy) -> Result<bool, TranslateEr
     Ok(client)
 }
 
+/// A stand-in `resourceVersion`: the first 16 hex digits of a digest of the object.
+fn resource_version<T: std::fmt::Debug>(object: &T) -> String {
+    sha256_hex(format!("{object:?}").as_bytes())
+        .chars()
+        .take(16)
+        .collect()
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
@@ -145,13 +214,17 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// The `Wasm` filter config istiod builds (`PluginConfig{name: <ns>.<name>, root_id:
-/// pluginName, configuration: StringValue(JSON of pluginConfig), vm_config{runtime v8,
-/// code}, failure_policy}`, vm_id unset) with the code rewritten to the local file as
-/// istio-agent does after fetching the module and checking the pin.
+/// The `Wasm` filter config istiod builds (`buildWasmConfig`: `PluginConfig{name:
+/// <ns>.<name>, root_id: pluginName, configuration: StringValue(JSON of pluginConfig),
+/// vm_config{runtime v8, code, environment_variables}, failure_policy}`, vm_id unset),
+/// with the code as Envoy gets it: a `file://` module as istiod wrote it (a local
+/// filename, the VM environment untouched), an `oci://` module rewritten by istio-agent
+/// to the pulled local file after checking the pin, its `ISTIO_META_*` environment
+/// variables stripped (`rewriteVMConfig`: none left, so no environment at all).
 fn filter_config<T>(
     ext: &Extension<'_, T>,
     env: &Environment,
+    phase: Phase,
 ) -> Result<WasmFilterConfig, TranslateError> {
     let at = |field: &str| format!("{}.{field}", ext.wasm_path);
     match ext.plugin_type.unwrap_or("HTTP") {
@@ -170,6 +243,7 @@ fn filter_config<T>(
             .loaded
             .error(&at("imagePullPolicy"), format!("unknown policy `{p}`")));
     }
+    // buildWasmConfig maps every strategy; none is FAIL_CLOSE (the enum's zero value).
     let failure_policy = match ext.fail_strategy.unwrap_or("FAIL_CLOSE") {
         "FAIL_CLOSE" => "FAIL_CLOSED",
         "FAIL_OPEN" => "FAIL_OPEN",
@@ -193,31 +267,47 @@ fn filter_config<T>(
             ),
         ));
     };
-    let config_json = match ext.plugin_config {
-        Some(map) => serde_json::to_string(map).unwrap_or_default(),
-        None => String::new(),
-    };
-    let qualified = format!("{}.{}", ext.metadata.namespace(), ext.metadata.name);
-    let typed_config = json!({
-        "@type": WASM_TYPE_URL,
-        "config": {
-            "name": qualified,
-            "root_id": ext.plugin_name,
-            "vm_config": {
-                "runtime": "envoy.wasm.runtime.v8",
-                "code": { "local": { "filename": local.to_string_lossy() } },
-            },
-            "configuration": {
-                "@type": "type.googleapis.com/google.protobuf.StringValue",
-                "value": config_json,
-            },
-            "failure_policy": failure_policy,
-        },
+    let qualified = format!("{}.{}", ext.metadata.namespace(), ext.name);
+    let mut vm_config = json!({
+        "runtime": "envoy.wasm.runtime.v8",
+        "code": { "local": { "filename": local.to_string_lossy() } },
     });
+    if ext.url.starts_with("file://")
+        && let Some(vm) = vm_config.as_object_mut()
+    {
+        let mut env = serde_json::Map::new();
+        if let Some(p) = ext.image_pull_policy.filter(|p| *p != "UNSPECIFIED_POLICY") {
+            env.insert(WASM_POLICY_ENV.into(), json!(p));
+        }
+        env.insert(
+            WASM_RESOURCE_VERSION_ENV.into(),
+            json!(ext.resource_version),
+        );
+        vm.insert(
+            "environment_variables".into(),
+            json!({ "key_values": env }),
+        );
+    }
+    let mut config = serde_json::Map::new();
+    config.insert("name".into(), json!(qualified));
+    config.insert("root_id".into(), json!(ext.plugin_name));
+    config.insert("vm_config".into(), vm_config);
+    if let Some(map) = ext.plugin_config.filter(|m| !m.is_empty()) {
+        config.insert(
+            "configuration".into(),
+            json!({
+                "@type": "type.googleapis.com/google.protobuf.StringValue",
+                "value": serde_json::to_string(map).unwrap_or_default(),
+            }),
+        );
+    }
+    config.insert("failure_policy".into(), json!(failure_policy));
     Ok(WasmFilterConfig {
-        resource_name: format!("extensions.istio.io/trafficextension/{qualified}"),
+        resource_name: format!("{RESOURCE_NAME_PREFIX}{qualified}"),
+        plugin_name: qualified.clone(),
         ecds_file: format!("{ECDS_DIR}/{qualified}.json"),
-        typed_config,
+        phase,
+        typed_config: json!({ "@type": WASM_TYPE_URL, "config": config }),
     })
 }
 
@@ -245,7 +335,7 @@ fn file_module<T>(ext: &Extension<'_, T>, env: &Environment) -> Result<PathBuf, 
             return Err(ext.loaded.error(
                 &at("sha256"),
                 format!(
-                    "the manifest pins {want}, but {} has sha256 {have} (istio-agent would refuse the module)",
+                    "the manifest pins {want}, but {} has sha256 {have} (the stand-in refuses it; Istio does not check a file:// module, so the pin would go stale unnoticed)",
                     local.display()
                 ),
             ));
@@ -320,12 +410,14 @@ pub fn filters_for(
     proxy: &Proxy,
     env: &Environment,
 ) -> Result<Vec<WasmFilterConfig>, TranslateError> {
-    let mut ordered: BTreeMap<(u8, i64, String, String), WasmFilterConfig> = BTreeMap::new();
+    let mut ordered: BTreeMap<(Phase, i64, String, String), WasmFilterConfig> = BTreeMap::new();
     for p in &manifests.wasm_plugins {
         let s = &p.value.spec;
         let ext = Extension {
             loaded: p,
             metadata: &p.value.metadata,
+            name: format!("{}{TRANSLATED_WASMPLUGIN_MARKER}", p.value.metadata.name),
+            resource_version: resource_version(&p.value),
             wasm_path: "spec",
             selector: s.selector.as_ref(),
             matches: &s.matches,
@@ -346,6 +438,8 @@ pub fn filters_for(
         let ext = Extension {
             loaded: t,
             metadata: &t.value.metadata,
+            name: t.value.metadata.name.clone(),
+            resource_version: resource_version(&t.value),
             wasm_path: "spec.wasm",
             selector: s.selector.as_ref(),
             matches: &s.matches,
@@ -365,12 +459,12 @@ pub fn filters_for(
 }
 
 fn insert<T>(
-    ordered: &mut BTreeMap<(u8, i64, String, String), WasmFilterConfig>,
+    ordered: &mut BTreeMap<(Phase, i64, String, String), WasmFilterConfig>,
     ext: &Extension<'_, T>,
     proxy: &Proxy,
     env: &Environment,
 ) -> Result<(), TranslateError> {
-    let rank = phase_rank(ext.phase).ok_or_else(|| {
+    let rank = phase_of(ext.phase).ok_or_else(|| {
         ext.loaded.error(
             "spec.phase",
             format!("unknown phase `{}`", ext.phase.unwrap_or_default()),
@@ -379,7 +473,7 @@ fn insert<T>(
     if !applies(ext, proxy)? {
         return Ok(());
     }
-    let config = filter_config(ext, env)?;
+    let config = filter_config(ext, env, rank)?;
     ordered.insert(
         (
             rank,
