@@ -211,7 +211,21 @@ impl RenderedPlan {
                 })
             })
             .collect();
-        Registry { workloads }
+        // Each planned east-west gateway address is where the cloud's (or MetalLB's)
+        // load balancer puts the gateway Service.
+        let east_west_gateways = self
+            .plan
+            .clusters
+            .iter()
+            .filter_map(|c| {
+                let gw = c.east_west_gateway.as_ref()?;
+                Some((self.cluster_id(&c.name), gw.address.clone()))
+            })
+            .collect();
+        Registry {
+            workloads,
+            east_west_gateways,
+        }
     }
 
     /// The sidecar of `service`'s `version` pod in `cluster`.

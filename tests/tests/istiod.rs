@@ -110,7 +110,7 @@ impl Rendered {
                 }
             }
         }
-        Registry { workloads }
+        Registry::new(workloads)
     }
 
     /// Every pod at a distinct (unused) loopback port: enough for translating.

@@ -154,7 +154,7 @@ impl MultiNetwork {
         let translated = translate(&m, &self.registry, &proxy, &self.env)
             .unwrap_or_else(|e| panic!("translate {cluster}'s east-west gateway: {e}"));
         let envoy = Envoy::start_translated(&translated);
-        let view = MeshNetworkView::for_cluster(&m)
+        let view = MeshNetworkView::for_cluster(&m, &self.registry)
             .unwrap()
             .expect("meshNetworks");
         let network = self.plan.network(cluster);
@@ -650,9 +650,20 @@ fn d_a_gateway_address_without_local_stand_in_is_an_error_naming_it() {
     let m = ClusterManifests::load(d.root(), "mdemo-cluster1").unwrap();
     let client = d.sidecar(HELLOWORLD, Some("v1"), "mdemo-cluster1");
     let err = translate(&m, &registry, &client, &d.environment(1)).unwrap_err();
+    // cluster3's endpoints go to the gateway istiod found in cluster3's registry (its
+    // east-west gateway Service at the planned load-balancer address), which the
+    // meshNetworks entry for network-c3 names too.
+    assert_eq!(
+        err.at,
+        "clusters/mdemo-cluster3/install/eastwest-gateway.yaml: the Service of ingress gateway istio-eastwestgateway in registry mdemo-cluster3"
+    );
+    assert!(err.message.contains("10.64.30.77:15443"), "{err}");
+    // Without that Service's address (a load balancer not yet provisioned), the
+    // meshNetworks entry is the only gateway.
+    registry.east_west_gateways.clear();
+    let err = translate(&m, &registry, &client, &d.environment(1)).unwrap_err();
     assert_eq!(
         err.at,
         "clusters/mdemo-cluster1/install/meshnetworks.yaml: data.meshNetworks.networks.network-c3.gateways[0]"
     );
-    assert!(err.message.contains("10.64.30.77:15443"), "{err}");
 }

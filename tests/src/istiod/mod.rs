@@ -80,6 +80,10 @@ pub struct Workload {
 #[derive(Clone, Debug, Default)]
 pub struct Registry {
     pub workloads: Vec<Workload>,
+    /// Per cluster ID, the load-balancer address Kubernetes gave that cluster's east-west
+    /// gateway Service (`status.loadBalancer.ingress`); istiod takes a Service labelled
+    /// `topology.istio.io/network` as a network gateway at that address.
+    pub east_west_gateways: BTreeMap<String, String>,
 }
 
 /// Which Envoy istiod is building for.
@@ -171,7 +175,10 @@ pub struct Environment {
 impl Registry {
     /// A registry of these workloads.
     pub fn new(workloads: Vec<Workload>) -> Registry {
-        Registry { workloads }
+        Registry {
+            workloads,
+            east_west_gateways: BTreeMap::new(),
+        }
     }
 }
 

@@ -9,18 +9,35 @@
 //!   the cluster (`fromRegistry`), i.e. the istiod that holds its remote secret; none or
 //!   several is an error.
 //! * meshNetworks is read from the `istio` ConfigMap (`install/meshnetworks.yaml`) and
-//!   from the IstioOperator's `values.global.meshNetworks` (the chart renders the latter
-//!   into the former: reference-istio-envoy.md D.4); when both are there they must agree.
+//!   from the IstioOperator's `values.global.meshNetworks` (the istio-discovery chart
+//!   renders the latter into the former); when both are there they must agree.
+//! * Network gateways (Istio 1.30.3 pilot/pkg/model/network.go `NetworkManager.reload`)
+//!   come from two places: meshNetworks entries with an `address` (no cluster), and
+//!   every Service labelled `topology.istio.io/network` in a registry istiod watches
+//!   (pilot/pkg/serviceregistry/kube/controller/network.go `getGatewayDetails`,
+//!   `extractGatewaysInner`: the Service's load-balancer address, the port of label
+//!   `networking.istio.io/gatewayPort` or 15443 when the Service has it, the registry's
+//!   cluster). The east-west gateway install labels its Service so (the istio-ingress
+//!   chart gives the Service the component's labels); its address is Kubernetes state,
+//!   [`super::Registry::east_west_gateways`]. The registries istiod watches are its own
+//!   cluster's and those its meshNetworks names in `fromRegistry` (the remote secrets).
 //! * Gateways are planned load-balancer addresses; [`super::Environment::addresses`]
 //!   maps each `ip:port` to the local Envoy standing in for that east-west gateway.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
-use super::endpoints::{IstioEndpoint, LocalityGroup, augment_labels, group_by_locality};
+use super::endpoints::{
+    IstioEndpoint, LocalityGroup, NETWORK_LABEL, augment_labels, group_by_locality,
+};
 use super::load::{ClusterManifests, Loaded};
 use super::objects::{GatewayComponent, IstioOperator, MeshNetworks};
-use super::{Environment, Locality, Proxy, TranslateError};
+use super::{Environment, Locality, Proxy, Registry, TranslateError};
+
+/// The label naming a gateway Service's mTLS port (`label.NetworkingGatewayPort`).
+pub const GATEWAY_PORT_LABEL: &str = "networking.istio.io/gatewayPort";
+/// `DefaultNetworkGatewayPort`.
+pub const DEFAULT_GATEWAY_PORT: u16 = 15443;
 
 /// The proxy metadata east-west gateways are installed with
 /// (`ISTIO_META_REQUESTED_NETWORK_VIEW`, samples/multicluster/gen-eastwest-gateway.sh):
@@ -29,11 +46,14 @@ use super::{Environment, Locality, Proxy, TranslateError};
 pub const REQUESTED_NETWORK_VIEW: &str = "ISTIO_META_REQUESTED_NETWORK_VIEW";
 
 /// One network gateway as istiod's `NetworkManager` holds it. meshNetworks gateways
-/// given by `address` have no cluster (`Cluster: ""`, pilot/pkg/model/network.go
-/// `reload`), so the endpoint standing for them carries only the network label.
+/// given by `address` have no cluster (`Cluster: ""`), a registry's gateway Service has
+/// the registry's; the endpoint standing for a remote endpoint carries the network and
+/// (when set) the cluster label.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct NetworkGateway {
     pub network: String,
+    /// The registry it was found in; empty for a meshNetworks entry.
+    pub cluster: String,
     /// `address:port` as planned (the meshNetworks entry); [`Environment::addresses`]
     /// maps it to the local stand-in when an endpoint needs it.
     pub planned: String,
@@ -62,10 +82,10 @@ impl NetworkGateway {
 pub struct MeshNetworkView {
     /// The cluster whose istiod serves the proxy's cluster.
     pub control_plane: String,
-    /// The file meshNetworks was read from.
+    /// The file meshNetworks was read from (empty: none).
     pub source: String,
     pub networks: MeshNetworks,
-    /// Every gateway, sorted (`model.SortGateways`).
+    /// Every gateway, meshNetworks' and the registries', sorted.
     pub gateways: Vec<NetworkGateway>,
 }
 
@@ -241,25 +261,100 @@ pub fn serving_control_plane(m: &ClusterManifests) -> Result<ClusterManifests, T
     }
 }
 
-impl MeshNetworkView {
-    /// The network view istiod serving `m`'s cluster has: `None` when its control plane
-    /// has no meshNetworks (single network: no split horizon).
-    pub fn for_cluster(m: &ClusterManifests) -> Result<Option<MeshNetworkView>, TranslateError> {
-        let cp = serving_control_plane(m)?;
-        let Some((source, networks)) = mesh_networks_of(&cp)? else {
-            return Ok(None);
+/// The clusters whose registries the istiod of control plane `cp` watches: its own and
+/// every `fromRegistry` of its meshNetworks, sorted.
+fn watched_clusters(cp: &ClusterManifests, networks: Option<&MeshNetworks>) -> Vec<String> {
+    let mut out: BTreeSet<String> = BTreeSet::from([cp.cluster.clone()]);
+    for n in networks.iter().flat_map(|n| n.networks.values()) {
+        out.extend(n.endpoints.iter().map(|e| e.from_registry.clone()));
+    }
+    out.into_iter().collect()
+}
+
+/// The network gateways istiod finds among the Services of registry `cluster`
+/// (`getGatewayDetails`): its east-west gateway Service, from the install component
+/// that creates it, when it is labelled with a network, exposes the gateway port and
+/// Kubernetes gave it a load-balancer address.
+fn registry_gateways(
+    m: &ClusterManifests,
+    registry: &Registry,
+) -> Result<Vec<NetworkGateway>, TranslateError> {
+    let Some(address) = registry.east_west_gateways.get(&m.cluster) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for (op, c) in gateway_components(m) {
+        let Some(network) = c.label.get(NETWORK_LABEL) else {
+            continue;
         };
+        let port = match c.label.get(GATEWAY_PORT_LABEL) {
+            Some(p) => p.parse().map_err(|_| {
+                op.error(
+                    &format!("spec.components.ingressGateways[{}].label", c.name),
+                    format!("{GATEWAY_PORT_LABEL} `{p}` is not a port"),
+                )
+            })?,
+            None => DEFAULT_GATEWAY_PORT,
+        };
+        let exposed = c
+            .k8s
+            .as_ref()
+            .and_then(|k| k.service.as_ref())
+            .is_some_and(|s| s.ports.iter().any(|sp| sp.port == port));
+        if exposed {
+            out.push(NetworkGateway {
+                network: network.clone(),
+                cluster: m.cluster.clone(),
+                planned: format!("{address}:{port}"),
+                at: format!(
+                    "{}: the Service of ingress gateway {} in registry {}",
+                    op.file, c.name, m.cluster
+                ),
+            });
+        }
+    }
+    Ok(out)
+}
+
+impl MeshNetworkView {
+    /// The network view istiod serving `m`'s cluster has, with `registry` as the
+    /// Kubernetes side: `None` when it knows no network gateway at all (no split horizon:
+    /// `IsMultiNetworkEnabled`).
+    pub fn for_cluster(
+        m: &ClusterManifests,
+        registry: &Registry,
+    ) -> Result<Option<MeshNetworkView>, TranslateError> {
+        let cp = serving_control_plane(m)?;
+        let from_mesh_networks = mesh_networks_of(&cp)?;
         let mut gateways = Vec::new();
-        for (name, network) in &networks.networks {
-            for (i, gw) in network.gateways.iter().enumerate() {
-                gateways.push(NetworkGateway {
-                    network: name.clone(),
-                    planned: format!("{}:{}", gw.address, gw.port),
-                    at: format!("{source}.networks.{name}.gateways[{i}]"),
-                });
+        if let Some((source, networks)) = &from_mesh_networks {
+            for (name, network) in &networks.networks {
+                for (i, gw) in network.gateways.iter().enumerate() {
+                    gateways.push(NetworkGateway {
+                        network: name.clone(),
+                        cluster: String::new(),
+                        planned: format!("{}:{}", gw.address, gw.port),
+                        at: format!("{source}.networks.{name}.gateways[{i}]"),
+                    });
+                }
             }
         }
+        for cluster in watched_clusters(&cp, from_mesh_networks.as_ref().map(|(_, n)| n)) {
+            let watched = if cluster == m.cluster {
+                m.clone()
+            } else if cluster == cp.cluster {
+                cp.clone()
+            } else {
+                ClusterManifests::load(&m.root, &cluster)?
+            };
+            gateways.extend(registry_gateways(&watched, registry)?);
+        }
+        if gateways.is_empty() {
+            return Ok(None);
+        }
         gateways.sort();
+        gateways.dedup();
+        let (source, networks) = from_mesh_networks.unwrap_or_default();
         Ok(Some(MeshNetworkView {
             control_plane: cp.cluster,
             source,
@@ -268,9 +363,18 @@ impl MeshNetworkView {
         }))
     }
 
-    /// The gateways of `network` (meshNetworks gateways have no cluster, so
-    /// `selectNetworkGateways` falls back to the network's list).
-    pub fn gateways_of(&self, network: &str) -> Vec<&NetworkGateway> {
+    /// `selectNetworkGateways`: the gateways of `network` found in registry `cluster`,
+    /// else every gateway of `network` (sidecars skip gateways without an mTLS port;
+    /// every gateway here has one).
+    pub fn gateways_for(&self, network: &str, cluster: &str) -> Vec<&NetworkGateway> {
+        let of_cluster: Vec<&NetworkGateway> = self
+            .gateways
+            .iter()
+            .filter(|g| g.network == network && g.cluster == cluster)
+            .collect();
+        if !of_cluster.is_empty() {
+            return of_cluster;
+        }
         self.gateways
             .iter()
             .filter(|g| g.network == network)
@@ -278,24 +382,33 @@ impl MeshNetworkView {
     }
 
     /// `GetLBWeightScaleFactor`: the least common multiple of the gateway counts per
-    /// network (and per network + cluster, the same here), so each gateway's share of
-    /// an endpoint's weight stays whole.
+    /// network and per network + cluster (`NetworkGateways.update`), so each gateway's
+    /// share of an endpoint's weight stays whole.
     pub fn weight_scale(&self) -> u32 {
-        let mut counts: BTreeMap<&str, u32> = BTreeMap::new();
+        let mut by_network: BTreeMap<&str, u32> = BTreeMap::new();
+        let mut by_network_and_cluster: BTreeMap<(&str, &str), u32> = BTreeMap::new();
         for g in &self.gateways {
-            *counts.entry(g.network.as_str()).or_default() += 1;
+            *by_network.entry(g.network.as_str()).or_default() += 1;
+            *by_network_and_cluster
+                .entry((g.network.as_str(), g.cluster.as_str()))
+                .or_default() += 1;
         }
-        counts.values().fold(1, |acc, &n| lcm(acc, n))
+        by_network
+            .values()
+            .chain(by_network_and_cluster.values())
+            .fold(1, |acc, &n| lcm(acc, n))
     }
 
-    /// Split horizon (`EndpointsByNetworkFilter`, pilot/pkg/xds/endpoints/ep_filters.go;
-    /// reference B.3), run after subset selection and grouping and before the failover
-    /// priorities: for a proxy on `proxy_network`, an endpoint on another network that
-    /// has gateways is replaced by that network's gateway(s), one endpoint per gateway
-    /// per locality whose weight is the (scaled) weight of the endpoints it stands for,
-    /// in the original locality, labelled only `topology.istio.io/network` (istio#49500:
-    /// a region failoverPriority does not match it, a network `key=value` does), with
-    /// `tlsMode: istio`. Remote endpoints without a sidecar are dropped (cross-network
+    /// Split horizon (`EndpointsByNetworkFilter`, Istio 1.30.3
+    /// pilot/pkg/xds/endpoints/ep_filters.go), run after subset selection and grouping
+    /// and before the failover priorities: for a proxy on `proxy_network`, an endpoint
+    /// on another network that has gateways is replaced by the gateway(s) of its network
+    /// and cluster ([`MeshNetworkView::gateways_for`]), one endpoint per gateway per
+    /// locality whose weight is the (scaled) weight of the endpoints it stands for, in
+    /// the original locality, labelled `AugmentLabels(nil, gw.Cluster, "", "",
+    /// gw.Network)`: `topology.istio.io/network` and, for a registry's gateway,
+    /// `topology.istio.io/cluster` (no region: a region failoverPriority does not match
+    /// it, a network `key=value` does), with `tlsMode: istio`. Remote endpoints without a sidecar are dropped (cross-network
     /// traffic needs mTLS for SNI routing). A proxy without a network still goes through
     /// the gateways of a network that has them (`forceGateway`).
     /// A gateway without a local stand-in in `env` is an error when an endpoint needs it.
@@ -312,7 +425,7 @@ impl MeshNetworkView {
             let mut through: BTreeMap<&NetworkGateway, u32> = BTreeMap::new();
             for mut e in g.endpoints {
                 let weight = e.weight.max(1).saturating_mul(scale);
-                let gateways = self.gateways_of(&e.network);
+                let gateways = self.gateways_for(&e.network, &e.cluster);
                 let force_gateway =
                     proxy_network.is_empty() && !e.network.is_empty() && !gateways.is_empty();
                 if !force_gateway
@@ -334,8 +447,13 @@ impl MeshNetworkView {
                 direct.push(IstioEndpoint {
                     address: gw.local(env)?,
                     locality: g.locality.clone(),
-                    labels: augment_labels(&BTreeMap::new(), "", &Locality::default(), &gw.network),
-                    cluster: String::new(),
+                    labels: augment_labels(
+                        &BTreeMap::new(),
+                        &gw.cluster,
+                        &Locality::default(),
+                        &gw.network,
+                    ),
+                    cluster: gw.cluster.clone(),
                     network: gw.network.clone(),
                     istio_mtls: true,
                     weight: weight.max(1),
@@ -367,6 +485,7 @@ pub fn is_sni_dnat(cluster: &str) -> bool {
 /// keeps each endpoint's locality, so grouping it again gives istiod's groups.
 pub fn endpoints_for_proxy(
     m: &ClusterManifests,
+    registry: &Registry,
     proxy: &Proxy,
     env: &Environment,
     cluster: &str,
@@ -378,7 +497,7 @@ pub fn endpoints_for_proxy(
         .filter(|e| visible(view.as_ref(), e))
         .collect();
     let mut groups = group_by_locality(visible_endpoints);
-    if let Some(networks) = MeshNetworkView::for_cluster(m)? {
+    if let Some(networks) = MeshNetworkView::for_cluster(m, registry)? {
         groups = networks.split_horizon(groups, &proxy.network, env)?;
     }
     if is_sni_dnat(cluster) {
@@ -445,7 +564,7 @@ pub fn mtls_only(groups: Vec<LocalityGroup>) -> Vec<LocalityGroup> {
 mod tests {
     use super::*;
     use crate::istiod::Workload;
-    use crate::istiod::endpoints::NETWORK_LABEL;
+    use crate::istiod::endpoints::{CLUSTER_LABEL, NETWORK_LABEL};
 
     fn loc(region: &str) -> Locality {
         Locality {
@@ -480,6 +599,7 @@ mod tests {
                 .insert(planned.clone(), SocketAddr::from(([127, 0, 0, 1], *local)));
             gws.push(NetworkGateway {
                 network: net.to_string(),
+                cluster: String::new(),
                 planned,
                 at: format!("test.networks.{net}.gateways[{i}]"),
             });
@@ -527,9 +647,55 @@ mod tests {
         assert_eq!(
             gw.labels,
             BTreeMap::from([(NETWORK_LABEL.to_string(), "n2".to_string())]),
-            "gateway endpoints keep only the network label (istio#49500)"
+            "a meshNetworks gateway has no cluster: its endpoints carry the network label only"
         );
         assert!(gw.istio_mtls);
+    }
+
+    #[test]
+    fn a_registrys_gateway_serves_its_clusters_endpoints_with_network_and_cluster_labels() {
+        // meshNetworks lists n2's gateway (no cluster); registry c-n2 has a gateway
+        // Service at the same address: istiod holds both.
+        let (mut v, mut env) = view(&[("n2", 9002)]);
+        v.gateways.push(NetworkGateway {
+            network: "n2".into(),
+            cluster: "c-n2".into(),
+            planned: "10.0.0.9:15443".into(),
+            at: "registry".into(),
+        });
+        env.addresses.insert(
+            "10.0.0.9:15443".into(),
+            SocketAddr::from(([127, 0, 0, 1], 9009)),
+        );
+        // Two gateways for n2, one per (n2, cluster): scale 2.
+        assert_eq!(v.weight_scale(), 2);
+        let groups = group_by_locality(vec![
+            workload(1, "a", "n1", true),
+            workload(2, "b", "n2", true),
+        ]);
+        let out = v.split_horizon(groups, "n1", &env).unwrap();
+        // The endpoint of registry c-n2 goes to c-n2's own gateway only.
+        assert_eq!(
+            ports_and_weights(&out),
+            vec![("a".into(), 1, 2), ("b".into(), 9009, 2)]
+        );
+        assert_eq!(
+            out[1].endpoints[0].labels,
+            BTreeMap::from([
+                (CLUSTER_LABEL.to_string(), "c-n2".to_string()),
+                (NETWORK_LABEL.to_string(), "n2".to_string()),
+            ])
+        );
+        // An endpoint of another registry on n2 falls back to every gateway of n2.
+        let mut other = workload(3, "b", "n2", true);
+        other.cluster = "c-other".into();
+        let out = v
+            .split_horizon(group_by_locality(vec![other]), "n1", &env)
+            .unwrap();
+        assert_eq!(
+            ports_and_weights(&out),
+            vec![("b".into(), 9002, 1), ("b".into(), 9009, 1)]
+        );
     }
 
     #[test]

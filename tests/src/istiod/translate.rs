@@ -285,7 +285,14 @@ pub fn network_view(
     cluster: &str,
     endpoints: Vec<IstioEndpoint>,
 ) -> Result<Vec<IstioEndpoint>, TranslateError> {
-    super::network::endpoints_for_proxy(ctx.manifests, ctx.proxy, ctx.env, cluster, endpoints)
+    super::network::endpoints_for_proxy(
+        ctx.manifests,
+        ctx.registry,
+        ctx.proxy,
+        ctx.env,
+        cluster,
+        endpoints,
+    )
 }
 
 /// Auto mTLS: see [`super::tls::transport_socket_matches_for`].
