@@ -23,7 +23,9 @@ use geolb_e2e::istiod::network::{
     MeshNetworkView, REQUESTED_NETWORK_VIEW, cluster_network, gateway_components, install_values,
     mesh_networks_of, serving_control_plane,
 };
-use geolb_e2e::istiod::{Environment, Proxy, ProxyRole, Registry, tls, translate};
+use geolb_e2e::istiod::{
+    DEFAULT_SERVICE_ACCOUNT, Environment, NodeLocality, Proxy, ProxyRole, Registry, tls, translate,
+};
 use geolb_e2e::*;
 
 const HELLOWORLD: &str = "helloworld";
@@ -92,7 +94,24 @@ impl MultiNetwork {
     /// Renders `scenario` and starts helloworld `versions` (each where the plan places it)
     /// with their sidecars; the other versions are scaled to zero (not in the registry).
     fn start(scenario: &str, versions: &[&str]) -> MultiNetwork {
-        let plan = RenderedPlan::example(scenario);
+        MultiNetwork::start_with(
+            scenario,
+            versions,
+            DEFAULT_SERVICE_ACCOUNT,
+            NodeLocality::Absent,
+        )
+    }
+
+    /// [`MultiNetwork::start`], the destination sidecars presenting the identity of
+    /// `sidecar_account` (the registry says the pods run as `default`), the proxies on
+    /// clusters of kind `flavour`.
+    fn start_with(
+        scenario: &str,
+        versions: &[&str],
+        sidecar_account: &str,
+        flavour: NodeLocality,
+    ) -> MultiNetwork {
+        let plan = RenderedPlan::example(scenario).with_node_locality(flavour);
         let mut apps = BTreeMap::new();
         for p in plan.placements() {
             let Some(v) = p
@@ -103,7 +122,8 @@ impl MultiNetwork {
                 continue;
             };
             let app = helloworld(&v, plan.region_of(&p.cluster));
-            let sidecar = plan.sidecar(HELLOWORLD, Some(&v), &p.cluster);
+            let mut sidecar = plan.sidecar(HELLOWORLD, Some(&v), &p.cluster);
+            sidecar.service_account = sidecar_account.to_string();
             let inbound =
                 Envoy::start_translated(&translate_inbound(&sidecar, p.port, app.addr(), 1));
             apps.insert(v, (app, inbound));
@@ -665,5 +685,36 @@ fn d_a_gateway_address_without_local_stand_in_is_an_error_naming_it() {
     assert_eq!(
         err.at,
         "clusters/mdemo-cluster1/install/meshnetworks.yaml: data.meshNetworks.networks.network-c3.gateways[0]"
+    );
+}
+
+/// The client verifies the server as Istio's ISTIO_MUTUAL context does: the chain
+/// against the mesh root and the SAN against the service's accounts. v3's sidecar
+/// presenting a certificate of the mesh CA for another service account is refused: the
+/// handshake fails (`ssl.fail_verify_san`), no request reaches v3. (The same setup with
+/// the right identity is the previous test.)
+#[test]
+fn d_a_server_presenting_another_identity_fails_the_clients_handshake() {
+    let mut mesh =
+        MultiNetwork::start_with("d-multi-network", &["v3"], "impostor", NodeLocality::Absent);
+    mesh.start_east_west_gateway("mdemo-cluster3");
+    let client = mesh.client_sidecar("mdemo-cluster1");
+    let results = send_on_one_connection(client.listener_addr(OUTBOUND_5000), &hello(), 3);
+    let statuses: Vec<u16> = results
+        .iter()
+        .map(|r| r.as_ref().map_or(0, |r| r.status))
+        .collect();
+    assert_eq!(statuses, [503, 503, 503], "{results:?}");
+    assert_eq!(mesh.requests_reaching("v3"), 0);
+    let san_failures: u64 = client
+        .counters_with_prefix("cluster.outbound|5000|")
+        .iter()
+        .filter(|(k, _)| k.ends_with(".ssl.fail_verify_san"))
+        .map(|(_, v)| *v)
+        .sum();
+    assert!(
+        san_failures >= 1,
+        "{:?}",
+        client.counters_with_prefix("cluster.outbound|5000|")
     );
 }

@@ -122,6 +122,7 @@ pub fn translate_inbound(
         "static_resources": {
             "listeners": [virtual_inbound_listener(port, &access_log())],
             "clusters": [inbound_cluster(port, app)],
+            "secrets": super::tls::bootstrap_secrets(&proxy.spiffe_id()),
         },
     });
     Translated {

@@ -287,6 +287,11 @@ impl Proxy {
         }
     }
 
+    /// The proxy's SPIFFE identity (its workload certificate's SAN).
+    pub fn spiffe_id(&self) -> String {
+        tls::spiffe_id(&self.namespace, &self.service_account)
+    }
+
     /// The proxy as it runs in a cluster of kind `flavour`: no platform locality and no
     /// locality label ([`NodeLocality::Absent`]), the node's region and zone from the
     /// platform, or the pod label `istio-locality` naming the node's locality.

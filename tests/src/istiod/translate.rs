@@ -93,7 +93,11 @@ pub fn translate(
     let bootstrap = json!({
         "node": agent::node(proxy, injected.as_ref()),
         "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } } },
-        "static_resources": { "listeners": listeners, "clusters": all_clusters },
+        "static_resources": {
+            "listeners": listeners,
+            "clusters": all_clusters,
+            "secrets": super::tls::bootstrap_secrets(&proxy.spiffe_id()),
+        },
         "cluster_manager": { "outlier_detection": { "event_log_path": OUTLIER_LOG } },
     });
     Ok(Translated {
@@ -295,13 +299,19 @@ pub fn network_view(
     )
 }
 
-/// Auto mTLS: see [`super::tls::transport_socket_matches_for`].
+/// Auto mTLS: see [`super::tls::transport_socket_matches_for`]; the server must
+/// present one of the identities of the cluster's service (`cluster_cache.go` passes
+/// `PushContext.ServiceAccounts(host, namespace)`).
 pub fn transport_socket_matches(
-    _ctx: &Context<'_>,
+    ctx: &Context<'_>,
     cluster: &str,
     groups: &[LocalityGroup],
 ) -> Result<Option<Value>, TranslateError> {
-    Ok(super::tls::transport_socket_matches_for(cluster, groups))
+    let host = cluster.rsplit('|').next().unwrap_or_default();
+    let sans = super::tls::service_accounts(&ctx.registry.workloads, host);
+    Ok(super::tls::transport_socket_matches_for(
+        cluster, groups, &sans,
+    ))
 }
 
 /// The east-west gateway's `AUTO_PASSTHROUGH` listener and its SNI-DNAT clusters: see
