@@ -1,10 +1,15 @@
 //! Builds the Envoy configuration istiod would push to a client sidecar for ONE service
-//! under geolb's routing contract (`shared/docs/routing-contract.md`), as a readable,
-//! commented static bootstrap (YAML). Golden copies live in `tests/fixtures/`.
+//! under geolb's routing contract (docs/routing-contract.md), as a readable, commented
+//! static bootstrap (YAML), written by hand (the istiod stand-in in `istiod/` builds the
+//! plan-to-traffic tests' configuration from rendered manifests instead). Golden copies
+//! live in `tests/fixtures/`.
 //!
 //! What is rendered, for service `reviews.default.svc.cluster.local:9080` and regions
 //! R1..Rn:
-//! * `node`: id/cluster like a sidecar, `locality {region, zone}` = the proxy's own.
+//! * `node`: id/cluster like a sidecar, `metadata.CLUSTER_ID`, and the locality as
+//!   istio-agent writes it for [`MeshConfig::node_locality`] (default: from platform
+//!   metadata, `{region, zone}` = the proxy's own; none on ACK-like clusters; from the
+//!   `istio-locality` pod label, also in `metadata.LABELS`).
 //! * One listener with an HTTP connection manager and an access log; HTTP filters: the
 //!   wasm filter (optional; by default delivered by ECDS from a watched file, as Istio
 //!   delivers a WasmPlugin) then the router.
@@ -23,6 +28,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use crate::istiod::NodeLocality;
 use crate::upstream::{ROUTING_HEADER, Upstream};
 
 /// Subset name prefix: region R's subset is `geolb-R`.
@@ -236,6 +242,14 @@ pub struct MeshConfig {
     pub proxy_zone: String,
     pub node_id: String,
     pub node_cluster: String,
+    /// `node.metadata.CLUSTER_ID` (the injector's `values.global.multiCluster.clusterName`;
+    /// default `Kubernetes`, its default).
+    pub cluster_id: String,
+    /// How istio-agent learns the locality it writes into `node.locality`
+    /// ([`crate::istiod::agent`]); `proxy_region`/`proxy_zone` stay what istiod knows
+    /// (the default cluster's failover is relative to them). Default
+    /// [`NodeLocality::Platform`].
+    pub node_locality: NodeLocality,
     /// The service's regions, in order (routes are rendered in this order).
     pub regions: Vec<RegionSpec>,
     /// The wasm filter before the router; `None` = bare Envoy (no wasm).
@@ -289,6 +303,8 @@ impl MeshConfig {
             proxy_region,
             node_id: "sidecar~127.0.0.1~productpage-v1.default~default.svc.cluster.local".into(),
             node_cluster: "productpage.default".into(),
+            cluster_id: crate::istiod::agent::DEFAULT_CLUSTER_ID.into(),
+            node_locality: NodeLocality::Platform,
             regions,
             wasm: None,
             route_witnesses: Vec::new(),
@@ -323,6 +339,13 @@ impl MeshConfig {
     /// Sets the wasm filter.
     pub fn with_wasm(mut self, wasm: WasmFilter) -> MeshConfig {
         self.wasm = Some(wasm);
+        self
+    }
+
+    /// The proxy's node: `CLUSTER_ID` `cluster_id`, its locality learnt as `flavour`.
+    pub fn with_node(mut self, cluster_id: &str, flavour: NodeLocality) -> MeshConfig {
+        self.cluster_id = cluster_id.into();
+        self.node_locality = flavour;
         self
     }
 
@@ -402,11 +425,44 @@ impl MeshConfig {
             },
         );
         y += &format!(
-            "node:\n  id: {}\n  cluster: {}\n  # The filter reads its own region from [\"xds\", \"node\", \"locality\", \"region\"].\n  locality: {{region: {}, zone: {}}}\n",
+            "node:\n  id: {}\n  cluster: {}\n",
             q(&self.node_id),
-            q(&self.node_cluster),
-            q(&self.proxy_region),
-            q(&self.proxy_zone)
+            q(&self.node_cluster)
+        );
+        let label = crate::istiod::agent::locality_label_value(&crate::istiod::Locality::new(
+            &self.proxy_region,
+            &self.proxy_zone,
+        ));
+        let mut labels = "{app: productpage, version: v1}".to_string();
+        match self.node_locality {
+            NodeLocality::Absent => {
+                y += "  # No istio-locality label, no GCP/AWS/Azure metadata: istio-agent writes no locality.\n  locality: {}\n";
+            }
+            NodeLocality::Platform => {
+                y += &format!(
+                    "  # From the platform's instance metadata.\n  locality: {{region: {}, zone: {}}}\n",
+                    q(&self.proxy_region),
+                    q(&self.proxy_zone)
+                );
+            }
+            NodeLocality::PodLabel => {
+                let sanitized = crate::istiod::agent::sanitize_locality_label(&label);
+                let l = crate::istiod::agent::convert_locality(&sanitized);
+                y += &format!(
+                    "  # From the pod label istio-locality: {}.\n  locality: {{region: {}, zone: {}}}\n",
+                    q(&label),
+                    q(&l.region),
+                    q(&l.zone)
+                );
+                labels = format!(
+                    "{{app: productpage, version: v1, istio-locality: {}}}",
+                    q(&sanitized)
+                );
+            }
+        }
+        y += &format!(
+            "  # The filter reads its region from metadata.CLUSTER_ID (the policy's clusterRegions), else locality.region.\n  metadata: {{CLUSTER_ID: {}, LABELS: {labels}}}\n",
+            q(&self.cluster_id)
         );
         y += &format!(
             "admin:\n  address: {{socket_address: {{address: 127.0.0.1, port_value: {}}}}}\n",

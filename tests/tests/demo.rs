@@ -95,6 +95,11 @@ fn the_demo_shows_split_failover_ejection_ramp_and_recovery() {
             .join("a-failover-distribution/clusters/ack-hangzhou/kustomization.yaml")
             .is_file()
     );
+    // The proxies run as on ACK: no node locality, the region from clusterRegions.
+    assert!(
+        stdout.contains("node.locality {} and CLUSTER_ID \"ack-hangzhou\""),
+        "{stdout}"
+    );
 
     let phases = phases(&stdout);
     let names: Vec<&str> = phases.iter().map(|p| p.name.as_str()).collect();

@@ -508,8 +508,22 @@ fn d_rendered_multi_network_configuration_matches_the_mission_table() {
 /// through that network's east-west gateway, mTLS end to end.
 #[test]
 fn c_helloworld_alternates_v1_v2_from_both_clusters_across_the_east_west_gateways() {
+    // In the three kinds of clusters: the filters' region from CLUSTER_ID in the
+    // policy's clusterRegions (no node locality), or also from the node locality.
+    for flavour in NodeLocality::ALL {
+        eprintln!("C, {flavour}:");
+        c_alternates(flavour);
+    }
+}
+
+fn c_alternates(flavour: NodeLocality) {
     const REQUESTS: usize = 20;
-    let mut mesh = MultiNetwork::start("c-multi-primary", &["v1", "v2"]);
+    let mut mesh = MultiNetwork::start_with(
+        "c-multi-primary",
+        &["v1", "v2"],
+        DEFAULT_SERVICE_ACCOUNT,
+        flavour,
+    );
     mesh.start_east_west_gateway("cluster-1");
     mesh.start_east_west_gateway("cluster-2");
     // (client cluster, its version, the other cluster, the other version, the region

@@ -2,11 +2,16 @@
 //! with the geolb library, read back by the istiod stand-in for one cluster, translated
 //! into the Envoys of Bookinfo's request chain, and real traffic through them:
 //!
-//! client → ingress gateway Envoy (the gateway WasmPlugin, sourceRegion pinned; a
-//! browser's Host names no service, so it finds productpage by the cluster of the route
-//! Envoy selected) → productpage (fake) → productpage's sidecar Envoy (the mesh
-//! WasmPlugin; node locality from the cluster) → reviews v1 / v2 / v3 (fakes, one per
-//! plan placement).
+//! client → ingress gateway Envoy (the gateway WasmPlugin; a browser's Host names no
+//! service, so it finds productpage by the cluster of the route Envoy selected) →
+//! productpage (fake) → productpage's sidecar Envoy (the mesh WasmPlugin) → reviews v1 /
+//! v2 / v3 (fakes, one per plan placement).
+//!
+//! The proxies run as on ACK unless a test says otherwise: istio-agent writes no node
+//! locality, so both filters take their region from `CLUSTER_ID` in the policy's
+//! `clusterRegions` (the full seed A matrix runs so). The split is also checked with the
+//! locality from platform metadata and from the `istio-locality` pod label, and a
+//! negative control shows that without the table the ACK proxies have no region.
 //!
 //! Counts use the seed's own check: lines containing "full stars" over 10 pages. An error
 //! a user would see is a non-2xx page, no answer, or a page saying reviews are
@@ -29,7 +34,9 @@ use std::time::Duration;
 use geolb_e2e::apps::PageSummary;
 use geolb_e2e::bookinfo::{Bookinfo, Chain, productpage_request};
 use geolb_e2e::from_plan::{Placement, RenderedPlan};
+use geolb_e2e::istiod::NodeLocality;
 use geolb_e2e::*;
+use serde_json::json;
 
 const HZ: &str = "cn-hangzhou";
 const SH: &str = "cn-shanghai";
@@ -101,23 +108,52 @@ fn assert_one_reviews_connection_each(bookinfo: &Bookinfo) {
     }
 }
 
-/// Seed A's chain with the apps `scaled_to_zero` left out of the registry (no pods) and
-/// the reviews of `stopped_region` stopped once the chain runs (pods that crashed); then
-/// the seed's 10 pages.
-fn seed_a_with_region_down(
-    scaled_to_zero: impl Fn(&Placement) -> bool,
-    stopped_region: Option<&str>,
-) -> (PageSummary, Bookinfo, Chain) {
-    let mut bookinfo = Bookinfo::start(RenderedPlan::example(SEED_A));
-    let registry = bookinfo.registry(scaled_to_zero);
+/// How cn-hangzhou's (or another region's) reviews is down for a seed A run.
+#[derive(Clone, Copy, Debug)]
+enum Down {
+    Nothing,
+    /// Its pods crashed: stopped once the chain runs (Kubernetes still lists them).
+    Stopped(&'static str),
+    /// Its pods answer 503.
+    Answers503(&'static str),
+    /// No pods: not in the registry, so istiod has no endpoints for it.
+    ScaledToZero(&'static str),
+}
+
+/// Seed A rendered, its proxies on clusters of kind `flavour`.
+fn seed_a_plan(flavour: NodeLocality) -> RenderedPlan {
+    RenderedPlan::example(SEED_A).with_node_locality(flavour)
+}
+
+/// Seed A's chain from `plan` with its reviews `down`; then the seed's 10 pages.
+fn seed_a_with(plan: RenderedPlan, down: Down) -> (PageSummary, Bookinfo, Chain) {
+    let mut bookinfo = Bookinfo::start(plan);
+    let plan = &bookinfo.plan;
+    let registry = bookinfo.registry(|p: &Placement| match down {
+        Down::ScaledToZero(region) => p.is("reviews", None) && plan.region_of(&p.cluster) == region,
+        _ => false,
+    });
     let chain = Chain::start(&bookinfo, ACK_HANGZHOU, &registry);
-    if let Some(region) = stopped_region {
-        for u in bookinfo.upstreams_in_region("reviews", region) {
-            u.stop();
+    match down {
+        Down::Stopped(region) => {
+            for u in bookinfo.upstreams_in_region("reviews", region) {
+                u.stop();
+            }
         }
+        Down::Answers503(region) => {
+            for u in bookinfo.upstreams_in_region("reviews", region) {
+                u.set_failing(503);
+            }
+        }
+        Down::Nothing | Down::ScaledToZero(_) => {}
     }
     let pages = ten_pages(&chain);
     (pages, bookinfo, chain)
+}
+
+/// Seed A on ACK-like clusters (no node locality).
+fn seed_a(down: Down) -> (PageSummary, Bookinfo, Chain) {
+    seed_a_with(seed_a_plan(NodeLocality::Absent), down)
 }
 
 /// Seed A's failover check: 10 pages, all with cn-shanghai's reviews (20 "full stars"
@@ -133,53 +169,64 @@ fn assert_all_pages_from_shanghai(
     assert_eq!(pages.reviews_from(SH), 10, "{pages}");
     assert_one_reviews_connection_each(&bookinfo);
     assert_eq!(reviews_counter(&chain, ACK_HANGZHOU, "ejections", HZ), 1);
+    assert_region_from_the_cluster_table(&chain);
+}
+
+/// The proxies of the chain had no node locality (ACK): the filters' region came from
+/// `CLUSTER_ID` in `clusterRegions`; none ever lacked a region.
+fn assert_region_from_the_cluster_table(chain: &Chain) {
+    for envoy in [&chain.gateway, chain.sidecar(ACK_HANGZHOU)] {
+        let node = &envoy.translated().unwrap().bootstrap["node"];
+        assert_eq!(node["locality"], json!({}), "no node locality on ACK");
+        assert_eq!(node["metadata"]["CLUSTER_ID"], ACK_HANGZHOU);
+        assert_eq!(
+            envoy
+                .counters_with_prefix("wasmcustom.geolb.no_source_region")
+                .values()
+                .sum::<u64>(),
+            0
+        );
+    }
 }
 
 #[test]
 fn a_failover_reviews_in_hangzhou_scaled_to_zero_all_pages_from_shanghai() {
     assert_all_pages_from_shanghai(
         "reviews in cn-hangzhou scaled to zero",
-        seed_a_with_region_down(|p| p.is("reviews", None) && p.cluster == ACK_HANGZHOU, None),
+        seed_a(Down::ScaledToZero(HZ)),
     );
 }
 
 #[test]
 fn a_failover_reviews_in_hangzhou_stopped_all_pages_from_shanghai() {
-    assert_all_pages_from_shanghai(
-        "reviews in cn-hangzhou stopped",
-        seed_a_with_region_down(nothing_scaled_to_zero, Some(HZ)),
-    );
+    assert_all_pages_from_shanghai("reviews in cn-hangzhou stopped", seed_a(Down::Stopped(HZ)));
 }
 
 #[test]
-fn a_distribution_one_page_in_ten_from_shanghai() {
-    let (pages, bookinfo, chain) = seed_a_with_region_down(nothing_scaled_to_zero, None);
-    eprintln!("all healthy: {pages}");
+fn a_failover_reviews_in_hangzhou_answering_503_all_pages_from_shanghai() {
+    assert_all_pages_from_shanghai(
+        "reviews in cn-hangzhou answering 503",
+        seed_a(Down::Answers503(HZ)),
+    );
+}
+
+/// Seed A's distribution check: "of 10 requests, 9 land in cn-hangzhou (v1) and 1 in
+/// cn-shanghai (2 full stars lines)", decided by the sidecar's filter, every page from
+/// cn-hangzhou's productpage (the gateway's filter).
+fn assert_distribution(case: &str, (pages, bookinfo, chain): &(PageSummary, Bookinfo, Chain)) {
+    eprintln!("{case}: {pages}");
     assert_eq!(pages.errors(), 0, "{pages}");
-    // Seed A: "of 10 requests, 9 land in cn-hangzhou (v1) and 1 in cn-shanghai (2 full stars lines)".
     assert_eq!(pages.full_stars_lines, 2, "{pages}");
     assert_eq!(
         (pages.reviews_from(HZ), pages.reviews_from(SH)),
         (9, 1),
         "{pages}"
     );
-    assert_one_reviews_connection_each(&bookinfo);
+    assert_one_reviews_connection_each(bookinfo);
     // The split is the sidecar filter's, not Envoy's: it routed 9 and 1.
-    assert_eq!(reviews_counter(&chain, ACK_HANGZHOU, "routed", HZ), 9);
-    assert_eq!(reviews_counter(&chain, ACK_HANGZHOU, "routed", SH), 1);
-    // Every page from cn-hangzhou's productpage, chosen by the gateway's geolb filter
-    // (sourceRegion cn-hangzhou, productpage runs there). The browser's Host
-    // (bookinfo.example.com; the seed curls the ingress IP) names no service: the filter
-    // found productpage by the cluster of the fallback route Envoy selected, and its
-    // header moved every page to cn-hangzhou's region route.
-    assert_eq!(pages.pages, 10, "{pages}");
-    assert_eq!(gateway_productpage_counter(&chain, "routed", HZ), 10);
-    assert_eq!(gateway_productpage_counter(&chain, "routed", SH), 0);
-    let routes = gateway_routes(&chain, pages.pages);
-    assert!(
-        routes.iter().all(|r| r == "productpage-geolb-cn-hangzhou"),
-        "{routes:?}"
-    );
+    assert_eq!(reviews_counter(chain, ACK_HANGZHOU, "routed", HZ), 9);
+    assert_eq!(reviews_counter(chain, ACK_HANGZHOU, "routed", SH), 1);
+    assert_eq!(gateway_productpage_counter(chain, "routed", HZ), 10);
     for (p, page) in bookinfo.productpages() {
         let expected = if p.cluster == ACK_HANGZHOU { 10 } else { 0 };
         assert_eq!(
@@ -192,13 +239,121 @@ fn a_distribution_one_page_in_ten_from_shanghai() {
 }
 
 #[test]
+fn a_distribution_one_page_in_ten_from_shanghai() {
+    let run = seed_a(Down::Nothing);
+    assert_distribution("all healthy", &run);
+    let (pages, _, chain) = &run;
+    assert_region_from_the_cluster_table(chain);
+    // Every page from cn-hangzhou's productpage, chosen by the gateway's geolb filter
+    // (ack-hangzhou is in cn-hangzhou, productpage runs there). The browser's Host
+    // (bookinfo.example.com; the seed curls the ingress IP) names no service: the filter
+    // found productpage by the cluster of the fallback route Envoy selected, and its
+    // header moved every page to cn-hangzhou's region route.
+    assert_eq!(pages.pages, 10, "{pages}");
+    assert_eq!(gateway_productpage_counter(chain, "routed", SH), 0);
+    let routes = gateway_routes(chain, pages.pages);
+    assert!(
+        routes.iter().all(|r| r == "productpage-geolb-cn-hangzhou"),
+        "{routes:?}"
+    );
+    // The RBAC filter before geolb (Istio's authorization place) had resolved the route
+    // for the request as it arrived, the fallback: geolb's header still re-routed it.
+    let seen: Vec<String> = access_log_field(&chain.gateway, "rbac=");
+    assert!(
+        seen.iter().all(|r| r == "route:productpage-geolb-fallback"),
+        "{seen:?}"
+    );
+    let seen = access_log_field(chain.sidecar(ACK_HANGZHOU), "rbac=");
+    assert_eq!(seen.len(), 10, "{seen:?}");
+    assert!(seen.iter().all(|r| r == "route:geolb-fallback"), "{seen:?}");
+    let routes = access_log_field(chain.sidecar(ACK_HANGZHOU), "route=");
+    assert_eq!(
+        routes.iter().filter(|r| *r == "geolb-cn-shanghai").count(),
+        1,
+        "{routes:?}"
+    );
+}
+
+#[test]
+fn a_distribution_with_the_node_locality_from_platform_metadata_or_the_pod_label() {
+    for flavour in [NodeLocality::Platform, NodeLocality::PodLabel] {
+        let run = seed_a_with(seed_a_plan(flavour), Down::Nothing);
+        let node = &run.2.sidecar(ACK_HANGZHOU).translated().unwrap().bootstrap["node"];
+        assert_eq!(node["locality"]["region"], HZ, "{flavour}");
+        assert_distribution(&flavour.to_string(), &run);
+    }
+}
+
+/// The negative control: the same manifests without `clusterRegions`. On ACK (no node
+/// locality) neither filter has a region: every request passes through (counted), the
+/// mesh's own locality load balancing keeps pages and reviews in cn-hangzhou (no full
+/// stars). With the locality from platform metadata, the same manifests split again.
+#[test]
+fn a_without_cluster_regions_an_ack_proxy_has_no_region_and_passes_through() {
+    let without_table = |flavour| {
+        let plan = seed_a_plan(flavour);
+        for file in [
+            "mesh/default/wasmplugin-geolb.yaml",
+            "mesh/istio-system/wasmplugin-geolb-bookinfo-gateway.yaml",
+        ] {
+            let path = plan.root().join(file);
+            let text = std::fs::read_to_string(&path).unwrap();
+            let table = "    clusterRegions:\n      ack-hangzhou: \"cn-hangzhou\"\n      ack-shanghai: \"cn-shanghai\"\n";
+            assert!(text.contains(table), "{file}: {text}");
+            std::fs::write(&path, text.replace(table, "")).unwrap();
+        }
+        plan
+    };
+    let (pages, _, chain) = seed_a_with(without_table(NodeLocality::Absent), Down::Nothing);
+    eprintln!("no clusterRegions, no node locality: {pages}");
+    assert_eq!(pages.errors(), 0, "{pages}");
+    assert_eq!(pages.full_stars_lines, 0, "{pages}");
+    assert_eq!(pages.reviews_from(HZ), 10, "{pages}");
+    std::thread::sleep(TICK);
+    assert_eq!(
+        chain
+            .sidecar(ACK_HANGZHOU)
+            .counter("wasmcustom.geolb.no_source_region;service=reviews.default"),
+        10
+    );
+    assert_eq!(
+        chain
+            .gateway
+            .counter("wasmcustom.geolb.no_source_region;service=productpage.default"),
+        10
+    );
+    assert_eq!(reviews_counter(&chain, ACK_HANGZHOU, "routed", HZ), 0);
+    assert!(
+        gateway_routes(&chain, 10)
+            .iter()
+            .all(|r| r == "productpage-geolb-fallback")
+    );
+    let run = seed_a_with(without_table(NodeLocality::Platform), Down::Nothing);
+    assert_distribution("no clusterRegions, locality from platform metadata", &run);
+}
+
+/// The values of one `key=` field of every access log line of `envoy`.
+fn access_log_field(envoy: &Envoy, key: &str) -> Vec<String> {
+    wait_until(Duration::from_secs(2), || !envoy.access_log().is_empty());
+    envoy
+        .access_log()
+        .iter()
+        .filter_map(|l| {
+            l.split(' ')
+                .find_map(|f| f.strip_prefix(key))
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+#[test]
 fn a_both_rules_split_while_healthy_and_failover_either_way() {
     // Healthy: the 90/10 split.
-    let (healthy, ..) = seed_a_with_region_down(nothing_scaled_to_zero, None);
+    let (healthy, ..) = seed_a(Down::Nothing);
     // cn-shanghai down: its tenth goes back along "cn-shanghai fails -> cn-hangzhou".
-    let (sh_down, ..) = seed_a_with_region_down(nothing_scaled_to_zero, Some(SH));
+    let (sh_down, ..) = seed_a(Down::Stopped(SH));
     // cn-hangzhou down: everything along "cn-hangzhou fails -> cn-shanghai".
-    let (hz_down, ..) = seed_a_with_region_down(nothing_scaled_to_zero, Some(HZ));
+    let (hz_down, ..) = seed_a(Down::Stopped(HZ));
     eprintln!(
         "healthy:          {healthy}\ncn-shanghai down: {sh_down}\ncn-hangzhou down: {hz_down}"
     );
@@ -263,7 +418,7 @@ fn a_client_sent_routing_header_at_the_ingress_changes_nothing() {
     // A browser that sends the routing header itself, naming the region it should not
     // get, in the ways a client can (single, mixed case, duplicated, comma-joined).
     // Without the gateway's filter, the header would match the cn-shanghai route.
-    let bookinfo = Bookinfo::start(RenderedPlan::example(SEED_A));
+    let bookinfo = Bookinfo::start(seed_a_plan(NodeLocality::Absent));
     let registry = bookinfo.registry(nothing_scaled_to_zero);
     let chain = Chain::start(&bookinfo, ACK_HANGZHOU, &registry);
     let spoofs: [&[(&str, &str)]; 4] = [

@@ -1,7 +1,10 @@
-//! geolb in a real Envoy 1.40 (V8, 2 workers): the scenarios of issue 2, each with
-//! exact counts. Envoy's configuration is what istiod builds from geolb's routing
-//! contract (header routes to prefer-R subset clusters, a default route, outlier
-//! detection, retries); see tests/README.md.
+//! geolb in a real Envoy 1.40 (V8, 2 workers): scenarios a-h, each with exact counts.
+//! Envoy's configuration is what istiod builds from geolb's routing contract (header
+//! routes to prefer-R subset clusters, a default route, outlier detection, retries),
+//! written by hand (`MeshConfig`); see tests/README.md. The proxy runs as on ACK: its
+//! bootstrap has no locality, its `CLUSTER_ID` is `ack-hangzhou` and the policies map
+//! it to cn-hangzhou (`clusterRegions`); one test checks the split in the other two
+//! kinds of clusters, and that without the table such a proxy has no region.
 //!
 //! Run one: `cargo test -p geolb-e2e --test scenarios <name>`.
 #![allow(
@@ -14,6 +17,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use geolb_e2e::istiod::NodeLocality;
 use geolb_e2e::*;
 use serde_json::{Value, json};
 
@@ -26,6 +30,7 @@ fn seed_a_policy(base_ejection: &str, ramp: &str) -> Value {
     json!({
         "apiVersion": "geolb.io/v1alpha1",
         "regions": [HZ, SH],
+        "clusterRegions": { ACK_HANGZHOU: HZ, "ack-shanghai": SH },
         "health": { "consecutiveFailures": 1, "baseEjectionTime": base_ejection, "recoveryRamp": ramp },
         "services": [{
             "name": "reviews.default",
@@ -42,6 +47,7 @@ fn three_region_policy() -> Value {
     json!({
         "apiVersion": "geolb.io/v1alpha1",
         "regions": [HZ, SH, BJ],
+        "clusterRegions": { ACK_HANGZHOU: HZ, "ack-shanghai": SH, "ack-beijing": BJ },
         "health": { "consecutiveFailures": 1, "baseEjectionTime": "30s" },
         "services": [{
             "name": "reviews.default",
@@ -53,9 +59,19 @@ fn three_region_policy() -> Value {
     })
 }
 
+/// The proxy's cluster: `CLUSTER_ID` of its node.
+const ACK_HANGZHOU: &str = "ack-hangzhou";
+
+/// The sidecar for `upstreams` with `policy`, its node as on ACK (no locality,
+/// `CLUSTER_ID` ack-hangzhou).
 fn start(upstreams: &[&Upstream], policy: &Value) -> Envoy {
-    let cfg =
-        MeshConfig::for_upstreams(upstreams).with_wasm(WasmFilter::geolb(&policy.to_string()));
+    start_in(NodeLocality::Absent, upstreams, policy)
+}
+
+fn start_in(flavour: NodeLocality, upstreams: &[&Upstream], policy: &Value) -> Envoy {
+    let cfg = MeshConfig::for_upstreams(upstreams)
+        .with_node(ACK_HANGZHOU, flavour)
+        .with_wasm(WasmFilter::geolb(&policy.to_string()));
     Envoy::start(&cfg)
 }
 
@@ -159,6 +175,51 @@ fn a_distribution_90_10_is_exact_per_ten_requests_on_a_worker() {
         counter(&envoy, "routed", HZ) + counter(&envoy, "routed", SH),
         1_111
     );
+}
+
+/// The seed A split in the three kinds of clusters: the region from `CLUSTER_ID` in
+/// the policy's table (no node locality, as on ACK), and from the node locality istio-agent
+/// writes from platform metadata or the `istio-locality` label (the table still names
+/// the same region). Without the table, the ACK proxy has no region: the filter passes
+/// every request through (counted), the default route keeps it in the proxy's region.
+#[test]
+fn a_the_split_is_the_same_in_every_kind_of_cluster_and_needs_the_table_without_a_locality() {
+    let (hz, sh) = bookinfo_reviews();
+    for flavour in NodeLocality::ALL {
+        let envoy = start_in(flavour, &[&hz, &sh], &seed_a_policy("30s", "10s"));
+        let results = send_on_one_connection(envoy.addr(), &Request::reviews(), 10);
+        let names = regions_of(&results);
+        assert_eq!(
+            (count(&names, HZ), count(&names, SH)),
+            (9, 1),
+            "{flavour}: {names:?}"
+        );
+        assert_eq!(full_stars_lines(&results), 2, "{flavour}");
+    }
+    let mut no_table = seed_a_policy("30s", "10s");
+    no_table.as_object_mut().unwrap().remove("clusterRegions");
+    let envoy = start_in(NodeLocality::Absent, &[&hz, &sh], &no_table);
+    let results = send_on_one_connection(envoy.addr(), &Request::reviews(), 10);
+    assert_eq!(count(&regions_of(&results), HZ), 10);
+    std::thread::sleep(TICK);
+    assert_eq!(
+        envoy.counter("wasmcustom.geolb.no_source_region;service=reviews.default"),
+        10
+    );
+    assert_eq!(
+        envoy
+            .try_counter("wasmcustom.geolb.routed;service=reviews.default;region=cn-hangzhou")
+            .unwrap_or(0),
+        0
+    );
+    // The same policy with a node locality (platform metadata): routed again.
+    let envoy = start_in(NodeLocality::Platform, &[&hz, &sh], &no_table);
+    let names = regions_of(&send_on_one_connection(
+        envoy.addr(),
+        &Request::reviews(),
+        10,
+    ));
+    assert_eq!((count(&names, HZ), count(&names, SH)), (9, 1), "{names:?}");
 }
 
 /// Scenario b: cn-hangzhou fails (`break_it`); every request is answered by
@@ -454,6 +515,7 @@ fn g_an_invalid_first_policy_passes_traffic_through_instead_of_stopping_envoy() 
 fn h_a_region_ejected_through_one_workers_traffic_is_avoided_by_the_other() {
     let (hz, sh) = (Upstream::start(HZ), Upstream::start(SH));
     let mut cfg = MeshConfig::for_upstreams(&[&hz, &sh])
+        .with_node(ACK_HANGZHOU, NodeLocality::Absent)
         .with_wasm(WasmFilter::geolb(&seed_a_policy("30s", "0s").to_string()));
     cfg.exact_balance = true; // two open connections land on two different workers
     let envoy = Envoy::start(&cfg);

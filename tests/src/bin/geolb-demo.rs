@@ -398,6 +398,13 @@ fn main() {
         "           ejection {ejection:?} (plan), recovery ramp {ramp:?}; {} requests/s on one connection; Ctrl-C to stop",
         args.rate
     ));
+    if let Some(t) = chain.sidecar(CLUSTER).translated() {
+        let node = &t.bootstrap["node"];
+        screen.note(&format!(
+            "proxies:   as on ACK: node.locality {} and CLUSTER_ID {} (the filters find their region in the policy's clusterRegions)",
+            node["locality"], node["metadata"]["CLUSTER_ID"]
+        ));
+    }
 
     let tally: Shared = Arc::default();
     let stop_load = Arc::new(AtomicBool::new(false));
