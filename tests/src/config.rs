@@ -16,7 +16,7 @@
 //! * Routes (VirtualService): one per region, `x-geolb-region` exact `R` →
 //!   `outbound|9080|geolb-R|reviews.default.svc.cluster.local`, removing the header
 //!   before the app; then the last route without header match (the fail-open path) →
-//!   `outbound|9080||reviews.default.svc.cluster.local`. Istio's retry policy on each.
+//!   `outbound|9080||reviews.default.svc.cluster.local`. The retries geolb's VirtualService renders on each.
 //! * Clusters (DestinationRule): per region the subset cluster, `prefer-R` (all
 //!   endpoints, R at priority 0, the rest at priority 1) or `strict-R` (R only); the
 //!   default cluster with Istio's locality failover relative to the proxy's locality.

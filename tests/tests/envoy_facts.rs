@@ -1,4 +1,4 @@
-//! Envoy facts geolb's design relies on (shared/docs/envoy-facts.md), pinned against the
+//! Envoy facts geolb's design relies on (docs/routing-contract.md), pinned against the
 //! real Envoy 1.40 with NO geolb filter: bare Envoy, the empty wasm filter, or the
 //! test-only xds probe (`tests/xds-probe`, also in copies declaring other Proxy-Wasm ABI
 //! versions), some with native `header_mutation` filters that prove which route they

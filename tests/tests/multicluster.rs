@@ -1,5 +1,5 @@
-//! Multi-network scenarios C and D of `shared/docs/mission.md`, from the committed
-//! example plans through the rendered manifests to real Envoys: client sidecars whose
+//! Multi-network scenarios C and D (the example plans `c-multi-primary` and
+//! `d-multi-network`), from the committed example plans through the rendered manifests to real Envoys: client sidecars whose
 //! cross-network endpoints istiod replaced by the other network's east-west gateway
 //! (split horizon), gateways that route the client's mTLS by SNI without terminating it
 //! (AUTO_PASSTHROUGH), destination sidecars that terminate it.
@@ -224,7 +224,7 @@ impl MultiNetwork {
     }
 }
 
-/// Scenario D as mission.md tabulates it: cluster, network ID, east-west LB IP; the
+/// Scenario D as planned: cluster, network ID, east-west LB IP; the
 /// control plane's istiod LB IP every worker cluster points at.
 const D_CLUSTERS: [(&str, &str, &str); 3] = [
     ("mdemo-cluster1", "network-c1", "10.64.30.73"),
@@ -237,7 +237,7 @@ const D_MESH_ID: &str = "mdemo-mesh";
 const EAST_WEST_PORT: u16 = 15443;
 const NETWORK_LABEL: &str = "topology.istio.io/network";
 
-/// Scenario D without Envoy: every piece of multi-network configuration mission.md asks
+/// Scenario D without Envoy: every piece of multi-network configuration the scenario asks
 /// for is in the manifests rendered from the example plan, with the planned values.
 /// Each problem is named; all are reported at once.
 #[test]
