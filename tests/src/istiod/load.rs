@@ -1,5 +1,7 @@
 //! Loading one cluster's rendered manifests the way `kubectl apply -k
-//! clusters/<cluster>` would see them, plus its `install/` inputs.
+//! clusters/<cluster>` would see them, plus its `install/` inputs. Everything the
+//! stand-in knows about the render's layout (where a cluster's kustomization and
+//! install inputs are, which clusters a render has) is in this file.
 
 use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
@@ -76,13 +78,42 @@ impl ClusterManifests {
             seen_dirs: Vec::new(),
             ids: BTreeSet::new(),
         };
-        loader.kustomize(&PathBuf::from("clusters").join(cluster), &mut out)?;
-        loader.install(
-            &PathBuf::from("clusters").join(cluster).join("install"),
-            &mut out,
-        )?;
+        loader.kustomize(&cluster_dir(cluster), &mut out)?;
+        loader.install(&cluster_dir(cluster).join("install"), &mut out)?;
         Ok(out)
     }
+
+    /// The manifests of another cluster of the same render (`self` again for its own).
+    pub fn sibling(&self, cluster: &str) -> Result<ClusterManifests, TranslateError> {
+        if cluster == self.cluster {
+            return Ok(self.clone());
+        }
+        ClusterManifests::load(&self.root, cluster)
+    }
+
+    /// Every cluster of the render (`clusters/*`), sorted.
+    pub fn rendered_clusters(&self) -> Result<Vec<String>, TranslateError> {
+        let dir = self.root.join(CLUSTERS_DIR);
+        let entries = std::fs::read_dir(&dir).map_err(|e| TranslateError {
+            at: CLUSTERS_DIR.into(),
+            message: format!("cannot list {}: {e}", dir.display()),
+        })?;
+        let mut names: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+}
+
+/// Where a render keeps its clusters.
+const CLUSTERS_DIR: &str = "clusters";
+
+/// `clusters/<cluster>` relative to the rendered root.
+fn cluster_dir(cluster: &str) -> PathBuf {
+    PathBuf::from(CLUSTERS_DIR).join(cluster)
 }
 
 struct Loader<'r> {

@@ -194,22 +194,6 @@ pub fn mesh_networks_of(
     }
 }
 
-/// The clusters of a render (`clusters/*`), sorted.
-fn rendered_clusters(m: &ClusterManifests) -> Result<Vec<String>, TranslateError> {
-    let dir = m.root.join("clusters");
-    let entries = std::fs::read_dir(&dir).map_err(|e| TranslateError {
-        at: "clusters".into(),
-        message: format!("cannot list {}: {e}", dir.display()),
-    })?;
-    let mut names: Vec<String> = entries
-        .filter_map(Result::ok)
-        .filter(|e| e.path().is_dir())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    Ok(names)
-}
-
 /// The manifests of the cluster whose istiod serves `m`'s cluster: `m` itself unless
 /// its install values point at a remote pilot (see the module doc).
 pub fn serving_control_plane(m: &ClusterManifests) -> Result<ClusterManifests, TranslateError> {
@@ -220,11 +204,12 @@ pub fn serving_control_plane(m: &ClusterManifests) -> Result<ClusterManifests, T
         return Ok(m.clone());
     };
     let mut primaries = Vec::new();
-    for other in rendered_clusters(m)?
+    for other in m
+        .rendered_clusters()?
         .into_iter()
         .filter(|c| *c != m.cluster)
     {
-        let cp = ClusterManifests::load(&m.root, &other)?;
+        let cp = m.sibling(&other)?;
         let is_primary = install_values(&cp)?.is_some_and(|o| remote_pilot_address(o).is_none());
         let registers = mesh_networks_of(&cp)?.is_some_and(|(_, n)| {
             n.networks
@@ -340,12 +325,10 @@ impl MeshNetworkView {
             }
         }
         for cluster in watched_clusters(&cp, from_mesh_networks.as_ref().map(|(_, n)| n)) {
-            let watched = if cluster == m.cluster {
-                m.clone()
-            } else if cluster == cp.cluster {
+            let watched = if cluster == cp.cluster {
                 cp.clone()
             } else {
-                ClusterManifests::load(&m.root, &cluster)?
+                m.sibling(&cluster)?
             };
             gateways.extend(registry_gateways(&watched, registry)?);
         }
