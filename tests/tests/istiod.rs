@@ -638,10 +638,12 @@ fn wasm_plugins_become_ecds_filters_named_as_istio_translates_them() {
         config["vm_config"]["code"]["local"]["filename"],
         geolb_wasm().to_string_lossy().as_ref()
     );
-    // A local module passes istio-agent untouched: istiod's VM variables stay.
-    let env = &config["vm_config"]["environment_variables"]["key_values"];
-    assert_eq!(env["ISTIO_META_WASM_IMAGE_PULL_POLICY"], "IfNotPresent");
-    assert!(env["ISTIO_META_WASM_PLUGIN_RESOURCE_VERSION"].is_string());
+    // istio-agent pulled the oci:// module and stripped istiod's ISTIO_META_* VM
+    // variables: none is left, so the VM has no environment.
+    assert!(
+        config["vm_config"].get("environment_variables").is_none(),
+        "{config}"
+    );
     assert_eq!(
         config["configuration"]["@type"],
         "type.googleapis.com/google.protobuf.StringValue"
@@ -830,10 +832,11 @@ fn a_traffic_extension_render_gives_the_same_filter_as_the_wasm_plugin() {
                     .unwrap()
                     .replace("~istio-translated-wasmplugin", "")
             );
-            config["vm_config"]["environment_variables"]["key_values"]
-                .as_object_mut()
-                .unwrap()
-                .remove("ISTIO_META_WASM_PLUGIN_RESOURCE_VERSION");
+            if let Some(env) =
+                config["vm_config"]["environment_variables"]["key_values"].as_object_mut()
+            {
+                env.remove("ISTIO_META_WASM_PLUGIN_RESOURCE_VERSION");
+            }
             out.push(r);
         }
         out
@@ -1044,7 +1047,35 @@ fn a_file_module_is_checked_against_its_own_sha256() {
         &env,
     )
     .unwrap();
-    assert!(!t.ecds.is_empty());
+    // A local module passes istio-agent untouched: istiod's VM variables reach Envoy,
+    // the resource version changing with every edit of the object.
+    let config = |t: &Translated| {
+        t.ecds["ecds/default.geolb~istio-translated-wasmplugin.json"]["resources"][0]
+            ["typed_config"]["config"]
+            .clone()
+    };
+    let c = config(&t);
+    assert_eq!(
+        c["vm_config"]["code"]["local"]["filename"],
+        geolb_wasm().to_string_lossy().as_ref()
+    );
+    let vm_env = &c["vm_config"]["environment_variables"]["key_values"];
+    assert_eq!(vm_env["ISTIO_META_WASM_IMAGE_PULL_POLICY"], "IfNotPresent");
+    let version = vm_env["ISTIO_META_WASM_PLUGIN_RESOURCE_VERSION"].clone();
+    assert!(version.is_string(), "{c}");
+    edit(r.root(), file, "cn-hangzhou: 90", "cn-hangzhou: 80");
+    edit(r.root(), file, "cn-shanghai: 10", "cn-shanghai: 20");
+    let edited = translate(
+        &r.load("ack-hangzhou"),
+        &r.any_registry(),
+        &r.sidecar("ack-hangzhou"),
+        &env,
+    )
+    .unwrap();
+    assert_ne!(
+        config(&edited)["vm_config"]["environment_variables"]["key_values"]["ISTIO_META_WASM_PLUGIN_RESOURCE_VERSION"],
+        version
+    );
 }
 
 // ---- real Envoy ----------------------------------------------------------------------

@@ -283,10 +283,7 @@ fn filter_config<T>(
             WASM_RESOURCE_VERSION_ENV.into(),
             json!(ext.resource_version),
         );
-        vm.insert(
-            "environment_variables".into(),
-            json!({ "key_values": env }),
-        );
+        vm.insert("environment_variables".into(), json!({ "key_values": env }));
     }
     let mut config = serde_json::Map::new();
     config.insert("name".into(), json!(qualified));
