@@ -251,7 +251,7 @@ fn d_rendered_multi_network_configuration_matches_the_mission_table() {
     };
 
     for (cluster, network, ew_ip) in D_CLUSTERS {
-        // The plan itself says what the mission table says.
+        // The plan itself has the planned values.
         let planned = d.cluster(cluster);
         check(
             planned.network.as_deref() == Some(network),
