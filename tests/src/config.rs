@@ -245,6 +245,8 @@ pub struct MeshConfig {
     /// `node.metadata.CLUSTER_ID` (the injector's `values.global.multiCluster.clusterName`;
     /// default `Kubernetes`, its default).
     pub cluster_id: String,
+    /// `node.metadata.NETWORK` (the injector's `values.global.network`), when set.
+    pub network: Option<String>,
     /// How istio-agent learns the locality it writes into `node.locality`
     /// ([`crate::istiod::agent`]); `proxy_region`/`proxy_zone` stay what istiod knows
     /// (the default cluster's failover is relative to them). Default
@@ -304,6 +306,7 @@ impl MeshConfig {
             node_id: "sidecar~127.0.0.1~productpage-v1.default~default.svc.cluster.local".into(),
             node_cluster: "productpage.default".into(),
             cluster_id: crate::istiod::agent::DEFAULT_CLUSTER_ID.into(),
+            network: None,
             node_locality: NodeLocality::Platform,
             regions,
             wasm: None,
@@ -346,6 +349,12 @@ impl MeshConfig {
     pub fn with_node(mut self, cluster_id: &str, flavour: NodeLocality) -> MeshConfig {
         self.cluster_id = cluster_id.into();
         self.node_locality = flavour;
+        self
+    }
+
+    /// The proxy's `node.metadata.NETWORK`.
+    pub fn with_network(mut self, network: &str) -> MeshConfig {
+        self.network = Some(network.into());
         self
     }
 
@@ -460,8 +469,13 @@ impl MeshConfig {
                 );
             }
         }
+        let network = self
+            .network
+            .as_ref()
+            .map(|n| format!(", NETWORK: {}", q(n)))
+            .unwrap_or_default();
         y += &format!(
-            "  # The filter reads its region from metadata.CLUSTER_ID (the policy's clusterRegions), else locality.region.\n  metadata: {{CLUSTER_ID: {}, LABELS: {labels}}}\n",
+            "  # The filter reads its region from metadata.CLUSTER_ID (the policy's clusterRegions), else locality.region.\n  metadata: {{CLUSTER_ID: {}{network}, LABELS: {labels}}}\n",
             q(&self.cluster_id)
         );
         y += &format!(

@@ -15,6 +15,7 @@
 
 use std::time::Duration;
 
+use geolb_e2e::istiod::NodeLocality;
 use geolb_e2e::*;
 
 const A: &str = "cn-hangzhou";
@@ -822,4 +823,51 @@ fn native_filter_header_change_without_clearing_the_cache_does_not_reroute() {
             assert_eq!(before.map(|(_, v)| v.as_str()), Some("default"), "{seen:?}");
         }
     }
+}
+
+/// How the filter learns its own region (`geolb_filter::root::NODE_CLUSTER_ID` /
+/// `NODE_LOCALITY_REGION`): in Envoy 1.40, `["xds", "node", "metadata", "CLUSTER_ID"]`
+/// and `["xds", "node", "metadata", "NETWORK"]` read as the bare UTF-8 text of the
+/// bootstrap's string values (no protobuf framing, no quotes); without the metadata
+/// field they are absent. `["xds", "node", "locality", "region"]` reads the region where
+/// istio-agent wrote a locality (platform metadata, or the `istio-locality` pod label
+/// split at its dots) and is absent when it wrote `locality: {}` (ACK, on-premises,
+/// MetalLB).
+#[test]
+fn the_node_tells_its_cluster_id_network_and_locality_as_bare_text() {
+    let ups = [Upstream::start(A), Upstream::start(B)];
+    let node_readings = |cfg: MeshConfig| -> [String; 3] {
+        let cfg = cfg.with_wasm(WasmFilter::new(wasm_module(XDS_PROBE_WASM), "{}"));
+        let envoy = Envoy::start(&cfg);
+        let r = send_one(
+            envoy.addr(),
+            &Request::reviews().header("x-probe-node", "1"),
+        )
+        .expect("a response");
+        ["cluster-id", "network", "region"].map(|what| {
+            r.header(&format!("x-probe-node-{what}"))
+                .unwrap_or("(no reading)")
+                .to_owned()
+        })
+    };
+    let base = || MeshConfig::for_upstreams(&[&ups[0], &ups[1]]).with_proxy_region(A);
+    assert_eq!(
+        node_readings(base().with_node("ack-hangzhou", NodeLocality::Absent)),
+        ["ack-hangzhou", "-", "-"],
+        "as on ACK: a cluster ID, no network, no locality"
+    );
+    assert_eq!(
+        node_readings(
+            base()
+                .with_node("c5f1e2d3a4b5", NodeLocality::Platform)
+                .with_network("network-c1")
+        ),
+        ["c5f1e2d3a4b5", "network-c1", A],
+        "locality from platform metadata, network set"
+    );
+    assert_eq!(
+        node_readings(base().with_node("ack-hangzhou", NodeLocality::PodLabel)),
+        ["ack-hangzhou", "-", A],
+        "locality from the istio-locality pod label"
+    );
 }

@@ -21,8 +21,12 @@
 //! | `x-probe-clear-route-cache`  | what `call_foreign_function("clear_route_cache", None)` returned: `ok` (no bytes), `ok:<n> bytes`, `error:<status>` (absent when not asked for) |
 //! | `x-probe-after-clear-cluster`| `xds.cluster_name` right after that call (absent when not asked for) |
 //! | `x-probe-response-cluster`   | `xds.cluster_name` in the response callback  |
+//! | `x-probe-node-cluster-id`    | `xds.node.metadata.CLUSTER_ID` (only when the request carries `x-probe-node`) |
+//! | `x-probe-node-network`       | `xds.node.metadata.NETWORK` (idem)           |
+//! | `x-probe-node-region`        | `xds.node.locality.region` (idem)            |
 //!
-//! A property Envoy does not have reads as [`ABSENT`], a failed read as `error:<status>`.
+//! A property Envoy does not have reads as [`ABSENT`], a failed read as `error:<status>`;
+//! the node readings tell an empty value ([`EMPTY`]) from an absent one.
 //!
 //! `scripts/build-wasm.sh` also publishes copies of the module that differ only in the
 //! Proxy-Wasm ABI version they declare (the name of the exported `proxy_abi_version_*`
@@ -37,10 +41,14 @@ use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
 const SET_REGION: &str = "x-probe-set-region";
 /// The request header that asks the probe to call `clear_route_cache` after setting it.
 const CLEAR_ROUTE_CACHE: &str = "x-probe-clear-route-cache";
+/// The request header that asks the probe to report what the node tells about itself.
+const NODE: &str = "x-probe-node";
 /// The routing header the harness's route table matches (`ROUTING_HEADER`).
 const ROUTING_HEADER: &str = "x-geolb-region";
 /// What a reading of a property Envoy does not provide reports.
 pub const ABSENT: &str = "-";
+/// What [`read_exactly`] reports for a property that is there but empty.
+pub const EMPTY: &str = "(empty)";
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Warn);
@@ -54,6 +62,14 @@ fn read(path: &[&str]) -> String {
         Ok(Some(bytes)) if !bytes.is_empty() => String::from_utf8_lossy(&bytes).into_owned(),
         Ok(_) => ABSENT.to_owned(),
         Err(status) => format!("error:{status:?}"),
+    }
+}
+
+/// Like [`read`], but tells an empty value ([`EMPTY`]) from an absent one.
+fn read_exactly(path: &[&str]) -> String {
+    match hostcalls::get_property(path.to_vec()) {
+        Ok(Some(bytes)) if bytes.is_empty() => EMPTY.to_owned(),
+        _ => read(path),
     }
 }
 
@@ -84,6 +100,21 @@ impl HttpContext for Probe {
             .push(("x-probe-request-cluster", read(&["xds", "cluster_name"])));
         self.readings
             .push(("x-probe-request-route", read(&["xds", "route_name"])));
+        if let Ok(Some(_)) = hostcalls::get_map_value(MapType::HttpRequestHeaders, NODE) {
+            for (name, path) in [
+                (
+                    "x-probe-node-cluster-id",
+                    ["xds", "node", "metadata", "CLUSTER_ID"],
+                ),
+                (
+                    "x-probe-node-network",
+                    ["xds", "node", "metadata", "NETWORK"],
+                ),
+                ("x-probe-node-region", ["xds", "node", "locality", "region"]),
+            ] {
+                self.readings.push((name, read_exactly(&path)));
+            }
+        }
         if let Ok(Some(region)) = hostcalls::get_map_value(MapType::HttpRequestHeaders, SET_REGION)
         {
             let _ = hostcalls::set_map_value(
