@@ -239,6 +239,42 @@ const CASES: &[Case] = &[
         message: "duplicate cluster \"ack-hangzhou\" (first defined at clusters[0].name)",
     },
     Case {
+        name: "cluster ID is not a label value",
+        scenario: A,
+        edits: &[(
+            "  - name: ack-hangzhou\n",
+            "  - name: ack-hangzhou\n    clusterId: c-hangzhou_\n",
+        )],
+        severity: Severity::Error,
+        path: "clusters[0].clusterId",
+        message: "cluster ID \"c-hangzhou_\" is not a valid Kubernetes label value: must start and end with a letter or digit",
+    },
+    Case {
+        name: "two clusters with one cluster ID",
+        scenario: A,
+        edits: &[(
+            "  - name: ack-shanghai\n",
+            "  - name: ack-shanghai\n    clusterId: ack-hangzhou\n",
+        )],
+        severity: Severity::Error,
+        path: "clusters[1].clusterId",
+        message: "clusters ack-hangzhou and ack-shanghai have the same Istio cluster ID \"ack-hangzhou\" (first at clusters[0].name)",
+    },
+    Case {
+        name: "primary-remote remote without istiodAddress",
+        scenario: D,
+        edits: &[
+            ("controlPlane: managed", "controlPlane: primary-remote"),
+            (
+                "    eastWestGateway: {address: 10.6.136.29, port: 15443}\n    istiodAddress: 10.64.30.71\n",
+                "    eastWestGateway: {address: 10.6.136.29, port: 15443}\n",
+            ),
+        ],
+        severity: Severity::Error,
+        path: "clusters[1].name",
+        message: "remote cluster mdemo-cluster2 has no istiodAddress",
+    },
+    Case {
         name: "duplicate region",
         scenario: A,
         edits: &[(
@@ -373,12 +409,23 @@ const CASES: &[Case] = &[
         name: "remote module without sha256",
         scenario: A,
         edits: &[(
-            "url: file:///opt/geolb/geolb_filter.wasm\n  sha256: 0ebe01a204758290af8886db59e5456a056b11f2ef11187e5ef2fc576a5ac83e",
-            "url: oci://registry.example.com/geolb/filter:0.1.0",
+            "  sha256: 0ebe01a204758290af8886db59e5456a056b11f2ef11187e5ef2fc576a5ac83e\n",
+            "",
         )],
         severity: Severity::Error,
         path: "filter.url",
-        message: "module oci://registry.example.com/geolb/filter:0.1.0 is not pinned",
+        message: "module oci://registry.example.com/geolb/geolb-filter:0.1.0 is not pinned",
+    },
+    Case {
+        name: "file module",
+        scenario: A,
+        edits: &[(
+            "url: oci://registry.example.com/geolb/geolb-filter:0.1.0",
+            "url: file:///opt/geolb/geolb_filter.wasm",
+        )],
+        severity: Severity::Error,
+        path: "filter.url",
+        message: "\"file:///opt/geolb/geolb_filter.wasm\" names a file inside the proxy container",
     },
     Case {
         name: "malformed sha256",
@@ -541,7 +588,7 @@ fn all_shape_problems_are_reported_at_once() {
     assert!(
         has(
             "clusters[0].colour",
-            "unknown field `colour`; expected one of cni,"
+            "unknown field `colour`; expected one of clusterId, cni,"
         ),
         "{found:#?}"
     );
