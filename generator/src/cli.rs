@@ -38,9 +38,12 @@ enum Command {
         /// The plan file (YAML or JSON).
         plan: PathBuf,
     },
-    /// Write the manifests of a valid plan into DIR: `mesh/` (shared by every
-    /// cluster), `clusters/<name>/` (a kustomization including ../../mesh plus the
-    /// cluster's own objects) and `clusters/<name>/install/` (istioctl inputs).
+    /// Write the manifests of a valid plan into DIR: `mesh/` (the Istio objects),
+    /// `clusters/<name>/` (a kustomization of the cluster's own objects, including
+    /// ../../mesh where the control plane reads Istio objects from that cluster),
+    /// `clusters/<name>/install/` (istioctl inputs), and for managed meshes
+    /// `control-plane/<mesh>/` (for the vendor's API server) and
+    /// `clusters/<name>/vendor-console.md`. docs/plan.md says which folder goes where.
     /// Files geolb wrote before and no longer renders are removed.
     Render {
         /// The plan file (YAML or JSON).

@@ -327,7 +327,7 @@ impl Renderer<'_, '_> {
 
     /// Label that puts region `region` first in its subset's failoverPriority. On
     /// multi-network meshes endpoints behind an east-west gateway carry only network
-    /// and cluster labels (istio/istio#49500): when a region is exactly one network,
+    /// and cluster labels: when a region is exactly one network,
     /// the network label says the same thing and also matches those endpoints.
     fn priority_label(&self, region: &str) -> String {
         if self.topo.multi_network() {

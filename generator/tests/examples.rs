@@ -207,12 +207,14 @@ fn scenario_a_has_failover_and_distribution() {
         !dr.contains("distribute"),
         "Istio rejects distribute with failover"
     );
-    // Every proxy, gateways included, finds its region from its cluster ID.
+    // Every proxy, gateways included, finds its region from its cluster ID: the ACK
+    // cluster ID ASM gives it, not the plan's name.
     let gw = &m["mesh/istio-system/wasmplugin-geolb-bookinfo-gateway.yaml"];
     for table in [gw, wasm] {
         assert!(
-            table.contains("ack-hangzhou: \"cn-hangzhou\"")
-                && table.contains("ack-shanghai: \"cn-shanghai\""),
+            table.contains("c466acd9ea38959ec00459b5d97ccfb91: \"cn-hangzhou\"")
+                && table.contains("c394dea1df8060adcc0a175c8895e3b49: \"cn-shanghai\"")
+                && !table.contains("ack-"),
             "{table}"
         );
         assert!(!table.contains("sourceRegion"), "{table}");

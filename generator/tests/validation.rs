@@ -242,8 +242,8 @@ const CASES: &[Case] = &[
         name: "cluster ID is not a label value",
         scenario: A,
         edits: &[(
-            "  - name: ack-hangzhou\n",
-            "  - name: ack-hangzhou\n    clusterId: c-hangzhou_\n",
+            "clusterId: c466acd9ea38959ec00459b5d97ccfb91",
+            "clusterId: c-hangzhou_",
         )],
         severity: Severity::Error,
         path: "clusters[0].clusterId",
@@ -253,12 +253,23 @@ const CASES: &[Case] = &[
         name: "two clusters with one cluster ID",
         scenario: A,
         edits: &[(
-            "  - name: ack-shanghai\n",
-            "  - name: ack-shanghai\n    clusterId: ack-hangzhou\n",
+            "clusterId: c394dea1df8060adcc0a175c8895e3b49",
+            "clusterId: c466acd9ea38959ec00459b5d97ccfb91",
         )],
         severity: Severity::Error,
         path: "clusters[1].clusterId",
-        message: "clusters ack-hangzhou and ack-shanghai have the same Istio cluster ID \"ack-hangzhou\" (first at clusters[0].name)",
+        message: "clusters ack-hangzhou and ack-shanghai have the same Istio cluster ID \"c466acd9ea38959ec00459b5d97ccfb91\" (first at clusters[0].clusterId)",
+    },
+    Case {
+        name: "a cluster ID that is another cluster's name",
+        scenario: D,
+        edits: &[(
+            "  - name: mdemo-cluster3\n",
+            "  - name: mdemo-cluster3\n    clusterId: mdemo-cluster2\n",
+        )],
+        severity: Severity::Error,
+        path: "clusters[2].clusterId",
+        message: "clusters mdemo-cluster2 and mdemo-cluster3 have the same Istio cluster ID \"mdemo-cluster2\" (first at clusters[1].name)",
     },
     Case {
         name: "primary-remote remote without istiodAddress",
