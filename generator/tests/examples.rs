@@ -527,6 +527,14 @@ fn primary_remote_installs_with_cluster_ids() {
             "a remote's folder holds only its namespace"
         );
     }
+    // The primary holds the remotes' secrets, named by cluster ID; a managed mesh's
+    // vendor registers its clusters itself.
+    let report = geolb::netplan::build(&Topology::new(&plan));
+    assert_eq!(report.clusters[0].remote_secrets, ["c-two", "c-three"]);
+    assert_eq!(report.clusters[1].cluster_id, "c-two");
+    let managed = load_plan("d-multi-network");
+    let report = geolb::netplan::build(&Topology::new(&managed));
+    assert!(report.clusters.iter().all(|c| c.remote_secrets.is_empty()));
     let wasm = &m["mesh/sample/wasmplugin-geolb.yaml"];
     for id in ["c-one", "c-two", "c-three"] {
         assert!(wasm.contains(&format!("{id}: \"region1\"")), "{wasm}");
