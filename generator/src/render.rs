@@ -1,7 +1,9 @@
-//! Rendering: a validated plan becomes the GitOps tree — `mesh/` with what every
-//! cluster shares, `clusters/<name>/` with what is cluster-specific and a
-//! kustomization that pulls in `../../mesh`, `clusters/<name>/install/` with
-//! istioctl install inputs. Only sorted maps feed the templates: byte-identical output.
+//! Rendering: a validated plan becomes the GitOps tree — `mesh/` with the Istio
+//! objects, `clusters/<name>/` with what is cluster-specific (a kustomization that
+//! pulls in `../../mesh` where the cluster's control plane reads Istio objects from
+//! it), `clusters/<name>/install/` with istioctl inputs, and for managed meshes
+//! `control-plane/<mesh>/` and each cluster's vendor console note. Only sorted maps
+//! feed the templates: byte-identical output.
 
 mod templates;
 pub mod yaml;
@@ -491,7 +493,7 @@ impl Renderer<'_, '_> {
         let mode = topo.mesh_of(cluster).map(|m| m.control_plane);
 
         let mut namespace = NamespaceContext {
-            name: GATEWAY_NAMESPACE,
+            name: ISTIO_NAMESPACE,
             labels: BTreeMap::new(),
             annotations: BTreeMap::new(),
         };
@@ -702,6 +704,7 @@ impl Renderer<'_, '_> {
     }
 }
 
+const ISTIO_NAMESPACE: &str = "istio-system";
 const NETWORK_LABEL: &str = "topology.istio.io/network";
 const CONTROL_PLANE_CLUSTERS: &str = "topology.istio.io/controlPlaneClusters";
 const REGION_LABEL: &str = "topology.kubernetes.io/region";
