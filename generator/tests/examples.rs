@@ -339,6 +339,16 @@ fn istio_objects_go_where_the_control_plane_reads_them() {
             let m = render_plan(&plan);
             let mesh = istio_objects(&m, "mesh");
             assert!(!mesh.is_empty(), "{scenario} {mode:?}");
+            // A remote profile without remotePilotAddress points the injector webhook
+            // (failurePolicy Fail) at an `istiod` Service that does not exist.
+            for (name, text) in &m {
+                if text.contains("profile: \"remote\"") {
+                    assert!(
+                        text.contains("remotePilotAddress: "),
+                        "{scenario} {mode:?}: {name}"
+                    );
+                }
+            }
             for mesh_def in &plan.meshes {
                 let members: Vec<_> = plan
                     .clusters
