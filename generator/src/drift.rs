@@ -65,7 +65,8 @@ pub fn compare(manifests: &Manifests, dir: &Path) -> std::io::Result<Drift> {
 }
 
 /// Writes `manifests` under `dir` and removes files geolb wrote earlier that are no
-/// longer rendered (recognised by the generated-file header); other files stay.
+/// longer rendered (recognised by the generated-file header), and the folders that
+/// leaves empty; other files stay.
 pub fn write(manifests: &Manifests, dir: &Path) -> std::io::Result<()> {
     let mut on_disk = BTreeSet::new();
     if dir.exists() {
@@ -76,6 +77,7 @@ pub fn write(manifests: &Manifests, dir: &Path) -> std::io::Result<()> {
         let generated = std::fs::read_to_string(&path).is_ok_and(|t| t.starts_with(GENERATED_MARK));
         if generated {
             std::fs::remove_file(&path)?;
+            prune_empty_parents(dir, &path)?;
         }
     }
     for (name, text) in manifests {
@@ -86,6 +88,20 @@ pub fn write(manifests: &Manifests, dir: &Path) -> std::io::Result<()> {
         if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
             std::fs::write(&path, text)?;
         }
+    }
+    Ok(())
+}
+
+/// Removes the directories above a removed file that it left empty, up to `root`
+/// (a layout change moves files between folders; the old folder must not linger).
+fn prune_empty_parents(root: &Path, removed: &Path) -> std::io::Result<()> {
+    let mut dir = removed.parent();
+    while let Some(d) = dir {
+        if d == root || !d.starts_with(root) || std::fs::read_dir(d)?.next().is_some() {
+            break;
+        }
+        std::fs::remove_dir(d)?;
+        dir = d.parent();
     }
     Ok(())
 }

@@ -5,7 +5,6 @@ pub mod addressing;
 pub mod cli;
 pub mod drift;
 pub mod finding;
-pub mod module;
 pub mod netplan;
 pub mod plan;
 pub mod policy;
@@ -34,11 +33,6 @@ pub fn render_file(
         return Err(shown.concat());
     }
     let plan = checked.plan.ok_or_else(|| String::from("no plan"))?;
-    let sha256 = module::sha256(&plan.filter, path.parent().unwrap_or(Path::new(".")), None)
-        .map_err(|e| e.to_string())?;
-    let options = render::RenderOptions {
-        extension_api,
-        sha256,
-    };
+    let options = render::RenderOptions { extension_api };
     render::render(&topology::Topology::new(&plan), &options).map_err(|e| e.to_string())
 }

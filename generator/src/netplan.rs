@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::addressing::{reachable_clusters, vpc_groups};
-use crate::plan::{Cluster, ClusterRole, Cni};
+use crate::plan::{Cluster, ClusterRole, Cni, ControlPlaneMode};
 use crate::topology::{DEFAULT_EAST_WEST_PORT, Topology};
 
 /// The whole report.
@@ -25,6 +25,8 @@ pub struct NetworkPlan {
 pub struct ClusterPlan {
     /// Cluster name.
     pub name: String,
+    /// Istio cluster ID (`multiCluster.clusterName`).
+    pub cluster_id: String,
     /// Managing mesh.
     pub mesh: String,
     /// `primary` or `remote`.
@@ -51,8 +53,11 @@ pub struct ClusterPlan {
     pub node_labels: BTreeMap<String, String>,
     /// Inbound rules of the cluster's security group.
     pub security_group_rules: Vec<SecurityGroupRule>,
-    /// Clusters whose remote secret (`istioctl create-remote-secret`) goes into this
-    /// cluster's istio-system (primaries only).
+    /// Cluster IDs of the clusters whose remote secret (`istioctl
+    /// create-remote-secret --name=<cluster ID>`) goes into this cluster's
+    /// istio-system (primaries of multi-primary and primary-remote meshes; a managed
+    /// mesh's vendor registers its clusters itself): istiod names a cluster's registry
+    /// by the name.
     pub remote_secrets: Vec<String>,
 }
 
@@ -96,17 +101,20 @@ pub fn build(topo: &Topology<'_>) -> NetworkPlan {
                 rules.extend(peer_rules(topo, peer));
             }
             let mut remote_secrets = Vec::new();
-            if role == ClusterRole::Primary {
+            // A managed mesh's vendor registers its clusters itself.
+            let managed = mesh.is_some_and(|m| m.control_plane == ControlPlaneMode::Managed);
+            if role == ClusterRole::Primary && !managed {
                 for other in &plan.clusters {
                     let same_mesh = topo.mesh_of(other).map(|m| &m.name) == mesh.map(|m| &m.name);
                     let discovered = mesh.is_some_and(|m| m.discovers.contains(&other.name));
                     if other.name != cluster.name && (same_mesh || discovered) {
-                        remote_secrets.push(other.name.clone());
+                        remote_secrets.push(Topology::cluster_id(other).to_owned());
                     }
                 }
             }
             ClusterPlan {
                 name: cluster.name.clone(),
+                cluster_id: Topology::cluster_id(cluster).to_owned(),
                 mesh: mesh.map(|m| m.name.clone()).unwrap_or_default(),
                 role: match role {
                     ClusterRole::Primary => "primary",
@@ -191,6 +199,7 @@ pub fn table(plan: &NetworkPlan) -> String {
             c.name, c.mesh, c.role, c.region
         );
         let mut rows: Vec<(&str, String)> = vec![
+            ("cluster ID", c.cluster_id.clone()),
             (
                 "network",
                 c.network.clone().unwrap_or_else(|| String::from("-")),

@@ -151,8 +151,15 @@ pub struct Connection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Cluster {
-    /// Cluster name; also Istio's `multiCluster.clusterName`.
+    /// Cluster name (DNS-1123 label): the folder `clusters/<name>/` and how the plan
+    /// refers to the cluster.
     pub name: String,
+    /// Istio cluster ID: the `values.global.multiCluster.clusterName` the mesh gives
+    /// this cluster, which every proxy reports as `CLUSTER_ID` and the filter maps to
+    /// the cluster's region. Default `name`. A managed mesh may set it to the cloud's
+    /// cluster ID (docs/plan.md); it must then be written here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
     /// The mesh that manages it. May be omitted when the plan has one mesh.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mesh: Option<String>,
@@ -435,17 +442,14 @@ pub struct GatewayRoute {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Filter {
-    /// Module location: `oci://`, `https://`, `http://` or `file://` (a path inside
-    /// the proxy container).
+    /// Module location: `oci://` (an OCI image, docs/module-image.md), `https://` or
+    /// `http://`. Not `file://`: nothing geolb renders puts a file into the proxies,
+    /// and Istio does not verify a local module's sha256.
     pub url: String,
-    /// SHA-256 of the module (64 lowercase hex digits). Required unless `url` is
-    /// `file://`, in which case it is computed from `localModule`.
+    /// SHA-256 the proxies verify the module against (64 lowercase hex digits):
+    /// for `oci://` the image's manifest digest. Required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
-    /// Local copy of a `file://` module to hash, relative to the plan file.
-    /// Default: `wasm-out/geolb_filter.wasm` in the working directory.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub local_module: Option<String>,
     /// Name of the WasmPlugin objects. Default `geolb`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,

@@ -32,7 +32,7 @@ pub fn wire_policy(topo: &Topology<'_>, proxies: PolicyFor) -> wire::Policy {
         cluster_regions: plan
             .clusters
             .iter()
-            .map(|c| (c.name.clone(), c.region.clone()))
+            .map(|c| (Topology::cluster_id(c).to_owned(), c.region.clone()))
             .collect(),
         service_from_route: proxies == PolicyFor::Gateways,
         health: plan.filter.health.clone(),

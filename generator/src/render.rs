@@ -1,7 +1,9 @@
-//! Rendering: a validated plan becomes the GitOps tree — `mesh/` with what every
-//! cluster shares, `clusters/<name>/` with what is cluster-specific and a
-//! kustomization that pulls in `../../mesh`, `clusters/<name>/install/` with
-//! istioctl install inputs. Only sorted maps feed the templates: byte-identical output.
+//! Rendering: a validated plan becomes the GitOps tree — `mesh/` with the Istio
+//! objects, `clusters/<name>/` with what is cluster-specific (a kustomization that
+//! pulls in `../../mesh` where the cluster's control plane reads Istio objects from
+//! it), `clusters/<name>/install/` with istioctl inputs, and for managed meshes
+//! `control-plane/<mesh>/` and each cluster's vendor console note. Only sorted maps
+//! feed the templates: byte-identical output.
 
 mod templates;
 pub mod yaml;
@@ -11,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::plan::{ClusterRole, ControlPlaneMode, FailStrategy, Phase, Service};
+use crate::plan::{Cluster, ClusterRole, ControlPlaneMode, FailStrategy, Phase, Service};
 use crate::policy::{PolicyFor, wire_policy};
 use crate::topology::{DEFAULT_EAST_WEST_PORT, Topology};
 use geolb_policy::DEFAULT_ROUTING_HEADER;
@@ -34,8 +36,6 @@ pub enum ExtensionApi {
 pub struct RenderOptions {
     /// Which API carries the filter.
     pub extension_api: ExtensionApi,
-    /// The module's SHA-256 (from the plan, or computed from the local file).
-    pub sha256: String,
 }
 
 /// Why rendering failed (a bug: validated plans always render).
@@ -112,10 +112,26 @@ pub fn render(topo: &Topology<'_>, options: &RenderOptions) -> Result<Manifests,
     };
     let mesh_files = r.mesh_wide()?;
     r.kustomization("mesh", mesh_files)?;
+    // A managed mesh's control plane reads Istio objects from its own API server.
+    for mesh in &topo.plan.meshes {
+        if mesh.control_plane == ControlPlaneMode::Managed {
+            r.kustomization(
+                &format!("control-plane/{}", mesh.name),
+                vec![String::from("../../mesh")],
+            )?;
+        }
+    }
+    // A cluster's folder pulls in the Istio objects only where its control plane
+    // reads them from the cluster's API server.
     for cluster in &topo.plan.clusters {
-        let mut resources = vec![String::from("../../mesh")];
+        let mut resources = Vec::new();
+        if topo.reads_istio_config(cluster) {
+            resources.push(String::from("../../mesh"));
+        }
         resources.extend(r.cluster(cluster)?);
-        r.kustomization(&format!("clusters/{}", cluster.name), resources)?;
+        if !resources.is_empty() {
+            r.kustomization(&format!("clusters/{}", cluster.name), resources)?;
+        }
     }
     Ok(r.files)
 }
@@ -289,7 +305,7 @@ impl Renderer<'_, '_> {
             "namespace": namespace,
             "selector": selector,
             "url": f.url,
-            "sha256": self.options.sha256,
+            "sha256": f.sha256,
             "plugin_name": self.plugin_name(),
             "fail_strategy": f.fail_strategy.unwrap_or(FailStrategy::FailOpen).as_str(),
             "phase": phase,
@@ -313,7 +329,7 @@ impl Renderer<'_, '_> {
 
     /// Label that puts region `region` first in its subset's failoverPriority. On
     /// multi-network meshes endpoints behind an east-west gateway carry only network
-    /// and cluster labels (istio/istio#49500): when a region is exactly one network,
+    /// and cluster labels: when a region is exactly one network,
     /// the network label says the same thing and also matches those endpoints.
     fn priority_label(&self, region: &str) -> String {
         if self.topo.multi_network() {
@@ -468,27 +484,115 @@ impl Renderer<'_, '_> {
     }
 
     /// A cluster's own files; returns the kustomize resources among them.
-    fn cluster(&mut self, cluster: &crate::plan::Cluster) -> Result<Vec<String>, RenderError> {
+    fn cluster(&mut self, cluster: &Cluster) -> Result<Vec<String>, RenderError> {
         let topo = self.topo;
         let dir = format!("clusters/{}", cluster.name);
         let mut resources = Vec::new();
         let network = topo.network_of(cluster);
         let role = topo.role_of(cluster);
-        let mesh = topo.mesh_of(cluster);
-        let mode = mesh.map(|m| m.control_plane);
+        let mode = topo.mesh_of(cluster).map(|m| m.control_plane);
 
+        let mut namespace = NamespaceContext {
+            name: ISTIO_NAMESPACE,
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+        };
         if let Some(network) = network {
+            namespace.labels.insert(NETWORK_LABEL, network.to_owned());
+        }
+        if mode == Some(ControlPlaneMode::PrimaryRemote) && role == ClusterRole::Remote {
+            namespace.annotations.insert(
+                CONTROL_PLANE_CLUSTERS,
+                topo.control_plane_clusters(cluster).join(","),
+            );
+        }
+        if !namespace.labels.is_empty() || !namespace.annotations.is_empty() {
             self.emit(
                 format!("{dir}/istio-system/namespace.yaml"),
                 templates::NAMESPACE,
-                json!({ "name": "istio-system", "labels": { "topology.istio.io/network": network } }),
+                &namespace,
             )?;
             resources.push(String::from("istio-system/namespace.yaml"));
         }
-        if role == ClusterRole::Primary
-            && mode == Some(ControlPlaneMode::PrimaryRemote)
-            && cluster.east_west_gateway.is_some()
-        {
+        match mode {
+            Some(ControlPlaneMode::Managed) => {
+                self.vendor_console(cluster)?;
+                self.east_west_gateway(cluster, false)?;
+            }
+            Some(mode) => self.install_inputs(cluster, mode, &mut resources)?,
+            None => {}
+        }
+        Ok(resources)
+    }
+
+    /// istioctl inputs of a cluster whose control plane the user installs; the istiod
+    /// exposure of a primary-remote primary (a kustomize resource, added to `resources`).
+    fn install_inputs(
+        &mut self,
+        cluster: &Cluster,
+        mode: ControlPlaneMode,
+        resources: &mut Vec<String>,
+    ) -> Result<(), RenderError> {
+        let topo = self.topo;
+        let dir = format!("clusters/{}", cluster.name);
+        let network = topo.network_of(cluster);
+        let role = topo.role_of(cluster);
+        let primary_remote = mode == ControlPlaneMode::PrimaryRemote;
+        let cluster_id = Topology::cluster_id(cluster);
+        let mesh_id = topo
+            .mesh_of(cluster)
+            .map(|m| m.mesh_id.clone().unwrap_or_else(|| m.name.clone()))
+            .unwrap_or_default();
+        let mut global = GlobalValues {
+            mesh_id,
+            multi_cluster: MultiClusterValues {
+                cluster_name: cluster_id.to_owned(),
+            },
+            network: network.map(str::to_owned),
+            external_istiod: None,
+            remote_pilot_address: None,
+            mesh_networks: BTreeMap::new(),
+        };
+        let mut istiod_remote = None;
+        let profile = match role {
+            ClusterRole::Primary => {
+                global.mesh_networks = self.mesh_networks();
+                if primary_remote {
+                    global.external_istiod = Some(true);
+                }
+                "default"
+            }
+            ClusterRole::Remote => {
+                // Validation requires it in primary-remote meshes: without it the
+                // chart creates no `istiod` Service for the injector webhook.
+                global.remote_pilot_address = cluster.istiod_address.clone();
+                let net = network.map(|n| format!("/net/{n}")).unwrap_or_default();
+                istiod_remote = Some(IstiodRemoteValues {
+                    injection_path: format!("/inject/cluster/{cluster_id}{net}"),
+                });
+                "remote"
+            }
+        };
+        let operator = IstioOperatorContext {
+            name: cluster.name.clone(),
+            profile,
+            primary_remote,
+            values: InstallValues {
+                global,
+                istiod_remote,
+            },
+        };
+        self.emit(
+            format!("{dir}/install/istiooperator.yaml"),
+            templates::ISTIO_OPERATOR,
+            &operator,
+        )?;
+        // A primary-remote primary exposes istiod to the remotes on its east-west
+        // gateway, so it needs one even on a single network. Every primary gets the
+        // exposure objects: each reads its own API server, and all must hold the same
+        // Istio configuration (a primary without a gateway has no pod they select).
+        let exposes_istiod = primary_remote && role == ClusterRole::Primary;
+        if exposes_istiod {
             self.emit(
                 format!("{dir}/istio-system/istiod-exposure.yaml"),
                 templates::ISTIOD_EXPOSURE,
@@ -496,76 +600,92 @@ impl Renderer<'_, '_> {
             )?;
             resources.push(String::from("istio-system/istiod-exposure.yaml"));
         }
+        self.east_west_gateway(cluster, exposes_istiod)
+    }
 
-        // Install inputs (not kustomize resources).
-        let mut global = json!({ "multiCluster": { "clusterName": cluster.name } });
-        if let Some(m) = mesh {
-            set(
-                &mut global,
-                "meshID",
-                json!(m.mesh_id.clone().unwrap_or_else(|| m.name.clone())),
-            );
-        }
-        if let Some(n) = network {
-            set(&mut global, "network", json!(n));
-        }
-        let mesh_networks = self.mesh_networks();
-        let mut istiod_remote = None;
-        let profile = match role {
-            ClusterRole::Primary => {
-                if let Some(mn) = &mesh_networks {
-                    set(&mut global, "meshNetworks", mn.clone());
-                }
-                "default"
-            }
-            ClusterRole::Remote => {
-                if let Some(addr) = &cluster.istiod_address {
-                    set(&mut global, "remotePilotAddress", json!(addr));
-                }
-                let net = network.map(|n| format!("/net/{n}")).unwrap_or_default();
-                istiod_remote = Some(
-                    json!({ "injectionPath": format!("/inject/cluster/{}{net}", cluster.name) }),
-                );
-                "remote"
-            }
-        };
-        let mut values = json!({ "global": global });
-        if let Some(remote) = istiod_remote {
-            set(&mut values, "istiodRemote", remote);
-        }
-        self.emit(
-            format!("{dir}/install/istiooperator.yaml"),
-            templates::ISTIO_OPERATOR,
-            json!({ "name": cluster.name, "profile": profile, "values": values }),
-        )?;
-        if let (Some(network), Some(gw)) = (network, &cluster.east_west_gateway) {
-            let annotations: BTreeMap<&str, &str> = if cluster.load_balancer_pools.is_empty() {
+    /// The east-west gateway install of a cluster with a network (or a primary-remote
+    /// primary exposing istiod on it), as Istio's gen-eastwest-gateway.sh renders it.
+    /// Rendered in managed meshes too: Mspider's multi-network guide has the user
+    /// install it with istioctl in each data-plane cluster.
+    fn east_west_gateway(
+        &mut self,
+        cluster: &Cluster,
+        exposes_istiod: bool,
+    ) -> Result<(), RenderError> {
+        let dir = format!("clusters/{}", cluster.name);
+        let network = self.topo.network_of(cluster);
+        if let Some(gw) = &cluster.east_west_gateway
+            && (network.is_some() || exposes_istiod)
+        {
+            let service_annotations = if cluster.load_balancer_pools.is_empty() {
                 BTreeMap::new()
             } else {
-                BTreeMap::from([("metallb.universe.tf/loadBalancerIPs", gw.address.as_str())])
+                BTreeMap::from([(METALLB_IPS, gw.address.clone())])
             };
             self.emit(
                 format!("{dir}/install/eastwest-gateway.yaml"),
                 templates::EAST_WEST_GATEWAY,
-                json!({ "network": network, "port": gw.port.unwrap_or(DEFAULT_EAST_WEST_PORT), "service_annotations": annotations }),
+                &EastWestContext {
+                    network: network.map(str::to_owned),
+                    port: gw.port.unwrap_or(DEFAULT_EAST_WEST_PORT),
+                    service_annotations,
+                },
             )?;
         }
-        if let (ClusterRole::Primary, Some(mn)) = (role, mesh_networks) {
-            self.emit(
-                format!("{dir}/install/meshnetworks.yaml"),
-                templates::MESH_NETWORKS,
-                json!({ "mesh_networks": mn }),
-            )?;
-        }
-        Ok(resources)
+        Ok(())
     }
 
-    /// `networks:` of meshNetworks, for multi-network meshes.
-    fn mesh_networks(&self) -> Option<Value> {
-        if !self.topo.multi_network() {
-            return None;
+    /// A managed mesh's cluster: no install inputs (the vendor installs Istio), a note
+    /// of what the vendor's console must be given for the rendered objects to work.
+    fn vendor_console(&mut self, cluster: &Cluster) -> Result<(), RenderError> {
+        let topo = self.topo;
+        let network = topo.network_of(cluster);
+        let mesh = topo.mesh_of(cluster);
+        let mut node_labels = BTreeMap::from([(REGION_LABEL, cluster.region.clone())]);
+        if let Some(zone) = &cluster.zone {
+            node_labels.insert(ZONE_LABEL, zone.clone());
         }
-        let mut networks = serde_json::Map::new();
+        if let Some(subzone) = &cluster.subzone {
+            node_labels.insert(SUBZONE_LABEL, subzone.clone());
+        }
+        let mesh_network: BTreeMap<String, MeshNetwork> = network
+            .and_then(|n| self.mesh_networks().remove_entry(n))
+            .into_iter()
+            .collect();
+        let context = VendorConsoleContext {
+            cluster: cluster.name.clone(),
+            cluster_id: Topology::cluster_id(cluster).to_owned(),
+            mesh: mesh.map(|m| m.name.clone()).unwrap_or_default(),
+            mesh_id: mesh
+                .map(|m| m.mesh_id.clone().unwrap_or_else(|| m.name.clone()))
+                .unwrap_or_default(),
+            hosts_control_plane: topo.role_of(cluster) == ClusterRole::Primary,
+            region: cluster.region.clone(),
+            node_labels,
+            network: network.map(str::to_owned),
+            east_west_gateway: cluster
+                .east_west_gateway
+                .as_ref()
+                .map(|g| format!("{}:{}", g.address, g.port.unwrap_or(DEFAULT_EAST_WEST_PORT))),
+            istiod_address: cluster.istiod_address.clone(),
+            ingress_address: cluster.ingress_address.clone(),
+            mesh_network,
+            has_kustomization: network.is_some(),
+        };
+        self.emit(
+            format!("clusters/{}/vendor-console.md", cluster.name),
+            templates::VENDOR_CONSOLE,
+            &context,
+        )
+    }
+
+    /// meshNetworks of multi-network meshes: per network the clusters whose endpoints
+    /// are on it (by cluster ID) and its east-west gateways.
+    fn mesh_networks(&self) -> BTreeMap<String, MeshNetwork> {
+        let mut networks = BTreeMap::new();
+        if !self.topo.multi_network() {
+            return networks;
+        }
         let names: BTreeSet<&str> = self
             .topo
             .plan
@@ -575,22 +695,139 @@ impl Renderer<'_, '_> {
             .collect();
         for network in names {
             let clusters = self.topo.clusters_in_network(network);
-            let endpoints: Vec<Value> = clusters
+            let endpoints = clusters
                 .iter()
-                .map(|c| json!({ "fromRegistry": c.name }))
+                .map(|c| NetworkEndpoint {
+                    from_registry: Topology::cluster_id(c).to_owned(),
+                })
                 .collect();
-            let gateways: Vec<Value> = clusters
+            let gateways = clusters
                 .iter()
                 .filter_map(|c| c.east_west_gateway.as_ref())
-                .map(|g| json!({ "address": g.address, "port": g.port.unwrap_or(DEFAULT_EAST_WEST_PORT) }))
+                .map(|g| NetworkGateway {
+                    address: g.address.clone(),
+                    port: g.port.unwrap_or(DEFAULT_EAST_WEST_PORT),
+                })
                 .collect();
             networks.insert(
                 network.to_owned(),
-                json!({ "endpoints": endpoints, "gateways": gateways }),
+                MeshNetwork {
+                    endpoints,
+                    gateways,
+                },
             );
         }
-        Some(json!({ "networks": networks }))
+        networks
     }
+}
+
+const ISTIO_NAMESPACE: &str = "istio-system";
+const NETWORK_LABEL: &str = "topology.istio.io/network";
+const CONTROL_PLANE_CLUSTERS: &str = "topology.istio.io/controlPlaneClusters";
+const REGION_LABEL: &str = "topology.kubernetes.io/region";
+const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
+const SUBZONE_LABEL: &str = "topology.istio.io/subzone";
+const METALLB_IPS: &str = "metallb.universe.tf/loadBalancerIPs";
+
+/// `namespace.yaml.j2`.
+#[derive(Serialize)]
+struct NamespaceContext {
+    name: &'static str,
+    labels: BTreeMap<&'static str, String>,
+    annotations: BTreeMap<&'static str, String>,
+}
+
+/// `istiooperator.yaml.j2`.
+#[derive(Serialize)]
+struct IstioOperatorContext {
+    name: String,
+    profile: &'static str,
+    primary_remote: bool,
+    values: InstallValues,
+}
+
+/// IstioOperator `spec.values` (operator/pkg/apis/values_types.proto field names).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct InstallValues {
+    global: GlobalValues,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    istiod_remote: Option<IstiodRemoteValues>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GlobalValues {
+    #[serde(rename = "meshID")]
+    mesh_id: String,
+    multi_cluster: MultiClusterValues,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    network: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    external_istiod: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remote_pilot_address: Option<String>,
+    /// Network name -> its endpoints and gateways (the chart adds the `networks:` key).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    mesh_networks: BTreeMap<String, MeshNetwork>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MultiClusterValues {
+    cluster_name: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct IstiodRemoteValues {
+    injection_path: String,
+}
+
+/// One network of meshNetworks (istio/api mesh/v1alpha1/network.proto).
+#[derive(Serialize)]
+struct MeshNetwork {
+    endpoints: Vec<NetworkEndpoint>,
+    gateways: Vec<NetworkGateway>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NetworkEndpoint {
+    from_registry: String,
+}
+
+#[derive(Serialize)]
+struct NetworkGateway {
+    address: String,
+    port: u16,
+}
+
+/// `eastwest-gateway.yaml.j2`.
+#[derive(Serialize)]
+struct EastWestContext {
+    network: Option<String>,
+    port: u16,
+    service_annotations: BTreeMap<&'static str, String>,
+}
+
+/// `vendor-console.md.j2`.
+#[derive(Serialize)]
+struct VendorConsoleContext {
+    cluster: String,
+    cluster_id: String,
+    mesh: String,
+    mesh_id: String,
+    hosts_control_plane: bool,
+    region: String,
+    node_labels: BTreeMap<&'static str, String>,
+    network: Option<String>,
+    east_west_gateway: Option<String>,
+    istiod_address: Option<String>,
+    ingress_address: Option<String>,
+    /// This cluster's network entry of meshNetworks (multi-network meshes).
+    mesh_network: BTreeMap<String, MeshNetwork>,
+    has_kustomization: bool,
 }
 
 /// Sets `key` on a JSON object (no-op on other values: the callers only build objects).

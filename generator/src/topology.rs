@@ -82,6 +82,56 @@ impl<'a> Topology<'a> {
             })
     }
 
+    /// The cluster's Istio cluster ID (`multiCluster.clusterName`): explicit, else its name.
+    pub fn cluster_id(cluster: &Cluster) -> &str {
+        cluster.cluster_id.as_deref().unwrap_or(&cluster.name)
+    }
+
+    /// Whether the cluster's control plane reads Istio configuration from the cluster's
+    /// own API server: every cluster of a multi-primary mesh, the primaries of a
+    /// primary-remote mesh (remotes are read for endpoints only); never in a managed
+    /// mesh, whose vendor control plane has its own API server.
+    pub fn reads_istio_config(&self, cluster: &Cluster) -> bool {
+        match self.mesh_of(cluster).map(|m| m.control_plane) {
+            Some(ControlPlaneMode::MultiPrimary) => true,
+            Some(ControlPlaneMode::PrimaryRemote) => self.role_of(cluster) == ClusterRole::Primary,
+            Some(ControlPlaneMode::Managed) | None => false,
+        }
+    }
+
+    /// The cluster IDs of the primaries whose istiod manages a remote cluster: those of
+    /// its mesh exposing the `istiodAddress` it uses, else every primary of its mesh.
+    pub fn control_plane_clusters(&self, remote: &Cluster) -> Vec<&'a str> {
+        let mesh = self.mesh_of(remote).map(|m| m.name.as_str());
+        let primaries: Vec<&'a Cluster> = self
+            .plan
+            .clusters
+            .iter()
+            .filter(|c| {
+                self.role_of(c) == ClusterRole::Primary
+                    && self.mesh_of(c).map(|m| m.name.as_str()) == mesh
+            })
+            .collect();
+        let serving: Vec<&'a Cluster> = primaries
+            .iter()
+            .copied()
+            .filter(|p| {
+                remote.istiod_address.as_deref().is_some_and(|addr| {
+                    p.istiod_address.as_deref() == Some(addr)
+                        || p.east_west_gateway
+                            .as_ref()
+                            .is_some_and(|g| g.address == addr)
+                })
+            })
+            .collect();
+        let chosen = if serving.is_empty() {
+            primaries
+        } else {
+            serving
+        };
+        chosen.into_iter().map(Self::cluster_id).collect()
+    }
+
     /// The cluster's network: explicit, else the only declared one, else none.
     pub fn network_of(&self, cluster: &'a Cluster) -> Option<&'a str> {
         match &cluster.network {

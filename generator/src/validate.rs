@@ -233,6 +233,30 @@ impl<'a> Checker<'a> {
     }
 }
 
+/// Kubernetes label value rules, empty excluded: Istio carries cluster IDs in the
+/// `topology.istio.io/cluster` label.
+pub fn label_value(value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Err(String::from("it is empty"));
+    }
+    if value.len() > 63 {
+        return Err(String::from("longer than 63 characters"));
+    }
+    if !value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err(String::from(
+            "only letters, digits, '-', '_' and '.' are allowed",
+        ));
+    }
+    let alnum = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_alphanumeric());
+    if !alnum(value.bytes().next()) || !alnum(value.bytes().last()) {
+        return Err(String::from("must start and end with a letter or digit"));
+    }
+    Ok(())
+}
+
 /// DNS-1123 label rules; `max` is the length limit for this use.
 pub fn dns_label(value: &str, max: usize) -> Result<(), String> {
     if value.is_empty() {

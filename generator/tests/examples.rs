@@ -12,11 +12,14 @@
 
 mod support;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use geolb::plan::{ClusterRole, ControlPlaneMode, Plan};
 use geolb::policy::PolicyFor;
-use geolb::render::{ExtensionApi, Manifests};
-use support::crd;
+use geolb::render::{ExtensionApi, Manifests, RenderOptions};
+use geolb::topology::Topology;
+use support::{crd, kustomize};
 
 const SCENARIOS: &[&str] = &[
     "a-failover-distribution",
@@ -100,6 +103,9 @@ fn every_manifest_validates_against_istio_crds() {
     for scenario in SCENARIOS {
         for api in [ExtensionApi::Wasmplugin, ExtensionApi::Trafficextension] {
             for (name, text) in render(scenario, api) {
+                if !name.ends_with(".yaml") {
+                    continue; // the vendor console notes
+                }
                 report.merge(
                     validator.validate_documents(&text, &format!("{scenario}/{name} ({api:?})")),
                 );
@@ -201,12 +207,14 @@ fn scenario_a_has_failover_and_distribution() {
         !dr.contains("distribute"),
         "Istio rejects distribute with failover"
     );
-    // Every proxy, gateways included, finds its region from its cluster ID.
+    // Every proxy, gateways included, finds its region from its cluster ID: the ACK
+    // cluster ID ASM gives it, not the plan's name.
     let gw = &m["mesh/istio-system/wasmplugin-geolb-bookinfo-gateway.yaml"];
     for table in [gw, wasm] {
         assert!(
-            table.contains("ack-hangzhou: \"cn-hangzhou\"")
-                && table.contains("ack-shanghai: \"cn-shanghai\""),
+            table.contains("c466acd9ea38959ec00459b5d97ccfb91: \"cn-hangzhou\"")
+                && table.contains("c394dea1df8060adcc0a175c8895e3b49: \"cn-shanghai\"")
+                && !table.contains("ack-"),
             "{table}"
         );
         assert!(!table.contains("sourceRegion"), "{table}");
@@ -229,18 +237,37 @@ fn scenario_a_has_failover_and_distribution() {
     );
 }
 
-/// Scenario D: every network's gateway in meshNetworks, remotePilotAddress on workers.
+/// Scenario D (a managed mesh): no control-plane install inputs (only each network's
+/// east-west gateway, which Mspider's guide has the user install), and each cluster's
+/// console note carries its network's gateway and where its proxies reach istiod.
 #[test]
 fn scenario_d_multi_network() {
     let m = render("d-multi-network", ExtensionApi::Wasmplugin);
-    let mn = &m["clusters/mdemo-cluster1/install/meshnetworks.yaml"];
-    for ip in ["10.64.30.73", "10.6.136.29", "10.64.30.77"] {
-        assert!(mn.contains(ip), "{ip} missing in\n{mn}");
-    }
-    for worker in ["mdemo-cluster2", "mdemo-cluster3"] {
+    let install: Vec<String> = m
+        .keys()
+        .filter(|k| k.contains("/install/"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        install,
+        [1, 2, 3].map(|i| format!("clusters/mdemo-cluster{i}/install/eastwest-gateway.yaml")),
+        "a managed mesh gets no istiod install inputs"
+    );
+    for (cluster, gateway) in [
+        ("mdemo-cluster1", "10.64.30.73"),
+        ("mdemo-cluster2", "10.6.136.29"),
+        ("mdemo-cluster3", "10.64.30.77"),
+    ] {
+        let note = &m[&format!("clusters/{cluster}/vendor-console.md")];
         assert!(
-            m[&format!("clusters/{worker}/install/istiooperator.yaml")]
-                .contains("remotePilotAddress: \"10.64.30.71\"")
+            note.contains(&format!("| east-west gateway | `{gateway}:15443` |"))
+                && note.contains(&format!("  - address: \"{gateway}\"\n    port: 15443"))
+                && note.contains("| control plane address | `10.64.30.71` |"),
+            "{note}"
+        );
+        assert!(
+            m[&format!("clusters/{cluster}/kustomization.yaml")]
+                .contains("- \"istio-system/namespace.yaml\""),
         );
     }
     assert!(m["mesh/istio-system/gateway-cross-network-gateway.yaml"].contains("AUTO_PASSTHROUGH"));
@@ -248,4 +275,285 @@ fn scenario_d_multi_network() {
         m["clusters/mdemo-cluster3/istio-system/namespace.yaml"]
             .contains("topology.istio.io/network: \"network-c3\"")
     );
+    assert!(m["control-plane/mdemo-mesh/kustomization.yaml"].contains("- \"../../mesh\""));
+}
+
+/// A scenario's plan with every mesh switched to `mode`: multi-primary makes every
+/// cluster a primary (and drops the istiod address only a remote uses).
+fn variant(scenario: &str, mode: ControlPlaneMode) -> Plan {
+    let mut plan = load_plan(scenario);
+    for mesh in &mut plan.meshes {
+        mesh.control_plane = mode;
+    }
+    if mode == ControlPlaneMode::MultiPrimary {
+        for cluster in &mut plan.clusters {
+            if cluster.role == Some(ClusterRole::Remote) {
+                cluster.istiod_address = None;
+            }
+            cluster.role = None;
+        }
+    }
+    let errors: Vec<String> = geolb::validate::validate(&plan)
+        .into_iter()
+        .filter(|f| f.severity == geolb::finding::Severity::Error)
+        .map(|f| format!("{}: {}", f.path, f.message))
+        .collect();
+    assert!(errors.is_empty(), "{scenario} as {mode:?}: {errors:?}");
+    plan
+}
+
+const MODES: [ControlPlaneMode; 3] = [
+    ControlPlaneMode::MultiPrimary,
+    ControlPlaneMode::PrimaryRemote,
+    ControlPlaneMode::Managed,
+];
+
+fn render_plan(plan: &Plan) -> Manifests {
+    geolb::render::render(
+        &Topology::new(plan),
+        &RenderOptions {
+            extension_api: ExtensionApi::Wasmplugin,
+        },
+    )
+    .unwrap()
+}
+
+/// The Istio objects `kubectl apply -k dir` applies, as comparable text.
+fn istio_objects(m: &Manifests, dir: &str) -> BTreeSet<String> {
+    if !m.contains_key(&format!("{dir}/kustomization.yaml")) {
+        return BTreeSet::new();
+    }
+    kustomize::build(m, dir)
+        .into_iter()
+        .filter(kustomize::Object::is_istio_config)
+        .map(|o| o.doc.to_string())
+        .collect()
+}
+
+/// Every scenario in every control-plane mode: the Istio objects are in the folder
+/// applied to the API server the control plane reads them from, and the same in every
+/// such folder of a mesh (so one control plane never sees two versions of an object).
+/// Multi-primary: every cluster folder (each istiod reads its own cluster).
+/// Primary-remote: the primaries' folders only. Managed: `control-plane/<mesh>` only.
+#[test]
+fn istio_objects_go_where_the_control_plane_reads_them() {
+    let mut checked = 0;
+    for scenario in SCENARIOS {
+        for mode in MODES {
+            let plan = variant(scenario, mode);
+            let topo = Topology::new(&plan);
+            let m = render_plan(&plan);
+            let mesh = istio_objects(&m, "mesh");
+            assert!(!mesh.is_empty(), "{scenario} {mode:?}");
+            // A remote profile without remotePilotAddress points the injector webhook
+            // (failurePolicy Fail) at an `istiod` Service that does not exist.
+            for (name, text) in &m {
+                if text.contains("profile: \"remote\"") {
+                    assert!(
+                        text.contains("remotePilotAddress: "),
+                        "{scenario} {mode:?}: {name}"
+                    );
+                }
+            }
+            for mesh_def in &plan.meshes {
+                let members: Vec<_> = plan
+                    .clusters
+                    .iter()
+                    .filter(|c| topo.mesh_of(c).is_some_and(|x| x.name == mesh_def.name))
+                    .collect();
+                let mut read: Vec<(String, BTreeSet<String>)> = Vec::new();
+                for cluster in &members {
+                    let dir = format!("clusters/{}", cluster.name);
+                    let objects = istio_objects(&m, &dir);
+                    let reads = match mode {
+                        ControlPlaneMode::MultiPrimary => true,
+                        ControlPlaneMode::PrimaryRemote => {
+                            topo.role_of(cluster) == ClusterRole::Primary
+                        }
+                        ControlPlaneMode::Managed => false,
+                    };
+                    if reads {
+                        assert!(
+                            objects.is_superset(&mesh),
+                            "{scenario} {mode:?}: {dir} lacks objects of mesh/"
+                        );
+                        read.push((dir, objects));
+                    } else {
+                        assert!(
+                            objects.is_empty(),
+                            "{scenario} {mode:?}: {dir} is applied where no control plane reads Istio objects, yet holds {objects:?}"
+                        );
+                    }
+                }
+                let control_plane = format!("control-plane/{}", mesh_def.name);
+                if mode == ControlPlaneMode::Managed {
+                    assert_eq!(istio_objects(&m, &control_plane), mesh, "{scenario}");
+                    assert!(
+                        !m.keys().any(|k| k.ends_with("/install/istiooperator.yaml")),
+                        "{scenario}: a managed mesh's vendor owns the control plane's install"
+                    );
+                    for cluster in &members {
+                        assert!(
+                            m.contains_key(&format!("clusters/{}/vendor-console.md", cluster.name))
+                        );
+                    }
+                } else {
+                    assert!(
+                        !m.keys().any(|k| k.starts_with("control-plane/")),
+                        "{scenario} {mode:?}"
+                    );
+                }
+                for pair in read.windows(2) {
+                    assert_eq!(
+                        pair[0].1, pair[1].1,
+                        "{scenario} {mode:?}: {} and {} hold different Istio objects",
+                        pair[0].0, pair[1].0
+                    );
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 12, "{checked}");
+}
+
+fn kubectl() -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("kubectl"))
+            .find(|p| p.is_file())
+    })
+}
+
+/// `kubectl kustomize DIR` of every folder with a kustomization.yaml (the committed
+/// renders and every control-plane mode of each scenario) builds with the real
+/// kustomize, to the objects the in-memory resolver above finds.
+#[test]
+fn every_folder_builds_with_kubectl_kustomize() {
+    let kubectl = kubectl().unwrap_or_else(|| {
+        panic!("kubectl is not installed: this test runs the real kustomize (`kubectl kustomize`); install it with scripts/setup.sh")
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let mut renders: Vec<(String, PathBuf, Manifests)> = SCENARIOS
+        .iter()
+        .map(|s| {
+            (
+                (*s).to_owned(),
+                repo().join("manifests").join(s),
+                render(s, ExtensionApi::Wasmplugin),
+            )
+        })
+        .collect();
+    for scenario in SCENARIOS {
+        for mode in MODES {
+            let m = render_plan(&variant(scenario, mode));
+            let dir = tmp.path().join(format!("{scenario}-{mode:?}"));
+            geolb::drift::write(&m, &dir).unwrap();
+            renders.push((format!("{scenario} as {mode:?}"), dir, m));
+        }
+    }
+    let mut built = 0;
+    for (name, root, m) in &renders {
+        for folder in kustomize::folders(m) {
+            let out = std::process::Command::new(&kubectl)
+                .arg("kustomize")
+                .arg(root.join(&folder))
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{name}: kubectl kustomize {folder} failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let text = String::from_utf8(out.stdout).unwrap();
+            let real: BTreeSet<String> = crd::parse_yaml_stream(&text)
+                .unwrap()
+                .into_iter()
+                .flatten()
+                .map(|doc| {
+                    kustomize::Object {
+                        file: String::new(),
+                        doc,
+                    }
+                    .id()
+                })
+                .collect();
+            let ours: BTreeSet<String> = kustomize::build(m, &folder)
+                .iter()
+                .map(kustomize::Object::id)
+                .collect();
+            assert!(!real.is_empty(), "{name}: {folder} applies nothing");
+            assert_eq!(real, ours, "{name}: {folder}");
+            built += 1;
+        }
+    }
+    assert!(built >= 40, "only {built} folders built");
+}
+
+/// primary-remote install inputs (scenario D's clusters, cluster1 the primary), with
+/// explicit cluster IDs: the ID, not the name, is what every Istio field carries.
+#[test]
+fn primary_remote_installs_with_cluster_ids() {
+    let mut plan = variant("d-multi-network", ControlPlaneMode::PrimaryRemote);
+    for (cluster, id) in plan.clusters.iter_mut().zip(["c-one", "c-two", "c-three"]) {
+        cluster.cluster_id = Some(id.to_owned());
+    }
+    let m = render_plan(&plan);
+    let primary = &m["clusters/mdemo-cluster1/install/istiooperator.yaml"];
+    for needle in [
+        "profile: \"default\"",
+        "externalIstiod: true",
+        "clusterName: \"c-one\"",
+        "        network-c2:\n          endpoints:\n          - fromRegistry: \"c-two\"\n          gateways:\n          - address: \"10.6.136.29\"",
+    ] {
+        assert!(primary.contains(needle), "{needle} missing in\n{primary}");
+    }
+    assert!(!primary.contains("remotePilotAddress"), "{primary}");
+    assert!(
+        m["clusters/mdemo-cluster1/kustomization.yaml"].contains("- \"../../mesh\"")
+            && m["clusters/mdemo-cluster1/kustomization.yaml"]
+                .contains("- \"istio-system/istiod-exposure.yaml\"")
+    );
+    for (cluster, id, network) in [
+        ("mdemo-cluster2", "c-two", "network-c2"),
+        ("mdemo-cluster3", "c-three", "network-c3"),
+    ] {
+        let remote = &m[&format!("clusters/{cluster}/install/istiooperator.yaml")];
+        for needle in [
+            "profile: \"remote\"".to_owned(),
+            "remotePilotAddress: \"10.64.30.71\"".to_owned(),
+            format!("clusterName: \"{id}\""),
+            format!("injectionPath: \"/inject/cluster/{id}/net/{network}\""),
+        ] {
+            assert!(remote.contains(&needle), "{needle} missing in\n{remote}");
+        }
+        assert!(!remote.contains("meshNetworks") && !remote.contains("externalIstiod"));
+        let namespace = &m[&format!("clusters/{cluster}/istio-system/namespace.yaml")];
+        assert!(
+            namespace.contains("topology.istio.io/controlPlaneClusters: \"c-one\"")
+                && namespace.contains(&format!("topology.istio.io/network: \"{network}\"")),
+            "{namespace}"
+        );
+        assert_eq!(
+            m[&format!("clusters/{cluster}/kustomization.yaml")]
+                .lines()
+                .filter(|l| l.starts_with("- "))
+                .collect::<Vec<_>>(),
+            ["- \"istio-system/namespace.yaml\""],
+            "a remote's folder holds only its namespace"
+        );
+    }
+    // The primary holds the remotes' secrets, named by cluster ID; a managed mesh's
+    // vendor registers its clusters itself.
+    let report = geolb::netplan::build(&Topology::new(&plan));
+    assert_eq!(report.clusters[0].remote_secrets, ["c-two", "c-three"]);
+    assert_eq!(report.clusters[1].cluster_id, "c-two");
+    let managed = load_plan("d-multi-network");
+    let report = geolb::netplan::build(&Topology::new(&managed));
+    assert!(report.clusters.iter().all(|c| c.remote_secrets.is_empty()));
+    let wasm = &m["mesh/sample/wasmplugin-geolb.yaml"];
+    for id in ["c-one", "c-two", "c-three"] {
+        assert!(wasm.contains(&format!("{id}: \"region1\"")), "{wasm}");
+    }
+    assert!(!wasm.contains("mdemo-cluster"), "{wasm}");
 }

@@ -239,6 +239,53 @@ const CASES: &[Case] = &[
         message: "duplicate cluster \"ack-hangzhou\" (first defined at clusters[0].name)",
     },
     Case {
+        name: "cluster ID is not a label value",
+        scenario: A,
+        edits: &[(
+            "clusterId: c466acd9ea38959ec00459b5d97ccfb91",
+            "clusterId: c-hangzhou_",
+        )],
+        severity: Severity::Error,
+        path: "clusters[0].clusterId",
+        message: "cluster ID \"c-hangzhou_\" is not a valid Kubernetes label value: must start and end with a letter or digit",
+    },
+    Case {
+        name: "two clusters with one cluster ID",
+        scenario: A,
+        edits: &[(
+            "clusterId: c394dea1df8060adcc0a175c8895e3b49",
+            "clusterId: c466acd9ea38959ec00459b5d97ccfb91",
+        )],
+        severity: Severity::Error,
+        path: "clusters[1].clusterId",
+        message: "clusters ack-hangzhou and ack-shanghai have the same Istio cluster ID \"c466acd9ea38959ec00459b5d97ccfb91\" (first at clusters[0].clusterId)",
+    },
+    Case {
+        name: "a cluster ID that is another cluster's name",
+        scenario: D,
+        edits: &[(
+            "  - name: mdemo-cluster3\n",
+            "  - name: mdemo-cluster3\n    clusterId: mdemo-cluster2\n",
+        )],
+        severity: Severity::Error,
+        path: "clusters[2].clusterId",
+        message: "clusters mdemo-cluster2 and mdemo-cluster3 have the same Istio cluster ID \"mdemo-cluster2\" (first at clusters[1].name)",
+    },
+    Case {
+        name: "primary-remote remote without istiodAddress",
+        scenario: D,
+        edits: &[
+            ("controlPlane: managed", "controlPlane: primary-remote"),
+            (
+                "    eastWestGateway: {address: 10.6.136.29, port: 15443}\n    istiodAddress: 10.64.30.71\n",
+                "    eastWestGateway: {address: 10.6.136.29, port: 15443}\n",
+            ),
+        ],
+        severity: Severity::Error,
+        path: "clusters[1].name",
+        message: "remote cluster mdemo-cluster2 has no istiodAddress",
+    },
+    Case {
         name: "duplicate region",
         scenario: A,
         edits: &[(
@@ -379,6 +426,17 @@ const CASES: &[Case] = &[
         severity: Severity::Error,
         path: "filter.url",
         message: "module oci://registry.example.com/geolb/geolb-filter:0.1.0 is not pinned",
+    },
+    Case {
+        name: "file module",
+        scenario: A,
+        edits: &[(
+            "url: oci://registry.example.com/geolb/geolb-filter:0.1.0",
+            "url: file:///opt/geolb/geolb_filter.wasm",
+        )],
+        severity: Severity::Error,
+        path: "filter.url",
+        message: "\"file:///opt/geolb/geolb_filter.wasm\" names a file inside the proxy container",
     },
     Case {
         name: "malformed sha256",
@@ -541,7 +599,7 @@ fn all_shape_problems_are_reported_at_once() {
     assert!(
         has(
             "clusters[0].colour",
-            "unknown field `colour`; expected one of cni,"
+            "unknown field `colour`; expected one of clusterId, cni,"
         ),
         "{found:#?}"
     );

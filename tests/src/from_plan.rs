@@ -126,7 +126,7 @@ impl RenderedPlan {
     /// the injector as `values.global.multiCluster.clusterName`, and istiod's registry
     /// puts in `topology.istio.io/cluster`): the only place the tests derive it.
     pub fn cluster_id(&self, name: &str) -> String {
-        self.cluster(name).name.clone()
+        geolb::topology::Topology::cluster_id(self.cluster(name)).to_owned()
     }
 
     /// The cluster's region of a placement (or of any cluster).
@@ -313,7 +313,7 @@ mod tests {
         let a = RenderedPlan::example("a-failover-distribution");
         assert!(
             a.root()
-                .join("clusters/ack-hangzhou/kustomization.yaml")
+                .join("clusters/ack-hangzhou/vendor-console.md")
                 .is_file()
         );
         let reviews: Vec<(Option<String>, String, String)> = a

@@ -92,12 +92,16 @@ fn the_demo_shows_split_failover_ejection_ramp_and_recovery() {
     assert!(
         out_dir
             .path()
-            .join("a-failover-distribution/clusters/ack-hangzhou/kustomization.yaml")
+            .join("a-failover-distribution/clusters/ack-hangzhou/vendor-console.md")
             .is_file()
     );
     // The proxies run as on ACK: no node locality, the region from clusterRegions.
     assert!(
-        stdout.contains("node.locality {} and CLUSTER_ID \"ack-hangzhou\""),
+        stdout.contains(&format!(
+            "node.locality {{}} and CLUSTER_ID {:?}",
+            geolb_e2e::from_plan::RenderedPlan::example("a-failover-distribution")
+                .cluster_id("ack-hangzhou")
+        )),
         "{stdout}"
     );
 

@@ -101,7 +101,7 @@ impl Rendered {
                         port: s.port,
                         address,
                         labels,
-                        cluster: c.clone(),
+                        cluster: self.cluster_id(c),
                         network: String::new(),
                         locality: self.locality(c),
                         sidecar: false,
@@ -122,18 +122,30 @@ impl Rendered {
         })
     }
 
+    /// The Istio cluster ID of the plan's cluster `cluster` (what its proxies and
+    /// istiod's registry call it).
+    fn cluster_id(&self, cluster: &str) -> String {
+        let c = self
+            .plan
+            .clusters
+            .iter()
+            .find(|c| c.name == cluster)
+            .unwrap();
+        geolb::topology::Topology::cluster_id(c).to_owned()
+    }
+
     fn sidecar(&self, cluster: &str) -> Proxy {
         Proxy::sidecar(
             "productpage-v1",
             "default",
             &self.locality(cluster),
-            cluster,
+            &self.cluster_id(cluster),
             "",
         )
     }
 
     fn gateway(&self, cluster: &str) -> Proxy {
-        Proxy::ingress_gateway(&self.locality(cluster), cluster, "")
+        Proxy::ingress_gateway(&self.locality(cluster), &self.cluster_id(cluster), "")
     }
 
     fn translate(&self, cluster: &str, registry: &Registry, proxy: &Proxy) -> Translated {
@@ -252,7 +264,14 @@ fn every_scenario_cluster_loads_and_a_and_b_translate_for_sidecar_and_ingress_ga
 fn multi_network_install_inputs_are_typed() {
     let r = render("c-multi-primary");
     let m = r.load("cluster-1");
-    let networks = &m.install.mesh_networks.as_ref().unwrap().value.networks;
+    let (source, networks) = geolb_e2e::istiod::network::mesh_networks_of(&m)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        source,
+        "clusters/cluster-1/install/istiooperator.yaml: spec.values.global.meshNetworks"
+    );
+    let networks = &networks.networks;
     assert_eq!(
         networks.keys().collect::<Vec<_>>(),
         ["network1", "network2"]
@@ -678,7 +697,10 @@ fn wasm_plugins_become_ecds_filters_named_as_istio_translates_them() {
         )
     );
     assert!(sent.get("sourceRegion").is_none(), "{sent}");
-    assert_eq!(sent["clusterRegions"]["ack-shanghai"], "cn-shanghai");
+    assert_eq!(
+        sent["clusterRegions"][r.cluster_id("ack-shanghai")],
+        "cn-shanghai"
+    );
 }
 
 #[test]
@@ -726,8 +748,13 @@ fn the_bootstrap_node_is_what_istio_agent_writes_in_each_kind_of_cluster() {
     // ACK: no istio-locality label, no GCP/AWS/Azure metadata: no locality at all.
     let n = node(r.sidecar("ack-hangzhou"));
     assert_eq!(n["locality"], json!({}));
-    // The injector's ISTIO_META_* (injection path /inject/cluster/ack-hangzhou).
-    assert_eq!(n["metadata"]["CLUSTER_ID"], "ack-hangzhou");
+    // The injector's ISTIO_META_*: the cluster ID the vendor gives the cluster (ASM:
+    // the ACK cluster ID, the plan's clusterId), as the cluster's console note says.
+    assert_eq!(
+        n["metadata"]["CLUSTER_ID"],
+        r.cluster_id("ack-hangzhou").as_str()
+    );
+    assert_ne!(r.cluster_id("ack-hangzhou"), "ack-hangzhou");
     assert_eq!(n["metadata"]["MESH_ID"], "asm-bookinfo");
     assert!(n["metadata"].get("NETWORK").is_none(), "single network");
     // LABELS are the pod's labels: the node's topology is not among them.
@@ -759,7 +786,7 @@ fn the_bootstrap_node_is_what_istio_agent_writes_in_each_kind_of_cluster() {
     );
     // A proxy whose registry cluster is not what the injector gives it is refused.
     let mut elsewhere = r.sidecar("ack-hangzhou");
-    elsewhere.cluster = "ack-shanghai".into();
+    elsewhere.cluster = r.cluster_id("ack-shanghai");
     let e = translate(
         &r.load("ack-hangzhou"),
         &registry,
@@ -769,7 +796,7 @@ fn the_bootstrap_node_is_what_istio_agent_writes_in_each_kind_of_cluster() {
     .unwrap_err();
     assert_eq!(
         e.at,
-        "clusters/ack-hangzhou/install/istiooperator.yaml: spec.values.istiodRemote.injectionPath"
+        "clusters/ack-hangzhou/vendor-console.md: spec.values.global"
     );
 }
 
@@ -932,7 +959,7 @@ fn a_resource_applied_twice_is_an_error() {
     let r = render("a-failover-distribution");
     edit(
         r.root(),
-        "clusters/ack-hangzhou/kustomization.yaml",
+        "control-plane/asm-bookinfo/kustomization.yaml",
         "resources:\n",
         "resources:\n- \"../../mesh/default/gateway-bookinfo-gateway.yaml\"\n",
     );

@@ -241,7 +241,7 @@ const NETWORK_LABEL: &str = "topology.istio.io/network";
 /// for is in the manifests rendered from the example plan, with the planned values.
 /// Each problem is named; all are reported at once.
 #[test]
-fn d_rendered_multi_network_configuration_matches_the_mission_table() {
+fn d_rendered_multi_network_configuration_matches_the_scenario_table() {
     let d = RenderedPlan::example("d-multi-network");
     let mut problems: Vec<String> = Vec::new();
     let mut check = |ok: bool, what: String| {
@@ -256,7 +256,7 @@ fn d_rendered_multi_network_configuration_matches_the_mission_table() {
         check(
             planned.network.as_deref() == Some(network),
             format!(
-                "plan: {cluster} network {:?}, mission says {network}",
+                "plan: {cluster} network {:?}, the scenario says {network}",
                 planned.network
             ),
         );
@@ -266,7 +266,7 @@ fn d_rendered_multi_network_configuration_matches_the_mission_table() {
                 .as_ref()
                 .is_some_and(|g| g.address == ew_ip && g.port == Some(EAST_WEST_PORT)),
             format!(
-                "plan: {cluster} eastWestGateway {:?}, mission says {ew_ip}:{EAST_WEST_PORT}",
+                "plan: {cluster} eastWestGateway {:?}, the scenario says {ew_ip}:{EAST_WEST_PORT}",
                 planned.east_west_gateway
             ),
         );
@@ -698,7 +698,7 @@ fn d_a_gateway_address_without_local_stand_in_is_an_error_naming_it() {
     let err = translate(&m, &registry, &client, &d.environment(1)).unwrap_err();
     assert_eq!(
         err.at,
-        "clusters/mdemo-cluster1/install/meshnetworks.yaml: data.meshNetworks.networks.network-c3.gateways[0]"
+        "clusters/mdemo-cluster1/vendor-console.md: spec.values.global.meshNetworks.network-c3.gateways[0]"
     );
 }
 

@@ -178,7 +178,10 @@ fn assert_region_from_the_cluster_table(chain: &Chain) {
     for envoy in [&chain.gateway, chain.sidecar(ACK_HANGZHOU)] {
         let node = &envoy.translated().unwrap().bootstrap["node"];
         assert_eq!(node["locality"], json!({}), "no node locality on ACK");
-        assert_eq!(node["metadata"]["CLUSTER_ID"], ACK_HANGZHOU);
+        // The ID the vendor gives the cluster (the plan's clusterId), not its name.
+        let id = RenderedPlan::example(SEED_A).cluster_id(ACK_HANGZHOU);
+        assert_ne!(id, ACK_HANGZHOU);
+        assert_eq!(node["metadata"]["CLUSTER_ID"], id.as_str());
         assert_eq!(
             envoy
                 .counters_with_prefix("wasmcustom.geolb.no_source_region")
@@ -298,7 +301,12 @@ fn a_without_cluster_regions_an_ack_proxy_has_no_region_and_passes_through() {
         ] {
             let path = plan.root().join(file);
             let text = std::fs::read_to_string(&path).unwrap();
-            let table = "    clusterRegions:\n      ack-hangzhou: \"cn-hangzhou\"\n      ack-shanghai: \"cn-shanghai\"\n";
+            let table = format!(
+                "    clusterRegions:\n      {}: \"cn-shanghai\"\n      {}: \"cn-hangzhou\"\n",
+                plan.cluster_id("ack-shanghai"),
+                plan.cluster_id(ACK_HANGZHOU)
+            );
+            let table = table.as_str();
             assert!(text.contains(table), "{file}: {text}");
             std::fs::write(&path, text.replace(table, "")).unwrap();
         }

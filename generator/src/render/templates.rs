@@ -26,8 +26,8 @@ pub const NAMESPACE: TemplateId = "namespace.yaml.j2";
 pub const ISTIO_OPERATOR: TemplateId = "istiooperator.yaml.j2";
 /// East-west gateway IstioOperator.
 pub const EAST_WEST_GATEWAY: TemplateId = "eastwest-gateway.yaml.j2";
-/// meshNetworks in the `istio` ConfigMap.
-pub const MESH_NETWORKS: TemplateId = "meshnetworks.yaml.j2";
+/// What a managed mesh's vendor console needs for one cluster (Markdown).
+pub const VENDOR_CONSOLE: TemplateId = "vendor-console.md.j2";
 /// kustomization.yaml.
 pub const KUSTOMIZATION: TemplateId = "kustomization.yaml.j2";
 
@@ -67,8 +67,8 @@ const SOURCES: &[(TemplateId, &str)] = &[
         include_str!("../../templates/eastwest-gateway.yaml.j2"),
     ),
     (
-        MESH_NETWORKS,
-        include_str!("../../templates/meshnetworks.yaml.j2"),
+        VENDOR_CONSOLE,
+        include_str!("../../templates/vendor-console.md.j2"),
     ),
     (
         KUSTOMIZATION,

@@ -2,14 +2,15 @@
 //! multi-network rules (every network has an east-west gateway; clusters on
 //! different networks can reach one of the other network's gateways).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use super::Checker;
+use super::{Checker, label_value};
 use crate::addressing::{parse_cidr, vpc_groups, vpcs_in_group};
 use crate::plan::{ClusterRole, ControlPlaneMode};
 use crate::source::FieldPath;
+use crate::topology::Topology;
 
 /// Oldest Istio whose `networking.istio.io/v1` APIs the manifests use.
 const MIN_ISTIO_MINOR: u32 = 22;
@@ -90,6 +91,15 @@ pub(super) fn check(c: &mut Checker) {
     for (i, cluster) in plan.clusters.iter().enumerate() {
         let at = root.key("clusters").index(i);
         c.dns_label(at.key("name"), "cluster", &cluster.name, 63);
+        if let Some(id) = &cluster.cluster_id
+            && let Err(why) = label_value(id)
+        {
+            c.error(
+                at.key("clusterId"),
+                format!("cluster ID {id:?} is not a valid Kubernetes label value: {why}"),
+                "Istio puts it in the topology.istio.io/cluster label: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit",
+            );
+        }
         match &cluster.mesh {
             Some(m) if !mesh_names.contains(&m.as_str()) => {
                 c.unknown(at.key("mesh"), "mesh", m, &mesh_names)
@@ -175,6 +185,8 @@ pub(super) fn check(c: &mut Checker) {
             .map(|(i, x)| (root.key("clusters").index(i).key("name"), x.name.as_str())),
     );
 
+    cluster_ids(c);
+
     // Remote clusters should point at an address a primary exposes.
     let exposed: BTreeSet<&str> = plan
         .clusters
@@ -203,6 +215,42 @@ pub(super) fn check(c: &mut Checker) {
     }
 
     multi_network(c);
+}
+
+/// Istio cluster IDs are unique across the plan: istiod keys its registries by them
+/// and the filter's cluster table maps each to one region. Two clusters with the same
+/// name and no explicit ID are already a duplicate cluster.
+fn cluster_ids(c: &mut Checker) {
+    let clusters = FieldPath::root().key("clusters");
+    let id_path = |i: usize, explicit: bool| {
+        let at = clusters.index(i);
+        if explicit {
+            at.key("clusterId")
+        } else {
+            at.key("name")
+        }
+    };
+    let mut seen: BTreeMap<&str, (usize, &crate::plan::Cluster)> = BTreeMap::new();
+    for (i, cluster) in c.plan().clusters.iter().enumerate() {
+        let id = Topology::cluster_id(cluster);
+        match seen.get(id) {
+            Some((j, first)) if cluster.cluster_id.is_some() || first.cluster_id.is_some() => {
+                let first_at = id_path(*j, first.cluster_id.is_some());
+                c.error(
+                    id_path(i, cluster.cluster_id.is_some()),
+                    format!(
+                        "clusters {} and {} have the same Istio cluster ID {id:?} (first at {first_at})",
+                        first.name, cluster.name
+                    ),
+                    "give each cluster its own clusterId (its values.global.multiCluster.clusterName): istiod tells clusters apart by it and the filter finds a proxy's region by it",
+                );
+            }
+            Some(_) => {}
+            None => {
+                seen.insert(id, (i, cluster));
+            }
+        }
+    }
 }
 
 /// Every network needs a gateway; a cluster must reach a gateway of each other network.

@@ -356,15 +356,18 @@ fn filter(c: &mut Checker) {
     match scheme {
         Some("oci" | "http" | "https") => {
             if f.sha256.is_none() {
-                c.error(at.key("url"), format!("module {} is not pinned", f.url), "set filter.sha256 to the module's SHA-256 (64 hex digits); only file:// modules are hashed from a local copy");
+                c.error(at.key("url"), format!("module {} is not pinned", f.url), "set filter.sha256 to the module's SHA-256 (64 hex digits): for oci:// the image's manifest digest, as scripts/build-wasm.sh prints it");
             }
         }
-        Some("file") => {
-            if !f.url.starts_with("file:///") {
-                c.error(at.key("url"), format!("{:?} is not an absolute file URL", f.url), "write file:///path/inside/the/proxy/container.wasm");
-            }
-        }
-        _ => c.error(at.key("url"), format!("{:?} is not an oci://, https://, http:// or file:// URL", f.url), "e.g. oci://registry.example.com/geolb/filter:0.1.0 or file:///opt/geolb/geolb_filter.wasm"),
+        // istiod turns file:// into a local data source and drops the sha256 (Istio
+        // 1.30.3 pilot/pkg/model/extensions.go buildDataSource), and nothing geolb
+        // renders puts the file into the proxies.
+        Some("file") => c.error(
+            at.key("url"),
+            format!("{:?} names a file inside the proxy container: no rendered manifest puts it there, and istiod drops the sha256 of file:// modules", f.url),
+            "publish the module as an OCI image and pin it: url oci://REGISTRY/geolb/geolb-filter:TAG, sha256 its manifest digest (docs/module-image.md)",
+        ),
+        _ => c.error(at.key("url"), format!("{:?} is not an oci://, https:// or http:// URL", f.url), "e.g. oci://registry.example.com/geolb/geolb-filter:0.1.0 with sha256 the image's manifest digest (docs/module-image.md)"),
     }
     if let Some(sha) = &f.sha256 {
         if sha.len() != 64

@@ -11,8 +11,8 @@ use serde::de::DeserializeOwned;
 
 use super::TranslateError;
 use super::objects::{
-    DestinationRule, Gateway, IstioConfigMap, IstioOperator, Kustomization, MeshNetworks,
-    Namespace, TrafficExtension, VirtualService, WasmPlugin,
+    DestinationRule, Gateway, IstioOperator, Kustomization, Namespace, TrafficExtension,
+    VirtualService, WasmPlugin,
 };
 
 /// One object and where it came from.
@@ -58,15 +58,25 @@ pub struct InstallInputs {
     /// The cluster's IstioOperator (`istiooperator.yaml`) and, on multi-network meshes,
     /// its east-west gateway's (`eastwest-gateway.yaml`), in file name order.
     pub operators: Vec<Loaded<IstioOperator>>,
-    /// `data.meshNetworks` of `meshnetworks.yaml` (the `istio` ConfigMap), parsed.
-    pub mesh_networks: Option<Loaded<MeshNetworks>>,
 }
 
 impl ClusterManifests {
-    /// Follows `clusters/<cluster>/kustomization.yaml` (its `resources`: files, and
-    /// directories with their own kustomization.yaml, recursively, as kustomize does)
-    /// and reads `clusters/<cluster>/install/*.yaml`. Every object is parsed strictly:
-    /// an unknown kind or field is an error naming the file and field path.
+    /// What the control plane serving `cluster` reads, plus the cluster's own objects
+    /// and install inputs, as the render lays them out per control-plane mode:
+    ///
+    /// * multi-primary, and primary-remote primaries: `clusters/<cluster>/` includes
+    ///   `../../mesh`; its install inputs are `clusters/<cluster>/install/*.yaml`;
+    /// * managed meshes (a `clusters/<cluster>/vendor-console.md` note): the Istio
+    ///   objects come from `control-plane/<mesh>/` (applied to the vendor's API server),
+    ///   the cluster's own objects from `clusters/<cluster>/` when it has a
+    ///   kustomization, and the install values are what the notes tell the user to
+    ///   give the vendor's console ([`vendor_install`]);
+    /// * primary-remote remotes (no `../../mesh`, a `controlPlaneClusters` annotation):
+    ///   not modelled, an error says so.
+    ///
+    /// Kustomizations are followed as kustomize does (files, and directories with their
+    /// own kustomization.yaml, recursively). Every object is parsed strictly: an unknown
+    /// kind or field is an error naming the file and field path.
     pub fn load(rendered_root: &Path, cluster: &str) -> Result<ClusterManifests, TranslateError> {
         let mut out = ClusterManifests {
             root: rendered_root.to_path_buf(),
@@ -78,8 +88,44 @@ impl ClusterManifests {
             seen_dirs: Vec::new(),
             ids: BTreeSet::new(),
         };
-        loader.kustomize(&cluster_dir(cluster), &mut out)?;
-        loader.install(&cluster_dir(cluster).join("install"), &mut out)?;
+        let dir = cluster_dir(cluster);
+        let note = dir.join(VENDOR_CONSOLE_NOTE);
+        if rendered_root.join(&note).is_file() {
+            let console = VendorConsole::read(rendered_root, &note)?;
+            loader.kustomize(
+                &PathBuf::from(CONTROL_PLANE_DIR).join(&console.mesh),
+                &mut out,
+            )?;
+            if rendered_root
+                .join(&dir)
+                .join("kustomization.yaml")
+                .is_file()
+            {
+                loader.kustomize(&dir, &mut out)?;
+            }
+            loader.install(&dir.join("install"), &mut out)?;
+            out.install
+                .operators
+                .push(vendor_install(rendered_root, &console)?);
+            return Ok(out);
+        }
+        loader.kustomize(&dir, &mut out)?;
+        if out.destination_rules.is_empty() && out.virtual_services.is_empty() {
+            let remote_of = out
+                .namespaces
+                .iter()
+                .find_map(|n| n.value.metadata.annotations.get(CONTROL_PLANE_CLUSTERS));
+            if let Some(primary) = remote_of {
+                return Err(file_error(
+                    &display(&dir),
+                    format!(
+                        "a primary-remote remote cluster (its control plane: {primary}); the \
+                         stand-in does not model reading the primary's objects for it"
+                    ),
+                ));
+            }
+        }
+        loader.install(&dir.join("install"), &mut out)?;
         Ok(out)
     }
 
@@ -110,6 +156,155 @@ impl ClusterManifests {
 
 /// Where a render keeps its clusters.
 const CLUSTERS_DIR: &str = "clusters";
+/// Where a render keeps a managed mesh's Istio objects (`control-plane/<mesh>/`).
+const CONTROL_PLANE_DIR: &str = "control-plane";
+/// A managed mesh's cluster note: what the vendor's console must be given.
+const VENDOR_CONSOLE_NOTE: &str = "vendor-console.md";
+/// The istio-system annotation naming a remote cluster's control plane (Istio 1.30.3
+/// pilot/pkg/serviceregistry/kube/controller/multicluster.go).
+const CONTROL_PLANE_CLUSTERS: &str = "topology.istio.io/controlPlaneClusters";
+
+/// The values a managed mesh's cluster note tells the user to give the vendor's
+/// console, read from the note itself (its table rows and its meshNetworks block), so
+/// the stand-in's vendor is configured with exactly what the user is told.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct VendorConsole {
+    file: String,
+    mesh: String,
+    cluster_id: String,
+    mesh_id: String,
+    hosts_control_plane: bool,
+    network: Option<String>,
+    control_plane_address: Option<String>,
+    /// This cluster's network entry of meshNetworks, as YAML text.
+    mesh_network: Option<String>,
+}
+
+impl VendorConsole {
+    fn read(root: &Path, rel: &Path) -> Result<VendorConsole, TranslateError> {
+        let file = display(rel);
+        let text = std::fs::read_to_string(root.join(rel))
+            .map_err(|e| file_error(&file, format!("cannot read: {e}")))?;
+        let mesh = text
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("## Cluster ")?
+                    .split_once(" of the managed mesh ")
+            })
+            .map(|(_, mesh)| mesh.trim().trim_matches('`').to_owned())
+            .ok_or_else(|| {
+                file_error(&file, "no `## Cluster ... of the managed mesh ...` heading")
+            })?;
+        // `| what | `value` | why |` rows: the first backticked text of the value column.
+        let row = |name: &str| -> Option<String> {
+            text.lines().find_map(|l| {
+                let mut cells = l.split('|').map(str::trim).skip(1);
+                if cells.next()? != name {
+                    return None;
+                }
+                let value = cells.next()?;
+                Some(value.split('`').nth(1).unwrap_or(value).to_owned())
+            })
+        };
+        let mesh_network = text
+            .split("```yaml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .map(str::to_owned);
+        Ok(VendorConsole {
+            mesh,
+            cluster_id: row("Istio cluster ID")
+                .ok_or_else(|| file_error(&file, "no `Istio cluster ID` row"))?,
+            mesh_id: row("mesh ID").ok_or_else(|| file_error(&file, "no `mesh ID` row"))?,
+            hosts_control_plane: row("role").is_some_and(|r| r.contains("control plane")),
+            network: row("network"),
+            control_plane_address: row("control plane address"),
+            mesh_network,
+            file,
+        })
+    }
+}
+
+/// The vendor's install of one managed cluster, as an IstioOperator with the values the
+/// notes give: meshID, clusterName (the cluster ID), network; on the cluster that hosts
+/// the control plane the mesh's meshNetworks (every note's network entry), on the
+/// others the control plane's address as `remotePilotAddress`.
+fn vendor_install(
+    root: &Path,
+    console: &VendorConsole,
+) -> Result<Loaded<IstioOperator>, TranslateError> {
+    let mut global = serde_norway::Mapping::new();
+    let mut put = |key: &str, value: serde_norway::Value| {
+        global.insert(serde_norway::Value::String(key.to_owned()), value);
+    };
+    let text = |s: &str| serde_norway::Value::String(s.to_owned());
+    put("meshID", text(&console.mesh_id));
+    let mut multi_cluster = serde_norway::Mapping::new();
+    multi_cluster.insert(text("clusterName"), text(&console.cluster_id));
+    put("multiCluster", serde_norway::Value::Mapping(multi_cluster));
+    if let Some(network) = &console.network {
+        put("network", text(network));
+    }
+    if console.hosts_control_plane {
+        let mut networks = serde_norway::Mapping::new();
+        let clusters_dir = root.join(CLUSTERS_DIR);
+        let mut notes: Vec<PathBuf> = std::fs::read_dir(&clusters_dir)
+            .map_err(|e| file_error(CLUSTERS_DIR, format!("cannot list: {e}")))?
+            .filter_map(Result::ok)
+            .map(|e| {
+                PathBuf::from(CLUSTERS_DIR)
+                    .join(e.file_name())
+                    .join(VENDOR_CONSOLE_NOTE)
+            })
+            .filter(|p| root.join(p).is_file())
+            .collect();
+        notes.sort();
+        for note in notes {
+            let other = VendorConsole::read(root, &note)?;
+            if other.mesh != console.mesh {
+                continue;
+            }
+            if let Some(entry) = &other.mesh_network {
+                let parsed: serde_norway::Value = serde_norway::from_str(entry).map_err(|e| {
+                    file_error(&other.file, format!("meshNetworks block is not YAML: {e}"))
+                })?;
+                if let serde_norway::Value::Mapping(m) = parsed {
+                    networks.extend(m);
+                }
+            }
+        }
+        if !networks.is_empty() {
+            put("meshNetworks", serde_norway::Value::Mapping(networks));
+        }
+    } else if let Some(address) = &console.control_plane_address {
+        put("remotePilotAddress", text(address));
+    }
+    let mut values = serde_norway::Mapping::new();
+    values.insert(text("global"), serde_norway::Value::Mapping(global));
+    let mut spec = serde_norway::Mapping::new();
+    spec.insert(
+        text("profile"),
+        text(if console.hosts_control_plane {
+            "default"
+        } else {
+            "remote"
+        }),
+    );
+    spec.insert(text("values"), serde_norway::Value::Mapping(values));
+    let mut metadata = serde_norway::Mapping::new();
+    metadata.insert(text("name"), text(&console.cluster_id));
+    metadata.insert(text("namespace"), text("istio-system"));
+    let mut op = serde_norway::Mapping::new();
+    op.insert(text("apiVersion"), text("install.istio.io/v1alpha1"));
+    op.insert(text("kind"), text("IstioOperator"));
+    op.insert(text("metadata"), serde_norway::Value::Mapping(metadata));
+    op.insert(text("spec"), serde_norway::Value::Mapping(spec));
+    let value: IstioOperator = typed(&console.file, "", serde_norway::Value::Mapping(op))?;
+    Ok(Loaded {
+        file: console.file.clone(),
+        value,
+    })
+}
 
 /// `clusters/<cluster>` relative to the rendered root.
 fn cluster_dir(cluster: &str) -> PathBuf {
@@ -418,33 +613,6 @@ impl Loader<'_> {
                     "IstioOperator" => {
                         let v: IstioOperator = typed(&file, "", value)?;
                         out.install.operators.push(Loaded { file, value: v });
-                    }
-                    "ConfigMap" => {
-                        let v: IstioConfigMap = typed(&file, "", value)?;
-                        if v.metadata.name != "istio" {
-                            return Err(file_error(
-                                &format!("{file}: metadata.name"),
-                                format!(
-                                    "ConfigMap `{}`: only `istio` is understood",
-                                    v.metadata.name
-                                ),
-                            ));
-                        }
-                        if out.install.mesh_networks.is_some() {
-                            return Err(file_error(&file, "a second meshNetworks ConfigMap"));
-                        }
-                        let parsed: serde_norway::Value =
-                            serde_norway::from_str(&v.data.mesh_networks).map_err(|e| {
-                                file_error(
-                                    &format!("{file}: data.meshNetworks"),
-                                    format!("not YAML: {e}"),
-                                )
-                            })?;
-                        let networks: MeshNetworks = typed(&file, "data.meshNetworks", parsed)?;
-                        out.install.mesh_networks = Some(Loaded {
-                            file,
-                            value: networks,
-                        });
                     }
                     other => {
                         return Err(file_error(

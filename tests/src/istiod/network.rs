@@ -159,12 +159,13 @@ fn remote_pilot_address(op: &Loaded<IstioOperator>) -> Option<&str> {
         .as_deref()
 }
 
-/// meshNetworks of a control-plane cluster, with the file it came from: the `istio`
-/// ConfigMap and/or the install values; both present and different is an error.
+/// meshNetworks of a control-plane cluster, with the file it came from: its install
+/// values (`values.global.meshNetworks`, which the istiod chart turns into the mesh
+/// ConfigMap's `meshNetworks`).
 pub fn mesh_networks_of(
     m: &ClusterManifests,
 ) -> Result<Option<(String, MeshNetworks)>, TranslateError> {
-    let from_values = install_values(m)?.and_then(|op| {
+    Ok(install_values(m)?.and_then(|op| {
         let networks = op
             .value
             .spec
@@ -178,20 +179,7 @@ pub fn mesh_networks_of(
             format!("{}: spec.values.global.meshNetworks", op.file),
             networks,
         ))
-    });
-    let from_config_map = m
-        .install
-        .mesh_networks
-        .as_ref()
-        .map(|l| (format!("{}: data.meshNetworks", l.file), l.value.clone()));
-    match (from_config_map, from_values) {
-        (Some((a, na)), Some((b, nb))) if na != nb => Err(TranslateError {
-            at: a,
-            message: format!("differs from {b}: istiod would read one, the install the other"),
-        }),
-        (Some(found), _) | (None, Some(found)) => Ok(Some(found)),
-        (None, None) => Ok(None),
-    }
+    }))
 }
 
 /// The manifests of the cluster whose istiod serves `m`'s cluster: `m` itself unless
@@ -319,7 +307,7 @@ impl MeshNetworkView {
                         network: name.clone(),
                         cluster: String::new(),
                         planned: format!("{}:{}", gw.address, gw.port),
-                        at: format!("{source}.networks.{name}.gateways[{i}]"),
+                        at: format!("{source}.{name}.gateways[{i}]"),
                     });
                 }
             }
@@ -584,7 +572,7 @@ mod tests {
                 network: net.to_string(),
                 cluster: String::new(),
                 planned,
-                at: format!("test.networks.{net}.gateways[{i}]"),
+                at: format!("test.{net}.gateways[{i}]"),
             });
         }
         gws.sort();
@@ -729,7 +717,7 @@ mod tests {
         let err = v
             .split_horizon(groups.clone(), "n1", &Environment::default())
             .unwrap_err();
-        assert_eq!(err.at, "test.networks.n2.gateways[0]");
+        assert_eq!(err.at, "test.n2.gateways[0]");
         assert!(err.message.contains("10.0.0.0:15443"), "{err}");
         // Not needed (the proxy is on n2 itself): no error.
         assert!(

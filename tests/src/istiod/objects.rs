@@ -19,6 +19,8 @@ pub struct Metadata {
     pub namespace: Option<String>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
 }
 
 impl Metadata {
@@ -431,27 +433,12 @@ pub struct Namespace {
     pub metadata: Metadata,
 }
 
-/// `v1` ConfigMap `istio` in `istio-system`, as far as geolb renders it.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct IstioConfigMap {
-    pub api_version: String,
-    pub kind: String,
-    pub metadata: Metadata,
-    pub data: IstioConfigMapData,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct IstioConfigMapData {
-    /// YAML text of [`MeshNetworks`] (parsed by the loader into
-    /// [`super::InstallInputs::mesh_networks`]).
-    pub mesh_networks: String,
-}
-
-/// `meshNetworks` (istio/api `mesh/v1alpha1/network.proto`).
+/// `meshNetworks` (istio/api `mesh/v1alpha1/network.proto`) as install values carry it:
+/// the networks by name (`values.global.meshNetworks`; the istiod chart wraps them in
+/// `networks:` for the mesh ConfigMap, manifests/charts/istio-control/istio-discovery/
+/// templates/configmap.yaml).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(transparent)]
 pub struct MeshNetworks {
     pub networks: BTreeMap<String, Network>,
 }
@@ -574,6 +561,9 @@ pub struct GlobalValues {
     pub mesh_networks: Option<MeshNetworks>,
     #[serde(default)]
     pub remote_pilot_address: Option<String>,
+    /// Primary-remote primaries: istiod also serves remote clusters.
+    #[serde(default)]
+    pub external_istiod: Option<bool>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
