@@ -88,6 +88,9 @@ if ! command -v kubectl >/dev/null 2>&1; then
   fi
   if apt-cache policy kubectl 2>/dev/null | grep -q 'Candidate: [0-9]'; then
     apt_install kubectl
+  elif apt-cache policy kubernetes-client 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+    # Debian bookworm's own kubectl (1.20): its built-in kustomize builds the folders.
+    apt_install kubernetes-client
   else
     log "kubectl is missing and apt offers no kubectl package: install kubectl (it carries kustomize) and run setup.sh again"
     exit 1
