@@ -8,9 +8,10 @@
 //!   not rendered), so the stand-in takes the one primary whose meshNetworks registers
 //!   the cluster (`fromRegistry`), i.e. the istiod that holds its remote secret; none or
 //!   several is an error.
-//! * meshNetworks is read from the `istio` ConfigMap (`install/meshnetworks.yaml`) and
-//!   from the IstioOperator's `values.global.meshNetworks` (the istio-discovery chart
-//!   renders the latter into the former); when both are there they must agree.
+//! * meshNetworks is read from the control plane's install values,
+//!   `values.global.meshNetworks` keyed by network (the istio-discovery chart renders it
+//!   into the mesh ConfigMap's `meshNetworks`); in a managed mesh those values are what
+//!   the clusters' console notes give the vendor (`super::load`).
 //! * Network gateways (Istio 1.30.3 pilot/pkg/model/network.go `NetworkManager.reload`)
 //!   come from two places: meshNetworks entries with an `address` (no cluster), and
 //!   every Service labelled `topology.istio.io/network` in a registry istiod watches
