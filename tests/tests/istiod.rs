@@ -63,13 +63,17 @@ impl Rendered {
         ClusterManifests::load(self.root(), cluster).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    fn locality(&self, cluster: &str) -> Locality {
-        let c = self
-            .plan
+    /// The plan's cluster named `cluster`.
+    fn plan_cluster(&self, cluster: &str) -> &geolb::plan::Cluster {
+        self.plan
             .clusters
             .iter()
             .find(|c| c.name == cluster)
-            .unwrap();
+            .unwrap_or_else(|| panic!("no cluster {cluster} in the plan"))
+    }
+
+    fn locality(&self, cluster: &str) -> Locality {
+        let c = self.plan_cluster(cluster);
         Locality {
             region: c.region.clone(),
             zone: c.zone.clone().unwrap_or_default(),
