@@ -64,7 +64,7 @@ impl Request {
             panic!("x-geolb-test-panic: deliberate panic of a test build");
         }
         let Some(active) = self.active.as_deref() else {
-            strip_routing_header(host, PASSTHROUGH_HEADER);
+            route_as(host, PASSTHROUGH_HEADER, None);
             return;
         };
         let header = active.policy.routing_header();
@@ -79,7 +79,7 @@ impl Request {
             })
             .and_then(|id| Some((id, active.service(id)?)));
         let Some((id, (runtime, service))) = found else {
-            strip_routing_header(host, header);
+            route_as(host, header, None);
             return;
         };
         let shape = service.table_shape();
@@ -110,8 +110,7 @@ impl Request {
                 let region = service
                     .region_of(slot)
                     .map_or("", |r| active.policy.region_name(r));
-                host.set_request_header(header, Some(region));
-                host.clear_route_cache();
+                route_as(host, header, Some(region));
                 runtime.counters.region(RegionCounter::Routed, slot);
                 if slot != primary {
                     runtime.counters.region(RegionCounter::Failovers, primary);
@@ -120,11 +119,11 @@ impl Request {
                 self.chosen_was_pristine = chosen_was_pristine;
             }
             Decision::NoHealthyRegion { .. } => {
-                strip_routing_header(host, header);
+                route_as(host, header, None);
                 runtime.counters.no_healthy_region();
             }
             Decision::Passthrough => {
-                strip_routing_header(host, header);
+                route_as(host, header, None);
                 runtime.counters.no_source_region();
             }
         }
@@ -242,12 +241,15 @@ impl Request {
     }
 }
 
-/// Removes a client-sent routing header, and makes Envoy select the route again when
-/// there was one: a filter before this one may have selected the route for the
-/// client's value. A request without the header costs one header read, no write.
-fn strip_routing_header<H: Host>(host: &H, header: &str) {
-    if host.request_header(header).is_some() {
-        host.set_request_header(header, None);
-        host.clear_route_cache();
+/// Leaves the routing header as the decision says, and makes Envoy select the route
+/// again whenever that changed it: a filter before this one may have selected the
+/// route for the headers as they arrived. `Some(region)` replaces any client value;
+/// `None` removes a client-sent one, and a request without it costs one header read
+/// and no write.
+fn route_as<H: Host>(host: &H, header: &str, region: Option<&str>) {
+    if region.is_none() && host.request_header(header).is_none() {
+        return;
     }
+    host.set_request_header(header, region);
+    host.clear_route_cache();
 }

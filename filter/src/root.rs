@@ -265,24 +265,22 @@ fn activate<H: Host>(
         locality_region: locality_region.as_deref(),
     });
     let source = resolution.region();
-    if first_sighting {
-        match &resolution {
-            SourceRegion::Known {
-                locality_disagrees: None,
-                ..
-            } => {}
-            SourceRegion::Known { .. } => {
-                GlobalCounters::bump(host, counters.source_region_conflicts);
-                host.log(
-                    Level::Warn,
-                    &format!("geolb: {}", resolution.explain(&policy)),
-                );
-            }
-            SourceRegion::Unknown { .. } => host.log(
-                Level::Warn,
-                &format!("geolb: {}", resolution.explain(&policy)),
-            ),
+    // Per proxy, not per VM: only the first VM to apply this configuration tells.
+    let conflict = matches!(
+        resolution,
+        SourceRegion::Known {
+            locality_disagrees: Some(_),
+            ..
         }
+    );
+    if first_sighting && (conflict || source.is_none()) {
+        if conflict {
+            GlobalCounters::bump(host, counters.source_region_conflicts);
+        }
+        host.log(
+            Level::Warn,
+            &format!("geolb: {}", resolution.explain(&policy)),
+        );
     }
     let services = policy
         .services()

@@ -420,7 +420,7 @@ const CASES: &[Case] = &[
         name: "remote module without sha256",
         scenario: A,
         edits: &[(
-            "url: oci://registry.example.com/geolb/geolb-filter:0.1.0\n  sha256: d051ac0956b66f1108bf44a6202239603e2a12e594b93779d0755fe227de8f38",
+            "url: oci://registry.example.com/geolb/geolb-filter:0.1.0\n  sha256: 9d6f8bdd863b9fd1dd14630dc68486172227f47413a3276fd4f20f0b5e642f6c",
             "url: oci://registry.example.com/geolb/geolb-filter:0.1.0",
         )],
         severity: Severity::Error,
@@ -441,7 +441,7 @@ const CASES: &[Case] = &[
     Case {
         name: "malformed sha256",
         scenario: A,
-        edits: &[("sha256: d051ac09", "sha256: D051AC09")],
+        edits: &[("sha256: 9d6f8bdd", "sha256: 9D6F8BDD")],
         severity: Severity::Error,
         path: "filter.sha256",
         message: "is not a SHA-256",

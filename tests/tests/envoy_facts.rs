@@ -568,6 +568,23 @@ struct Rerouted {
     served_by: String,
 }
 
+impl Rerouted {
+    /// A request that arrived on `arrival` (its cluster, and the route name a witness
+    /// before the module reads, when there are witnesses) and that the module re-routed
+    /// to C, calling `clear_route_cache` or not.
+    fn to_c(cfg: &MeshConfig, arrival: &str, witnessed: Option<&str>, clear: bool) -> Rerouted {
+        Rerouted {
+            request_cluster: arrival.to_string(),
+            clear_route_cache: clear.then(|| "ok".to_string()),
+            after_clear_cluster: clear.then(|| arrival.to_string()),
+            response_cluster: cfg.subset_cluster(C),
+            witness_before: witnessed.map(str::to_string),
+            witness_after: witnessed.map(|_| format!("geolb-{C}")),
+            served_by: C.into(),
+        }
+    }
+}
+
 /// Sends `req` (with `x-probe-set-region: set_region`, and `x-probe-clear-route-cache`
 /// when `clear`) and reads the witnesses' headers from the upstream that served it.
 fn reroute(
@@ -650,15 +667,7 @@ fn header_change_reroutes_with_and_without_clear_route_cache() {
         for clear in [false, true] {
             assert_eq!(
                 reroute(&envoy, &ups, arrived.clone(), C, clear),
-                Rerouted {
-                    request_cluster: cluster.clone(),
-                    clear_route_cache: clear.then(|| "ok".to_string()),
-                    after_clear_cluster: clear.then(|| cluster.clone()),
-                    response_cluster: cfg.subset_cluster(C),
-                    witness_before: None,
-                    witness_after: None,
-                    served_by: C.into(),
-                },
+                Rerouted::to_c(&cfg, &cluster, None, clear),
                 "arrived on {cluster}, clear_route_cache called: {clear}"
             );
         }
@@ -708,15 +717,7 @@ fn header_change_reroutes_after_an_earlier_filter_read_the_route() {
         for clear in [false, true] {
             assert_eq!(
                 reroute(&envoy, &ups, arrived.clone(), C, clear),
-                Rerouted {
-                    request_cluster: cluster.clone(),
-                    clear_route_cache: clear.then(|| "ok".to_string()),
-                    after_clear_cluster: clear.then(|| cluster.clone()),
-                    response_cluster: cfg.subset_cluster(C),
-                    witness_before: Some(route.clone()),
-                    witness_after: Some(format!("geolb-{C}")),
-                    served_by: C.into(),
-                },
+                Rerouted::to_c(&cfg, &cluster, Some(&route), clear),
                 "arrived on route {route}, clear_route_cache called: {clear}"
             );
         }
@@ -740,15 +741,7 @@ fn abi_0_2_0_module_header_change_reroutes_too() {
     for clear in [false, true] {
         assert_eq!(
             reroute(&envoy, &ups, Request::reviews(), C, clear),
-            Rerouted {
-                request_cluster: cfg.default_cluster(),
-                clear_route_cache: clear.then(|| "ok".to_string()),
-                after_clear_cluster: clear.then(|| cfg.default_cluster()),
-                response_cluster: cfg.subset_cluster(C),
-                witness_before: Some("default".into()),
-                witness_after: Some(format!("geolb-{C}")),
-                served_by: C.into(),
-            },
+            Rerouted::to_c(&cfg, &cfg.default_cluster(), Some("default"), clear),
             "clear_route_cache called: {clear}"
         );
     }

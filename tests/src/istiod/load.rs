@@ -233,77 +233,72 @@ fn vendor_install(
     root: &Path,
     console: &VendorConsole,
 ) -> Result<Loaded<IstioOperator>, TranslateError> {
-    let mut global = serde_norway::Mapping::new();
-    let mut put = |key: &str, value: serde_norway::Value| {
-        global.insert(serde_norway::Value::String(key.to_owned()), value);
-    };
-    let text = |s: &str| serde_norway::Value::String(s.to_owned());
-    put("meshID", text(&console.mesh_id));
-    let mut multi_cluster = serde_norway::Mapping::new();
-    multi_cluster.insert(text("clusterName"), text(&console.cluster_id));
-    put("multiCluster", serde_norway::Value::Mapping(multi_cluster));
+    let mut global = serde_json::json!({
+        "meshID": console.mesh_id,
+        "multiCluster": { "clusterName": console.cluster_id },
+    });
     if let Some(network) = &console.network {
-        put("network", text(network));
+        global["network"] = network.as_str().into();
     }
     if console.hosts_control_plane {
-        let mut networks = serde_norway::Mapping::new();
-        let clusters_dir = root.join(CLUSTERS_DIR);
-        let mut notes: Vec<PathBuf> = std::fs::read_dir(&clusters_dir)
-            .map_err(|e| file_error(CLUSTERS_DIR, format!("cannot list: {e}")))?
-            .filter_map(Result::ok)
-            .map(|e| {
-                PathBuf::from(CLUSTERS_DIR)
-                    .join(e.file_name())
-                    .join(VENDOR_CONSOLE_NOTE)
-            })
-            .filter(|p| root.join(p).is_file())
-            .collect();
-        notes.sort();
-        for note in notes {
-            let other = VendorConsole::read(root, &note)?;
-            if other.mesh != console.mesh {
-                continue;
-            }
-            if let Some(entry) = &other.mesh_network {
-                let parsed: serde_norway::Value = serde_norway::from_str(entry).map_err(|e| {
-                    file_error(&other.file, format!("meshNetworks block is not YAML: {e}"))
-                })?;
-                if let serde_norway::Value::Mapping(m) = parsed {
-                    networks.extend(m);
-                }
-            }
-        }
+        let networks = mesh_networks_of_notes(root, &console.mesh)?;
         if !networks.is_empty() {
-            put("meshNetworks", serde_norway::Value::Mapping(networks));
+            global["meshNetworks"] = serde_json::Value::Object(networks);
         }
     } else if let Some(address) = &console.control_plane_address {
-        put("remotePilotAddress", text(address));
+        global["remotePilotAddress"] = address.as_str().into();
     }
-    let mut values = serde_norway::Mapping::new();
-    values.insert(text("global"), serde_norway::Value::Mapping(global));
-    let mut spec = serde_norway::Mapping::new();
-    spec.insert(
-        text("profile"),
-        text(if console.hosts_control_plane {
-            "default"
-        } else {
-            "remote"
-        }),
-    );
-    spec.insert(text("values"), serde_norway::Value::Mapping(values));
-    let mut metadata = serde_norway::Mapping::new();
-    metadata.insert(text("name"), text(&console.cluster_id));
-    metadata.insert(text("namespace"), text("istio-system"));
-    let mut op = serde_norway::Mapping::new();
-    op.insert(text("apiVersion"), text("install.istio.io/v1alpha1"));
-    op.insert(text("kind"), text("IstioOperator"));
-    op.insert(text("metadata"), serde_norway::Value::Mapping(metadata));
-    op.insert(text("spec"), serde_norway::Value::Mapping(spec));
-    let value: IstioOperator = typed(&console.file, "", serde_norway::Value::Mapping(op))?;
+    let profile = if console.hosts_control_plane {
+        "default"
+    } else {
+        "remote"
+    };
+    let operator = serde_json::json!({
+        "apiVersion": "install.istio.io/v1alpha1",
+        "kind": "IstioOperator",
+        "metadata": { "name": console.cluster_id, "namespace": "istio-system" },
+        "spec": { "profile": profile, "values": { "global": global } },
+    });
+    let value = serde_norway::to_value(&operator)
+        .map_err(|e| file_error(&console.file, format!("not an IstioOperator: {e}")))?;
     Ok(Loaded {
         file: console.file.clone(),
-        value,
+        value: typed(&console.file, "", value)?,
     })
+}
+
+/// The meshNetworks of managed mesh `mesh`: every cluster note's network entry.
+fn mesh_networks_of_notes(
+    root: &Path,
+    mesh: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>, TranslateError> {
+    let mut notes: Vec<PathBuf> = std::fs::read_dir(root.join(CLUSTERS_DIR))
+        .map_err(|e| file_error(CLUSTERS_DIR, format!("cannot list: {e}")))?
+        .filter_map(Result::ok)
+        .map(|e| {
+            PathBuf::from(CLUSTERS_DIR)
+                .join(e.file_name())
+                .join(VENDOR_CONSOLE_NOTE)
+        })
+        .filter(|p| root.join(p).is_file())
+        .collect();
+    notes.sort();
+    let mut networks = serde_json::Map::new();
+    for note in notes {
+        let other = VendorConsole::read(root, &note)?;
+        let Some(entry) = other.mesh_network.filter(|_| other.mesh == mesh) else {
+            continue;
+        };
+        let parsed: serde_json::Map<String, serde_json::Value> = serde_norway::from_str(&entry)
+            .map_err(|e| {
+                file_error(
+                    &other.file,
+                    format!("meshNetworks block is not a YAML map: {e}"),
+                )
+            })?;
+        networks.extend(parsed);
+    }
+    Ok(networks)
 }
 
 /// `clusters/<cluster>` relative to the rendered root.
