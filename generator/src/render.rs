@@ -539,12 +539,8 @@ impl Renderer<'_, '_> {
         let role = topo.role_of(cluster);
         let primary_remote = mode == ControlPlaneMode::PrimaryRemote;
         let cluster_id = Topology::cluster_id(cluster);
-        let mesh_id = topo
-            .mesh_of(cluster)
-            .map(|m| m.mesh_id.clone().unwrap_or_else(|| m.name.clone()))
-            .unwrap_or_default();
         let mut global = GlobalValues {
-            mesh_id,
+            mesh_id: topo.mesh_id_of(cluster),
             multi_cluster: MultiClusterValues {
                 cluster_name: cluster_id.to_owned(),
             },
@@ -656,9 +652,7 @@ impl Renderer<'_, '_> {
             cluster: cluster.name.clone(),
             cluster_id: Topology::cluster_id(cluster).to_owned(),
             mesh: mesh.map(|m| m.name.clone()).unwrap_or_default(),
-            mesh_id: mesh
-                .map(|m| m.mesh_id.clone().unwrap_or_else(|| m.name.clone()))
-                .unwrap_or_default(),
+            mesh_id: topo.mesh_id_of(cluster),
             hosts_control_plane: topo.role_of(cluster) == ClusterRole::Primary,
             region: cluster.region.clone(),
             node_labels,

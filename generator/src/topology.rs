@@ -82,6 +82,14 @@ impl<'a> Topology<'a> {
             })
     }
 
+    /// The mesh ID (`values.global.meshID`) of the cluster's mesh: explicit, else the
+    /// mesh's name; empty when the cluster names no known mesh.
+    pub fn mesh_id_of(&self, cluster: &Cluster) -> String {
+        self.mesh_of(cluster)
+            .map(|m| m.mesh_id.clone().unwrap_or_else(|| m.name.clone()))
+            .unwrap_or_default()
+    }
+
     /// The cluster's Istio cluster ID (`multiCluster.clusterName`): explicit, else its name.
     pub fn cluster_id(cluster: &Cluster) -> &str {
         cluster.cluster_id.as_deref().unwrap_or(&cluster.name)
