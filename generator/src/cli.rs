@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::files::{self, FileError};
 use crate::finding::{self, Severity};
 use crate::render::{ExtensionApi, Manifests, RenderOptions};
 use crate::source::Source;
@@ -145,7 +146,7 @@ fn execute(cli: Cli, color: bool, out: &mut dyn Write, err: &mut dyn Write) -> u
                     0
                 }
                 Err(e) => {
-                    let _ = writeln!(err, "error: cannot write {}: {e}", output.display());
+                    let _ = writeln!(err, "error: render into {} failed: {e}", output.display());
                     1
                 }
             }
@@ -178,8 +179,22 @@ fn execute(cli: Cli, color: bool, out: &mut dyn Write, err: &mut dyn Write) -> u
                     );
                     1
                 }
+                Err(FileError::Missing { path }) => {
+                    let _ = writeln!(
+                        err,
+                        "error: {} does not exist, so it cannot match the plan\n  help: run `geolb render {} -o {}` and commit the result",
+                        path.display(),
+                        plan.display(),
+                        path.display()
+                    );
+                    1
+                }
                 Err(e) => {
-                    let _ = writeln!(err, "error: cannot read {}: {e}", dir.display());
+                    let _ = writeln!(
+                        err,
+                        "error: cannot compare {} with the plan: {e}",
+                        dir.display()
+                    );
                     1
                 }
             }
@@ -207,10 +222,10 @@ fn execute(cli: Cli, color: bool, out: &mut dyn Write, err: &mut dyn Write) -> u
 
 /// Reads and validates a plan, printing every finding. `None` when unreadable.
 fn load(path: &Path, color: bool, err: &mut dyn Write) -> Option<(Source, validate::Checked)> {
-    let text = match std::fs::read_to_string(path) {
+    let text = match files::read_plan(path) {
         Ok(t) => t,
         Err(e) => {
-            let _ = writeln!(err, "error: cannot read plan {}: {e}", path.display());
+            let _ = writeln!(err, "error: the plan cannot be read: {e}");
             return None;
         }
     };

@@ -4,6 +4,7 @@
 pub mod addressing;
 pub mod cli;
 pub mod drift;
+pub mod files;
 pub mod finding;
 pub mod netplan;
 pub mod plan;
@@ -21,7 +22,7 @@ pub fn render_file(
     path: &Path,
     extension_api: render::ExtensionApi,
 ) -> Result<render::Manifests, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = files::read_plan(path).map_err(|e| e.to_string())?;
     let source = source::Source::new(path.display().to_string(), text);
     let checked = validate::check(&source);
     if checked.has_errors() {

@@ -250,3 +250,250 @@ fn trafficextension_needs_istio_1_30() {
     let out = geolb(&["render", "plan.yaml", "-o", "out"], dir.path());
     assert!(out.status.success());
 }
+
+/// Everything under `dir`: relative path -> file bytes, link target or "dir".
+fn tree_of(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let path = entry.path();
+            let name = path.strip_prefix(root).unwrap().display().to_string();
+            let kind = entry.file_type().unwrap();
+            if kind.is_symlink() {
+                let target = std::fs::read_link(&path).unwrap();
+                out.insert(name, format!("link -> {}", target.display()).into_bytes());
+            } else if kind.is_dir() {
+                out.insert(name, b"dir".to_vec());
+                walk(root, &path, out);
+            } else {
+                out.insert(name, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// A rendered scenario A in `<tmp>/out`, and a secret file beside it.
+fn rendered_with_secret() -> (tempfile::TempDir, PathBuf, PathBuf, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("out");
+    let plan = example("a-failover-distribution").display().to_string();
+    let rendered = geolb(
+        &["render", &plan, "-o", out_dir.to_str().unwrap()],
+        tmp.path(),
+    );
+    assert!(rendered.status.success(), "{}", transcript(&rendered));
+    let secret = tmp.path().join("secret.txt");
+    std::fs::write(&secret, "CI_TOKEN=hunter2-do-not-print\n").unwrap();
+    (tmp, out_dir, secret, plan)
+}
+
+#[test]
+fn check_never_reads_through_a_symbolic_link() {
+    let (tmp, out_dir, secret, plan) = rendered_with_secret();
+    let target = out_dir.join("mesh/default/wasmplugin-geolb.yaml");
+    assert!(target.exists(), "scenario A renders {}", target.display());
+    std::fs::remove_file(&target).unwrap();
+    std::os::unix::fs::symlink(&secret, &target).unwrap();
+    // A linked folder is not entered either.
+    std::os::unix::fs::symlink(tmp.path(), out_dir.join("mesh/elsewhere")).unwrap();
+    let out = geolb(&["check", &plan, out_dir.to_str().unwrap()], tmp.path());
+    let shown = transcript(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(!shown.contains("hunter2"), "the secret leaked:\n{shown}");
+    assert!(
+        shown.contains(
+            "@@ a/mesh/default/wasmplugin-geolb.yaml is a symbolic link, which geolb neither follows nor reads"
+        ),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("@@ a/mesh/elsewhere is a symbolic link"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn render_never_writes_through_a_symbolic_link_and_leaves_the_directory_as_it_was() {
+    let (tmp, out_dir, secret, plan) = rendered_with_secret();
+    let out_str = out_dir.to_str().unwrap().to_owned();
+    // A linked file: the link's target must not be overwritten.
+    let target = out_dir.join("mesh/default/wasmplugin-geolb.yaml");
+    std::fs::remove_file(&target).unwrap();
+    std::os::unix::fs::symlink(&secret, &target).unwrap();
+    // Something else to repair, which must not be repaired either (all or nothing).
+    let dr = out_dir.join("mesh/default/destinationrule-reviews.yaml");
+    std::fs::write(&dr, "# edited by hand\n").unwrap();
+    let before = tree_of(&out_dir);
+    let out = geolb(&["render", &plan, "-o", &out_str], tmp.path());
+    let shown = transcript(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "{} is a symbolic link: geolb never follows links in its output directory",
+            target.display()
+        )),
+        "{shown}"
+    );
+    assert!(shown.contains("nothing was written"), "{shown}");
+    assert_eq!(
+        std::fs::read_to_string(&secret).unwrap(),
+        "CI_TOKEN=hunter2-do-not-print\n"
+    );
+    assert_eq!(tree_of(&out_dir), before, "the directory changed");
+
+    // A linked folder: nothing is written into where it points.
+    let elsewhere = tmp.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let fresh = tmp.path().join("fresh");
+    std::fs::create_dir(&fresh).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, fresh.join("mesh")).unwrap();
+    let out = geolb(
+        &["render", &plan, "-o", fresh.to_str().unwrap()],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
+    assert!(
+        transcript(&out).contains(&format!(
+            "{} is a symbolic link",
+            fresh.join("mesh").display()
+        )),
+        "{}",
+        transcript(&out)
+    );
+    assert!(std::fs::read_dir(&elsewhere).unwrap().next().is_none());
+    assert_eq!(
+        tree_of(&fresh).len(),
+        1,
+        "only the link: {:?}",
+        tree_of(&fresh).keys()
+    );
+
+    // The output directory itself a link.
+    let linked = tmp.path().join("linked");
+    std::os::unix::fs::symlink(&elsewhere, &linked).unwrap();
+    let out = geolb(
+        &["render", &plan, "-o", linked.to_str().unwrap()],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
+    assert!(std::fs::read_dir(&elsewhere).unwrap().next().is_none());
+}
+
+#[test]
+fn a_render_that_cannot_finish_writes_nothing_and_names_every_path_in_the_way() {
+    let (tmp, out_dir, _, plan) = rendered_with_secret();
+    // Files that render must replace: one becomes a directory, one a FIFO-like
+    // special file is not possible portably, so a second directory.
+    let blocked = [
+        out_dir.join("mesh/default/virtualservice-reviews.yaml"),
+        out_dir.join("mesh/kustomization.yaml"),
+    ];
+    for path in &blocked {
+        std::fs::remove_file(path).unwrap();
+        std::fs::create_dir(path).unwrap();
+    }
+    let dr = out_dir.join("mesh/default/destinationrule-reviews.yaml");
+    std::fs::write(&dr, "# edited by hand\n").unwrap();
+    std::fs::remove_file(out_dir.join("mesh/default/virtualservice-details.yaml")).unwrap();
+    let before = tree_of(&out_dir);
+    let out = geolb(
+        &["render", &plan, "-o", out_dir.to_str().unwrap()],
+        tmp.path(),
+    );
+    let shown = transcript(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("2 problems in the output directory"),
+        "{shown}"
+    );
+    for path in &blocked {
+        assert!(
+            shown.contains(&format!(
+                "{} is a directory, where geolb needs a file",
+                path.display()
+            )),
+            "{shown}"
+        );
+    }
+    assert!(shown.contains("nothing was written"), "{shown}");
+    assert_eq!(
+        tree_of(&out_dir),
+        before,
+        "a failed render changed the directory"
+    );
+}
+
+#[test]
+fn check_names_a_binary_file_and_a_missing_directory() {
+    let (tmp, out_dir, _, plan) = rendered_with_secret();
+    std::fs::write(out_dir.join("mesh/default/blob.bin"), [0xff_u8, 0xfe, 0, 1]).unwrap();
+    std::fs::write(
+        out_dir.join("mesh/default/destinationrule-reviews.yaml"),
+        [0xc3_u8, 0x28],
+    )
+    .unwrap();
+    let out = geolb(&["check", &plan, out_dir.to_str().unwrap()], tmp.path());
+    let shown = transcript(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(!shown.contains("valid UTF-8"), "{shown}");
+    assert!(
+        shown.contains("@@ a/mesh/default/blob.bin is a binary file (4 bytes), not text"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("@@ a/mesh/default/destinationrule-reviews.yaml is a binary file (2 bytes)"),
+        "{shown}"
+    );
+    assert!(shown.contains("2 file(s) differ"), "{shown}");
+
+    let missing = tmp.path().join("never-rendered");
+    let out = geolb(&["check", &plan, missing.to_str().unwrap()], tmp.path());
+    let shown = transcript(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "error: {} does not exist, so it cannot match the plan",
+            missing.display()
+        )),
+        "{shown}"
+    );
+}
+
+#[test]
+fn plan_files_are_read_with_a_size_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let huge = tmp.path().join("huge.yaml");
+    // Sparse: 17 MiB on paper, nothing on disk.
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(17 * 1024 * 1024)
+        .unwrap();
+    for plan in [huge.to_str().unwrap(), "/dev/zero"] {
+        let out = geolb(&["validate", plan], tmp.path());
+        let shown = transcript(&out);
+        assert_eq!(out.status.code(), Some(1), "{shown}");
+        assert!(
+            shown.contains(&format!(
+                "error: the plan cannot be read: {plan} is larger than 16 MiB, the most geolb reads from one file"
+            )),
+            "{shown}"
+        );
+    }
+    let binary = tmp.path().join("binary.yaml");
+    std::fs::write(&binary, [0xff_u8, 0xfe, 0xfd]).unwrap();
+    let out = geolb(&["validate", binary.to_str().unwrap()], tmp.path());
+    assert!(
+        transcript(&out).contains(&format!("{} is not UTF-8 text", binary.display())),
+        "{}",
+        transcript(&out)
+    );
+    let out = geolb(&["validate", tmp.path().to_str().unwrap()], tmp.path());
+    assert!(
+        transcript(&out).contains("is a directory, where geolb needs a plan file"),
+        "{}",
+        transcript(&out)
+    );
+}
