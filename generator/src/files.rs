@@ -9,7 +9,7 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// Largest plan file geolb reads. A synthetic 5,000-service, 20-cluster plan with
-/// traffic rules is about 2 MiB; this leaves room for eight times that.
+/// traffic rules is about 1.5 MiB; this leaves room for ten times that.
 pub const PLAN_SIZE_LIMIT: u64 = 16 * 1024 * 1024;
 
 /// Largest file geolb reads from an output directory. Every rendered file is a
