@@ -635,14 +635,10 @@ fn check_header_name(value: &str) -> Result<(), &'static str> {
     {
         return Err("only lowercase letters, digits and '-' are allowed");
     }
-    if matches!(
-        value,
-        "host" | "connection" | "content-length" | "transfer-encoding" | "te" | "upgrade"
-    ) || value.starts_with("x-envoy-")
-    {
-        return Err("this header is reserved by HTTP or Envoy");
+    match crate::header::reserved(value) {
+        Some(why) => Err(why.explain()),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 fn check_host(value: &str) -> Result<(), &'static str> {
