@@ -6,6 +6,7 @@
 pub mod cluster;
 pub mod error;
 pub mod health;
+pub mod lifecycle;
 pub mod outcome;
 pub mod policy;
 pub mod routing;
