@@ -14,14 +14,15 @@ use crate::host::Host;
 /// Counters about the filter itself.
 #[derive(Debug, Clone, Copy)]
 pub struct GlobalCounters {
-    /// Valid policies applied.
+    /// Valid policies applied (once per proxy and update).
     pub policy_accepted: Option<u32>,
-    /// Invalid policies refused (updates) or passed through (first policy).
+    /// Invalid policies refused (updates), kept out (updates Envoy applied without the
+    /// canary) or passed through (first policy); once per proxy and update.
     pub policy_rejected: Option<u32>,
     /// Health updates dropped because the shared store failed or stayed contended.
     pub health_store_errors: Option<u32>,
     /// Configurations applied where the node's locality names another region than
-    /// the one the proxy routes as (pin or cluster table): once per proxy and policy.
+    /// the one the proxy routes as (pin or cluster table): once per proxy and update.
     pub source_region_conflicts: Option<u32>,
 }
 

@@ -4,9 +4,10 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
+use geolb_policy::lifecycle::{InvalidConfig, on_invalid_config};
 use geolb_policy::routing::{RoundRobin, SourcePlan};
 use geolb_policy::source::{ProxyIdentity, SourceRegion};
-use geolb_policy::store::{health_key, seed};
+use geolb_policy::store::{applied_key, claim_update, health_key, seed};
 use geolb_policy::{
     CompiledPolicy, CompiledService, DEFAULT_ROUTING_HEADER, ServiceId, Slot, fnv1a, parse_policy,
 };
@@ -30,11 +31,20 @@ enum Mode {
     Active(Rc<Active>),
 }
 
-/// The filter's root context logic.
+/// The filter's root context logic. Envoy creates one root context per configuration
+/// in every VM; the roots of one VM share its [`VmMemory`].
 #[derive(Debug, Default)]
 pub struct Root {
     mode: Mode,
     counters: Option<GlobalCounters>,
+    vm: Rc<VmMemory>,
+}
+
+/// What the root contexts of one VM share: the policy the VM applied last. A VM that
+/// has one is not Envoy's configuration canary (a fresh clone per configuration).
+#[derive(Debug, Default)]
+pub struct VmMemory {
+    last_active: RefCell<Option<Rc<Active>>>,
 }
 
 /// A valid policy ready for requests.
@@ -154,58 +164,92 @@ impl Active {
 }
 
 impl Root {
+    /// A root context in the VM whose roots share `vm` (`Root::default()`: a fresh VM).
+    pub fn in_vm(vm: Rc<VmMemory>) -> Self {
+        Self {
+            vm,
+            ..Self::default()
+        }
+    }
+
     /// Applies a new plugin configuration. Returns what `on_configure` must return:
     /// `false` refuses an invalid update (Envoy keeps the previous policy serving);
     /// an invalid *first* policy is accepted as pass-through, because Envoy 1.40 exits
-    /// when `on_configure` fails at start-up.
+    /// when `on_configure` fails at start-up; a VM that applied a policy before never
+    /// refuses ([`on_invalid_config`]).
     pub fn configure<H: Host>(&mut self, host: &H) -> bool {
-        let counters = self
+        let counters = *self
             .counters
             .get_or_insert_with(|| GlobalCounters::define(host));
         let plugin = string_property(host, &["plugin_name"])
             .unwrap_or_else(|| FALLBACK_PLUGIN_NAME.to_owned());
         let accepted_key = format!("geolb/{plugin}/accepted");
         let config = host.plugin_configuration().unwrap_or_default();
-        // Every VM of the proxy (main thread, each worker, Envoy's canary) configures;
-        // the counters count each distinct configuration once per proxy.
-        let seen_key = format!("geolb/{plugin}/seen/{:016x}", fnv1a(&config));
-        let first_sighting = first_to_mark(host, &seen_key);
+        // Every VM of the proxy (Envoy's canary, the main thread's, each worker's)
+        // applies an accepted configuration: the first of them logs and counts for the
+        // proxy. A refusal happens in the canary alone: each is one refused update.
+        let claim = || claim_update(host, &applied_key(&plugin), fnv1a(&config)).unwrap_or(true);
         match parse_policy(&config) {
             Ok(policy) => {
-                let active = activate(host, &plugin, policy, counters, first_sighting);
+                let first = claim();
+                let active = Rc::new(activate(host, &plugin, policy, &counters, first));
                 if let Err(err) = host.set(&accepted_key, b"1", 0) {
                     host.log(
                         Level::Warn,
                         &format!("geolb: cannot record the accepted policy: {err}"),
                     );
                 }
-                if first_sighting {
+                if first {
                     GlobalCounters::bump(host, counters.policy_accepted);
                 }
-                self.mode = Mode::Active(Rc::new(active));
-                host.set_tick_period_ms(HEALTH_REFRESH_MS);
+                self.serve(host, active);
                 true
             }
             Err(errors) => {
-                if first_sighting {
-                    GlobalCounters::bump(host, counters.policy_rejected);
-                }
                 let problem = errors.to_string();
-                let served_before = matches!(self.mode, Mode::Active(_))
-                    || matches!(host.get(&accepted_key), Ok(Some(_)));
-                if served_before {
-                    host.log(Level::Error, &format!("geolb: policy update refused, the previous policy keeps serving: {problem}"));
-                    false
-                } else {
-                    host.log(
-                        Level::Error,
-                        &format!("geolb: invalid policy, passing traffic through to the mesh's default routing: {problem}"),
-                    );
-                    self.mode = Mode::Passthrough;
-                    true
+                let previous = match &self.mode {
+                    Mode::Active(active) => Some(active.clone()),
+                    _ => self.vm.last_active.borrow().clone(),
+                };
+                let accepted_before = matches!(host.get(&accepted_key), Ok(Some(_)));
+                match (
+                    on_invalid_config(accepted_before, previous.is_some()),
+                    previous,
+                ) {
+                    (InvalidConfig::KeepServing, Some(previous)) => {
+                        if claim() {
+                            GlobalCounters::bump(host, counters.policy_rejected);
+                            host.log(Level::Error, &format!("geolb: policy update refused, the previous policy keeps serving (Envoy applied the update without the filter's canary refusing it: proxy-wasm remembered an earlier verdict on the same configuration): {problem}"));
+                        }
+                        self.serve(host, previous);
+                        true
+                    }
+                    (InvalidConfig::Refuse | InvalidConfig::KeepServing, _) => {
+                        GlobalCounters::bump(host, counters.policy_rejected);
+                        host.log(Level::Error, &format!("geolb: policy update refused, the previous policy keeps serving: {problem}"));
+                        false
+                    }
+                    (InvalidConfig::PassThrough, _) => {
+                        if claim() {
+                            GlobalCounters::bump(host, counters.policy_rejected);
+                            host.log(
+                                Level::Error,
+                                &format!("geolb: invalid policy, passing traffic through to the mesh's default routing: {problem}"),
+                            );
+                        }
+                        self.mode = Mode::Passthrough;
+                        true
+                    }
                 }
             }
         }
+    }
+
+    /// Routes new requests with `active` and remembers it as this VM's last policy.
+    fn serve<H: Host>(&mut self, host: &H, active: Rc<Active>) {
+        *self.vm.last_active.borrow_mut() = Some(active.clone());
+        self.mode = Mode::Active(active);
+        host.set_tick_period_ms(HEALTH_REFRESH_MS);
     }
 
     /// The state a new request starts from.
@@ -239,18 +283,9 @@ impl Root {
     }
 }
 
-/// Marks `key` in shared data; true for the first VM to do so.
-fn first_to_mark<H: Host>(host: &H, key: &str) -> bool {
-    match host.get(key) {
-        Ok(Some(_)) => false,
-        Ok(None) => host.set(key, b"1", 0).is_ok(),
-        Err(_) => true,
-    }
-}
-
 /// Builds the per-VM runtime of a valid policy: source region, plans, counters,
 /// seeded shared health. `first_sighting`: this VM is the proxy's first to apply this
-/// configuration, so it logs and counts what is per proxy (the source region).
+/// update, so it logs and counts what is per proxy (the source region).
 fn activate<H: Host>(
     host: &H,
     plugin: &str,
@@ -265,7 +300,7 @@ fn activate<H: Host>(
         locality_region: locality_region.as_deref(),
     });
     let source = resolution.region();
-    // Per proxy, not per VM: only the first VM to apply this configuration tells.
+    // Per proxy, not per VM: only the first VM to apply this update tells.
     let conflict = matches!(
         resolution,
         SourceRegion::Known {

@@ -2,6 +2,7 @@
 //! through `proxy_wasm::hostcalls` with its error handled (the SDK's `Context`
 //! helpers unwrap), and a panic hook logs before the VM dies.
 
+use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
 use geolb_policy::store::{SharedStore, StoreError};
@@ -11,15 +12,24 @@ use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, Metr
 
 use crate::host::{Host, Level};
 use crate::request::Request;
-use crate::root::Root;
+use crate::root::{Root, VmMemory};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
     std::panic::set_hook(Box::new(|info| {
         let _ = hostcalls::log(LogLevel::Critical, &format!("geolb: panic: {info}"));
     }));
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(GeolbRoot::default()) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
+        Box::new(GeolbRoot {
+            root: Root::in_vm(VM_MEMORY.with(Rc::clone)),
+        })
+    });
 }}
+
+thread_local! {
+    /// Shared by every root context of this VM (a wasm VM runs on one thread).
+    static VM_MEMORY: Rc<VmMemory> = Rc::default();
+}
 
 /// [`Host`] over proxy-wasm host calls; the current context is implicit in the ABI.
 struct ProxyWasmHost;
@@ -93,7 +103,6 @@ impl Host for ProxyWasmHost {
     }
 }
 
-#[derive(Default)]
 struct GeolbRoot {
     root: Root,
 }

@@ -7,11 +7,12 @@
     clippy::indexing_slicing
 )] // tests fail by panicking
 
+use std::rc::Rc;
 use std::sync::Arc;
 
 use geolb_filter::fake::FakeHost;
 use geolb_filter::host::Level;
-use geolb_filter::root::Root;
+use geolb_filter::root::{Root, VmMemory};
 use geolb_policy::store::MemoryStore;
 
 const SEED_A: &str = include_str!("../../policy/tests/fixtures/seed-a.json");
@@ -583,21 +584,75 @@ fn an_invalid_first_policy_passes_traffic_through_without_stopping_envoy() {
     );
 }
 
+/// Policy `SEED_A` with cn-hangzhou's weights summing to 99.
+fn weights_99() -> String {
+    SEED_A.replace("\"cn-shanghai\": 10", "\"cn-shanghai\": 9")
+}
+
+fn refusal_logs(host: &FakeHost) -> usize {
+    host.logs
+        .borrow()
+        .iter()
+        .filter(|(level, line)| *level == Level::Error && line.contains("policy update refused"))
+        .count()
+}
+
 #[test]
-fn an_invalid_update_is_refused_and_the_previous_policy_keeps_serving() {
-    let (host, mut root) = configured(SEED_A, "cn-hangzhou");
-    host.set_config("{\"apiVersion\": \"geolb.io/v1alpha1\", \"regions\": [], \"services\": []}");
-    assert!(!root.configure(&host), "update must be refused");
+fn an_invalid_update_is_refused_by_every_fresh_vm_and_each_refusal_counted_and_logged() {
+    let (host, root) = configured(SEED_A, "cn-hangzhou");
+    // Envoy's configuration canary: a fresh VM per update. The same invalid JSON twice
+    // (Envoy asks again when the module changed): refused, logged and counted twice.
+    for n in 1..=2 {
+        let canary = FakeHost::worker(host.store.clone(), "cn-hangzhou");
+        canary.set_config(&weights_99());
+        assert!(
+            !Root::default().configure(&canary),
+            "update {n} must be refused"
+        );
+        assert_eq!(refusal_logs(&canary), 1);
+        assert_eq!(canary.counter("geolb.policy_rejected"), 1);
+    }
+    // The workers never saw it: the previous split serves.
     assert!(root.is_active());
     let routed: Vec<String> = (0..10)
         .map(|_| send(&host, &root, &[], OK).pop().unwrap())
         .collect();
     assert_eq!(routed.iter().filter(|r| *r == "cn-shanghai").count(), 1);
-    // A fresh VM of the same proxy (Envoy's configuration canary) refuses it too:
-    // the shared data remembers that a policy was accepted.
-    let canary = FakeHost::worker(host.store.clone(), "cn-hangzhou");
-    canary.set_config("not json");
-    assert!(!Root::default().configure(&canary));
+}
+
+#[test]
+fn a_vm_that_served_keeps_serving_its_policy_when_envoy_applies_an_invalid_update() {
+    // Two worker VMs routing SEED_A; Envoy applies an invalid configuration without
+    // a canary refusing it (proxy-wasm cached an earlier pass-through verdict).
+    let store = Arc::new(MemoryStore::default());
+    let workers: Vec<(FakeHost, Rc<VmMemory>)> = (0..2)
+        .map(|_| {
+            let host = FakeHost::worker(store.clone(), "cn-hangzhou");
+            host.set_config(SEED_A);
+            let vm = Rc::new(VmMemory::default());
+            assert!(Root::in_vm(vm.clone()).configure(&host));
+            (host, vm)
+        })
+        .collect();
+    let (mut refusals, mut counted_refusals) = (0, 0);
+    for (host, vm) in &workers {
+        host.set_config(&weights_99());
+        // A new root context in the same VM, as Envoy creates per configuration.
+        let mut root = Root::in_vm(vm.clone());
+        assert!(root.configure(host), "refusing here would fail the VM");
+        assert!(root.is_active(), "the VM's previous policy keeps routing");
+        let routed: Vec<String> = (0..10)
+            .map(|_| send(host, &root, &[], OK).pop().unwrap())
+            .collect();
+        assert_eq!(routed.iter().filter(|r| *r == "cn-shanghai").count(), 1);
+        refusals += refusal_logs(host);
+        counted_refusals += host.counter("geolb.policy_rejected");
+    }
+    assert_eq!(
+        (refusals, counted_refusals),
+        (1, 1),
+        "logged and counted once per proxy, not per VM"
+    );
 }
 
 #[test]

@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod error;
 pub mod header;
 pub mod health;
+pub mod lifecycle;
 pub mod outcome;
 pub mod policy;
 pub mod routing;

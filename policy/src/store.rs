@@ -63,6 +63,39 @@ pub fn seed<S: SharedStore>(store: &S, key: &str, shape: TableShape) -> Result<(
     }
 }
 
+/// The shared-data key naming the configuration a proxy applied last (its
+/// fingerprint): what makes "once per proxy and update" countable when every VM of
+/// the proxy applies the update.
+pub fn applied_key(plugin: &str) -> String {
+    format!("geolb/{plugin}/applied")
+}
+
+/// Claims the application of the configuration with `fingerprint` for this VM: true
+/// for the first VM of the proxy to apply it since another configuration was applied
+/// (it logs and counts for the whole proxy), false for the others. Refused
+/// configurations are never claimed: the proxy keeps applying the previous one.
+pub fn claim_update<S: SharedStore>(
+    store: &S,
+    key: &str,
+    fingerprint: u64,
+) -> Result<bool, StoreError> {
+    let mark = fingerprint.to_le_bytes();
+    for _ in 0..MAX_CAS_ATTEMPTS {
+        let cas = match store.get(key)? {
+            Some((bytes, _)) if bytes == mark => return Ok(false),
+            Some((_, cas)) => cas,
+            // Envoy's canary applies a configuration before any worker does.
+            None => 0,
+        };
+        match store.set(key, &mark, cas) {
+            Ok(()) => return Ok(true),
+            Err(StoreError::CasMismatch) => continue,
+            Err(other) => return Err(other),
+        }
+    }
+    Err(StoreError::Contended(MAX_CAS_ATTEMPTS))
+}
+
 /// What an outcome to record is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Observation {

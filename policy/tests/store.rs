@@ -13,7 +13,8 @@ use geolb_policy::health::{
     HealthConfig, HealthView, RegionHealth, TableShape, Transition, decode_table,
 };
 use geolb_policy::store::{
-    MemoryStore, Observation, SharedStore, StoreError, health_key, record, seed,
+    MemoryStore, Observation, SharedStore, StoreError, applied_key, claim_update, health_key,
+    record, seed,
 };
 
 const TWO: TableShape = TableShape {
@@ -150,4 +151,41 @@ fn a_table_for_other_regions_is_replaced_and_one_for_the_same_regions_kept() {
         decode_table(Some(&bytes), hz_bj),
         vec![RegionHealth::default(); 2]
     );
+}
+
+#[test]
+fn one_vm_per_update_claims_it_and_a_later_return_to_a_configuration_is_claimed_again() {
+    let store = MemoryStore::default();
+    let key = applied_key("geolb");
+    // The canary and two workers apply configuration 1: only the first claims it.
+    let claims: Vec<bool> = (0..3)
+        .map(|_| claim_update(&store, &key, 1).unwrap())
+        .collect();
+    assert_eq!(claims, [true, false, false]);
+    // Configuration 2, then 1 again: each is a new update, claimed once.
+    assert!(claim_update(&store, &key, 2).unwrap());
+    assert!(!claim_update(&store, &key, 2).unwrap());
+    assert!(claim_update(&store, &key, 1).unwrap());
+    assert!(!claim_update(&store, &key, 1).unwrap());
+}
+
+#[test]
+fn concurrent_workers_claim_an_update_exactly_once() {
+    let store = Arc::new(MemoryStore::default());
+    let key = applied_key("geolb");
+    // The first write of the key is unconditional (CAS 0): Envoy's canary makes it
+    // alone, before any worker VM applies the first configuration.
+    assert!(claim_update(&*store, &key, 0).unwrap());
+    for fingerprint in 1..=20u64 {
+        let claims: usize = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| claim_update(&*store, &key, fingerprint).unwrap()))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| usize::from(h.join().unwrap()))
+                .sum()
+        });
+        assert_eq!(claims, 1, "update {fingerprint}");
+    }
 }
