@@ -9,6 +9,7 @@ pub mod netplan;
 pub mod plan;
 pub mod policy;
 pub mod render;
+pub mod secret;
 pub mod source;
 pub mod topology;
 pub mod validate;
@@ -20,6 +21,7 @@ use std::path::Path;
 pub fn render_file(
     path: &Path,
     extension_api: render::ExtensionApi,
+    route_secrets: &secret::RouteSecrets,
 ) -> Result<render::Manifests, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let source = source::Source::new(path.display().to_string(), text);
@@ -33,6 +35,9 @@ pub fn render_file(
         return Err(shown.concat());
     }
     let plan = checked.plan.ok_or_else(|| String::from("no plan"))?;
-    let options = render::RenderOptions { extension_api };
+    let options = render::RenderOptions {
+        extension_api,
+        route_secrets: route_secrets.clone(),
+    };
     render::render(&topology::Topology::new(&plan), &options).map_err(|e| e.to_string())
 }

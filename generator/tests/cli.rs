@@ -18,6 +18,7 @@ fn geolb(args: &[&str], dir: &Path) -> Output {
         .current_dir(dir)
         .env("NO_COLOR", "1")
         .env("COLUMNS", "100")
+        .env("GEOLB_ROUTE_SECRET", geolb::secret::EXAMPLE_ROUTE_SECRET)
         .output()
         .unwrap()
 }

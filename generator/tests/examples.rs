@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use geolb::plan::{ClusterRole, ControlPlaneMode, Plan};
 use geolb::policy::PolicyFor;
 use geolb::render::{ExtensionApi, Manifests, RenderOptions};
+use geolb::secret::RouteSecrets;
 use geolb::topology::Topology;
 use support::{crd, kustomize};
 
@@ -50,7 +51,8 @@ fn plan_path(scenario: &str) -> PathBuf {
 }
 
 fn render(scenario: &str, api: ExtensionApi) -> Manifests {
-    geolb::render_file(&plan_path(scenario), api).unwrap_or_else(|e| panic!("{scenario}: {e}"))
+    geolb::render_file(&plan_path(scenario), api, &RouteSecrets::example().unwrap())
+        .unwrap_or_else(|e| panic!("{scenario}: {e}"))
 }
 
 /// All files of a scenario in one snapshot (cargo-dist's uber-snapshot).
@@ -162,8 +164,12 @@ fn plugin_configs_parse_with_the_filter_parser() {
                 } else {
                     PolicyFor::Sidecars
                 };
-                let expected =
-                    geolb::policy::wire_policy(&geolb::topology::Topology::new(&plan), proxies);
+                let token = RouteSecrets::example().unwrap().tokens(&plan).remove(0);
+                let expected = geolb::policy::wire_policy(
+                    &geolb::topology::Topology::new(&plan),
+                    proxies,
+                    &token,
+                );
                 assert_eq!(
                     wire.service_from_route,
                     proxies == PolicyFor::Gateways,
@@ -313,6 +319,7 @@ fn render_plan(plan: &Plan) -> Manifests {
         &Topology::new(plan),
         &RenderOptions {
             extension_api: ExtensionApi::Wasmplugin,
+            route_secrets: RouteSecrets::example().unwrap(),
         },
     )
     .unwrap()
