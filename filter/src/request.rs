@@ -28,6 +28,8 @@ use crate::root::{Active, PASSTHROUGH_HEADER};
 #[derive(Debug)]
 pub struct Request {
     active: Option<Rc<Active>>,
+    /// Without an active policy: the routing header to strip (`None`: the default).
+    strip_header: Option<Rc<str>>,
     /// (service, chosen slot) once routed.
     chosen: Option<(ServiceId, Slot)>,
     /// The chosen region's record was pristine when the request started: a success
@@ -38,9 +40,10 @@ pub struct Request {
 }
 
 impl Request {
-    pub(crate) fn new(active: Option<Rc<Active>>) -> Self {
+    pub(crate) fn new(active: Option<Rc<Active>>, strip_header: Option<Rc<str>>) -> Self {
         Self {
             active,
+            strip_header,
             chosen: None,
             chosen_was_pristine: false,
             recorded: false,
@@ -64,7 +67,8 @@ impl Request {
             panic!("x-geolb-test-panic: deliberate panic of a test build");
         }
         let Some(active) = self.active.as_deref() else {
-            route_as(host, PASSTHROUGH_HEADER, None);
+            let header = self.strip_header.as_deref().unwrap_or(PASSTHROUGH_HEADER);
+            route_as(host, header, None);
             return;
         };
         let header = active.policy.routing_header();
@@ -107,10 +111,10 @@ impl Request {
         });
         match decision {
             Decision::Route { slot, primary } => {
-                let region = service
+                let value = service
                     .region_of(slot)
-                    .map_or("", |r| active.policy.region_name(r));
-                route_as(host, header, Some(region));
+                    .map_or("", |r| active.policy.routing_value(r));
+                route_as(host, header, Some(value));
                 runtime.counters.region(RegionCounter::Routed, slot);
                 if slot != primary {
                     runtime.counters.region(RegionCounter::Failovers, primary);
@@ -243,13 +247,14 @@ impl Request {
 
 /// Leaves the routing header as the decision says, and makes Envoy select the route
 /// again whenever that changed it: a filter before this one may have selected the
-/// route for the headers as they arrived. `Some(region)` replaces any client value;
+/// route for the headers as they arrived. `Some(value)` (the region's precomputed
+/// `<region>.<token>`) replaces any client value;
 /// `None` removes a client-sent one, and a request without it costs one header read
 /// and no write.
-fn route_as<H: Host>(host: &H, header: &str, region: Option<&str>) {
-    if region.is_none() && host.request_header(header).is_none() {
+fn route_as<H: Host>(host: &H, header: &str, value: Option<&str>) {
+    if value.is_none() && host.request_header(header).is_none() {
         return;
     }
-    host.set_request_header(header, region);
+    host.set_request_header(header, value);
     host.clear_route_cache();
 }

@@ -10,6 +10,7 @@ use geolb_policy::source::{ProxyIdentity, SourceRegion};
 use geolb_policy::store::{applied_key, claim_update, health_key, seed};
 use geolb_policy::{
     CompiledPolicy, CompiledService, DEFAULT_ROUTING_HEADER, ServiceId, Slot, fnv1a, parse_policy,
+    passthrough_routing_header,
 };
 
 use crate::host::{Host, Level, string_property};
@@ -25,8 +26,9 @@ enum Mode {
     /// Not configured yet.
     #[default]
     Unconfigured,
-    /// The first policy was invalid: route nothing, only strip client routing headers.
-    Passthrough,
+    /// The first policy was invalid: route nothing, only strip client routing headers
+    /// (the header the refused configuration names, when it names a valid one).
+    Passthrough(Rc<str>),
     /// Routing with a valid policy.
     Active(Rc<Active>),
 }
@@ -237,7 +239,7 @@ impl Root {
                                 &format!("geolb: invalid policy, passing traffic through to the mesh's default routing: {problem}"),
                             );
                         }
-                        self.mode = Mode::Passthrough;
+                        self.mode = Mode::Passthrough(Rc::from(passthrough_routing_header(&config)));
                         true
                     }
                 }
@@ -255,8 +257,9 @@ impl Root {
     /// The state a new request starts from.
     pub fn request(&self) -> Request {
         match &self.mode {
-            Mode::Active(active) => Request::new(Some(active.clone())),
-            Mode::Passthrough | Mode::Unconfigured => Request::new(None),
+            Mode::Active(active) => Request::new(Some(active.clone()), None),
+            Mode::Passthrough(header) => Request::new(None, Some(header.clone())),
+            Mode::Unconfigured => Request::new(None, None),
         }
     }
 
@@ -364,5 +367,6 @@ pub const NODE_CLUSTER_ID: [&str; 4] = ["xds", "node", "metadata", "CLUSTER_ID"]
 /// The proxy's region as istio-agent wrote it into the bootstrap, when it did.
 pub const NODE_LOCALITY_REGION: [&str; 4] = ["xds", "node", "locality", "region"];
 
-/// The routing header name requests strip when no policy is active.
+/// The routing header name requests strip when no configuration arrived (or the
+/// refused one names no valid header).
 pub(crate) const PASSTHROUGH_HEADER: &str = DEFAULT_ROUTING_HEADER;

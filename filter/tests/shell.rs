@@ -18,6 +18,20 @@ use geolb_policy::store::MemoryStore;
 const SEED_A: &str = include_str!("../../policy/tests/fixtures/seed-a.json");
 const THREE: &str = include_str!("../../policy/tests/fixtures/three-regions.json");
 const AUTHORITY: &str = "reviews.default.svc.cluster.local:9080";
+/// The fixtures' `routeToken`.
+const TOKEN: &str = "test-route-token-not-a-secret";
+
+/// The routing header values as the region each routes to: the filter writes
+/// `<region>.<token>`; anything else (a client value that survived) reads `raw:<value>`.
+fn regions_of(values: Vec<String>) -> Vec<String> {
+    values
+        .into_iter()
+        .map(|v| match v.strip_suffix(&format!(".{TOKEN}")) {
+            Some(region) => region.to_owned(),
+            None => format!("raw:{v}"),
+        })
+        .collect()
+}
 
 fn configured(policy: &str, region: &str) -> (FakeHost, Root) {
     configured_on(Arc::new(MemoryStore::default()), policy, region)
@@ -54,7 +68,7 @@ fn send_with<'a>(
     host.begin_request(&all);
     let mut request = root.request();
     request.on_request_headers(host);
-    let routed = host.request_header_values("x-geolb-region");
+    let routed = regions_of(host.request_header_values("x-geolb-region"));
     let response = respond(routed.first().map(String::as_str));
     host.respond(response.0, response.1, response.2);
     if response.0.is_some() {
@@ -181,7 +195,7 @@ fn send_via_route(
     }
     let mut request = root.request();
     request.on_request_headers(host);
-    let routed = host.request_header_values("x-geolb-region");
+    let routed = regions_of(host.request_header_values("x-geolb-region"));
     let chosen = request.chosen_region().map(str::to_owned);
     host.respond(response.0, response.1, response.2);
     if response.0.is_some() {
@@ -598,6 +612,37 @@ fn refusal_logs(host: &FakeHost) -> usize {
 }
 
 #[test]
+fn without_an_active_policy_the_configured_routing_header_is_stripped() {
+    // (configuration, the header the VirtualServices match, what the filter strips)
+    let custom = SEED_A
+        .replace("\"cn-shanghai\": 10", "\"cn-shanghai\": 20")
+        .replacen('{', "{\"routingHeader\": \"x-my-region\",", 1);
+    let cases = [
+        // Pass-through after an invalid first policy naming a custom header.
+        (custom.as_str(), "x-my-region"),
+        // Pass-through whose custom header is itself invalid: the default.
+        (r#"{"routingHeader": "X-Bad"}"#, "x-geolb-region"),
+        // No configuration at all (unconfigured plugin).
+        ("", "x-geolb-region"),
+    ];
+    for (config, header) in cases {
+        let host = FakeHost::worker(Arc::new(MemoryStore::default()), "cn-hangzhou");
+        host.set_config(config);
+        let mut root = Root::default();
+        assert!(root.configure(&host));
+        assert!(!root.is_active());
+        for name in [header, &header.to_ascii_uppercase()] {
+            host.begin_request(&[(":authority", AUTHORITY), (name, "cn-shanghai")]);
+            root.request().on_request_headers(&host);
+            assert!(
+                host.request_header_values(header).is_empty(),
+                "{config:?}: {name} survived"
+            );
+        }
+    }
+}
+
+#[test]
 fn an_invalid_update_is_refused_by_every_fresh_vm_and_each_refusal_counted_and_logged() {
     let (host, root) = configured(SEED_A, "cn-hangzhou");
     // Envoy's configuration canary: a fresh VM per update. The same invalid JSON twice
@@ -779,7 +824,7 @@ fn the_route_is_selected_again_after_every_change_of_the_routing_header() {
         .filter(|(k, _)| k == "x-geolb-region")
         .map(|(_, v)| v)
         .collect();
-    assert_eq!(region, ["cn-hangzhou"]);
+    assert_eq!(region, [&format!("cn-hangzhou.{TOKEN}")]);
 
     // A service outside the policy: a client value is removed and the route selected
     // again; without one, nothing is written and nothing re-selected.

@@ -68,8 +68,12 @@ fn main() {
         .collect();
     assert!(errors.is_empty(), "{errors:?}");
     let Some(plan) = checked.plan else { return };
+    let Ok(route_secrets) = geolb::secret::RouteSecrets::example() else {
+        return;
+    };
     let options = RenderOptions {
         extension_api: ExtensionApi::Wasmplugin,
+        route_secrets,
     };
     let render_started = Instant::now();
     let manifests = geolb::render::render(&Topology::new(&plan), &options).unwrap_or_default();

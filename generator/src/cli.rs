@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::files::{self, FileError};
 use crate::finding::{self, Severity};
 use crate::render::{ExtensionApi, Manifests, RenderOptions};
+use crate::secret::RouteSecrets;
 use crate::source::Source;
 use crate::topology::Topology;
 use crate::{drift, netplan, plan, render, validate};
@@ -245,8 +246,22 @@ fn rendered(path: &Path, args: &RenderArgs, color: bool, err: &mut dyn Write) ->
         return None;
     }
     let parsed = checked.plan?;
+    let route_secrets = match RouteSecrets::from_env(&parsed, |var| std::env::var_os(var)) {
+        Ok(secrets) => secrets,
+        Err(e) => {
+            let _ = write!(err, "{}", finding::render(&e, color));
+            return None;
+        }
+    };
+    if route_secrets.is_example() {
+        let _ = writeln!(
+            err,
+            "warning: the route secret is geolb's public example secret: any client can pick a region; use it for the examples and tests only"
+        );
+    }
     let options = RenderOptions {
         extension_api: args.extension_api,
+        route_secrets,
     };
     match render::render(&Topology::new(&parsed), &options) {
         Ok(m) => Some(m),

@@ -10,6 +10,7 @@ pub mod netplan;
 pub mod plan;
 pub mod policy;
 pub mod render;
+pub mod secret;
 pub mod source;
 pub mod topology;
 pub mod validate;
@@ -21,6 +22,7 @@ use std::path::Path;
 pub fn render_file(
     path: &Path,
     extension_api: render::ExtensionApi,
+    route_secrets: &secret::RouteSecrets,
 ) -> Result<render::Manifests, String> {
     let text = files::read_plan(path).map_err(|e| e.to_string())?;
     let source = source::Source::new(path.display().to_string(), text);
@@ -34,6 +36,9 @@ pub fn render_file(
         return Err(shown.concat());
     }
     let plan = checked.plan.ok_or_else(|| String::from("no plan"))?;
-    let options = render::RenderOptions { extension_api };
+    let options = render::RenderOptions {
+        extension_api,
+        route_secrets: route_secrets.clone(),
+    };
     render::render(&topology::Topology::new(&plan), &options).map_err(|e| e.to_string())
 }

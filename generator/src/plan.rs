@@ -466,6 +466,11 @@ pub struct Filter {
     /// Request header the filter sets. Default `x-geolb-region`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub routing_header: Option<String>,
+    /// Where `render` and `check` read the route secret the routing header's token is
+    /// derived from. The secret itself never goes into the plan. Default: environment
+    /// variable `GEOLB_ROUTE_SECRET`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_secret: Option<RouteSecretSource>,
     /// App namespaces whose sidecars get the filter. Default: the services' namespaces.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub namespaces: Vec<String>,
@@ -479,6 +484,20 @@ pub struct Filter {
     /// Health tracking defaults for every service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<Health>,
+}
+
+/// The environment variables holding the route secret (docs/plan.md#routesecret).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteSecretSource {
+    /// Variable with the current secret (at least 32 characters): the filter sends
+    /// its token. Default `GEOLB_ROUTE_SECRET`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    /// Variable with the previous secret, while rotating: the VirtualServices accept
+    /// its token too, so proxies that still send it keep their region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_env: Option<String>,
 }
 
 /// Istio `failStrategy`.

@@ -21,13 +21,15 @@ pub enum PolicyFor {
     Gateways,
 }
 
-/// The policy for one kind of proxy of the mesh.
-pub fn wire_policy(topo: &Topology<'_>, proxies: PolicyFor) -> wire::Policy {
+/// The policy for one kind of proxy of the mesh, carrying `route_token` (the current
+/// secret's, [`crate::secret::RouteSecrets::tokens`]).
+pub fn wire_policy(topo: &Topology<'_>, proxies: PolicyFor, route_token: &str) -> wire::Policy {
     let plan = topo.plan;
     wire::Policy {
         api_version: API_VERSION.to_owned(),
         regions: topo.regions().into_iter().map(str::to_owned).collect(),
         routing_header: plan.filter.routing_header.clone(),
+        route_token: route_token.to_owned(),
         source_region: None,
         cluster_regions: plan
             .clusters

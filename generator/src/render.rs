@@ -15,8 +15,10 @@ use serde_json::{Value, json};
 
 use crate::plan::{Cluster, ClusterRole, ControlPlaneMode, FailStrategy, Phase, Service};
 use crate::policy::{PolicyFor, wire_policy};
+use crate::secret::RouteSecrets;
 use crate::topology::{DEFAULT_EAST_WEST_PORT, Topology};
 use geolb_policy::DEFAULT_ROUTING_HEADER;
+use geolb_policy::token::route_header_value;
 
 /// Rendered files: path relative to the output directory -> content.
 pub type Manifests = BTreeMap<String, String>;
@@ -36,6 +38,8 @@ pub enum ExtensionApi {
 pub struct RenderOptions {
     /// Which API carries the filter.
     pub extension_api: ExtensionApi,
+    /// The route secrets the routing header's tokens come from.
+    pub route_secrets: RouteSecrets,
 }
 
 /// Why rendering failed (a bug: validated plans always render).
@@ -81,6 +85,9 @@ struct Renderer<'t, 'p> {
     env: minijinja::Environment<'static>,
     topo: &'t Topology<'p>,
     options: &'t RenderOptions,
+    /// Route tokens: the current one (the policy's) first, then a previous one the
+    /// VirtualServices still accept while the secret rotates.
+    tokens: Vec<String>,
     files: Manifests,
 }
 
@@ -108,6 +115,7 @@ pub fn render(topo: &Topology<'_>, options: &RenderOptions) -> Result<Manifests,
         env,
         topo,
         options,
+        tokens: options.route_secrets.tokens(topo.plan),
         files: Manifests::new(),
     };
     let mesh_files = r.mesh_wide()?;
@@ -170,6 +178,21 @@ impl Renderer<'_, '_> {
             .unwrap_or_else(|| DEFAULT_ROUTING_HEADER.to_owned())
     }
 
+    /// The token the policy carries.
+    fn token(&self) -> &str {
+        self.tokens.first().map_or("", String::as_str)
+    }
+
+    /// The routing header matches that route to `region`: one per accepted token
+    /// (Istio ORs a route's match blocks), each the exact `<region>.<token>` the
+    /// filter writes. A bare region, or one with another token, matches none.
+    fn region_matches(&self, header: &str, region: &str) -> Vec<Value> {
+        self.tokens
+            .iter()
+            .map(|token| json!({ header: { "exact": route_header_value(region, token) } }))
+            .collect()
+    }
+
     /// Files every cluster applies: per service DR + VS, the app WasmPlugins, the
     /// ingress Gateways and their routes, the cross-network Gateway.
     fn mesh_wide(&mut self) -> Result<Vec<String>, RenderError> {
@@ -200,8 +223,9 @@ impl Renderer<'_, '_> {
         } else {
             plan.filter.namespaces.iter().map(String::as_str).collect()
         };
-        let policy = serde_json::to_value(wire_policy(self.topo, PolicyFor::Sidecars))
-            .unwrap_or(Value::Null);
+        let policy =
+            serde_json::to_value(wire_policy(self.topo, PolicyFor::Sidecars, self.token()))
+                .unwrap_or(Value::Null);
         for ns in namespaces {
             let (path, template, ctx) = self.extension(
                 ns,
@@ -239,8 +263,9 @@ impl Renderer<'_, '_> {
         // gateway's Host is an external name). One object for every cluster: each
         // gateway learns its region from its cluster ID.
         if plan.filter.gateways.unwrap_or(true) && !plan.gateways.is_empty() {
-            let policy = serde_json::to_value(wire_policy(self.topo, PolicyFor::Gateways))
-                .unwrap_or(Value::Null);
+            let policy =
+                serde_json::to_value(wire_policy(self.topo, PolicyFor::Gateways, self.token()))
+                    .unwrap_or(Value::Null);
             let mut seen = BTreeSet::new();
             for gw in &plan.gateways {
                 let ns = gw
@@ -418,7 +443,11 @@ impl Renderer<'_, '_> {
             .map(|region| {
                 json!({
                     "name": region_subset(region),
-                    "match": [{ "headers": { header.clone(): { "exact": region } } }],
+                    "match": self
+                        .region_matches(&header, region)
+                        .into_iter()
+                        .map(|headers| json!({ "headers": headers }))
+                        .collect::<Vec<_>>(),
                     "host": host,
                     "port": service.port,
                     "subset": region_subset(region),
@@ -456,9 +485,11 @@ impl Renderer<'_, '_> {
             for region in self.topo.service_regions(service) {
                 let matches: Vec<Value> = uris
                     .iter()
-                    .map(
-                        |u| json!({ "uri": u, "headers": { header.clone(): { "exact": region } } }),
-                    )
+                    .flat_map(|u| {
+                        self.region_matches(&header, region)
+                            .into_iter()
+                            .map(move |headers| json!({ "uri": u, "headers": headers }))
+                    })
                     .collect();
                 routes.push(json!({
                     "name": format!("{}-{}", service.name, region_subset(region)),

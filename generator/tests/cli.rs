@@ -18,6 +18,7 @@ fn geolb(args: &[&str], dir: &Path) -> Output {
         .current_dir(dir)
         .env("NO_COLOR", "1")
         .env("COLUMNS", "100")
+        .env("GEOLB_ROUTE_SECRET", geolb::secret::EXAMPLE_ROUTE_SECRET)
         .output()
         .unwrap()
 }
@@ -496,4 +497,91 @@ fn plan_files_are_read_with_a_size_limit() {
         "{}",
         transcript(&out)
     );
+}
+
+/// `geolb` with the route secret variables as given (none set unless listed).
+fn geolb_with_env(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_geolb"));
+    cmd.args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env("COLUMNS", "100")
+        .env_remove("GEOLB_ROUTE_SECRET");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn render_and_check_need_the_route_secret_and_never_print_it() {
+    let plan = example("a-failover-distribution");
+    let plan = plan.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        vec!["render", plan, "-o", "out"],
+        vec!["check", plan, "out"],
+    ] {
+        let missing = geolb_with_env(&args, dir.path(), &[]);
+        assert_eq!(missing.status.code(), Some(1));
+        let text = flat(&missing.stderr);
+        assert!(
+            text.contains("the route secret is missing: environment variable GEOLB_ROUTE_SECRET (filter.routeSecret.env) is not set"),
+            "{text}"
+        );
+        let short = "short-secret-31-characters-long";
+        let out = geolb_with_env(&args, dir.path(), &[("GEOLB_ROUTE_SECRET", short)]);
+        assert_eq!(out.status.code(), Some(1));
+        let text = flat(&out.stderr);
+        assert!(
+            text.contains("environment variable GEOLB_ROUTE_SECRET (filter.routeSecret.env) is 31 bytes long; it needs at least 32"),
+            "{text}"
+        );
+        assert!(!text.contains(short), "the secret was printed: {text}");
+        assert!(!dir.path().join("out").exists(), "nothing written");
+    }
+    let secret = "a-real-secret-of-more-than-32-characters";
+    let ok = geolb_with_env(
+        &["render", plan, "-o", "out"],
+        dir.path(),
+        &[("GEOLB_ROUTE_SECRET", secret)],
+    );
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let err = String::from_utf8_lossy(&ok.stderr);
+    assert!(
+        !err.contains(secret) && !err.contains("example secret"),
+        "{err}"
+    );
+    let mut all = String::new();
+    for entry in walk(&dir.path().join("out")) {
+        all += &std::fs::read_to_string(entry).unwrap();
+    }
+    assert!(!all.contains(secret), "the secret reached the manifests");
+}
+
+/// Output with miette's wrapping undone: one space between words.
+fn flat(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .replace('│', " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use geolb::plan::{ClusterRole, ControlPlaneMode, Plan};
 use geolb::policy::PolicyFor;
 use geolb::render::{ExtensionApi, Manifests, RenderOptions};
+use geolb::secret::RouteSecrets;
 use geolb::topology::Topology;
 use support::{crd, kustomize};
 
@@ -50,7 +51,8 @@ fn plan_path(scenario: &str) -> PathBuf {
 }
 
 fn render(scenario: &str, api: ExtensionApi) -> Manifests {
-    geolb::render_file(&plan_path(scenario), api).unwrap_or_else(|e| panic!("{scenario}: {e}"))
+    geolb::render_file(&plan_path(scenario), api, &RouteSecrets::example().unwrap())
+        .unwrap_or_else(|e| panic!("{scenario}: {e}"))
 }
 
 /// All files of a scenario in one snapshot (cargo-dist's uber-snapshot).
@@ -162,8 +164,12 @@ fn plugin_configs_parse_with_the_filter_parser() {
                 } else {
                     PolicyFor::Sidecars
                 };
-                let expected =
-                    geolb::policy::wire_policy(&geolb::topology::Topology::new(&plan), proxies);
+                let token = RouteSecrets::example().unwrap().tokens(&plan).remove(0);
+                let expected = geolb::policy::wire_policy(
+                    &geolb::topology::Topology::new(&plan),
+                    proxies,
+                    &token,
+                );
                 assert_eq!(
                     wire.service_from_route,
                     proxies == PolicyFor::Gateways,
@@ -313,6 +319,7 @@ fn render_plan(plan: &Plan) -> Manifests {
         &Topology::new(plan),
         &RenderOptions {
             extension_api: ExtensionApi::Wasmplugin,
+            route_secrets: RouteSecrets::example().unwrap(),
         },
     )
     .unwrap()
@@ -556,4 +563,84 @@ fn primary_remote_installs_with_cluster_ids() {
         assert!(wasm.contains(&format!("{id}: \"region1\"")), "{wasm}");
     }
     assert!(!wasm.contains("mdemo-cluster"), "{wasm}");
+}
+
+/// Every rendered VirtualService: region routes match only `<region>.<token>` (one
+/// match per accepted token), never a bare region; every route removes the header.
+#[test]
+fn region_routes_match_only_tokenised_values_and_rotation_adds_the_previous_token() {
+    use geolb_policy::token::RouteSecret;
+    let current = RouteSecret::new(b"current-secret-current-secret-current".to_vec()).unwrap();
+    let previous = RouteSecret::new(b"previous-secret-previous-secret-prev".to_vec()).unwrap();
+    for scenario in SCENARIOS {
+        let plan = Plan::from_text(&std::fs::read_to_string(plan_path(scenario)).unwrap()).unwrap();
+        for secrets in [
+            RouteSecrets {
+                current: current.clone(),
+                previous: None,
+            },
+            RouteSecrets {
+                current: current.clone(),
+                previous: Some(previous.clone()),
+            },
+        ] {
+            let tokens = secrets.tokens(&plan);
+            assert_eq!(tokens.len(), 1 + usize::from(secrets.previous.is_some()));
+            let manifests = geolb::render::render(
+                &Topology::new(&plan),
+                &RenderOptions {
+                    extension_api: ExtensionApi::Wasmplugin,
+                    route_secrets: secrets.clone(),
+                },
+            )
+            .unwrap();
+            let mut region_routes = 0;
+            for (name, text) in manifests
+                .iter()
+                .filter(|(n, _)| n.contains("/virtualservice-"))
+            {
+                let vs: serde_json::Value = serde_saphyr::from_str(text).unwrap();
+                for route in vs["spec"]["http"].as_array().unwrap() {
+                    assert_eq!(
+                        route["headers"]["request"]["remove"],
+                        serde_json::json!(["x-geolb-region"]),
+                        "{scenario}/{name}: {route}"
+                    );
+                    let matches = route["match"].as_array().cloned().unwrap_or_default();
+                    let values: Vec<&str> = matches
+                        .iter()
+                        .filter_map(|m| m["headers"]["x-geolb-region"]["exact"].as_str())
+                        .collect();
+                    if values.is_empty() {
+                        continue;
+                    }
+                    region_routes += 1;
+                    let region = route["route"][0]["destination"]["subset"]
+                        .as_str()
+                        .unwrap()
+                        .strip_prefix("geolb-")
+                        .unwrap();
+                    let accepted: BTreeSet<String> =
+                        tokens.iter().map(|t| format!("{region}.{t}")).collect();
+                    let seen: BTreeSet<String> = values.iter().map(|v| (*v).to_owned()).collect();
+                    assert_eq!(seen, accepted, "{scenario}/{name}");
+                    assert_eq!(values.len(), matches.len(), "every match is tokenised");
+                }
+            }
+            assert!(region_routes > 0, "{scenario}");
+            // The policy carries only the current token.
+            let plugin = manifests
+                .iter()
+                .find(|(n, _)| n.contains("/wasmplugin-"))
+                .unwrap()
+                .1;
+            assert!(plugin.contains(&tokens[0]), "{scenario}");
+            if let Some(old) = tokens.get(1) {
+                assert!(
+                    !plugin.contains(old.as_str()),
+                    "{scenario}: the previous token is not sent"
+                );
+            }
+        }
+    }
 }

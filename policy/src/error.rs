@@ -40,6 +40,13 @@ pub enum Problem {
         /// The rule it breaks.
         why: &'static str,
     },
+    /// A route token that breaks the token rules. The value is not repeated: it is
+    /// a secret of the mesh, and this message reaches logs.
+    #[error("the route token is not valid: {why}")]
+    InvalidRouteToken {
+        /// The rule it breaks.
+        why: &'static str,
+    },
     /// The same value twice where each must be unique.
     #[error("{0:?} appears more than once")]
     Duplicate(String),

@@ -13,11 +13,14 @@ pub mod policy;
 pub mod routing;
 pub mod source;
 pub mod store;
+pub mod token;
 pub mod units;
 pub mod wire;
 
 pub use error::{PolicyError, PolicyErrors, Problem};
-pub use policy::{CompiledPolicy, CompiledService, RegionId, ServiceId, Slot, fnv1a};
+pub use policy::{
+    CompiledPolicy, CompiledService, RegionId, ServiceId, Slot, fnv1a, passthrough_routing_header,
+};
 pub use wire::{API_VERSION, DEFAULT_ROUTING_HEADER};
 
 /// Parses and validates a policy from its JSON bytes (a WasmPlugin `pluginConfig` as

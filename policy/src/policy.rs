@@ -7,6 +7,7 @@ use crate::cluster::OutboundCluster;
 use crate::error::{Path, PolicyError, PolicyErrors, Problem};
 use crate::health::{HealthConfig, TableShape};
 use crate::outcome::{RESPONSE_FLAGS, ResponseFlags};
+use crate::token::{check_route_token, route_header_value};
 use crate::wire::{self, API_VERSION, DEFAULT_ROUTING_HEADER};
 
 /// Index of a region in [`CompiledPolicy::regions`].
@@ -25,6 +26,9 @@ pub type Slot = usize;
 pub struct CompiledPolicy {
     regions: Vec<String>,
     routing_header: String,
+    /// Per region ([`RegionId`] order): the routing header value that routes there,
+    /// `<region>.<routeToken>`, built once so a request writes it as is.
+    routing_values: Vec<String>,
     source_region: Option<RegionId>,
     /// Istio cluster ID -> region (`clusterRegions`).
     cluster_regions: BTreeMap<String, RegionId>,
@@ -70,6 +74,13 @@ impl CompiledPolicy {
     /// The lowercase header the filter sets.
     pub fn routing_header(&self) -> &str {
         &self.routing_header
+    }
+    /// The routing header value that routes to `id` (`<region>.<routeToken>`),
+    /// precomputed: the request path formats nothing.
+    pub fn routing_value(&self, id: RegionId) -> &str {
+        self.routing_values
+            .get(usize::from(id.0))
+            .map_or("", String::as_str)
     }
     /// The pinned source region, if the policy pins one.
     pub fn pinned_source_region(&self) -> Option<RegionId> {
@@ -221,6 +232,13 @@ impl TryFrom<&wire::Policy> for CompiledPolicy {
             }));
         }
 
+        if let Err(why) = check_route_token(&policy.route_token) {
+            errors.push(
+                root.field("routeToken")
+                    .error(Problem::InvalidRouteToken { why }),
+            );
+        }
+
         let source_region = policy
             .source_region
             .as_ref()
@@ -293,9 +311,15 @@ impl TryFrom<&wire::Policy> for CompiledPolicy {
         }
         let hosts = host_index(&policy.services);
         let canonical = serde_json::to_vec(policy).unwrap_or_default();
+        let routing_values = policy
+            .regions
+            .iter()
+            .map(|region| route_header_value(region, &policy.route_token))
+            .collect();
         Ok(CompiledPolicy {
             regions: policy.regions.clone(),
             routing_header,
+            routing_values,
             source_region,
             cluster_regions,
             service_from_route: policy.service_from_route,
@@ -623,6 +647,27 @@ fn check_label_value(value: &str) -> Result<(), &'static str> {
         return Err("must start and end with a letter or digit");
     }
     Ok(())
+}
+
+/// The routing header a configuration names, read leniently from raw configuration
+/// bytes that need not be a valid policy: its `routingHeader` when that is itself a
+/// valid header name, else the default. What a proxy whose policy was refused (or
+/// that has none) strips from client requests: the header the VirtualServices match
+/// is the configured one, so stripping only the default would let a client's value
+/// through.
+pub fn passthrough_routing_header(config: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct OnlyTheHeader {
+        routing_header: Option<serde_json::Value>,
+    }
+    serde_json::from_slice::<OnlyTheHeader>(config)
+        .ok()
+        .and_then(|c| match c.routing_header {
+            Some(serde_json::Value::String(name)) if check_header_name(&name).is_ok() => Some(name),
+            _ => None,
+        })
+        .unwrap_or_else(|| DEFAULT_ROUTING_HEADER.to_owned())
 }
 
 fn check_header_name(value: &str) -> Result<(), &'static str> {

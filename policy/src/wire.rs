@@ -30,6 +30,12 @@ pub struct Policy {
     /// Default `x-geolb-region`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub routing_header: Option<String>,
+    /// The mesh's route token (URL-safe base64, 22..64 characters). The filter sets
+    /// the routing header to `<region>.<routeToken>`, the only values the generated
+    /// VirtualServices route by, so a client that does not know the token cannot pick
+    /// a region where the filter is not the one setting the header. Required: without
+    /// it routing would be by the bare region, which any client can send.
+    pub route_token: String,
     /// Pins the source region, before `clusterRegions` and the node's locality are
     /// consulted (a proxy that must route as another region, or a hand-written policy).
     #[serde(default, skip_serializing_if = "Option::is_none")]

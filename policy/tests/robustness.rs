@@ -80,7 +80,7 @@ fn deep_nesting_and_huge_inputs_are_refused() {
     let deep = "[".repeat(10_000) + &"]".repeat(10_000);
     assert!(parse_policy(deep.as_bytes()).is_err());
     let many_regions: Vec<String> = (0..70_000).map(|i| format!("r{i}")).collect();
-    let huge = serde_json::json!({"apiVersion": "geolb.io/v1alpha1", "regions": many_regions, "services": []});
+    let huge = serde_json::json!({"apiVersion": "geolb.io/v1alpha1", "routeToken": "test-route-token-not-a-secret", "regions": many_regions, "services": []});
     let errors = parse_policy(huge.to_string().as_bytes()).unwrap_err();
     assert!(
         errors.to_string().contains("at most 65535 regions"),

@@ -246,7 +246,7 @@ fn arbitrary_policy() -> impl Strategy<Value = (serde_json::Value, usize)> {
                 service["distribute"] = json!({ names[source].clone(): weights });
             }
             (
-                json!({"apiVersion": "geolb.io/v1alpha1", "regions": names, "services": [service]}),
+                json!({"apiVersion": "geolb.io/v1alpha1", "routeToken": "test-route-token-not-a-secret", "regions": names, "services": [service]}),
                 source,
             )
         })

@@ -17,6 +17,7 @@ const REGIONS: [&str; 3] = ["cn-hangzhou", "cn-shanghai", "cn-beijing"];
 fn policy(pin: Option<&str>) -> CompiledPolicy {
     let mut p = json!({
         "apiVersion": "geolb.io/v1alpha1",
+        "routeToken": "test-route-token-not-a-secret",
         "regions": REGIONS,
         "clusterRegions": {
             "ack-hangzhou": "cn-hangzhou",
@@ -134,6 +135,7 @@ fn nothing_usable_is_unknown_and_says_which_inputs_were_missing() {
 fn a_table_entry_must_name_a_known_region_and_a_valid_cluster_id() {
     let bad = json!({
         "apiVersion": "geolb.io/v1alpha1",
+        "routeToken": "test-route-token-not-a-secret",
         "regions": ["cn-hangzhou"],
         "clusterRegions": { "ack-hangzhou": "cn-shenzhen", "bad id": "cn-hangzhou" },
         "services": [{ "name": "r", "hosts": ["r.d.svc.cluster.local"], "regions": ["cn-hangzhou"] }],
@@ -152,7 +154,7 @@ fn a_table_entry_must_name_a_known_region_and_a_valid_cluster_id() {
 
 #[test]
 fn a_shape_error_inside_the_table_names_the_key() {
-    let bad = r#"{"apiVersion":"geolb.io/v1alpha1","regions":["a"],"clusterRegions":{"c1":7},"services":[]}"#;
+    let bad = r#"{"apiVersion":"geolb.io/v1alpha1","routeToken":"test-route-token-not-a-secret","regions":["a"],"clusterRegions":{"c1":7},"services":[]}"#;
     let text = parse_policy(bad.as_bytes()).unwrap_err().to_string();
     assert!(text.starts_with(r#"clusterRegions["c1"]"#), "{text}");
 }

@@ -116,21 +116,21 @@ fn errors_name_the_field_path_and_values() {
         (
             "unknown field",
             Box::new(|p| p["services"][0]["weights"] = json!({})),
-            "services[0].weights: unknown field `weights`, expected one of `name`, `hosts`, `regions`, `failover`, `distribute`, `health` at line 1 column 448",
+            "services[0].weights: unknown field `weights`, expected one of `name`, `hosts`, `regions`, `failover`, `distribute`, `health` at line 1 column 493",
         ),
         (
             "wrong type",
             Box::new(|p| {
                 p["services"][0]["distribute"]["cn-hangzhou"]["cn-hangzhou"] = json!("90")
             }),
-            r#"services[0].distribute["cn-hangzhou"]["cn-hangzhou"]: invalid type: string "90", expected a whole number at line 1 column 237"#,
+            r#"services[0].distribute["cn-hangzhou"]["cn-hangzhou"]: invalid type: string "90", expected a whole number at line 1 column 282"#,
         ),
         (
             "fractional weight",
             Box::new(|p| {
                 p["services"][0]["distribute"]["cn-hangzhou"]["cn-hangzhou"] = json!(89.5)
             }),
-            r#"services[0].distribute["cn-hangzhou"]["cn-hangzhou"]: 89.5 is not a whole number >= 0 at line 1 column 237"#,
+            r#"services[0].distribute["cn-hangzhou"]["cn-hangzhou"]: 89.5 is not a whole number >= 0 at line 1 column 282"#,
         ),
         (
             "version",
@@ -155,12 +155,34 @@ fn errors_name_the_field_path_and_values() {
         (
             "flag type",
             Box::new(|p| p["serviceFromRoute"] = json!("yes")),
-            r#"serviceFromRoute: invalid type: string "yes", expected a boolean at line 1 column 201"#,
+            r#"serviceFromRoute: invalid type: string "yes", expected a boolean at line 1 column 246"#,
         ),
         (
             "header name",
             Box::new(|p| p["routingHeader"] = json!("X-Region")),
             r#"routingHeader: "X-Region" is not a valid header name: only lowercase letters, digits and '-' are allowed"#,
+        ),
+        (
+            "route token missing",
+            Box::new(|p| {
+                p.as_object_mut().unwrap().remove("routeToken");
+            }),
+            "(policy): missing field `routeToken` at line 1 column 441",
+        ),
+        (
+            "route token short",
+            Box::new(|p| p["routeToken"] = json!("abcdefghij0123456789x")),
+            "routeToken: the route token is not valid: shorter than 22 characters (128 bits)",
+        ),
+        (
+            "route token charset",
+            Box::new(|p| p["routeToken"] = json!("abcdefghij0123456789xyz=")),
+            "routeToken: the route token is not valid: only letters, digits, '-' and '_' are allowed (URL-safe base64)",
+        ),
+        (
+            "route token long",
+            Box::new(|p| p["routeToken"] = json!("a".repeat(65))),
+            "routeToken: the route token is not valid: longer than 64 characters",
         ),
         (
             "host with port",

@@ -81,8 +81,12 @@ impl RenderedPlan {
             .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
         let plan =
             Plan::from_text(&text).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()));
-        let files = geolb::render_file(path, geolb::render::ExtensionApi::Wasmplugin)
-            .unwrap_or_else(|e| panic!("render {}:\n{e}", path.display()));
+        let files = geolb::render_file(
+            path,
+            geolb::render::ExtensionApi::Wasmplugin,
+            &geolb::secret::RouteSecrets::example().unwrap(),
+        )
+        .unwrap_or_else(|e| panic!("render {}:\n{e}", path.display()));
         for (relative, content) in &files {
             let file = out.join(relative);
             if let Some(dir) = file.parent() {

@@ -39,8 +39,12 @@ fn plan_path(scenario: &str) -> PathBuf {
 
 fn render(scenario: &str) -> Rendered {
     let path = plan_path(scenario);
-    let files = geolb::render_file(&path, geolb::render::ExtensionApi::Wasmplugin)
-        .unwrap_or_else(|e| panic!("render {}:\n{e}", path.display()));
+    let files = geolb::render_file(
+        &path,
+        geolb::render::ExtensionApi::Wasmplugin,
+        &geolb::secret::RouteSecrets::example().unwrap(),
+    )
+    .unwrap_or_else(|e| panic!("render {}:\n{e}", path.display()));
     let dir = tempfile::Builder::new()
         .prefix(&format!("geolb-istiod-{scenario}-"))
         .tempdir()
@@ -238,6 +242,7 @@ fn every_scenario_cluster_loads_and_a_and_b_translate_for_sidecar_and_ingress_ga
             &geolb::render_file(
                 &plan_path(scenario),
                 geolb::render::ExtensionApi::Wasmplugin,
+                &geolb::secret::RouteSecrets::example().unwrap(),
             )
             .unwrap(),
             &repo_root().join("manifests").join(scenario),
@@ -828,6 +833,7 @@ fn a_traffic_extension_render_gives_the_same_filter_as_the_wasm_plugin() {
     let files = geolb::render_file(
         &plan_path("a-failover-distribution"),
         geolb::render::ExtensionApi::Trafficextension,
+        &geolb::secret::RouteSecrets::example().unwrap(),
     )
     .unwrap();
     let dir = tempfile::tempdir().unwrap();

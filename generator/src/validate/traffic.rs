@@ -10,6 +10,9 @@ use crate::plan::Service;
 use crate::policy::{PolicyFor, plan_path_of, wire_policy};
 use crate::source::FieldPath;
 
+/// A well-formed route token for compiling the policy during validation.
+const VALIDATION_TOKEN: &str = "token-of-validation-only";
+
 pub(super) fn check(c: &mut Checker) {
     services(c);
     gateways(c);
@@ -20,7 +23,8 @@ pub(super) fn check(c: &mut Checker) {
         .iter()
         .all(|f| f.severity != crate::finding::Severity::Error)
     {
-        let wire = wire_policy(&c.topo, PolicyFor::Sidecars);
+        // `validate` needs no secret: any well-formed token stands in for the real one.
+        let wire = wire_policy(&c.topo, PolicyFor::Sidecars, VALIDATION_TOKEN);
         if let Err(errors) = geolb_policy::CompiledPolicy::try_from(&wire) {
             for e in errors.0 {
                 let path = FieldPath::from_text(&plan_path_of(&e.path));
@@ -369,6 +373,27 @@ fn filter(c: &mut Checker) {
         ),
         _ => c.error(at.key("url"), format!("{:?} is not an oci://, https:// or http:// URL", f.url), "e.g. oci://registry.example.com/geolb/geolb-filter:0.1.0 with sha256 the image's manifest digest (docs/module-image.md)"),
     }
+    if let Some(source) = &f.route_secret {
+        let names = [("env", &source.env), ("previousEnv", &source.previous_env)];
+        for (field, name) in names {
+            if let Some(name) = name
+                && !is_env_name(name)
+            {
+                c.error(
+                    at.key("routeSecret").key(field),
+                    format!("{name:?} is not an environment variable name"),
+                    "use letters, digits and '_', not starting with a digit, e.g. GEOLB_ROUTE_SECRET",
+                );
+            }
+        }
+        if source.env.is_some() && source.env == source.previous_env {
+            c.error(
+                at.key("routeSecret").key("previousEnv"),
+                "names the same variable as env",
+                "while rotating, previousEnv holds the old secret and env the new one (docs/plan.md#routesecret)",
+            );
+        }
+    }
     if let Some(sha) = &f.sha256 {
         if sha.len() != 64
             || !sha
@@ -405,4 +430,10 @@ fn filter(c: &mut Checker) {
     for k in label_problems {
         c.error(at.key("workloadSelector").key(&k), format!("selector {k:?} is not a valid label match (no wildcards, values up to 63 characters)"), "use plain Kubernetes labels");
     }
+}
+
+/// A portable environment variable name (POSIX: letters, digits, '_', no leading digit).
+fn is_env_name(name: &str) -> bool {
+    name.bytes().next().is_some_and(|b| !b.is_ascii_digit())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
