@@ -6,6 +6,7 @@
 #   scripts/build.sh [PLAN] [OUT_DIR]
 #   default PLAN: manifests/examples/a-failover-distribution/plan.yaml (seed scenario A)
 #   default OUT_DIR: out/<plan directory name>
+#   the route secret: the variable the plan names (default GEOLB_ROUTE_SECRET)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -15,6 +16,12 @@ scripts/setup.sh >/dev/null
 scripts/build-wasm.sh --locked
 cargo build -q --locked --profile cli -p geolb
 GEOLB="$ROOT/target/cli/geolb"
+# An example plan renders with the public example route secret unless one is set; any
+# other plan needs the mesh's own secret in the variable its plan names.
+if [[ "$PLAN" == manifests/examples/* && -z "${GEOLB_ROUTE_SECRET:-}" ]]; then
+  GEOLB_ROUTE_SECRET="$(cat manifests/examples/route-secret.example)"
+  export GEOLB_ROUTE_SECRET
+fi
 "$GEOLB" validate "$PLAN"
 "$GEOLB" render "$PLAN" -o "$OUT"
 echo "filter:    $ROOT/wasm-out/geolb_filter.wasm (sha256 $(cut -d' ' -f1 wasm-out/geolb_filter.wasm.sha256))"

@@ -23,6 +23,9 @@ old_upper="$(tr a-f A-F <<<"$old_short")"
 new_upper="$(tr a-f A-F <<<"$new_short")"
 mapfile -t files < <(grep -rlE "$old_short|$old_upper" manifests generator/tests)
 sed -i -e "s/$old/$new/g" -e "s/$old_short/$new_short/g" -e "s/$old_upper/$new_upper/g" "${files[@]}"
+# The examples are rendered with the public example route secret.
+GEOLB_ROUTE_SECRET="$(cat manifests/examples/route-secret.example)"
+export GEOLB_ROUTE_SECRET
 for plan in manifests/examples/*/plan.yaml; do
   scenario="$(basename "$(dirname "$plan")")"
   cargo run -q --locked -p geolb -- render "$plan" -o "manifests/$scenario"

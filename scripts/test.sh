@@ -17,6 +17,9 @@ cargo clippy -q --locked -p geolb-filter -p geolb-policy --target wasm32-wasip1 
 step "unit, property, snapshot and CLI tests"
 cargo test -q --locked --workspace --exclude geolb-e2e
 step "committed manifests match their plans (the GitOps drift gate, with the CLI)"
+# The examples are rendered with the public example route secret.
+GEOLB_ROUTE_SECRET="$(cat manifests/examples/route-secret.example)"
+export GEOLB_ROUTE_SECRET
 for plan in manifests/examples/*/plan.yaml; do
   scenario="$(basename "$(dirname "$plan")")"
   cargo run -q --locked -p geolb -- check "$plan" "manifests/$scenario"

@@ -14,10 +14,11 @@ use crate::plan::Plan;
 /// Environment variable holding the route secret when the plan names none.
 pub const DEFAULT_SECRET_ENV: &str = "GEOLB_ROUTE_SECRET";
 
-/// The secret the committed example manifests, the demo and the tests render with.
-/// It is public, so a mesh rendered with it has no protection against clients that
-/// pick a region: never use it for a real mesh (`render` warns when it sees it).
-pub const EXAMPLE_ROUTE_SECRET: &str = "geolb-example-route-secret-NOT-FOR-PRODUCTION";
+/// The secret the committed example manifests, the demo and the tests render with; the
+/// scripts read the same file. It is public, so a mesh rendered with it has no
+/// protection against clients that pick a region: never use it for a real mesh
+/// (`render` warns when it sees it).
+pub const EXAMPLE_ROUTE_SECRET: &str = include_str!("../../manifests/examples/route-secret.example");
 
 /// The secrets one render uses: the current one (the filter sends its token) and,
 /// while rotating, the previous one (the VirtualServices still accept its token).
