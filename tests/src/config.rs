@@ -365,6 +365,23 @@ impl MeshConfig {
         self
     }
 
+    /// The routing header value a region route matches: `<region>.<route token>` when
+    /// the wasm filter's policy carries a `routeToken` (as geolb's rendered
+    /// VirtualServices match), the bare region otherwise (Envoy facts without geolb).
+    pub fn region_match_value(&self, region: &str) -> String {
+        let token = self.wasm.as_ref().and_then(|w| {
+            serde_json::from_str::<serde_json::Value>(&w.plugin_config)
+                .ok()?
+                .get("routeToken")?
+                .as_str()
+                .map(str::to_owned)
+        });
+        match token {
+            Some(token) => geolb_policy::token::route_header_value(region, &token),
+            None => region.to_owned(),
+        }
+    }
+
     /// `reviews.default.svc.cluster.local`
     pub fn host_fqdn(&self) -> String {
         format!("{}.{}.svc.cluster.local", self.service, self.namespace)
@@ -584,7 +601,7 @@ impl MeshConfig {
             y += &format!(
                 "              - name: {}\n                match:\n                  prefix: /\n                  headers:\n                  - name: {ROUTING_HEADER}\n                    string_match: {{exact: {}}}\n",
                 q(&format!("{SUBSET_PREFIX}{}", r.name)),
-                q(&r.name)
+                q(&self.region_match_value(&r.name))
             );
             y += &format!(
                 "                request_headers_to_remove: [{ROUTING_HEADER}]\n                route:\n                  cluster: {}\n                  timeout: 0s\n",
