@@ -63,6 +63,15 @@ impl Rendered {
         self.dir.path()
     }
 
+    /// The routing header value a region route of this render matches: the region with
+    /// the example secret's route token.
+    fn routed(&self, region: &str) -> String {
+        let tokens = geolb::secret::RouteSecrets::example()
+            .unwrap()
+            .tokens(&self.plan);
+        geolb_policy::token::route_header_value(region, &tokens[0])
+    }
+
     fn load(&self, cluster: &str) -> ClusterManifests {
         ClusterManifests::load(self.root(), cluster).unwrap_or_else(|e| panic!("{e}"))
     }
@@ -480,7 +489,7 @@ fn a_sidecar_routes_match_the_header_remove_it_and_retry_like_istio() {
     );
     assert_eq!(
         routes[1]["match"],
-        json!({ "prefix": "/", "headers": [{ "name": "x-geolb-region", "string_match": { "exact": "cn-shanghai" } }] })
+        json!({ "prefix": "/", "headers": [{ "name": "x-geolb-region", "string_match": { "exact": r.routed("cn-shanghai") } }] })
     );
     assert_eq!(routes[2]["match"], json!({ "prefix": "/" }));
     assert_eq!(
@@ -593,7 +602,7 @@ fn a_ingress_gateway_serves_the_gateway_virtual_service_on_port_80() {
     assert_eq!(routes[0]["name"], "productpage-geolb-cn-hangzhou");
     assert_eq!(
         routes[0]["match"],
-        json!({ "path": "/productpage", "headers": [{ "name": "x-geolb-region", "string_match": { "exact": "cn-hangzhou" } }] })
+        json!({ "path": "/productpage", "headers": [{ "name": "x-geolb-region", "string_match": { "exact": r.routed("cn-hangzhou") } }] })
     );
     assert_eq!(routes[3]["match"]["prefix"], "/static");
     assert_eq!(
@@ -936,7 +945,8 @@ fn an_unknown_field_is_an_error_naming_file_and_field() {
     // A StringMatch form geolb never renders.
     let r = render("a-failover-distribution");
     let vs = "mesh/default/virtualservice-reviews.yaml";
-    edit(r.root(), vs, "exact: \"cn-shanghai\"", "regex: \"cn-.*\"");
+    let exact = format!("exact: \"{}\"", r.routed("cn-shanghai"));
+    edit(r.root(), vs, &exact, "regex: \"cn-.*\"");
     let e = load_error(r.root(), "ack-hangzhou");
     assert_eq!(
         e.at,
