@@ -254,11 +254,8 @@ fn translate_http_route(
             .chain(method);
         let mut headers = Vec::new();
         for (name, sm) in header_matches {
-            let string_match = match one_of(vs, &format!("{mpath}.headers.{name}"), sm)? {
-                Match::Exact(v) => json!({ "exact": v }),
-                Match::Prefix(v) => json!({ "prefix": v }),
-                Match::Regex(v) => json!({ "safe_regex": { "regex": v } }),
-            };
+            let string_match =
+                envoy_string_match(one_of(vs, &format!("{mpath}.headers.{name}"), sm)?);
             headers.push(json!({ "name": name, "string_match": string_match }));
         }
         if !headers.is_empty() {
