@@ -4,6 +4,7 @@
 //! (`shape`), all at once; everything else is checked here on the parsed plan, one
 //! domain per module.
 
+pub mod istio;
 mod mesh;
 pub(crate) use mesh::target_minor;
 mod network;
@@ -65,6 +66,8 @@ pub fn validate(plan: &Plan) -> Vec<Finding> {
     c.top_level();
     network::check(&mut c);
     mesh::check(&mut c);
+    // Before traffic: its last pass only runs on an otherwise clean plan.
+    istio::check(&mut c);
     traffic::check(&mut c);
     c.findings
 }
