@@ -14,6 +14,7 @@ use std::path::Path;
 
 use geolb::finding::Severity;
 use geolb::render::{ExtensionApi, RenderOptions, render};
+use geolb::secret::RouteSecrets;
 use geolb::source::Source;
 use geolb::topology::Topology;
 use geolb::validate;
@@ -279,6 +280,7 @@ fn zero_attempts_stand_alone() {
         &topo,
         &RenderOptions {
             extension_api: ExtensionApi::Wasmplugin,
+            route_secrets: RouteSecrets::example().unwrap(),
         },
     )
     .unwrap();
