@@ -18,7 +18,8 @@ pub const DEFAULT_SECRET_ENV: &str = "GEOLB_ROUTE_SECRET";
 /// scripts read the same file. It is public, so a mesh rendered with it has no
 /// protection against clients that pick a region: never use it for a real mesh
 /// (`render` warns when it sees it).
-pub const EXAMPLE_ROUTE_SECRET: &str = include_str!("../../manifests/examples/route-secret.example");
+pub const EXAMPLE_ROUTE_SECRET: &str =
+    include_str!("../../manifests/examples/route-secret.example");
 
 /// The secrets one render uses: the current one (the filter sends its token) and,
 /// while rotating, the previous one (the VirtualServices still accept its token).
