@@ -29,6 +29,9 @@ pub struct Finding {
     pub hint: String,
     /// Point at the map key rather than the value (duplicate names, unknown keys).
     pub at_key: bool,
+    /// A position the parser reported itself (YAML syntax errors), which no field
+    /// path can name: the index of field paths stops where the syntax breaks.
+    pub at: Option<(usize, usize)>,
 }
 
 impl Finding {
@@ -40,6 +43,7 @@ impl Finding {
             message: message.into(),
             hint: hint.into(),
             at_key: false,
+            at: None,
         }
     }
 
@@ -51,6 +55,7 @@ impl Finding {
             message: message.into(),
             hint: hint.into(),
             at_key: false,
+            at: None,
         }
     }
 
@@ -60,9 +65,17 @@ impl Finding {
         self
     }
 
+    /// Point at a 1-based line and column the parser reported.
+    pub fn at_position(mut self, line: usize, column: usize) -> Self {
+        self.at = Some((line, column));
+        self
+    }
+
     /// Attach the source, ready for miette.
     pub fn locate(&self, source: &Source) -> Located {
-        let place = if self.at_key {
+        let place = if let Some((line, column)) = self.at {
+            Some(source.place_at(line, column))
+        } else if self.at_key {
             source.key_place(&self.path)
         } else {
             source.place(&self.path)

@@ -5,7 +5,7 @@ use geolb_policy::API_VERSION;
 use geolb_policy::units::WholeNumber;
 use geolb_policy::wire::{self, HealthSettings};
 
-use crate::plan::Service;
+use crate::plan::{OutlierDetection, Service};
 use crate::topology::Topology;
 
 /// Which proxies a policy is for: sidecars and ingress gateways differ in how the
@@ -83,10 +83,7 @@ fn service_health(s: &Service) -> Option<HealthSettings> {
         let default_max = geolb_policy::health::HealthConfig::default().max_ejection_ms;
         let max = base.as_ref().filter(|b| b.millis() > default_max).cloned();
         HealthSettings {
-            consecutive_failures: o
-                .consecutive_5xx_errors
-                .or(o.consecutive_gateway_errors)
-                .map(|n| WholeNumber(u64::from(n))),
+            consecutive_failures: implied_failures(o).map(|(n, _)| WholeNumber(u64::from(n))),
             base_ejection_time: base,
             max_ejection_time: max,
             ..HealthSettings::default()
@@ -101,6 +98,63 @@ fn service_health(s: &Service) -> Option<HealthSettings> {
         }),
         (e, i) => e.or(i).filter(|h| *h != HealthSettings::default()),
     }
+}
+
+/// The count of an `outlierDetection` that the filter's `consecutiveFailures` follows,
+/// and the field it comes from: `consecutive5xxErrors`, else `consecutiveGatewayErrors`.
+/// A 0 implies nothing: istiod turns it into a detector Envoy never enforces.
+fn implied_failures(o: &OutlierDetection) -> Option<(u32, &'static str)> {
+    [
+        (o.consecutive_5xx_errors, "consecutive5xxErrors"),
+        (o.consecutive_gateway_errors, "consecutiveGatewayErrors"),
+    ]
+    .into_iter()
+    .find_map(|(n, field)| n.filter(|n| *n > 0).map(|n| (n, field)))
+}
+
+/// The plan field a service's policy health field came from: the service's own
+/// `health`, or, where that leaves it unset, the `outlierDetection` field it follows.
+fn health_origin(s: &Service, field: &str) -> String {
+    let explicit = s.health.as_ref();
+    let od = s.outlier_detection.as_ref();
+    let implied = match field {
+        "consecutiveFailures" if explicit.is_none_or(|h| h.consecutive_failures.is_none()) => {
+            od.and_then(implied_failures).map(|(_, f)| f)
+        }
+        "baseEjectionTime" | "maxEjectionTime"
+            if explicit.is_none_or(|h| {
+                h.base_ejection_time.is_none() && h.max_ejection_time.is_none()
+            }) =>
+        {
+            od.filter(|o| o.base_ejection_time.is_some())
+                .map(|_| "baseEjectionTime")
+        }
+        _ => None,
+    };
+    match implied {
+        Some(f) => format!("outlierDetection.{f}"),
+        None => format!("health.{field}"),
+    }
+}
+
+/// Maps a policy field path back to the plan field it came from, following a
+/// service's implied health settings to its `outlierDetection`.
+pub fn plan_path_in(plan: &crate::plan::Plan, policy_path: &str) -> String {
+    let path = plan_path_of(policy_path);
+    if let Some(rest) = policy_path.strip_prefix("services[")
+        && let Some((index, tail)) = rest.split_once(']')
+        && let Some(field) = tail.strip_prefix(".health.")
+        && let Some(s) = index
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| plan.services.get(i))
+    {
+        let name = field.split(['.', '[']).next().unwrap_or(field);
+        if !name.is_empty() && name.len() == field.len() {
+            return format!("services[{index}].{}", health_origin(s, name));
+        }
+    }
+    path
 }
 
 /// Maps a policy field path back to the plan field it came from.

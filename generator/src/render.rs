@@ -476,6 +476,11 @@ impl Renderer<'_, '_> {
 
     fn retries(service: &Service) -> Value {
         let r = service.retries.clone().unwrap_or_default();
+        // 0 disables retries; Istio refuses any other retry field beside it
+        // (validateHTTPRetry), and validation refuses a plan that sets one.
+        if r.attempts == Some(0) {
+            return json!({ "attempts": 0 });
+        }
         let mut v = json!({
             "attempts": r.attempts.unwrap_or(2),
             "retryOn": r.retry_on.unwrap_or_else(|| DEFAULT_RETRY_ON.to_owned()),

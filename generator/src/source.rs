@@ -168,6 +168,22 @@ impl Source {
             })
     }
 
+    /// The place of a 1-based line and column (one character long).
+    pub fn place_at(&self, line: usize, column: usize) -> Place {
+        let offset = self.offset_of(line, column);
+        let len = self
+            .text
+            .get(offset..)
+            .and_then(|rest| rest.chars().next())
+            .map_or(0, char::len_utf8);
+        Place {
+            offset,
+            len,
+            line,
+            column,
+        }
+    }
+
     /// Byte offset of a 1-based line and column.
     pub fn offset_of(&self, line: usize, column: usize) -> usize {
         let mut offset = 0;

@@ -4,6 +4,7 @@
 //! (`shape`), all at once; everything else is checked here on the parsed plan, one
 //! domain per module.
 
+pub mod istio;
 mod mesh;
 pub(crate) use mesh::target_minor;
 mod network;
@@ -65,39 +66,65 @@ pub fn validate(plan: &Plan) -> Vec<Finding> {
     c.top_level();
     network::check(&mut c);
     mesh::check(&mut c);
+    // Before traffic: its last pass only runs on an otherwise clean plan.
+    istio::check(&mut c);
     traffic::check(&mut c);
     c.findings
 }
 
-/// Turns a serde error into a finding at the field it points into.
+/// Turns a serde error into a finding at the field it points into, or, when the text
+/// is not YAML at all (syntax, duplicate keys, several documents), at the line and
+/// column the parser stopped: the field index stops there, so a path would name an
+/// ancestor far above the mistake.
 fn shape_finding(source: &Source, err: &serde_saphyr::Error) -> Finding {
-    let location = err.location();
-    let path = location
-        .map(|l| {
-            let line = usize::try_from(l.line()).unwrap_or(0);
-            let column = usize::try_from(l.column()).unwrap_or(0);
-            source.offset_of(line, column)
-        })
+    let position = err.location().map(|l| {
+        (
+            usize::try_from(l.line()).unwrap_or(0),
+            usize::try_from(l.column()).unwrap_or(0),
+        )
+    });
+    let path = position
+        .map(|(line, column)| source.offset_of(line, column))
         .and_then(|offset| source.path_at(offset))
         .unwrap_or_default();
-    let text = err.without_snippet().to_string();
-    // The message repeats the position serde found; we show it in our own form.
-    let message = text
-        .split(" at line ")
-        .next()
-        .unwrap_or(&text)
-        .trim()
-        .to_owned();
+    let message = yaml_message(err.without_snippet());
     let hint = if message.contains("unknown field") {
         "check the spelling against docs/plan.md (field names are camelCase)"
+    } else if message.contains("duplicate key") {
+        "each key appears once in a mapping: remove or rename one of them"
+    } else if message.contains("one YAML document") {
+        "remove the `---` separator and everything after it, or split the plan into files"
     } else {
         "the plan's shape is described in docs/plan.md and generator/plan.schema.json"
     };
     let finding = Finding::error(path, format!("the plan does not parse: {message}"), hint);
-    if message.contains("unknown field") {
-        finding.at_key()
-    } else {
-        finding
+    let is_yaml = serde_saphyr::from_str::<serde_json::Value>(source.text()).is_ok();
+    match position {
+        Some((line, column)) if !is_yaml && line > 0 => finding.at_position(line, column),
+        _ if message.contains("unknown field") => finding.at_key(),
+        _ => finding,
+    }
+}
+
+/// The parser's message in the plan author's terms: no option or function names of
+/// the YAML library, and without the position (the finding shows it in our own form).
+fn yaml_message(err: &serde_saphyr::Error) -> String {
+    match err {
+        serde_saphyr::Error::DuplicateMappingKey { key: Some(key), .. } => {
+            format!("duplicate key {key:?}")
+        }
+        serde_saphyr::Error::DuplicateMappingKey { key: None, .. } => "duplicate key".to_owned(),
+        serde_saphyr::Error::MultipleDocuments { .. } => {
+            "a plan is one YAML document, but the file holds more than one".to_owned()
+        }
+        other => {
+            let text = other.to_string();
+            text.split(" at line ")
+                .next()
+                .unwrap_or(&text)
+                .trim()
+                .to_owned()
+        }
     }
 }
 

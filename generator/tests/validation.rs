@@ -665,3 +665,88 @@ fn json_plans_are_accepted() {
             .starts_with(&format!("plan.json:{line}:"))
     );
 }
+
+/// The first finding of `text`, located, as the CLI prints its headline.
+fn first_located(text: &str) -> String {
+    let source = Source::new("plan.yaml", text.to_owned());
+    let checked = validate::check(&source);
+    let first = checked.findings.first().expect("a finding");
+    first.locate(&source).to_string()
+}
+
+#[test]
+fn yaml_syntax_errors_point_at_the_broken_line() {
+    let plan = example(A);
+    let lines: Vec<&str> = plan.lines().collect();
+    // A flow sequence missing its `]` and other syntax mistakes: the finding points at
+    // the line, never at the document root.
+    let flow = lines
+        .iter()
+        .position(|l| l.contains('[') && l.contains(']'))
+        .expect("a flow sequence in the example");
+    let broken = |edit: &dyn Fn(&str) -> String| -> String {
+        lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| if i == flow { edit(l) } else { (*l).to_owned() })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let cases: Vec<(&str, String)> = vec![
+        ("dropped ]", broken(&|l: &str| l.replacen(']', "", 1))),
+        ("tab", broken(&|l: &str| format!("\t{l}"))),
+        (
+            "unterminated quote",
+            broken(&|l: &str| l.replacen('[', "[\"x", 1)),
+        ),
+        ("NUL", broken(&|l: &str| format!("{l}\0"))),
+    ];
+    for (case, text) in cases {
+        let located = first_located(&text);
+        let line: usize = located
+            .split(':')
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{case}: no line in {located}"));
+        // A tab that starts a line ends the plain scalar before it: the parser reports
+        // the line above, which is where the reader has to look too.
+        assert!(
+            line >= flow,
+            "{case}: reported at line {line}, broken at {}: {located}",
+            flow + 1
+        );
+    }
+    let alias = format!("{plan}\nextra: *nowhere\n");
+    let located = first_located(&alias);
+    let last = alias.lines().count();
+    assert!(
+        located.starts_with(&format!("plan.yaml:{last}:")),
+        "{located}"
+    );
+}
+
+#[test]
+fn yaml_messages_speak_of_the_plan_not_the_library() {
+    let plan = example(A);
+    let duplicate = format!("{plan}\napiVersion: again\n");
+    let located = first_located(&duplicate);
+    assert!(
+        located.contains("duplicate key \"apiVersion\""),
+        "{located}"
+    );
+    let two = format!("{plan}\n---\n{plan}");
+    let located = first_located(&two);
+    assert!(located.contains("a plan is one YAML document"), "{located}");
+    for text in [duplicate, two] {
+        let source = Source::new("plan.yaml", text);
+        for f in validate::check(&source).findings {
+            for leak in ["DuplicateKeyPolicy", "Options", "from_str"] {
+                assert!(
+                    !f.message.contains(leak) && !f.hint.contains(leak),
+                    "{}",
+                    f.message
+                );
+            }
+        }
+    }
+}

@@ -59,11 +59,14 @@ impl schemars::JsonSchema for WholeNumber {
 
 /// A duration written as Istio writes them: one or more `<number><unit>` parts with
 /// units `ms`, `s`, `m`, `h` (`"500ms"`, `"1m"`, `"1m30s"`, `"1.5s"`). Keeps the text
-/// it was given so a policy serializes back unchanged.
+/// it was given so a policy serializes back unchanged, and its exact length in
+/// nanoseconds (digits below a nanosecond dropped, as Go's `time.ParseDuration` does),
+/// so that rules with another resolution than the filter's milliseconds can be checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DurationText {
     text: String,
     millis: u64,
+    nanos: u128,
 }
 
 /// Why a duration text was refused.
@@ -86,7 +89,7 @@ impl DurationText {
             return Err(fail("it is empty"));
         }
         let mut rest = trimmed;
-        let mut total_micros: u128 = 0;
+        let mut total_nanos: u128 = 0;
         while !rest.is_empty() {
             let number_len = rest
                 .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -99,11 +102,11 @@ impl DurationText {
                 .find(|c: char| c.is_ascii_digit() || c == '.')
                 .unwrap_or(after.len());
             let (unit, after) = after.split_at(unit_len);
-            let unit_micros: u128 = match unit {
-                "ms" => 1_000,
-                "s" => 1_000_000,
-                "m" => 60_000_000,
-                "h" => 3_600_000_000,
+            let unit_nanos: u128 = match unit {
+                "ms" => 1_000_000,
+                "s" => 1_000_000_000,
+                "m" => 60_000_000_000,
+                "h" => 3_600_000_000_000,
                 "" => return Err(fail("a unit (ms, s, m, h) must follow each number")),
                 _ => return Err(fail("units are ms, s, m and h")),
             };
@@ -115,24 +118,25 @@ impl DurationText {
                 return Err(fail("malformed number"));
             }
             let whole: u128 = whole.parse().map_err(|_| fail("number too large"))?;
-            let mut micros = whole
-                .checked_mul(unit_micros)
+            let mut nanos = whole
+                .checked_mul(unit_nanos)
                 .ok_or_else(|| fail("too long"))?;
-            // Fraction digits scaled into the unit, truncated below a microsecond.
-            let mut scale = unit_micros;
-            for digit in fraction.chars().take(12) {
+            // Fraction digits scaled into the unit, truncated below a nanosecond.
+            let mut scale = unit_nanos;
+            for digit in fraction.chars().take(16) {
                 scale /= 10;
-                micros += u128::from(digit.to_digit(10).unwrap_or(0)) * scale;
+                nanos += u128::from(digit.to_digit(10).unwrap_or(0)) * scale;
             }
-            total_micros = total_micros
-                .checked_add(micros)
+            total_nanos = total_nanos
+                .checked_add(nanos)
                 .ok_or_else(|| fail("too long"))?;
             rest = after;
         }
-        let millis = u64::try_from(total_micros / 1_000).map_err(|_| fail("too long"))?;
+        let millis = u64::try_from(total_nanos / 1_000_000).map_err(|_| fail("too long"))?;
         Ok(Self {
             text: trimmed.to_owned(),
             millis,
+            nanos: total_nanos,
         })
     }
 
@@ -143,12 +147,21 @@ impl DurationText {
         } else {
             format!("{millis}ms")
         };
-        Self { text, millis }
+        Self {
+            text,
+            millis,
+            nanos: u128::from(millis) * 1_000_000,
+        }
     }
 
-    /// The length in milliseconds.
+    /// The length in whole milliseconds (a fraction of a millisecond is dropped).
     pub fn millis(&self) -> u64 {
         self.millis
+    }
+
+    /// The exact length in nanoseconds.
+    pub fn nanos(&self) -> u128 {
+        self.nanos
     }
 
     /// The text as written.
@@ -211,6 +224,22 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn exact_lengths_keep_what_milliseconds_drop() {
+        for (text, nanos, millis) in [
+            ("1.5ms", 1_500_000, 1),
+            ("0.0005s", 500_000, 0),
+            ("1.000000001s", 1_000_000_001, 1_000),
+            ("1.0000000001s", 1_000_000_000, 1_000),
+            ("0.001m", 60_000_000, 60),
+            ("1m30s", 90_000_000_000, 90_000),
+        ] {
+            let d = DurationText::parse(text).unwrap();
+            assert_eq!((d.nanos(), d.millis()), (nanos, millis), "{text}");
+        }
+        assert_eq!(DurationText::from_millis(1_500).nanos(), 1_500_000_000);
     }
 
     #[test]

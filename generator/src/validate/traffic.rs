@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use super::Checker;
 use crate::finding::Finding;
 use crate::plan::Service;
-use crate::policy::{PolicyFor, plan_path_of, wire_policy};
+use crate::policy::{PolicyFor, plan_path_in, wire_policy};
 use crate::source::FieldPath;
 
 /// A well-formed route token for compiling the policy during validation.
@@ -27,7 +27,7 @@ pub(super) fn check(c: &mut Checker) {
         let wire = wire_policy(&c.topo, PolicyFor::Sidecars, VALIDATION_TOKEN);
         if let Err(errors) = geolb_policy::CompiledPolicy::try_from(&wire) {
             for e in errors.0 {
-                let path = FieldPath::from_text(&plan_path_of(&e.path));
+                let path = FieldPath::from_text(&plan_path_in(c.plan(), &e.path));
                 c.findings.push(Finding::error(
                     path,
                     format!("the filter would refuse this policy: {e}"),
