@@ -75,18 +75,28 @@ pub fn policy_decision(data: &[u8]) {
         }
     };
     let again = parse_policy(json).expect("the same bytes validated a moment ago");
-    assert_eq!(policy.fingerprint(), again.fingerprint(), "fingerprint not stable");
+    assert_eq!(
+        policy.fingerprint(),
+        again.fingerprint(),
+        "fingerprint not stable"
+    );
     let wire = parse_wire(json).expect("a valid policy parses as wire types");
 
     // Every host of every service finds that service, in any case and with a port.
     for (index, service) in wire.services.iter().enumerate() {
-        let id = Some(ServiceId(u16::try_from(index).expect("at most 65535 services")));
+        let id = Some(ServiceId(
+            u16::try_from(index).expect("at most 65535 services"),
+        ));
         for host in &service.hosts {
             assert_eq!(policy.service_for_authority(host), id, "host {host:?}");
             let upper = host.to_ascii_uppercase();
             assert_eq!(policy.service_for_authority(&upper), id, "host {upper:?}");
             let with_port = format!("{host}:9080");
-            assert_eq!(policy.service_for_authority(&with_port), id, "{with_port:?}");
+            assert_eq!(
+                policy.service_for_authority(&with_port),
+                id,
+                "{with_port:?}"
+            );
             let cluster = format!("outbound|9080|v1|{host}");
             assert_eq!(policy.service_for_cluster(&cluster), id, "{cluster:?}");
         }
@@ -107,7 +117,10 @@ pub fn policy_decision(data: &[u8]) {
     for _ in 0..=bytes.u8() % 4 {
         let authority = bytes.text();
         if let Some(id) = policy.service_for_authority(&authority) {
-            assert!(policy.service(id).is_some(), "{authority:?} names no service");
+            assert!(
+                policy.service(id).is_some(),
+                "{authority:?} names no service"
+            );
         }
     }
     for service in policy.services() {
@@ -146,7 +159,10 @@ fn decide_for(
     } else {
         assert!(!plan.targets().is_empty(), "{}: no target", service.name());
         let total: u32 = plan.targets().iter().map(|t| t.weight).sum();
-        assert!(total == 100 || plan.targets().len() == 1, "weights sum to {total}");
+        assert!(
+            total == 100 || plan.targets().len() == 1,
+            "weights sum to {total}"
+        );
         for target in plan.targets() {
             let mut order = target.preference.clone();
             order.sort_unstable();
@@ -189,7 +205,11 @@ fn decide_for(
     }
     let shape = service.table_shape();
     let table = health::encode_table(&records, shape);
-    assert_eq!(health::decode_table(Some(&table), shape), records, "table round trip");
+    assert_eq!(
+        health::decode_table(Some(&table), shape),
+        records,
+        "table round trip"
+    );
     let garbage_table;
     let table: &[u8] = if bytes.u8() % 8 == 0 {
         garbage_table = bytes.0.to_vec();
@@ -213,7 +233,10 @@ fn decide_for(
             }
             Decision::NoHealthyRegion { primary } => {
                 assert!(primary < slots);
-                assert!((0..slots).all(|slot| !admitted(slot)), "a region was admitted");
+                assert!(
+                    (0..slots).all(|slot| !admitted(slot)),
+                    "a region was admitted"
+                );
             }
             Decision::Passthrough => assert!(source.is_none()),
         }
@@ -239,8 +262,15 @@ pub fn plan_render(data: &[u8]) {
     let plan = checked.plan.expect("a plan without errors was parsed");
     let secrets = RouteSecrets::example().expect("the example secret is valid");
     let topo = Topology::new(&plan);
-    let token = secrets.tokens(&plan).into_iter().next().expect("a current token");
-    for proxies in [geolb::policy::PolicyFor::Sidecars, geolb::policy::PolicyFor::Gateways] {
+    let token = secrets
+        .tokens(&plan)
+        .into_iter()
+        .next()
+        .expect("a current token");
+    for proxies in [
+        geolb::policy::PolicyFor::Sidecars,
+        geolb::policy::PolicyFor::Gateways,
+    ] {
         let wire = geolb::policy::wire_policy(&topo, proxies, &token);
         let json = serde_json::to_vec(&wire).expect("wire policy serializes");
         if let Err(errors) = parse_policy(&json) {
@@ -288,7 +318,8 @@ pub fn cluster_name(data: &[u8]) {
     let host = String::from_utf8_lossy(bytes.0).into_owned();
     let name = format!("outbound|{port}|{subset}|{host}");
     let parsed = OutboundCluster::parse(&name);
-    let istiod_writes = port != 0 && !subset.contains('|') && !host.is_empty() && !host.contains('|');
+    let istiod_writes =
+        port != 0 && !subset.contains('|') && !host.is_empty() && !host.contains('|');
     if istiod_writes {
         let expected = OutboundCluster {
             port,
@@ -306,7 +337,9 @@ mod tests {
     use std::path::Path;
 
     fn each_seed(target: &str, run: fn(&[u8])) {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds").join(target);
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("seeds")
+            .join(target);
         let mut count = 0;
         for entry in std::fs::read_dir(&dir).expect("seed directory") {
             let path = entry.expect("seed entry").path();
