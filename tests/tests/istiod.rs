@@ -968,15 +968,15 @@ fn an_unknown_field_is_an_error_naming_file_and_field() {
         "{e}"
     );
 
-    // A StringMatch form geolb never renders.
+    // A StringMatch form Istio does not have.
     let r = render("a-failover-distribution");
     let vs = "mesh/default/virtualservice-reviews.yaml";
     let exact = format!("exact: \"{}\"", r.routed("cn-shanghai"));
-    edit(r.root(), vs, &exact, "regex: \"cn-.*\"");
+    edit(r.root(), vs, &exact, "suffix: \"shanghai\"");
     let e = load_error(r.root(), "ack-hangzhou");
     assert_eq!(
         e.at,
-        format!("{vs}: spec.http[1].match[0].headers.x-geolb-region.regex"),
+        format!("{vs}: spec.http[2].match[0].headers.x-geolb-region.suffix"),
         "{e}"
     );
 }

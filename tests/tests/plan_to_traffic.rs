@@ -256,22 +256,31 @@ fn a_distribution_one_page_in_ten_from_shanghai() {
     assert_eq!(gateway_productpage_counter(chain, "routed", SH), 0);
     let routes = gateway_routes(chain, pages.pages);
     assert!(
-        routes.iter().all(|r| r == "productpage-geolb-cn-hangzhou"),
+        routes
+            .iter()
+            .all(|r| r == "productpage-geolb-cn-hangzhou-idempotent"),
         "{routes:?}"
     );
     // The RBAC filter before geolb (Istio's authorization place) had resolved the route
     // for the request as it arrived, the fallback: geolb's header still re-routed it.
     let seen: Vec<String> = access_log_field(&chain.gateway, "rbac=");
     assert!(
-        seen.iter().all(|r| r == "route:productpage-geolb-fallback"),
+        seen.iter()
+            .all(|r| r == "route:productpage-geolb-fallback-idempotent"),
         "{seen:?}"
     );
     let seen = access_log_field(chain.sidecar(ACK_HANGZHOU), "rbac=");
     assert_eq!(seen.len(), 10, "{seen:?}");
-    assert!(seen.iter().all(|r| r == "route:geolb-fallback"), "{seen:?}");
+    assert!(
+        seen.iter().all(|r| r == "route:geolb-fallback-idempotent"),
+        "{seen:?}"
+    );
     let routes = access_log_field(chain.sidecar(ACK_HANGZHOU), "route=");
     assert_eq!(
-        routes.iter().filter(|r| *r == "geolb-cn-shanghai").count(),
+        routes
+            .iter()
+            .filter(|r| *r == "geolb-cn-shanghai-idempotent")
+            .count(),
         1,
         "{routes:?}"
     );
@@ -334,7 +343,7 @@ fn a_without_cluster_regions_an_ack_proxy_has_no_region_and_passes_through() {
     assert!(
         gateway_routes(&chain, 10)
             .iter()
-            .all(|r| r == "productpage-geolb-fallback")
+            .all(|r| r == "productpage-geolb-fallback-idempotent")
     );
     let run = seed_a_with(without_table(NodeLocality::Platform), Down::Nothing);
     assert_distribution("no clusterRegions, locality from platform metadata", &run);
@@ -451,7 +460,9 @@ fn a_client_sent_routing_header_at_the_ingress_changes_nothing() {
     assert_eq!(gateway_productpage_counter(&chain, "routed", HZ), 20);
     let routes = gateway_routes(&chain, 20);
     assert!(
-        routes.iter().all(|r| r == "productpage-geolb-cn-hangzhou"),
+        routes
+            .iter()
+            .all(|r| r == "productpage-geolb-cn-hangzhou-idempotent"),
         "{routes:?}"
     );
     for (p, page) in bookinfo.productpages() {

@@ -39,12 +39,13 @@ use geolb_e2e::*;
 const HEADER: &str = "x-bookinfo-region";
 const ACK_HANGZHOU: &str = "ack-hangzhou";
 const GATEWAY_PLUGIN: &str = "mesh/istio-system/wasmplugin-geolb-bookinfo-gateway.yaml";
-/// The route the gateway's active filter picks for productpage from cn-hangzhou.
-const FILTER_ROUTE: &str = "productpage-geolb-cn-hangzhou";
+/// The route the gateway's active filter picks for productpage from cn-hangzhou (for a
+/// GET: the idempotent methods' route).
+const FILTER_ROUTE: &str = "productpage-geolb-cn-hangzhou-idempotent";
 /// Where the crashed state's WasmPlugin names the test build of the filter.
 const PANIC_MODULE_URL: &str = "file:///var/lib/geolb/geolb_filter_test_panic.wasm";
 /// The route without a header match: the mesh's own load balancing.
-const FALLBACK_ROUTE: &str = "productpage-geolb-fallback";
+const FALLBACK_ROUTE: &str = "productpage-geolb-fallback-idempotent";
 
 /// The thirteen ways a client sends the routing header.
 fn variants() -> Vec<(&'static str, Vec<(String, String)>)> {
@@ -271,7 +272,10 @@ fn no_client_chosen_value_routes_a_request_in_any_filter_state() {
             let response = Connection::open(addr).unwrap().send(&real).unwrap();
             assert_eq!(response.header("x-served-region"), Some("cn-shanghai"));
             let route = routes(&envoy, before + variants.len() + 1, 1).remove(0);
-            assert_eq!(route, "productpage-geolb-cn-shanghai", "the control");
+            assert_eq!(
+                route, "productpage-geolb-cn-shanghai-idempotent",
+                "the control"
+            );
             assert!(app_saw_header(&bookinfo).is_empty(), "the route removes it");
         }
     }
