@@ -239,7 +239,8 @@ impl Root {
                                 &format!("geolb: invalid policy, passing traffic through to the mesh's default routing: {problem}"),
                             );
                         }
-                        self.mode = Mode::Passthrough(Rc::from(passthrough_routing_header(&config)));
+                        self.mode =
+                            Mode::Passthrough(Rc::from(passthrough_routing_header(&config)));
                         true
                     }
                 }

@@ -793,7 +793,10 @@ fn bad_scalars_are_named_at_their_path() {
                 .iter()
                 .map(|f| format!("  {}: {}", f.path, f.message))
                 .collect();
-            failures.push(format!("{new}: expected {expected:?} at {path}; got\n{}", got.join("\n")));
+            failures.push(format!(
+                "{new}: expected {expected:?} at {path}; got\n{}",
+                got.join("\n")
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -822,7 +825,10 @@ fn failure_status_codes_name_the_bad_code() {
             .any(|f| f.starts_with("filter.health.failureStatusCodes[1]: -1")),
         "{findings:?}"
     );
-    assert!(!findings.iter().any(|f| f.contains("anyOf")), "{findings:?}");
+    assert!(
+        !findings.iter().any(|f| f.contains("anyOf")),
+        "{findings:?}"
+    );
 }
 
 #[test]
@@ -839,7 +845,9 @@ fn a_plan_of_five_thousand_services_is_within_the_node_limit() {
     let source = Source::new("plan.yaml", text);
     let findings = validate::check(&source).findings;
     assert!(
-        !findings.iter().any(|f| f.message.contains("does not parse")),
+        !findings
+            .iter()
+            .any(|f| f.message.contains("does not parse")),
         "{:?}",
         findings.first()
     );

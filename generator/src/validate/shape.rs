@@ -13,10 +13,9 @@ use crate::source::{FieldPath, Source};
 /// Every shape problem of the document in `source`; empty when the schema finds none
 /// (serde's own error, if any, is then reported).
 pub(super) fn findings(source: &Source) -> Vec<Finding> {
-    let Ok(document) = serde_saphyr::from_str_with_options::<Value>(
-        source.text(),
-        crate::plan::yaml_options(),
-    ) else {
+    let Ok(document) =
+        serde_saphyr::from_str_with_options::<Value>(source.text(), crate::plan::yaml_options())
+    else {
         return Vec::new();
     };
     let Ok(schema) = serde_json::to_value(json_schema()) else {
@@ -89,7 +88,12 @@ fn explain(
             let allowed = schema_node(schema, &error.schema_path().to_string())
                 .and_then(|node| node.get("description"))
                 .and_then(Value::as_str)
-                .map(|d| format!("; expected {}", d.trim_end_matches('.')))
+                .map(|d| d.trim_end_matches('.'))
+                .map(|d| {
+                    let mut chars = d.chars();
+                    let first = chars.next().map(|c| c.to_lowercase().to_string());
+                    format!("; expected {}{}", first.unwrap_or_default(), chars.as_str())
+                })
                 .unwrap_or_default();
             findings.push(Finding::error(
                 path,
@@ -103,8 +107,10 @@ fn explain(
 /// Whether `error` only says the value is not `null` (the other branch of an
 /// optional field).
 fn is_null_branch(error: &jsonschema::ValidationError<'_>) -> bool {
-    matches!(error.kind(), jsonschema::error::ValidationErrorKind::Type { .. })
-        && error.to_string().ends_with("is not of type \"null\"")
+    matches!(
+        error.kind(),
+        jsonschema::error::ValidationErrorKind::Type { .. }
+    ) && error.to_string().ends_with("is not of type \"null\"")
 }
 
 /// The schema object holding the keyword at `keyword_path` (e.g. `.../pattern`),
