@@ -24,6 +24,11 @@ for plan in manifests/examples/*/plan.yaml; do
   scenario="$(basename "$(dirname "$plan")")"
   cargo run -q --locked -p geolb -- check "$plan" "manifests/$scenario"
 done
+step "fuzz smoke: each AFL++ target from its seeds, no crash allowed"
+# The long runs stay out of CI; `scripts/fuzz.sh TARGET SECONDS` runs one by hand.
+for target in $(scripts/fuzz.sh); do
+  scripts/fuzz.sh "$target" 20
+done
 step "end-to-end in a real Envoy"
 # Each test runs its own Envoy (2 workers) and upstreams; two at a time fit 2 cores.
 cargo test -q --locked -p geolb-e2e -- --test-threads 2

@@ -86,9 +86,23 @@ impl AddressRange {
     }
 }
 
-/// Whether two networks share any address.
+/// Whether two networks share any address. An IPv4-mapped IPv6 network
+/// (`::ffff:10.0.0.0/112`) is the IPv4 network it maps, so it overlaps `10.0.0.0/16`.
 pub fn overlaps(a: &IpNet, b: &IpNet) -> bool {
+    let (a, b) = (unmapped(*a), unmapped(*b));
     a.contains(&b.network()) || b.contains(&a.network())
+}
+
+/// The IPv4 network an IPv4-mapped IPv6 network (`::ffff:0:0/96` and longer) stands
+/// for; any other network unchanged. The one place mapped addresses are normalised.
+pub fn unmapped(net: IpNet) -> IpNet {
+    match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.network().to_ipv4_mapped() {
+            Some(v4) => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96).map_or(net, IpNet::V4),
+            None => net,
+        },
+        other => other,
+    }
 }
 
 /// Connected groups of VPCs: VPC name -> the smallest VPC name of its group.
@@ -206,5 +220,10 @@ mod tests {
         let v6: IpNet = "fd00::/8".parse().unwrap();
         assert!(overlaps(&a, &b) && overlaps(&b, &a));
         assert!(!overlaps(&a, &c) && !overlaps(&a, &v6));
+        let mapped: IpNet = "::ffff:10.0.0.0/112".parse().unwrap();
+        let pods: IpNet = "10.0.0.0/16".parse().unwrap();
+        assert!(overlaps(&mapped, &pods) && overlaps(&pods, &mapped));
+        assert!(!overlaps(&mapped, &c));
+        assert_eq!(unmapped(mapped), pods);
     }
 }

@@ -78,6 +78,60 @@ pub fn region_subset(region: &str) -> String {
 }
 
 const DEFAULT_RETRY_ON: &str = "connect-failure,refused-stream,unavailable,cancelled,503";
+
+/// Methods RFC 9110 (section 9.2.2) calls idempotent: a request of one of these may be
+/// sent twice without changing the outcome, so its route also retries a reset (a
+/// connection dropped with the request in flight, or a per-try timeout).
+/// `:method` regex of Istio's `HTTPMatchRequest.method` (RE2, whole value).
+const IDEMPOTENT_METHODS: &str = "GET|HEAD|OPTIONS|PUT|DELETE|TRACE";
+
+/// The Envoy retry condition added on idempotent routes: the upstream reset, closed or
+/// timed out the attempt after it was sent (Envoy `reset`, covers per-try timeouts).
+const RESET_RETRY_ON: &str = "reset";
+
+/// Splits each route in two, in this order: the idempotent methods (every match block
+/// plus the method match, retries with `reset` added) then the same route for every
+/// other method (the plain retries, which only resend what never reached the app).
+fn split_by_method(routes: Vec<Value>, retries: &Value) -> Vec<Value> {
+    let mut idempotent_retries = retries.clone();
+    if let Some(on) = retries.get("retryOn").and_then(Value::as_str)
+        && !on.split(',').any(|c| c.trim() == RESET_RETRY_ON)
+    {
+        set(
+            &mut idempotent_retries,
+            "retryOn",
+            json!(format!("{on},{RESET_RETRY_ON}")),
+        );
+    }
+    let method = json!({ "regex": IDEMPOTENT_METHODS });
+    let mut out = Vec::with_capacity(routes.len() * 2);
+    for route in routes {
+        let mut first = route.clone();
+        let blocks: Vec<Value> = match route.get("match").and_then(Value::as_array) {
+            Some(blocks) if !blocks.is_empty() => blocks
+                .iter()
+                .map(|b| {
+                    let mut b = b.clone();
+                    set(&mut b, "method", method.clone());
+                    b
+                })
+                .collect(),
+            _ => vec![json!({ "method": method })],
+        };
+        set(&mut first, "match", json!(blocks));
+        let name = route
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        set(&mut first, "name", json!(format!("{name}-idempotent")));
+        set(&mut first, "retries", idempotent_retries.clone());
+        let mut rest = route;
+        set(&mut rest, "retries", retries.clone());
+        out.push(first);
+        out.push(rest);
+    }
+    out
+}
 const DEFAULT_PLUGIN_NAME: &str = "geolb";
 const GATEWAY_NAMESPACE: &str = "istio-system";
 
@@ -460,14 +514,14 @@ impl Renderer<'_, '_> {
             })
             .collect();
         routes.push(json!({ "name": "geolb-fallback", "match": [], "host": host, "port": service.port, "subset": "" }));
+        let retries = Self::retries(service);
         json!({
             "name": service.name,
             "namespace": service.namespace,
             "hosts": [host],
             "gateways": [],
             "header": header,
-            "retries": Self::retries(service),
-            "routes": routes,
+            "routes": split_by_method(routes, &retries),
         })
     }
 
@@ -510,8 +564,7 @@ impl Renderer<'_, '_> {
             "hosts": hosts,
             "gateways": [gw.name],
             "header": header,
-            "retries": Self::retries_default(),
-            "routes": routes,
+            "routes": split_by_method(routes, &Self::retries_default()),
         })
     }
 

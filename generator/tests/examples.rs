@@ -644,3 +644,39 @@ fn region_routes_match_only_tokenised_values_and_rotation_adds_the_previous_toke
         }
     }
 }
+
+/// Idempotent methods get their own routes, ahead of the rest, whose retries add
+/// `reset`; the other methods (POST, PATCH) keep retries that only resend what never
+/// reached the app.
+#[test]
+fn only_idempotent_routes_retry_resets() {
+    let m = render("a-failover-distribution", ExtensionApi::Wasmplugin);
+    let (_, vs) = m
+        .iter()
+        .find(|(k, _)| k.contains("virtualservice-reviews"))
+        .expect("reviews VirtualService");
+    let doc: serde_norway::Value = serde_norway::from_str(vs).unwrap();
+    let http = doc["spec"]["http"].as_sequence().unwrap();
+    assert!(http.len() >= 2 && http.len() % 2 == 0, "{vs}");
+    for pair in http.chunks(2) {
+        let (idem, rest) = (&pair[0], &pair[1]);
+        let name = rest["name"].as_str().unwrap();
+        assert_eq!(idem["name"].as_str().unwrap(), format!("{name}-idempotent"));
+        let blocks = idem["match"].as_sequence().unwrap();
+        assert!(!blocks.is_empty());
+        for b in blocks {
+            assert_eq!(
+                b["method"]["regex"].as_str(),
+                Some("GET|HEAD|OPTIONS|PUT|DELETE|TRACE"),
+                "{vs}"
+            );
+        }
+        let on = |r: &serde_norway::Value| r["retries"]["retryOn"].as_str().unwrap().to_owned();
+        assert!(on(idem).split(',').any(|c| c == "reset"), "{vs}");
+        assert!(!on(rest).split(',').any(|c| c == "reset"), "{vs}");
+        assert_eq!(
+            idem["retries"]["retryRemoteLocalities"].as_bool(),
+            Some(true)
+        );
+    }
+}

@@ -47,6 +47,8 @@ struct Shared {
     reviews_conn: Mutex<Option<Connection>>,
     reviews_connections_opened: AtomicU64,
     pages: AtomicU64,
+    /// The headers of the last request (names lower-cased, in order).
+    last_request: Mutex<Vec<(String, String)>>,
     listening: Listening,
 }
 
@@ -68,6 +70,7 @@ impl Productpage {
             reviews_conn: Mutex::new(None),
             reviews_connections_opened: AtomicU64::new(0),
             pages: AtomicU64::new(0),
+            last_request: Mutex::new(Vec::new()),
             listening: Listening::new(addr),
         });
         let acceptor = Some(spawn_acceptor(listener, shared.clone()));
@@ -101,6 +104,12 @@ impl Productpage {
     /// `/productpage` pages answered so far.
     pub fn pages(&self) -> u64 {
         self.shared.pages.load(Ordering::SeqCst)
+    }
+
+    /// The headers of the last request it received (names lower-cased, in order): what
+    /// the app would see.
+    pub fn last_request_headers(&self) -> Vec<(String, String)> {
+        lock(&self.shared.last_request).clone()
     }
 }
 
@@ -259,6 +268,7 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
         if !shared.listening.is_running() {
             return Ok(());
         }
+        *lock(&shared.last_request) = head.headers.clone();
         let path = head.path.split('?').next().unwrap_or_default();
         let (status, headers, body) = if path == "/productpage" {
             shared.pages.fetch_add(1, Ordering::SeqCst);

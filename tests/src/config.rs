@@ -156,8 +156,10 @@ pub enum SubsetStyle {
 pub struct RetryPolicy {
     /// `num_retries` (Istio default 2).
     pub num_retries: u32,
-    /// Adds `envoy.retry_priorities.previous_priorities` (not something Istio renders by
-    /// itself; lets a retry reach priority 1 before priority 0's host is ejected).
+    /// Adds `envoy.retry_priorities.previous_priorities`: istiod renders it for
+    /// `retryRemoteLocalities: true` (retry.go `ConvertPolicy`), which geolb's
+    /// VirtualService always sets; lets a retry reach priority 1 before priority 0's
+    /// host is ejected.
     pub previous_priorities: bool,
 }
 
@@ -165,7 +167,7 @@ impl Default for RetryPolicy {
     fn default() -> RetryPolicy {
         RetryPolicy {
             num_retries: 2,
-            previous_priorities: false,
+            previous_priorities: true,
         }
     }
 }
@@ -363,6 +365,23 @@ impl MeshConfig {
         self.proxy_region = region.into();
         self.proxy_zone = format!("{region}-a");
         self
+    }
+
+    /// The routing header value a region route matches: `<region>.<route token>` when
+    /// the wasm filter's policy carries a `routeToken` (as geolb's rendered
+    /// VirtualServices match), the bare region otherwise (Envoy facts without geolb).
+    pub fn region_match_value(&self, region: &str) -> String {
+        let token = self.wasm.as_ref().and_then(|w| {
+            serde_json::from_str::<serde_json::Value>(&w.plugin_config)
+                .ok()?
+                .get("routeToken")?
+                .as_str()
+                .map(str::to_owned)
+        });
+        match token {
+            Some(token) => geolb_policy::token::route_header_value(region, &token),
+            None => region.to_owned(),
+        }
     }
 
     /// `reviews.default.svc.cluster.local`
@@ -584,7 +603,7 @@ impl MeshConfig {
             y += &format!(
                 "              - name: {}\n                match:\n                  prefix: /\n                  headers:\n                  - name: {ROUTING_HEADER}\n                    string_match: {{exact: {}}}\n",
                 q(&format!("{SUBSET_PREFIX}{}", r.name)),
-                q(&r.name)
+                q(&self.region_match_value(&r.name))
             );
             y += &format!(
                 "                request_headers_to_remove: [{ROUTING_HEADER}]\n                route:\n                  cluster: {}\n                  timeout: 0s\n",
@@ -651,7 +670,7 @@ impl MeshConfig {
         y += "                    retry_host_predicate:\n                    - name: envoy.retry_host_predicates.previous_hosts\n                      typed_config: {\"@type\": type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate}\n";
         y += "                    host_selection_retry_max_attempts: 5\n";
         if rp.previous_priorities {
-            y += "                    # Not rendered by Istio itself: lets a retry move to the next priority at once.\n";
+            y += "                    # istiod's retryRemoteLocalities: a retry moves to the next priority at once.\n";
             y += "                    retry_priority:\n                      name: envoy.retry_priorities.previous_priorities\n                      typed_config:\n                        \"@type\": type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig\n                        update_frequency: 2\n";
         }
         y
@@ -666,6 +685,10 @@ impl MeshConfig {
             self.lb_policy
         );
         y += "    common_lb_config:\n      healthy_panic_threshold: {value: 0}\n";
+        // istiod's default thresholds (cluster_traffic_policy.go,
+        // `getDefaultCircuitBreakerThresholds`): every limit MaxUint32. Envoy's own
+        // default `max_retries: 3` overflows (UO) when a region dies under load.
+        y += "    circuit_breakers:\n      thresholds:\n      - {max_connections: 4294967295, max_pending_requests: 4294967295, max_requests: 4294967295, max_retries: 4294967295, track_remaining: true}\n";
         if let Some(ms) = self.update_merge_window_ms {
             y += &format!("      update_merge_window: {}\n", dur(ms));
         }

@@ -49,3 +49,7 @@ pub use config::{
 pub use envoy::{Envoy, StartError, UpdateOutcome, wait_until};
 pub use paths::{empty_wasm, envoy_binary, geolb_wasm, repo_root, wasm_module};
 pub use upstream::{Body, ROUTING_HEADER, Upstream};
+
+/// The route token of the tests' hand-written policies (a [`MeshConfig`] with such a
+/// policy matches `<region>.<token>`, as geolb's rendered VirtualServices do).
+pub const ROUTE_TOKEN: &str = "e2e-test-route-token-0123";

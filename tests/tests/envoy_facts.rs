@@ -246,6 +246,10 @@ fn without_ejection_previous_hosts_retries_cannot_leave_priority_0() {
     let (mut a, b, c) = three_regions();
     let mut cfg = MeshConfig::for_upstreams(&[&a, &b, &c]);
     cfg.outlier.consecutive_5xx = 1000; // never ejected
+    cfg.retry = Some(RetryPolicy {
+        previous_priorities: false,
+        ..RetryPolicy::default()
+    });
     let envoy = Envoy::start(&cfg);
     a.stop();
     let s = Summary::of(&send_on_one_connection(envoy.addr(), &routed(A), 5));

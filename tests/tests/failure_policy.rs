@@ -19,6 +19,7 @@ fn envoy_with(policy: FailurePolicy) -> (Upstream, Upstream, Envoy) {
     let (hz, sh) = (Upstream::start(HZ), Upstream::start(SH));
     let plugin_config = serde_json::json!({
         "apiVersion": "geolb.io/v1alpha1",
+        "routeToken": ROUTE_TOKEN,
         "regions": [HZ, SH],
         "services": [{
             "name": "reviews.default",

@@ -76,7 +76,7 @@ fn every_rendered_plugin_config_configures_the_filter() {
 #[test]
 fn a_broken_plugin_config_is_reported_by_validate_mode() {
     let log = validate(
-        r#"{"apiVersion": "geolb.io/v1alpha1", "regions": ["cn-hangzhou"], "services": []}"#,
+        r#"{"apiVersion": "geolb.io/v1alpha1", "routeToken": "e2e-test-route-token-0123", "regions": ["cn-hangzhou"], "services": []}"#,
     );
     assert!(
         log.contains("geolb: invalid policy") && log.contains("services: must not be empty"),

@@ -63,6 +63,15 @@ impl Rendered {
         self.dir.path()
     }
 
+    /// The routing header value a region route of this render matches: the region with
+    /// the example secret's route token.
+    fn routed(&self, region: &str) -> String {
+        let tokens = geolb::secret::RouteSecrets::example()
+            .unwrap()
+            .tokens(&self.plan);
+        geolb_policy::token::route_header_value(region, &tokens[0])
+    }
+
     fn load(&self, cluster: &str) -> ClusterManifests {
         ClusterManifests::load(self.root(), cluster).unwrap_or_else(|e| panic!("{e}"))
     }
@@ -472,15 +481,35 @@ fn a_sidecar_routes_match_the_header_remove_it_and_retry_like_istio() {
         vh["domains"],
         json!([REVIEWS, "reviews", "reviews.default.svc", "reviews.default"])
     );
-    let routes = vh["routes"].as_array().unwrap();
-    let names: Vec<&str> = routes.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    let all = vh["routes"].as_array().unwrap();
+    let names: Vec<&str> = all.iter().map(|r| r["name"].as_str().unwrap()).collect();
     assert_eq!(
         names,
-        ["geolb-cn-hangzhou", "geolb-cn-shanghai", "geolb-fallback"]
+        [
+            "geolb-cn-hangzhou-idempotent",
+            "geolb-cn-hangzhou",
+            "geolb-cn-shanghai-idempotent",
+            "geolb-cn-shanghai",
+            "geolb-fallback-idempotent",
+            "geolb-fallback"
+        ]
     );
+    // Idempotent methods first: the `:method` match, and `reset` among the conditions.
+    for idem in all.iter().step_by(2) {
+        let headers = idem["match"]["headers"].as_array().unwrap();
+        assert_eq!(
+            headers.last().unwrap(),
+            &json!({ "name": ":method", "string_match": { "safe_regex": { "regex": "GET|HEAD|OPTIONS|PUT|DELETE|TRACE" } } })
+        );
+        assert_eq!(
+            idem["route"]["retry_policy"]["retry_on"],
+            "connect-failure,refused-stream,unavailable,cancelled,reset,retriable-status-codes"
+        );
+    }
+    let routes: Vec<Value> = all.iter().skip(1).step_by(2).cloned().collect();
     assert_eq!(
         routes[1]["match"],
-        json!({ "prefix": "/", "headers": [{ "name": "x-geolb-region", "string_match": { "exact": "cn-shanghai" } }] })
+        json!({ "prefix": "/", "headers": [{ "name": "x-geolb-region", "string_match": { "exact": r.routed("cn-shanghai") } }] })
     );
     assert_eq!(routes[2]["match"], json!({ "prefix": "/" }));
     assert_eq!(
@@ -491,7 +520,7 @@ fn a_sidecar_routes_match_the_header_remove_it_and_retry_like_istio() {
         routes[2]["route"]["cluster"],
         format!("outbound|9080||{REVIEWS}")
     );
-    for route in routes {
+    for route in &routes {
         assert_eq!(
             route["request_headers_to_remove"],
             json!(["x-geolb-region"])
@@ -587,13 +616,19 @@ fn a_ingress_gateway_serves_the_gateway_virtual_service_on_port_80() {
     assert_eq!(hcm(&t, "0.0.0.0_80")["route_config"]["name"], "http.80");
     let vh = vhost(&t, "0.0.0.0_80", "*:80");
     assert_eq!(vh["domains"], json!(["*"]));
-    let routes = vh["routes"].as_array().unwrap();
-    // 3 http routes (2 regions + fallback) × 5 match blocks each.
+    let all = vh["routes"].as_array().unwrap();
+    // 3 http routes (2 regions + fallback), each split by method, × 5 match blocks.
+    assert_eq!(all.len(), 30);
+    let routes: Vec<Value> = all
+        .iter()
+        .filter(|r| !r["name"].as_str().unwrap().ends_with("-idempotent"))
+        .cloned()
+        .collect();
     assert_eq!(routes.len(), 15);
     assert_eq!(routes[0]["name"], "productpage-geolb-cn-hangzhou");
     assert_eq!(
         routes[0]["match"],
-        json!({ "path": "/productpage", "headers": [{ "name": "x-geolb-region", "string_match": { "exact": "cn-hangzhou" } }] })
+        json!({ "path": "/productpage", "headers": [{ "name": "x-geolb-region", "string_match": { "exact": r.routed("cn-hangzhou") } }] })
     );
     assert_eq!(routes[3]["match"]["prefix"], "/static");
     assert_eq!(
@@ -936,7 +971,8 @@ fn an_unknown_field_is_an_error_naming_file_and_field() {
     // A StringMatch form geolb never renders.
     let r = render("a-failover-distribution");
     let vs = "mesh/default/virtualservice-reviews.yaml";
-    edit(r.root(), vs, "exact: \"cn-shanghai\"", "regex: \"cn-.*\"");
+    let exact = format!("exact: \"{}\"", r.routed("cn-shanghai"));
+    edit(r.root(), vs, &exact, "regex: \"cn-.*\"");
     let e = load_error(r.root(), "ack-hangzhou");
     assert_eq!(
         e.at,

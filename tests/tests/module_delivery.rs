@@ -283,6 +283,7 @@ fn the_image_pushed_to_a_registry_is_the_examples_pin_and_its_pulled_module_runs
     let sh = Upstream::start("cn-shanghai");
     let policy = json!({
         "apiVersion": "geolb.io/v1alpha1",
+        "routeToken": ROUTE_TOKEN,
         "regions": ["cn-hangzhou", "cn-shanghai"],
         "services": [{
             "name": "reviews.default",

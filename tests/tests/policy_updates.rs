@@ -44,6 +44,7 @@ fn policy(to_sh: u32) -> Value {
     };
     json!({
         "apiVersion": "geolb.io/v1alpha1",
+        "routeToken": ROUTE_TOKEN,
         "regions": [HZ, SH],
         "clusterRegions": { "ack-hangzhou": HZ },
         "services": [{

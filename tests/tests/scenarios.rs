@@ -29,6 +29,7 @@ const BJ: &str = "cn-beijing";
 fn seed_a_policy(base_ejection: &str, ramp: &str) -> Value {
     json!({
         "apiVersion": "geolb.io/v1alpha1",
+        "routeToken": ROUTE_TOKEN,
         "regions": [HZ, SH],
         "clusterRegions": { ACK_HANGZHOU: HZ, "ack-shanghai": SH },
         "health": { "consecutiveFailures": 1, "baseEjectionTime": base_ejection, "recoveryRamp": ramp },
@@ -46,6 +47,7 @@ fn seed_a_policy(base_ejection: &str, ramp: &str) -> Value {
 fn three_region_policy() -> Value {
     json!({
         "apiVersion": "geolb.io/v1alpha1",
+        "routeToken": ROUTE_TOKEN,
         "regions": [HZ, SH, BJ],
         "clusterRegions": { ACK_HANGZHOU: HZ, "ack-shanghai": SH, "ack-beijing": BJ },
         "health": { "consecutiveFailures": 1, "baseEjectionTime": "30s" },

@@ -172,8 +172,9 @@ fn circuit_breakers(pool: Option<&Sourced<'_, ConnectionPool>>) -> Value {
         "track_remaining": true,
     });
     if let Some(p) = pool {
+        // istiod applies a limit only when it is > 0 (it cannot tell 0 from unset).
         let mut set = |k: &str, v: Option<u32>| {
-            if let (Some(v), Some(obj)) = (v, t.as_object_mut()) {
+            if let (Some(v), Some(obj)) = (v.filter(|v| *v > 0), t.as_object_mut()) {
                 obj.insert(k.into(), json!(v));
             }
         };
@@ -347,4 +348,44 @@ fn cluster(
         endpoints::load_assignment(name, &groups),
     );
     Ok(Value::Object(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::istiod::objects::{HttpPool, TcpPool};
+
+    /// `applyConnectionPool` (cluster_traffic_policy.go) keeps the MaxUint32 defaults for
+    /// limits set to 0 (it cannot tell 0 from unset) and applies the others.
+    #[test]
+    fn zero_pool_limits_keep_istio_defaults() {
+        let pool = ConnectionPool {
+            tcp: Some(TcpPool {
+                max_connections: Some(0),
+                connect_timeout: None,
+            }),
+            http: Some(HttpPool {
+                http1_max_pending_requests: Some(7),
+                http2_max_requests: Some(0),
+                max_requests_per_connection: None,
+                max_retries: Some(0),
+                idle_timeout: None,
+            }),
+        };
+        let sourced = Sourced {
+            value: &pool,
+            path: "spec.trafficPolicy.connectionPool".into(),
+        };
+        let max = u64::from(u32::MAX);
+        assert_eq!(
+            circuit_breakers(Some(&sourced)),
+            json!({ "thresholds": [{
+                "max_connections": max,
+                "max_pending_requests": 7,
+                "max_requests": max,
+                "max_retries": max,
+                "track_remaining": true,
+            }] })
+        );
+    }
 }

@@ -120,9 +120,12 @@ pub struct HttpMatch {
     pub uri: Option<StringMatch>,
     #[serde(default)]
     pub headers: BTreeMap<String, StringMatch>,
+    /// The request method (`:method` header match).
+    #[serde(default)]
+    pub method: Option<StringMatch>,
 }
 
-/// Istio `StringMatch` (a oneof); geolb renders `exact` and `prefix` only.
+/// Istio `StringMatch` (a oneof); geolb renders `exact`, `prefix` and (method) `regex`.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StringMatch {
@@ -130,6 +133,8 @@ pub struct StringMatch {
     pub exact: Option<String>,
     #[serde(default)]
     pub prefix: Option<String>,
+    #[serde(default)]
+    pub regex: Option<String>,
 }
 
 /// A [`StringMatch`] with its oneof resolved.
@@ -137,14 +142,16 @@ pub struct StringMatch {
 pub enum Match<'a> {
     Exact(&'a str),
     Prefix(&'a str),
+    Regex(&'a str),
 }
 
 impl StringMatch {
     /// The one condition it holds, `None` if it holds none or both.
     pub fn get(&self) -> Option<Match<'_>> {
-        match (&self.exact, &self.prefix) {
-            (Some(e), None) => Some(Match::Exact(e)),
-            (None, Some(p)) => Some(Match::Prefix(p)),
+        match (&self.exact, &self.prefix, &self.regex) {
+            (Some(e), None, None) => Some(Match::Exact(e)),
+            (None, Some(p), None) => Some(Match::Prefix(p)),
+            (None, None, Some(r)) => Some(Match::Regex(r)),
             _ => None,
         }
     }
@@ -196,6 +203,10 @@ pub struct Retries {
     pub retry_remote_localities: Option<bool>,
     #[serde(default)]
     pub per_try_timeout: Option<String>,
+    #[serde(default)]
+    pub retry_ignore_previous_hosts: Option<bool>,
+    #[serde(default)]
+    pub backoff: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]

@@ -30,25 +30,52 @@ pub fn default_retry_policy() -> Value {
     })
 }
 
-/// `parseRetryOn`: numeric tokens are retriable status codes, the rest Envoy
-/// retry conditions.
+/// The status codes Go's `http.StatusText` names: istiod's `parseRetryOn` takes a
+/// numeric token as a retriable status code only when it is one of these.
+const GO_STATUS_TEXT_CODES: &[i64] = &[
+    100, 101, 102, 103, 200, 201, 202, 203, 204, 205, 206, 207, 208, 226, 300, 301, 302, 303, 304,
+    305, 307, 308, 400, 401, 402, 403, 404, 405, 406, 407, 408, 409, 410, 411, 412, 413, 414, 415,
+    416, 417, 418, 421, 422, 423, 424, 425, 426, 428, 429, 431, 451, 500, 501, 502, 503, 504, 505,
+    506, 507, 508, 510, 511,
+];
+
+/// `parseRetryOn` (retry.go): a token that parses as an integer (`strconv.Atoi`: an
+/// optional sign, decimal digits) and names a known HTTP status is a retriable status
+/// code; every other token (`599`, `bogus`) stays an Envoy retry condition.
 fn parse_retry_on(text: &str) -> (Vec<String>, Vec<u32>) {
     let mut on = Vec::new();
     let mut codes = Vec::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        match part.parse::<u32>() {
-            Ok(code) if (100..600).contains(&code) => codes.push(code),
+        match part.parse::<i64>() {
+            Ok(code) if GO_STATUS_TEXT_CODES.contains(&code) => {
+                codes.extend(u32::try_from(code).ok());
+            }
             _ => on.push(part.to_string()),
         }
     }
     (on, codes)
 }
 
+/// `ConvertPolicy`'s `retry_on`: the conditions joined by `,`; when there are codes and
+/// the joined text does not contain `retriable-status-codes` (a substring test), istiod
+/// appends `,retriable-status-codes`, so a `retryOn` of codes only becomes
+/// `,retriable-status-codes` (Envoy skips the empty token).
+fn retry_on_text(on: &[String], codes: &[u32]) -> String {
+    let mut text = on.join(",");
+    if !codes.is_empty() && !text.contains("retriable-status-codes") {
+        text.push_str(",retriable-status-codes");
+    }
+    text
+}
+
 /// `ConvertPolicy` (retry.go): no `retries` → the default policy; `attempts: 0` →
 /// none; else the default with `num_retries` = attempts, `retryOn` (when given)
-/// replacing the conditions, split into conditions and status codes (adding
-/// `retriable-status-codes` when codes are given), the per-try timeout, and
-/// `retryRemoteLocalities` → the previous-priorities retry priority (update frequency 2).
+/// replacing the conditions, split into conditions and status codes ([`retry_on_text`]),
+/// the per-try timeout, `retryIgnorePreviousHosts` (false drops the previous-hosts
+/// predicate), `retryRemoteLocalities: true` → the previous-priorities retry priority
+/// (update frequency 2), and `backoff` → `retry_back_off.base_interval`. geolb renders
+/// no consistent-hash load balancer, so the consistent-hash variant (no predicate) is
+/// not modelled.
 fn retry_policy(
     vs: &Loaded<VirtualService>,
     path: &str,
@@ -65,12 +92,9 @@ fn retry_policy(
         return Ok(None);
     };
     obj.insert("num_retries".into(), json!(r.attempts));
-    if let Some(text) = &r.retry_on {
-        let (mut on, codes) = parse_retry_on(text);
-        if !codes.is_empty() && !on.iter().any(|o| o == "retriable-status-codes") {
-            on.push("retriable-status-codes".into());
-        }
-        obj.insert("retry_on".into(), json!(on.join(",")));
+    if let Some(text) = r.retry_on.as_deref().filter(|t| !t.is_empty()) {
+        let (on, codes) = parse_retry_on(text);
+        obj.insert("retry_on".into(), json!(retry_on_text(&on, &codes)));
         if !codes.is_empty() {
             obj.insert("retriable_status_codes".into(), json!(codes));
         }
@@ -80,6 +104,9 @@ fn retry_policy(
             "per_try_timeout".into(),
             json!(duration(vs, &format!("{path}.perTryTimeout"), d)?),
         );
+    }
+    if r.retry_ignore_previous_hosts == Some(false) {
+        obj.remove("retry_host_predicate");
     }
     if r.retry_remote_localities == Some(true) {
         obj.insert(
@@ -91,6 +118,12 @@ fn retry_policy(
                     "update_frequency": 2,
                 },
             }),
+        );
+    }
+    if let Some(d) = &r.backoff {
+        obj.insert(
+            "retry_back_off".into(),
+            json!({ "base_interval": duration(vs, &format!("{path}.backoff"), d)? }),
         );
     }
     Ok(Some(p))
@@ -123,8 +156,22 @@ fn one_of<'v>(
     path: &str,
     m: &'v StringMatch,
 ) -> Result<Match<'v>, TranslateError> {
-    m.get()
-        .ok_or_else(|| vs.error(path, "a StringMatch needs exactly one of `exact`, `prefix`"))
+    m.get().ok_or_else(|| {
+        vs.error(
+            path,
+            "a StringMatch needs exactly one of `exact`, `prefix`, `regex`",
+        )
+    })
+}
+
+/// `ConvertToEnvoyMatch` (pilot/pkg/networking/util/util.go): an Istio StringMatch as
+/// an Envoy StringMatcher.
+fn envoy_string_match(m: Match<'_>) -> Value {
+    match m {
+        Match::Exact(v) => json!({ "exact": v }),
+        Match::Prefix(v) => json!({ "prefix": v }),
+        Match::Regex(r) => json!({ "safe_regex": { "regex": r } }),
+    }
 }
 
 /// One VirtualService HTTP route → one Envoy route per match block (none → a single
@@ -195,20 +242,23 @@ fn translate_http_route(
             Some(uri) => match one_of(vs, &format!("{mpath}.uri"), uri)? {
                 Match::Exact(p) => rm.insert("path".into(), json!(p)),
                 Match::Prefix(p) => rm.insert("prefix".into(), json!(p)),
+                Match::Regex(p) => rm.insert("safe_regex".into(), json!({ "regex": p })),
             },
             None => rm.insert("prefix".into(), json!("/")),
         };
-        if let Some(m) = m
-            && !m.headers.is_empty()
-        {
-            let mut headers = Vec::new();
-            for (name, sm) in &m.headers {
-                let string_match = match one_of(vs, &format!("{mpath}.headers.{name}"), sm)? {
-                    Match::Exact(v) => json!({ "exact": v }),
-                    Match::Prefix(v) => json!({ "prefix": v }),
-                };
-                headers.push(json!({ "name": name, "string_match": string_match }));
-            }
+        // `TranslateRouteMatch` (route.go): the header matches, then `:method`.
+        let method = m.and_then(|m| m.method.as_ref()).map(|sm| (":method", sm));
+        let header_matches = m
+            .into_iter()
+            .flat_map(|m| m.headers.iter().map(|(n, sm)| (n.as_str(), sm)))
+            .chain(method);
+        let mut headers = Vec::new();
+        for (name, sm) in header_matches {
+            let string_match =
+                envoy_string_match(one_of(vs, &format!("{mpath}.headers.{name}"), sm)?);
+            headers.push(json!({ "name": name, "string_match": string_match }));
+        }
+        if !headers.is_empty() {
             rm.insert("headers".into(), json!(headers));
         }
         let mut r = serde_json::Map::new();
@@ -476,6 +526,28 @@ mod tests {
         let (on, codes) = parse_retry_on("connect-failure, 503,refused-stream,504");
         assert_eq!(on, vec!["connect-failure", "refused-stream"]);
         assert_eq!(codes, vec![503, 504]);
+    }
+
+    /// istiod takes a number as a status code only when Go's `http.StatusText` knows it.
+    #[test]
+    fn unknown_status_numbers_stay_retry_conditions() {
+        let (on, codes) = parse_retry_on("599,306,+503,0504,-1,5xx");
+        assert_eq!(on, vec!["599", "306", "-1", "5xx"]);
+        assert_eq!(codes, vec![503, 504]);
+    }
+
+    /// `retriable-status-codes` is appended after a substring test, with a comma even
+    /// when no condition precedes it.
+    #[test]
+    fn retriable_status_codes_is_appended_like_istiod() {
+        let (on, codes) = parse_retry_on("503");
+        assert_eq!(retry_on_text(&on, &codes), ",retriable-status-codes");
+        let (on, codes) = parse_retry_on("reset,503");
+        assert_eq!(retry_on_text(&on, &codes), "reset,retriable-status-codes");
+        let (on, codes) = parse_retry_on("x-retriable-status-codes-y,503");
+        assert_eq!(retry_on_text(&on, &codes), "x-retriable-status-codes-y");
+        let (on, codes) = parse_retry_on("reset");
+        assert_eq!(retry_on_text(&on, &codes), "reset");
     }
 
     #[test]

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# AFL++ fuzz targets of the fuzz/ crate (its own workspace, so the normal build needs
+# no AFL). `scripts/fuzz.sh` lists the targets; `scripts/fuzz.sh TARGET SECONDS` builds
+# TARGET with `cargo afl`, fuzzes it from its committed seeds for SECONDS and ends with
+# the line `N execs, M crashes` (AFL's execs_done and saved_crashes). Exits 1 when a
+# crash was saved; its input is under the printed output directory.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TARGETS=(policy_decision plan_render cluster_name)
+
+if [[ $# -eq 0 ]]; then
+  printf '%s\n' "${TARGETS[@]}"
+  exit 0
+fi
+if [[ $# -ne 2 || ! " ${TARGETS[*]} " =~ " $1 " || ! $2 =~ ^[0-9]+$ ]]; then
+  echo "usage: scripts/fuzz.sh [TARGET SECONDS]; targets: ${TARGETS[*]}" >&2
+  exit 2
+fi
+target="$1" seconds="$2"
+
+# cargo-afl from crates.io and AFL++ built by it, once; quick when already there.
+if ! cargo afl --version >/dev/null 2>&1; then
+  cargo install --locked cargo-afl >&2
+fi
+if ! cargo afl config --version >/dev/null 2>&1 && [[ -z "$(find "${XDG_DATA_HOME:-$HOME/.local/share}/afl.rs" -name afl-fuzz -type f 2>/dev/null)" ]]; then
+  cargo afl config --build >&2
+fi
+
+# Everything it writes stays under the target directory.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/fuzz"
+cd "$ROOT/fuzz"
+cargo afl build --release --locked -q --bin "$target" >&2
+
+out="$CARGO_TARGET_DIR/afl/$target"
+rm -rf "$out"
+mkdir -p "$out"
+# Headless, on a shared machine: no UI, no CPU frequency or core-pattern demands, no
+# core binding, and a fixed run time.
+AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_AFFINITY=1 \
+  AFL_QUIET=1 \
+  cargo afl fuzz -V "$seconds" -i "seeds/$target" -o "$out" \
+  -- "$CARGO_TARGET_DIR/release/$target" >"$out.log" 2>&1 || {
+  tail -20 "$out.log" >&2
+  echo "afl-fuzz failed; log: $out.log" >&2
+  exit 1
+}
+
+stats="$out/default/fuzzer_stats"
+stat() { awk -F' *: *' -v key="$1" '$1 == key { print $2 }' "$stats"; }
+execs="$(stat execs_done)" crashes="$(stat saved_crashes)"
+echo "$target: $(stat execs_per_sec) execs/s over $(stat run_time) s; output $out" >&2
+if [[ "$crashes" != 0 ]]; then
+  echo "crashing inputs: $out/default/crashes" >&2
+fi
+echo "$execs execs, $crashes crashes"
+[[ "$crashes" == 0 ]]
