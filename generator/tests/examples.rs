@@ -657,7 +657,7 @@ fn only_idempotent_routes_retry_resets() {
         .expect("reviews VirtualService");
     let doc: serde_norway::Value = serde_norway::from_str(vs).unwrap();
     let http = doc["spec"]["http"].as_sequence().unwrap();
-    assert!(http.len() >= 2 && http.len() % 2 == 0, "{vs}");
+    assert!(http.len() >= 2 && http.len().is_multiple_of(2), "{vs}");
     for pair in http.chunks(2) {
         let (idem, rest) = (&pair[0], &pair[1]);
         let name = rest["name"].as_str().unwrap();

@@ -420,7 +420,7 @@ const CASES: &[Case] = &[
         name: "remote module without sha256",
         scenario: A,
         edits: &[(
-            "url: oci://registry.example.com/geolb/geolb-filter:0.1.0\n  sha256: 3ee37aae6e631cf22cc61c117c61ce14e2b7c8de7f53ca7e7c39afc8b065fa6a",
+            "url: oci://registry.example.com/geolb/geolb-filter:0.1.0\n  sha256: 03d15bce61980d917c149cc44eb6140f4c79b77e687da492c72a3d5b45f9ea4b",
             "url: oci://registry.example.com/geolb/geolb-filter:0.1.0",
         )],
         severity: Severity::Error,
@@ -441,7 +441,7 @@ const CASES: &[Case] = &[
     Case {
         name: "malformed sha256",
         scenario: A,
-        edits: &[("sha256: 3ee37aae", "sha256: 3EE37AAE")],
+        edits: &[("sha256: 03d15bce", "sha256: 03D15BCE")],
         severity: Severity::Error,
         path: "filter.sha256",
         message: "is not a SHA-256",
