@@ -537,10 +537,24 @@ impl FailStrategy {
     }
 }
 
+/// The most YAML nodes (scalars, lists, mappings) a plan file may hold: a bound on the
+/// memory a hostile plan costs. A service with versions, traffic rules and Istio
+/// settings (the example's `reviews`) takes 53 nodes: room for about 18,000 of them.
+pub const MAX_NODES: usize = 1_000_000;
+
+/// How plan files are read: serde-saphyr's defaults with the node limit above.
+pub fn yaml_options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_nodes = MAX_NODES;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options
+}
+
 impl Plan {
     /// Parse from YAML or JSON text (JSON is YAML). Errors carry line and column.
     pub fn from_text(text: &str) -> Result<Self, serde_saphyr::Error> {
-        serde_saphyr::from_str(text)
+        serde_saphyr::from_str_with_options(text, yaml_options())
     }
 }
 

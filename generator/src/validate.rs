@@ -36,16 +36,21 @@ impl Checked {
 
 /// Parses and validates the plan in `source`.
 pub fn check(source: &Source) -> Checked {
+    // The schema first: serde reads a quoted `"90"` as the number 90, the schema (and
+    // the filter) do not.
+    let shape = shape::findings(source);
+    if !shape.is_empty() {
+        return Checked {
+            plan: None,
+            findings: shape,
+        };
+    }
     let plan = match Plan::from_text(source.text()) {
         Ok(plan) => plan,
         Err(err) => {
-            let mut findings = shape::findings(source);
-            if findings.is_empty() {
-                findings.push(shape_finding(source, &err));
-            }
             return Checked {
                 plan: None,
-                findings,
+                findings: vec![shape_finding(source, &err)],
             };
         }
     };
@@ -92,13 +97,19 @@ fn shape_finding(source: &Source, err: &serde_saphyr::Error) -> Finding {
         "check the spelling against docs/plan.md (field names are camelCase)"
     } else if message.contains("duplicate key") {
         "each key appears once in a mapping: remove or rename one of them"
+    } else if matches!(err.without_snippet(), serde_saphyr::Error::Budget { .. }) {
+        "docs/plan.md gives the limit; split the plan or drop entries it does not need"
     } else if message.contains("one YAML document") {
         "remove the `---` separator and everything after it, or split the plan into files"
     } else {
         "the plan's shape is described in docs/plan.md and generator/plan.schema.json"
     };
     let finding = Finding::error(path, format!("the plan does not parse: {message}"), hint);
-    let is_yaml = serde_saphyr::from_str::<serde_json::Value>(source.text()).is_ok();
+    let is_yaml = serde_saphyr::from_str_with_options::<serde_json::Value>(
+        source.text(),
+        crate::plan::yaml_options(),
+    )
+    .is_ok();
     match position {
         Some((line, column)) if !is_yaml && line > 0 => finding.at_position(line, column),
         _ if message.contains("unknown field") => finding.at_key(),
@@ -117,6 +128,11 @@ fn yaml_message(err: &serde_saphyr::Error) -> String {
         serde_saphyr::Error::MultipleDocuments { .. } => {
             "a plan is one YAML document, but the file holds more than one".to_owned()
         }
+        serde_saphyr::Error::Budget { .. } => format!(
+            "the plan has more than {} YAML nodes (values, lists and mappings), the most a \
+             plan may have",
+            crate::plan::MAX_NODES
+        ),
         other => {
             let text = other.to_string();
             text.split(" at line ")

@@ -750,3 +750,105 @@ fn yaml_messages_speak_of_the_plan_not_the_library() {
         }
     }
 }
+
+#[test]
+fn bad_scalars_are_named_at_their_path() {
+    let plan = example(A);
+    let cases = [
+        (
+            ("cn-hangzhou: 90", "cn-hangzhou: -10"),
+            "services[3].traffic.distribute[\"cn-hangzhou\"][\"cn-hangzhou\"]",
+            "-10 is less than the minimum of 0",
+        ),
+        (
+            ("cn-hangzhou: 90", "cn-hangzhou: 89.5"),
+            "services[3].traffic.distribute[\"cn-hangzhou\"][\"cn-hangzhou\"]",
+            "89.5 is not of type \"integer\"",
+        ),
+        (
+            ("cn-hangzhou: 90", "cn-hangzhou: \"90\""),
+            "services[3].traffic.distribute[\"cn-hangzhou\"][\"cn-hangzhou\"]",
+            "\"90\" is not of type \"integer\"",
+        ),
+        (
+            ("baseEjectionTime: 1m", "baseEjectionTime: -1s"),
+            "services[3].outlierDetection.baseEjectionTime",
+            "\"-1s\" does not match",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for ((old, new), path, expected) in cases {
+        let text = apply(&plan, &[(old, new)], new);
+        let source = Source::new("plan.yaml", text);
+        let checked = validate::check(&source);
+        let hit = checked.findings.iter().any(|f| {
+            f.severity == Severity::Error
+                && f.path.as_str() == path
+                && f.message.contains(expected)
+                && !f.message.contains("anyOf")
+        });
+        if !hit {
+            let got: Vec<String> = checked
+                .findings
+                .iter()
+                .map(|f| format!("  {}: {}", f.path, f.message))
+                .collect();
+            failures.push(format!(
+                "{new}: expected {expected:?} at {path}; got\n{}",
+                got.join("\n")
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn failure_status_codes_name_the_bad_code() {
+    let plan = example(A);
+    let text = apply(
+        &plan,
+        &[(
+            "  sha256: ",
+            "  health:\n    failureStatusCodes: [999, -1]\n  sha256: ",
+        )],
+        "codes",
+    );
+    let source = Source::new("plan.yaml", text);
+    let findings: Vec<String> = validate::check(&source)
+        .findings
+        .iter()
+        .map(|f| format!("{}: {}", f.path, f.message))
+        .collect();
+    assert!(
+        findings
+            .iter()
+            .any(|f| f.starts_with("filter.health.failureStatusCodes[1]: -1")),
+        "{findings:?}"
+    );
+    assert!(
+        !findings.iter().any(|f| f.contains("anyOf")),
+        "{findings:?}"
+    );
+}
+
+#[test]
+fn a_plan_of_five_thousand_services_is_within_the_node_limit() {
+    let plan = example(A);
+    let start = plan.find("  - name: reviews\n").unwrap();
+    let end = start + plan[start..].find("gateways:").unwrap();
+    let reviews = &plan[start..end];
+    let mut many = String::new();
+    for i in 0..5_000 {
+        many.push_str(&reviews.replacen("name: reviews", &format!("name: reviews-{i}"), 1));
+    }
+    let text = format!("{}{many}{}", &plan[..start], &plan[end..]);
+    let source = Source::new("plan.yaml", text);
+    let findings = validate::check(&source).findings;
+    assert!(
+        !findings
+            .iter()
+            .any(|f| f.message.contains("does not parse")),
+        "{:?}",
+        findings.first()
+    );
+}
