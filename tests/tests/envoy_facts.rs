@@ -177,8 +177,12 @@ fn prefer_region_with_region_stopped_and_no_retries_costs_one_error() {
     a.stop();
     let results = send_on_one_connection(envoy.addr(), &routed(A), 20);
     let s = Summary::of(&results);
-    assert_eq!(s.non_2xx.get(&503), Some(&1), "{s}");
-    assert_eq!(s.failures(), 1, "{s}");
+    // The first request fails and ejects A's host; Envoy applies an ejection on the main
+    // thread, so on a loaded machine the worker may send one more request to A before
+    // it learns of it. Never more: the rest go to B and C.
+    let failed = s.non_2xx.get(&503).copied().unwrap_or(0);
+    assert!((1..=2).contains(&failed), "{s}");
+    assert_eq!(s.failures(), failed, "{s}");
     let first = results[0].as_ref().expect("a response");
     assert!(
         first
@@ -187,7 +191,7 @@ fn prefer_region_with_region_stopped_and_no_retries_costs_one_error() {
         "{:?}",
         first.body_str()
     );
-    assert_eq!(s.served_by(B) + s.served_by(C), 19, "{s}");
+    assert_eq!(s.served_by(B) + s.served_by(C), 20 - failed, "{s}");
 }
 
 #[test]
