@@ -662,6 +662,20 @@ impl Envoy {
             .collect()
     }
 
+    /// The value of one `key=` field (e.g. `route=`) of every access log line so far;
+    /// "" for a line without it.
+    pub fn access_log_field(&self, key: &str) -> Vec<String> {
+        self.access_log()
+            .iter()
+            .map(|line| {
+                line.split(' ')
+                    .find_map(|f| f.strip_prefix(key))
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect()
+    }
+
     /// The outlier detection event log lines so far (JSON, one event per line).
     pub fn outlier_events(&self) -> Vec<String> {
         std::fs::read_to_string(self.dir.join("outlier.log"))

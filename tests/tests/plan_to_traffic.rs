@@ -80,16 +80,12 @@ fn gateway_routes(chain: &Chain, n: usize) -> Vec<String> {
     let complete = wait_until(Duration::from_secs(2), || {
         chain.gateway.access_log().len() >= n
     });
-    let log = chain.gateway.access_log();
-    assert!(complete, "{n} lines expected: {log:?}");
-    log.iter()
-        .map(|line| {
-            line.split(' ')
-                .find_map(|field| field.strip_prefix("route="))
-                .unwrap_or("")
-                .to_string()
-        })
-        .collect()
+    assert!(
+        complete,
+        "{n} lines expected: {:?}",
+        chain.gateway.access_log()
+    );
+    chain.gateway.access_log_field("route=")
 }
 
 fn nothing_scaled_to_zero(_: &Placement) -> bool {
@@ -352,15 +348,7 @@ fn a_without_cluster_regions_an_ack_proxy_has_no_region_and_passes_through() {
 /// The values of one `key=` field of every access log line of `envoy`.
 fn access_log_field(envoy: &Envoy, key: &str) -> Vec<String> {
     wait_until(Duration::from_secs(2), || !envoy.access_log().is_empty());
-    envoy
-        .access_log()
-        .iter()
-        .filter_map(|l| {
-            l.split(' ')
-                .find_map(|f| f.strip_prefix(key))
-                .map(str::to_string)
-        })
-        .collect()
+    envoy.access_log_field(key)
 }
 
 #[test]

@@ -186,16 +186,8 @@ fn routes(envoy: &Envoy, total: usize, n: usize) -> Vec<String> {
         "{total} access log lines expected: {:?}",
         envoy.access_log()
     );
-    let log = envoy.access_log();
-    log[log.len() - n..]
-        .iter()
-        .map(|line| {
-            line.split(' ')
-                .find_map(|f| f.strip_prefix("route="))
-                .unwrap_or("")
-                .to_string()
-        })
-        .collect()
+    let routes = envoy.access_log_field("route=");
+    routes[routes.len() - n..].to_vec()
 }
 
 /// Whether the app behind the gateway saw the routing header on its last request.
