@@ -18,6 +18,10 @@ use geolb_policy::{CompiledPolicy, RegionId, ServiceId, parse_policy, parse_wire
 /// never contains a raw NUL, so seeds are a policy file, a NUL, then free bytes).
 const REQUESTS_AFTER: u8 = 0;
 
+/// `plan_render` renders a plan a second time, to prove rendering deterministic, for
+/// inputs whose length is a multiple of this.
+const RERENDER_ONE_IN: usize = 8;
+
 /// Reads the request-shape bytes front to back; zeros once they run out.
 struct Bytes<'a>(&'a [u8]);
 
@@ -282,20 +286,21 @@ pub fn plan_render(data: &[u8]) {
             extension_api,
             route_secrets: secrets.clone(),
         };
-        let first = render::render(&topo, &options);
-        let second = render::render(&Topology::new(&plan), &options);
-        match (first, second) {
-            (Ok(first), Ok(second)) => {
-                assert!(!first.is_empty(), "a validated plan renders no file");
-                assert_eq!(first, second, "two renders differ");
+        match render::render(&topo, &options) {
+            Ok(files) => {
+                assert!(!files.is_empty(), "a validated plan renders no file");
+                // Rendering is the slow half of this target, so the second render that
+                // proves it deterministic runs for one input length in eight.
+                if data.len() % RERENDER_ONE_IN == 0 {
+                    match render::render(&Topology::new(&plan), &options) {
+                        Ok(again) => assert_eq!(files, again, "two renders differ"),
+                        Err(refused) => panic!("rendered, then refused: {refused}"),
+                    }
+                }
             }
-            (Err(first), Err(second)) => {
-                // TrafficExtension is refused for meshes older than Istio 1.30; the
-                // default API must always render.
-                assert_eq!(extension_api, ExtensionApi::Trafficextension, "{first}");
-                assert_eq!(first.to_string(), second.to_string());
-            }
-            (first, second) => panic!("renders disagree: {first:?} / {second:?}"),
+            // TrafficExtension is refused for meshes older than Istio 1.30; the default
+            // API must always render.
+            Err(refused) => assert_eq!(extension_api, ExtensionApi::Trafficextension, "{refused}"),
         }
     }
 }

@@ -136,7 +136,7 @@ const DEFAULT_PLUGIN_NAME: &str = "geolb";
 const GATEWAY_NAMESPACE: &str = "istio-system";
 
 struct Renderer<'t, 'p> {
-    env: minijinja::Environment<'static>,
+    env: &'static minijinja::Environment<'static>,
     topo: &'t Topology<'p>,
     options: &'t RenderOptions,
     /// Route tokens: the current one (the policy's) first, then a previous one the

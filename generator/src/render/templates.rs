@@ -1,6 +1,8 @@
 //! The embedded templates: one minijinja environment, strict about undefined values,
 //! `.yaml.j2` names so every `{{ value }}` is JSON-quoted (valid YAML, no injection).
 
+use std::sync::OnceLock;
+
 use minijinja::{Environment, UndefinedBehavior, Value};
 
 use super::yaml;
@@ -76,8 +78,19 @@ const SOURCES: &[(TemplateId, &str)] = &[
     ),
 ];
 
-/// The environment with every template loaded.
-pub fn environment() -> Result<Environment<'static>, minijinja::Error> {
+/// The environment with every template loaded, built once per process: compiling the
+/// templates costs more than rendering a small plan with them.
+pub fn environment() -> Result<&'static Environment<'static>, minijinja::Error> {
+    static LOADED: OnceLock<Environment<'static>> = OnceLock::new();
+    if let Some(env) = LOADED.get() {
+        return Ok(env);
+    }
+    let env = load()?;
+    Ok(LOADED.get_or_init(|| env))
+}
+
+/// A new environment with every template loaded.
+fn load() -> Result<Environment<'static>, minijinja::Error> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_trim_blocks(true);

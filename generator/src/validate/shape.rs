@@ -4,6 +4,8 @@
 //! document is checked against the plan's own JSON Schema (generated from the same
 //! types) to report every shape problem with its field path.
 
+use std::sync::OnceLock;
+
 use serde_json::Value;
 
 use crate::finding::Finding;
@@ -18,19 +20,30 @@ pub(super) fn findings(source: &Source) -> Vec<Finding> {
     else {
         return Vec::new();
     };
-    let Ok(schema) = serde_json::to_value(json_schema()) else {
-        return Vec::new();
-    };
-    let Ok(validator) = jsonschema::validator_for(&schema) else {
+    let Some((schema, validator)) = compiled_schema() else {
         return Vec::new();
     };
     let mut findings = Vec::new();
     for error in validator.iter_errors(&document) {
-        explain(&schema, &document, &error, &mut findings);
+        explain(schema, &document, &error, &mut findings);
     }
     findings.sort_by(|a, b| a.path.cmp(&b.path).then_with(|| a.message.cmp(&b.message)));
     findings.dedup_by(|a, b| a.path == b.path && a.message == b.message);
     findings
+}
+
+/// The plan's schema and its compiled validator, built once per process (compiling it
+/// costs more than checking a plan against it); `None` only if the schema the plan
+/// types generate does not compile, which the schema tests rule out.
+fn compiled_schema() -> Option<&'static (Value, jsonschema::Validator)> {
+    static COMPILED: OnceLock<Option<(Value, jsonschema::Validator)>> = OnceLock::new();
+    COMPILED
+        .get_or_init(|| {
+            let schema = serde_json::to_value(json_schema()).ok()?;
+            let validator = jsonschema::validator_for(&schema).ok()?;
+            Some((schema, validator))
+        })
+        .as_ref()
 }
 
 /// The findings that explain `error`. An `anyOf` (schemars' form of an optional
