@@ -117,6 +117,38 @@ impl RenderedPlan {
         &self.root
     }
 
+    /// Every rendered file under `mesh/<namespace>/`, sorted (the Istio objects, not the
+    /// kustomization that lists them).
+    pub fn mesh_objects(&self) -> Vec<PathBuf> {
+        let mesh = self.root.join("mesh");
+        let mut files = Vec::new();
+        for namespace in read_dir(&mesh) {
+            if namespace.is_dir() {
+                files.extend(read_dir(&namespace));
+            }
+        }
+        files.sort();
+        files
+    }
+
+    /// Takes the rendered mesh object `relative` (`mesh/<namespace>/<file>`) out of what
+    /// is applied: removes the file and its `mesh/kustomization.yaml` entry, which must
+    /// be there.
+    pub fn unapply(&self, relative: &Path) {
+        let listed_as = relative
+            .strip_prefix("mesh")
+            .unwrap_or_else(|_| panic!("{} is not under mesh/", relative.display()));
+        let kustomization = self.root.join("mesh/kustomization.yaml");
+        let listed = std::fs::read_to_string(&kustomization)
+            .unwrap_or_else(|e| panic!("read {}: {e}", kustomization.display()));
+        let entry = format!("- \"{}\"\n", listed_as.display());
+        assert!(listed.contains(&entry), "{entry:?} not in:\n{listed}");
+        std::fs::write(&kustomization, listed.replace(&entry, ""))
+            .unwrap_or_else(|e| panic!("write {}: {e}", kustomization.display()));
+        let file = self.root.join(relative);
+        std::fs::remove_file(&file).unwrap_or_else(|e| panic!("remove {}: {e}", file.display()));
+    }
+
     /// The plan's cluster called `name`.
     pub fn cluster(&self, name: &str) -> &Cluster {
         self.plan
@@ -306,6 +338,18 @@ pub fn example_plan(scenario: &str) -> PathBuf {
         .join("manifests/examples")
         .join(scenario)
         .join("plan.yaml")
+}
+
+/// The entries of the directory `dir`.
+fn read_dir(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .map(|entry| {
+            entry
+                .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+                .path()
+        })
+        .collect()
 }
 
 #[cfg(test)]

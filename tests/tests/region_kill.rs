@@ -64,43 +64,31 @@ impl Outcome {
 
 /// Removes every WasmPlugin of the rendered mesh (files and kustomization entries).
 fn without_filter(plan: &RenderedPlan) {
-    let mesh = plan.root().join("mesh");
-    let kustomization = mesh.join("kustomization.yaml");
-    let mut listed = std::fs::read_to_string(&kustomization).unwrap();
-    for ns in std::fs::read_dir(&mesh).unwrap() {
-        let ns = ns.unwrap().path();
-        if !ns.is_dir() {
-            continue;
-        }
-        for file in std::fs::read_dir(&ns).unwrap() {
-            let file = file.unwrap().path();
-            let name = file.file_name().unwrap().to_str().unwrap().to_string();
-            if name.starts_with("wasmplugin-") {
-                std::fs::remove_file(&file).unwrap();
-                let ns_name = ns.file_name().unwrap().to_str().unwrap();
-                listed = listed.replace(&format!("- \"{ns_name}/{name}\"\n"), "");
-            }
+    let mut removed = 0;
+    for file in plan.mesh_objects() {
+        let relative = file.strip_prefix(plan.root()).unwrap();
+        if relative
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("wasmplugin-")
+        {
+            plan.unapply(relative);
+            removed += 1;
         }
     }
-    assert!(!listed.contains("wasmplugin-"), "{listed}");
-    std::fs::write(&kustomization, listed).unwrap();
+    assert!(removed > 0, "the plan rendered no WasmPlugin");
 }
 
 /// Takes `reset` out of every rendered VirtualService's `retryOn`.
 fn without_reset_retries(plan: &RenderedPlan) {
     let mut edited = 0;
-    for ns in std::fs::read_dir(plan.root().join("mesh")).unwrap() {
-        let ns = ns.unwrap().path();
-        if !ns.is_dir() {
-            continue;
-        }
-        for file in std::fs::read_dir(&ns).unwrap() {
-            let file = file.unwrap().path();
-            let text = std::fs::read_to_string(&file).unwrap();
-            if text.contains(",reset") {
-                std::fs::write(&file, text.replace(",reset", "")).unwrap();
-                edited += 1;
-            }
+    for file in plan.mesh_objects() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        if text.contains(",reset") {
+            std::fs::write(&file, text.replace(",reset", "")).unwrap();
+            edited += 1;
         }
     }
     assert!(edited > 0, "no rendered route retries reset");

@@ -152,13 +152,8 @@ fn gateway(bookinfo: &Bookinfo, original: &str, state: State) -> Envoy {
     let listed = std::fs::read_to_string(&kustomization).unwrap();
     match gateway_plugin(original, state) {
         Some(text) => std::fs::write(&path, text).unwrap(),
-        None => {
-            // Not applied at all: neither the file nor its kustomization entry.
-            std::fs::remove_file(&path).unwrap();
-            let entry = format!("- \"{}\"\n", GATEWAY_PLUGIN.trim_start_matches("mesh/"));
-            assert!(listed.contains(&entry), "{listed}");
-            std::fs::write(&kustomization, listed.replace(&entry, "")).unwrap();
-        }
+        // Not applied at all: neither the file nor its kustomization entry.
+        None => bookinfo.plan.unapply(Path::new(GATEWAY_PLUGIN)),
     }
     let manifests = ClusterManifests::load(bookinfo.plan.root(), ACK_HANGZHOU).unwrap();
     let registry = bookinfo.registry(|_| false);
