@@ -74,6 +74,25 @@ impl RenderedPlan {
         rendered
     }
 
+    /// Renders the committed example `scenario` with its plan text changed by `edit`
+    /// (the edited plan and the manifests in one temporary directory).
+    pub fn example_edited(scenario: &str, edit: impl FnOnce(&str) -> String) -> RenderedPlan {
+        let original = example_plan(scenario);
+        let text = std::fs::read_to_string(&original)
+            .unwrap_or_else(|e| panic!("read {}: {e}", original.display()));
+        let edited = edit(&text);
+        assert_ne!(edited, text, "the edit changed nothing");
+        let temp = tempfile::Builder::new()
+            .prefix(&format!("geolb-render-{scenario}-edited-"))
+            .tempdir()
+            .unwrap_or_else(|e| panic!("temporary directory: {e}"));
+        let path = temp.path().join("plan.yaml");
+        std::fs::write(&path, edited).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        let mut rendered = RenderedPlan::render_into(&path, &temp.path().join("out"));
+        rendered._temp = Some(temp);
+        rendered
+    }
+
     /// Renders the plan at `path` into `out` (created; files overwritten) with the geolb
     /// library, as `geolb render PLAN -o OUT` does.
     pub fn render_into(path: &Path, out: &Path) -> RenderedPlan {

@@ -1,18 +1,22 @@
-//! A region killed under load: the errors a client sees, per method, geolb against the
+//! A region dying under load: the errors a client sees, per method, geolb against the
 //! mesh without it, in one run.
 //!
 //! Seed A rendered with the geolb library and translated by the istiod stand-in: the
 //! sidecar of productpage in ack-hangzhou (cn-hangzhou) sends reviews 90% to
 //! cn-hangzhou and 10% to cn-shanghai. Six clients send reviews requests on keep-alive
-//! connections for 3 s; each reviews answers after 5 ms, so requests are in flight when
-//! cn-hangzhou's reviews are stopped at 1 s (listeners and open connections closed: the
-//! in-flight requests are reset). `native` is the same mesh with the WasmPlugins
-//! removed: Istio's own locality failover with the plan's outlier detection and the
-//! same rendered retries.
+//! connections for 3 s; each reviews answers after 5 ms. At 1 s cn-hangzhou's reviews
+//! die in one of two ways:
+//! - stopped: listeners and open connections closed, so the requests in flight are reset;
+//! - hung: every request from then on is answered only after [`HUNG_FOR`], longer than a
+//!   client waits ([`SLOW`]) and far longer than the plan's `perTryTimeout`.
 //!
-//! GET is idempotent: its route also retries `reset`, so no GET may fail. POST is not:
-//! a POST reset after it reached the app is not retried (it may have had its effect),
-//! so a few POSTs in flight at the kill fail, in both columns alike.
+//! `native` is the same mesh with the WasmPlugins removed: Istio's own locality failover
+//! with the plan's outlier detection and the same rendered retries.
+//!
+//! GET is idempotent: its route also retries `reset` (which covers a per-try timeout), so
+//! no GET may fail or be slow. POST is not: a POST reset or timed out after it reached
+//! the app is not retried (it may have had its effect), so a few POSTs in flight at the
+//! kill fail, in every column alike.
 //!
 //! Run: `cargo test -p geolb-e2e --test region_kill -- --nocapture`.
 #![allow(
@@ -36,6 +40,19 @@ const HZ: &str = "cn-hangzhou";
 const CLIENTS: usize = 6;
 const LOAD: Duration = Duration::from_secs(3);
 const KILL_AT: Duration = Duration::from_secs(1);
+/// How late a hung region answers.
+const HUNG_FOR: Duration = Duration::from_secs(3);
+/// An answer later than this counts as a failure: the client has given up.
+const SLOW: Duration = Duration::from_secs(1);
+/// The per-try timeout the hung-region runs give reviews' routes.
+const PER_TRY_TIMEOUT: &str = "250ms";
+
+/// How cn-hangzhou's reviews die at [`KILL_AT`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fault {
+    Stopped,
+    Hung,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mesh {
@@ -43,10 +60,14 @@ enum Mesh {
     /// geolb with the routes as rendered before idempotent methods retried resets
     /// (`reset` taken out of every `retryOn`): the floor the `reset` condition lifts.
     GeolbWithoutReset,
+    /// geolb from a plan without `perTryTimeout`: a try waits as long as the app takes,
+    /// the floor the per-try timeout lifts.
+    GeolbWithoutPerTryTimeout,
     Native,
 }
 
-/// Requests sent and client-visible errors (no answer or non-2xx).
+/// Requests sent and client-visible errors: no answer, non-2xx, or an answer later than
+/// [`SLOW`].
 #[derive(Clone, Copy, Debug, Default)]
 struct Outcome {
     sent: u64,
@@ -94,14 +115,36 @@ fn without_reset_retries(plan: &RenderedPlan) {
     assert!(edited > 0, "no rendered route retries reset");
 }
 
-/// One load run of `method` requests with cn-hangzhou's reviews killed at [`KILL_AT`].
-fn run(mesh: Mesh, method: &str) -> Outcome {
-    let plan = RenderedPlan::example(SEED_A);
+/// Seed A with `perTryTimeout` set on reviews' retries.
+fn with_per_try_timeout(plan: &str) -> String {
+    plan.replacen(
+        "    outlierDetection:",
+        &format!("    retries:\n      perTryTimeout: {PER_TRY_TIMEOUT}\n    outlierDetection:"),
+        1,
+    )
+}
+
+/// The rendered plan of one run: hung-region runs set a per-try timeout, except the
+/// floor that shows what it buys.
+fn rendered(fault: Fault, mesh: Mesh) -> RenderedPlan {
+    let plan = match (fault, mesh) {
+        (Fault::Hung, Mesh::GeolbWithoutPerTryTimeout) | (Fault::Stopped, _) => {
+            RenderedPlan::example(SEED_A)
+        }
+        (Fault::Hung, _) => RenderedPlan::example_edited(SEED_A, with_per_try_timeout),
+    };
     match mesh {
         Mesh::Native => without_filter(&plan),
         Mesh::GeolbWithoutReset => without_reset_retries(&plan),
-        Mesh::Geolb => {}
+        Mesh::Geolb | Mesh::GeolbWithoutPerTryTimeout => {}
     }
+    plan
+}
+
+/// One load run of `method` requests with cn-hangzhou's reviews dying by `fault` at
+/// [`KILL_AT`].
+fn run(fault: Fault, mesh: Mesh, method: &str) -> Outcome {
+    let plan = rendered(fault, mesh);
     let mut bookinfo = Bookinfo::start(plan);
     let registry = bookinfo.registry(|_| false);
     let chain = Chain::start(&bookinfo, ACK_HANGZHOU, &registry);
@@ -133,7 +176,9 @@ fn run(mesh: Mesh, method: &str) -> Outcome {
                         errors.fetch_add(1, Ordering::SeqCst);
                         continue;
                     };
-                    let ok = c.send(&request).is_ok_and(|r| r.is_success());
+                    let asked = Instant::now();
+                    let answered = c.send(&request).is_ok_and(|r| r.is_success());
+                    let ok = answered && asked.elapsed() <= SLOW;
                     sent.fetch_add(1, Ordering::SeqCst);
                     if !ok {
                         errors.fetch_add(1, Ordering::SeqCst);
@@ -146,7 +191,10 @@ fn run(mesh: Mesh, method: &str) -> Outcome {
     let start = Instant::now();
     std::thread::sleep(KILL_AT);
     for u in bookinfo.upstreams_in_region("reviews", HZ) {
-        u.stop();
+        match fault {
+            Fault::Stopped => u.stop(),
+            Fault::Hung => u.set_delay(HUNG_FOR),
+        }
     }
     std::thread::sleep(LOAD.saturating_sub(start.elapsed()));
     stop.store(true, Ordering::SeqCst);
@@ -159,28 +207,52 @@ fn run(mesh: Mesh, method: &str) -> Outcome {
     }
 }
 
-#[test]
-fn a_killed_region_costs_no_get_and_geolb_no_more_than_the_mesh() {
-    let mut table = Vec::new();
-    for method in ["GET", "POST"] {
-        for mesh in [Mesh::Geolb, Mesh::GeolbWithoutReset, Mesh::Native] {
-            table.push((method, mesh, run(mesh, method)));
-        }
-    }
-    eprintln!("method  mesh               sent errors  per 10,000");
-    for (method, mesh, o) in &table {
+fn print(fault: Fault, table: &[(&str, Mesh, Outcome)]) {
+    eprintln!("fault    method  mesh                        sent errors  per 10,000");
+    for (method, mesh, o) in table {
         eprintln!(
-            "{method:<7} {:<17} {:>6} {:>6} {:>10.1}",
+            "{:<8} {method:<7} {:<26} {:>6} {:>6} {:>10.1}",
+            format!("{fault:?}"),
             format!("{mesh:?}"),
             o.sent,
             o.errors,
-            o.per_10k()
+            o.per_10k(),
         );
     }
-    for (method, mesh, o) in &table {
-        assert!(o.sent > 500, "{method} {mesh:?}: too little load: {o:?}");
-        if *method == "GET" && *mesh != Mesh::GeolbWithoutReset {
-            assert_eq!(o.errors, 0, "GET {mesh:?}: {o:?}");
+}
+
+/// Runs `meshes` for GET and POST with `fault`, prints the table and checks that no
+/// GET failed except in the floors.
+fn measure(fault: Fault, meshes: &[Mesh], floor: Mesh) {
+    let mut table = Vec::new();
+    for method in ["GET", "POST"] {
+        for mesh in meshes {
+            table.push((method, *mesh, run(fault, *mesh, method)));
         }
     }
+    print(fault, &table);
+    for (method, mesh, o) in &table {
+        assert!(
+            o.sent > 500,
+            "{fault:?} {method} {mesh:?}: too little load: {o:?}"
+        );
+        if *method == "GET" && *mesh != floor {
+            assert_eq!(o.errors, 0, "{fault:?} GET {mesh:?}: {o:?}");
+        }
+    }
+}
+
+/// Both faults in one test: the load runs must not share the machine's two cores.
+#[test]
+fn a_dying_region_costs_no_get_and_geolb_no_more_than_the_mesh() {
+    measure(
+        Fault::Stopped,
+        &[Mesh::Geolb, Mesh::GeolbWithoutReset, Mesh::Native],
+        Mesh::GeolbWithoutReset,
+    );
+    measure(
+        Fault::Hung,
+        &[Mesh::Geolb, Mesh::GeolbWithoutPerTryTimeout, Mesh::Native],
+        Mesh::GeolbWithoutPerTryTimeout,
+    );
 }
