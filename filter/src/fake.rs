@@ -179,6 +179,11 @@ impl Host for FakeHost {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
     }
+    fn set_response_header(&self, name: &str, value: &str) {
+        let mut headers = self.response_headers.borrow_mut();
+        headers.retain(|(k, _)| k != name);
+        headers.push((name.to_owned(), value.to_owned()));
+    }
     fn clear_route_cache(&self) {
         let headers = self.request_headers.borrow().clone();
         self.route_selections.borrow_mut().push(headers);

@@ -37,6 +37,9 @@ pub trait Host: SharedStore {
     fn set_request_header(&self, name: &str, value: Option<&str>);
     /// A response header of the current stream.
     fn response_header(&self, name: &str) -> Option<String>;
+    /// Replaces a response header of the current stream (in the response-headers
+    /// callback).
+    fn set_response_header(&self, name: &str, value: &str);
     /// Makes Envoy select the route again for the headers as they are now (the
     /// `clear_route_cache` foreign function). Envoy does it by itself after a header
     /// change only for ABI 0.2.1 modules, and a filter before this one may already

@@ -14,6 +14,7 @@
 
 use std::rc::Rc;
 
+use geolb_policy::explain::{EXPLAIN_HEADER, Explanation, PassThrough};
 use geolb_policy::health::{HealthView, Transition};
 use geolb_policy::outcome::{FailureKind, ResponseFacts, ResponseFlags, Verdict, classify};
 use geolb_policy::routing::Decision;
@@ -37,6 +38,8 @@ pub struct Request {
     chosen_was_pristine: bool,
     /// The outcome was recorded (response headers seen) — `on_log` must not count it again.
     recorded: bool,
+    /// The `x-geolb-explain` value for the response, when the policy explains.
+    explanation: Option<String>,
 }
 
 impl Request {
@@ -47,6 +50,7 @@ impl Request {
             chosen: None,
             chosen_was_pristine: false,
             recorded: false,
+            explanation: None,
         }
     }
 
@@ -84,6 +88,10 @@ impl Request {
             .and_then(|id| Some((id, active.service(id)?)));
         let Some((id, (runtime, service))) = found else {
             route_as(host, header, None);
+            if active.policy.explains() {
+                let why = Explanation::pass_through(PassThrough::NotInPolicy);
+                self.explanation = Some(why.to_string());
+            }
             return;
         };
         let shape = service.table_shape();
@@ -109,8 +117,12 @@ impl Request {
             };
             (decision, pristine)
         });
+        if active.policy.explains() {
+            let why = Explanation::of(&active.policy, service, decision);
+            self.explanation = Some(why.to_string());
+        }
         match decision {
-            Decision::Route { slot, primary } => {
+            Decision::Route { slot, primary, .. } => {
                 let value = service
                     .region_of(slot)
                     .map_or("", |r| active.policy.routing_value(r));
@@ -133,8 +145,12 @@ impl Request {
         }
     }
 
-    /// `on_http_response_headers`: records the outcome as soon as it is known.
+    /// `on_http_response_headers`: tells the calling app why (when the policy
+    /// explains) and records the outcome as soon as it is known.
     pub fn on_response_headers<H: Host>(&mut self, host: &H) {
+        if let Some(explanation) = self.explanation.take() {
+            host.set_response_header(EXPLAIN_HEADER, &explanation);
+        }
         if self.chosen.is_none() || self.recorded {
             return;
         }

@@ -191,10 +191,11 @@ impl Root {
         // applies an accepted configuration: the first of them logs and counts for the
         // proxy. A refusal happens in the canary alone: each is one refused update.
         let claim = || claim_update(host, &applied_key(&plugin), fnv1a(&config)).unwrap_or(true);
-        match parse_policy(&config) {
+        let node = NodeFacts::read(host);
+        match parse_policy(&config).and_then(|policy| policy.fit_for(node.identity())) {
             Ok(policy) => {
                 let first = claim();
-                let active = Rc::new(activate(host, &plugin, policy, &counters, first));
+                let active = Rc::new(activate(host, &plugin, policy, &node, &counters, first));
                 if let Err(err) = host.set(&accepted_key, b"1", 0) {
                     host.log(
                         Level::Warn,
@@ -287,6 +288,31 @@ impl Root {
     }
 }
 
+/// What the proxy's bootstrap node says about it, read once per configuration.
+struct NodeFacts {
+    cluster_id: Option<String>,
+    locality_region: Option<String>,
+    node_id: Option<String>,
+}
+
+impl NodeFacts {
+    fn read<H: Host>(host: &H) -> Self {
+        Self {
+            cluster_id: string_property(host, &NODE_CLUSTER_ID),
+            locality_region: string_property(host, &NODE_LOCALITY_REGION),
+            node_id: string_property(host, &NODE_ID),
+        }
+    }
+
+    fn identity(&self) -> ProxyIdentity<'_> {
+        ProxyIdentity {
+            cluster_id: self.cluster_id.as_deref(),
+            locality_region: self.locality_region.as_deref(),
+            node_id: self.node_id.as_deref(),
+        }
+    }
+}
+
 /// Builds the per-VM runtime of a valid policy: source region, plans, counters,
 /// seeded shared health. `first_sighting`: this VM is the proxy's first to apply this
 /// update, so it logs and counts what is per proxy (the source region).
@@ -294,15 +320,11 @@ fn activate<H: Host>(
     host: &H,
     plugin: &str,
     policy: CompiledPolicy,
+    node: &NodeFacts,
     counters: &GlobalCounters,
     first_sighting: bool,
 ) -> Active {
-    let cluster_id = string_property(host, &NODE_CLUSTER_ID);
-    let locality_region = string_property(host, &NODE_LOCALITY_REGION);
-    let resolution = policy.source_region(ProxyIdentity {
-        cluster_id: cluster_id.as_deref(),
-        locality_region: locality_region.as_deref(),
-    });
+    let resolution = policy.source_region(node.identity());
     let source = resolution.region();
     // Per proxy, not per VM: only the first VM to apply this update tells.
     let conflict = matches!(
@@ -365,6 +387,8 @@ fn activate<H: Host>(
 /// The proxy's Istio cluster ID, as the injector sets it (`ISTIO_META_CLUSTER_ID`).
 /// How it reads in Envoy 1.40 is pinned in `tests/tests/envoy_facts.rs`.
 pub const NODE_CLUSTER_ID: [&str; 4] = ["xds", "node", "metadata", "CLUSTER_ID"];
+/// The proxy's node id (`sidecar~...`, `router~...` for gateways).
+pub const NODE_ID: [&str; 3] = ["xds", "node", "id"];
 /// The proxy's region as istio-agent wrote it into the bootstrap, when it did.
 pub const NODE_LOCALITY_REGION: [&str; 4] = ["xds", "node", "locality", "region"];
 

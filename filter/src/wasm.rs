@@ -98,6 +98,9 @@ impl Host for ProxyWasmHost {
             .ok()
             .flatten()
     }
+    fn set_response_header(&self, name: &str, value: &str) {
+        let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, name, Some(value));
+    }
     fn clear_route_cache(&self) {
         let _ = hostcalls::call_foreign_function("clear_route_cache", None);
     }

@@ -11,7 +11,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use geolb_filter::fake::FakeHost;
-use geolb_filter::host::Level;
+use geolb_filter::host::{Host, Level};
 use geolb_filter::root::{Root, VmMemory};
 use geolb_policy::store::MemoryStore;
 
@@ -943,4 +943,136 @@ fn a_policy_update_keeps_health_unless_the_services_regions_change() {
         9,
         "{routed:?}"
     );
+}
+
+const SIDECAR_NODE: &str = "sidecar~10.0.0.7~productpage-v1-1.default~default.svc.cluster.local";
+const GATEWAY_NODE: &str =
+    "router~10.0.0.9~istio-ingressgateway-1.istio-system~istio-system.svc.cluster.local";
+
+/// `SEED_A` with `explain` on.
+fn explaining() -> String {
+    SEED_A.replacen('{', "{\"explain\": true,", 1)
+}
+
+/// The `x-geolb-explain` of the last response.
+fn explained(host: &FakeHost) -> Option<String> {
+    host.response_header("x-geolb-explain")
+}
+
+#[test]
+fn a_sidecar_that_explains_tells_the_app_why_each_request_went_where() {
+    let host = FakeHost::worker(Arc::new(MemoryStore::default()), "cn-hangzhou");
+    host.set_property(&["xds", "node", "id"], SIDECAR_NODE.as_bytes());
+    host.set_config(&explaining());
+    let mut root = Root::default();
+    assert!(root.configure(&host));
+    assert!(root.is_active());
+
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        send(&host, &root, &[], OK);
+        seen.push(explained(&host).unwrap());
+    }
+    let split = |region: &str| format!("share={region}; region={region}; reason=split");
+    assert_eq!(
+        seen.iter().filter(|e| **e == split("cn-hangzhou")).count(),
+        9
+    );
+    assert_eq!(
+        seen.iter().filter(|e| **e == split("cn-shanghai")).count(),
+        1
+    );
+
+    // cn-hangzhou fails (consecutiveFailures 1): its share goes down its chain.
+    while counted(
+        &host,
+        &root,
+        "geolb.ejections;service=reviews.default;region=cn-hangzhou",
+    ) == 0
+    {
+        send(&host, &root, &[], (Some(503), 0x20, None));
+    }
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        send(&host, &root, &[], ok_from("cn-shanghai"));
+        seen.push(explained(&host).unwrap());
+    }
+    assert!(seen.contains(&"share=cn-hangzhou; region=cn-shanghai; reason=failover".to_owned()));
+    assert!(seen.contains(&split("cn-shanghai")), "{seen:?}");
+
+    // Back from the ejection, inside the ramp.
+    host.now.set(host.now.get() + 60_000 + 5_000);
+    let mut seen = Vec::new();
+    for _ in 0..50 {
+        send(&host, &root, &[], ok_from("cn-hangzhou"));
+        seen.push(explained(&host).unwrap());
+    }
+    assert!(
+        seen.contains(&"share=cn-hangzhou; region=cn-hangzhou; reason=ramping".to_owned()),
+        "{seen:?}"
+    );
+
+    // A service outside the policy.
+    host.begin_request(&[(":authority", "ratings.default.svc.cluster.local:9080")]);
+    let mut request = root.request();
+    request.on_request_headers(&host);
+    host.respond(Some(200), 0, None);
+    request.on_response_headers(&host);
+    assert_eq!(
+        explained(&host).as_deref(),
+        Some("reason=pass-through; cause=not-in-policy")
+    );
+}
+
+#[test]
+fn without_explain_no_response_is_touched() {
+    let host = FakeHost::worker(Arc::new(MemoryStore::default()), "cn-hangzhou");
+    host.set_property(&["xds", "node", "id"], SIDECAR_NODE.as_bytes());
+    host.set_config(SEED_A);
+    let mut root = Root::default();
+    assert!(root.configure(&host));
+    send(&host, &root, &[], OK);
+    assert_eq!(explained(&host), None);
+}
+
+#[test]
+fn a_gateway_refuses_a_policy_that_explains() {
+    // As the first policy: pass-through (Envoy must not exit), refused and logged.
+    let host = FakeHost::worker(Arc::new(MemoryStore::default()), "cn-hangzhou");
+    host.set_property(&["xds", "node", "id"], GATEWAY_NODE.as_bytes());
+    host.set_config(&explaining());
+    let mut root = Root::default();
+    assert!(root.configure(&host));
+    assert!(!root.is_active());
+    assert_eq!(counted(&host, &root, "geolb.policy_rejected"), 1);
+    let logs = host.logs.borrow().clone();
+    assert!(
+        logs.iter().any(|(l, m)| *l == Level::Error
+            && m.contains("explain: is for sidecars only, and this proxy is a \"router\"")),
+        "{logs:?}"
+    );
+    assert!(send(&host, &root, &[("x-geolb-region", "cn-shanghai")], OK).is_empty());
+    assert_eq!(explained(&host), None);
+
+    // As an update of a gateway already serving: refused, the previous policy serves.
+    let host = FakeHost::worker(Arc::new(MemoryStore::default()), "cn-hangzhou");
+    host.set_property(&["xds", "node", "id"], GATEWAY_NODE.as_bytes());
+    host.set_config(SEED_A);
+    let mut root = Root::default();
+    assert!(root.configure(&host));
+    host.set_config(&explaining());
+    let mut canary = Root::default();
+    assert!(
+        !canary.configure(&host),
+        "Envoy's canary refuses the update"
+    );
+    assert_eq!(send(&host, &root, &[], OK).len(), 1);
+    assert_eq!(explained(&host), None);
+
+    // A proxy with no Istio node id is no sidecar either.
+    let host = FakeHost::worker(Arc::new(MemoryStore::default()), "cn-hangzhou");
+    host.set_config(&explaining());
+    let mut root = Root::default();
+    assert!(root.configure(&host));
+    assert!(!root.is_active());
 }

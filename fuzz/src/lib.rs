@@ -110,10 +110,26 @@ pub fn policy_decision(data: &[u8]) {
     let mut bytes = Bytes(requests);
     let cluster_id = bytes.pick(&cluster_ids);
     let locality = bytes.pick(policy.regions());
+    let node_ids = [
+        "sidecar~10.0.0.1~productpage-v1.default~default.svc.cluster.local".to_owned(),
+        "router~10.0.0.2~istio-ingressgateway.istio-system~istio-system.svc.cluster.local"
+            .to_owned(),
+    ];
+    let node_id = bytes.pick(&node_ids);
     let proxy = ProxyIdentity {
         cluster_id: cluster_id.as_deref(),
         locality_region: locality.as_deref(),
+        node_id: node_id.as_deref(),
     };
+    // `explain` is applied by sidecars alone.
+    let at_sidecar = proxy.node_type() == Some("sidecar");
+    match policy.clone().fit_for(proxy) {
+        Ok(_) => assert!(!policy.explains() || at_sidecar, "explain at {node_id:?}"),
+        Err(refused) => {
+            assert!(policy.explains() && !at_sidecar, "{refused}");
+            return;
+        }
+    }
     let resolution = policy.source_region(proxy);
     check_resolution(&policy, proxy, &resolution);
     let source = resolution.region();
@@ -180,7 +196,7 @@ fn decide_for(
     let mut picks = vec![0u32; slots];
     for _ in 0..100 {
         match plan.decide(&mut rr, &HealthView::all_healthy(), config, 0, 0) {
-            Decision::Route { slot, primary } => {
+            Decision::Route { slot, primary, .. } => {
                 assert_eq!(slot, primary, "failover while all are healthy");
                 *picks.get_mut(slot).expect("slot of the service") += 1;
             }
@@ -228,7 +244,7 @@ fn decide_for(
         let decision = plan.decide(&mut rr, &view, config, when, dice);
         let admitted = |slot: usize| view.get(slot).admission(config, when) != Admission::Ejected;
         match decision {
-            Decision::Route { slot, primary } => {
+            Decision::Route { slot, primary, .. } => {
                 assert!(slot < slots && primary < slots, "slot out of range");
                 assert!(admitted(slot), "routed to an ejected region");
                 let region = service.region_of(slot).expect("slot has a region");

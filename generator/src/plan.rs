@@ -471,6 +471,11 @@ pub struct Filter {
     /// variable `GEOLB_ROUTE_SECRET`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route_secret: Option<RouteSecretSource>,
+    /// Whether sidecars add `x-geolb-explain` to every response on its way back to the
+    /// calling app: the share's region, the chosen region and the reason (debugging).
+    /// Never for ingress gateways, whose callers are the internet. Default false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub explain: bool,
     /// App namespaces whose sidecars get the filter. Default: the services' namespaces.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub namespaces: Vec<String>,

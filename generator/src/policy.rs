@@ -37,6 +37,8 @@ pub fn wire_policy(topo: &Topology<'_>, proxies: PolicyFor, route_token: &str) -
             .map(|c| (Topology::cluster_id(c).to_owned(), c.region.clone()))
             .collect(),
         service_from_route: proxies == PolicyFor::Gateways,
+        // The internet must not learn the mesh's regions from a gateway's answers.
+        explain: plan.filter.explain && proxies == PolicyFor::Sidecars,
         health: plan.filter.health.clone(),
         services: plan.services.iter().map(|s| service(topo, s)).collect(),
     }

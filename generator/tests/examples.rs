@@ -680,3 +680,17 @@ fn only_idempotent_routes_retry_resets() {
         );
     }
 }
+
+/// `filter.explain` reaches the sidecars' policy and never the gateways'.
+#[test]
+fn explain_is_rendered_for_sidecars_only() {
+    let mut plan = load_plan("a-failover-distribution");
+    let token = RouteSecrets::example().unwrap().tokens(&plan).remove(0);
+    let explains = |plan: &Plan, proxies| {
+        geolb::policy::wire_policy(&Topology::new(plan), proxies, &token).explain
+    };
+    assert!(!explains(&plan, PolicyFor::Sidecars), "off by default");
+    plan.filter.explain = true;
+    assert!(explains(&plan, PolicyFor::Sidecars));
+    assert!(!explains(&plan, PolicyFor::Gateways));
+}

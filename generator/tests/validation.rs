@@ -420,7 +420,7 @@ const CASES: &[Case] = &[
         name: "remote module without sha256",
         scenario: A,
         edits: &[(
-            "url: oci://registry.example.com/geolb/geolb-filter:0.1.0\n  sha256: 03d15bce61980d917c149cc44eb6140f4c79b77e687da492c72a3d5b45f9ea4b",
+            "url: oci://registry.example.com/geolb/geolb-filter:0.1.0\n  sha256: e5f70a68a1c2fca4a681a806634267575885d0b5a7ab5e2169a1b84b25b8208b",
             "url: oci://registry.example.com/geolb/geolb-filter:0.1.0",
         )],
         severity: Severity::Error,
@@ -441,7 +441,7 @@ const CASES: &[Case] = &[
     Case {
         name: "malformed sha256",
         scenario: A,
-        edits: &[("sha256: 03d15bce", "sha256: 03D15BCE")],
+        edits: &[("sha256: e5f70a68", "sha256: E5F70A68")],
         severity: Severity::Error,
         path: "filter.sha256",
         message: "is not a SHA-256",

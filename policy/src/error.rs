@@ -93,6 +93,11 @@ pub enum Problem {
         /// The allowed range.
         why: &'static str,
     },
+    /// `explain` at a proxy that is not a sidecar.
+    #[error(
+        "is for sidecars only, and this proxy is {0}: at an ingress gateway the header would tell every client the mesh's regions"
+    )]
+    ExplainOutsideSidecar(String),
     /// An Envoy response flag this build does not know.
     #[error("unknown Envoy response flag {flag:?}; known flags: {known}")]
     UnknownResponseFlag {

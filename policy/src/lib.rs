@@ -5,6 +5,7 @@
 
 pub mod cluster;
 pub mod error;
+pub mod explain;
 pub mod header;
 pub mod health;
 pub mod lifecycle;

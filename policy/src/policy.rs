@@ -33,6 +33,7 @@ pub struct CompiledPolicy {
     /// Istio cluster ID -> region (`clusterRegions`).
     cluster_regions: BTreeMap<String, RegionId>,
     service_from_route: bool,
+    pub(crate) explain: bool,
     services: Vec<CompiledService>,
     hosts: BTreeMap<String, ServiceId>,
     fingerprint: u64,
@@ -323,6 +324,7 @@ impl TryFrom<&wire::Policy> for CompiledPolicy {
             source_region,
             cluster_regions,
             service_from_route: policy.service_from_route,
+            explain: policy.explain,
             services,
             hosts,
             fingerprint: fnv1a(&canonical),

@@ -42,6 +42,8 @@ pub enum Decision {
         slot: Slot,
         /// The slot the share belongs to.
         primary: Slot,
+        /// The chosen region is back from an ejection and takes part of its share.
+        ramping: bool,
     },
     /// Every region is ejected: leave the header unset, the mesh's own locality load
     /// balancing (the route without header) decides.
@@ -128,10 +130,20 @@ impl SourcePlan {
         let mut first_ramping = None;
         for &slot in &target.preference {
             match health.get(slot).admission(config, now_ms) {
-                Admission::Healthy => return Decision::Route { slot, primary },
+                Admission::Healthy => {
+                    return Decision::Route {
+                        slot,
+                        primary,
+                        ramping: false,
+                    };
+                }
                 Admission::Ramping { permille } => {
                     if dice % 1000 < permille {
-                        return Decision::Route { slot, primary };
+                        return Decision::Route {
+                            slot,
+                            primary,
+                            ramping: true,
+                        };
                     }
                     first_ramping.get_or_insert(slot);
                 }
@@ -141,7 +153,11 @@ impl SourcePlan {
         // Only ramping regions left and the dice said no to each: a ramping region
         // still beats none.
         match first_ramping {
-            Some(slot) => Decision::Route { slot, primary },
+            Some(slot) => Decision::Route {
+                slot,
+                primary,
+                ramping: true,
+            },
             None => Decision::NoHealthyRegion { primary },
         }
     }

@@ -21,6 +21,19 @@ pub struct ProxyIdentity<'a> {
     pub cluster_id: Option<&'a str>,
     /// `node.locality.region`, when set.
     pub locality_region: Option<&'a str>,
+    /// `node.id`, when set: istio-agent writes `<type>~<ip>~<pod>.<namespace>~<domain>`,
+    /// the type `sidecar` or `router` (a gateway), among others (Istio 1.30.3
+    /// `pkg/model/proxy.go`, `NodeType`).
+    pub node_id: Option<&'a str>,
+}
+
+impl<'a> ProxyIdentity<'a> {
+    /// The Istio node type in `node.id` (`sidecar`, `router`, ...), if it has one.
+    pub fn node_type(&self) -> Option<&'a str> {
+        let id = self.node_id?;
+        let (node_type, _) = id.split_once('~')?;
+        Some(node_type).filter(|t| !t.is_empty())
+    }
 }
 
 /// Where a known source region came from.

@@ -54,6 +54,13 @@ pub struct Policy {
     /// nothing). Default `false`.
     #[serde(default, skip_serializing_if = "is_false")]
     pub service_from_route: bool,
+    /// Adds the response header `x-geolb-explain` on the way back to the calling app:
+    /// the region whose share the request was, the region it went to, and why
+    /// (`share=cn-hangzhou; region=cn-shanghai; reason=failover`). For debugging at
+    /// sidecars only: any other proxy refuses a policy with it, because at an ingress
+    /// gateway it would tell every client the mesh's regions. Default `false`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub explain: bool,
     /// Health tracking defaults for every service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthSettings>,

@@ -43,6 +43,7 @@ fn identity<'a>(cluster_id: Option<&'a str>, locality: Option<&'a str>) -> Proxy
     ProxyIdentity {
         cluster_id,
         locality_region: locality,
+        node_id: None,
     }
 }
 

@@ -558,3 +558,93 @@ fn h_a_region_ejected_through_one_workers_traffic_is_avoided_by_the_other() {
         "the two connections did not land on two workers"
     );
 }
+
+/// `explain`: a sidecar tells the calling app, per response, whose share the request
+/// was, where it went and why; a gateway (node type `router`) refuses such a policy,
+/// passes traffic through and adds nothing.
+#[test]
+fn explain_tells_the_app_at_a_sidecar_and_is_refused_at_a_gateway() {
+    let (mut hz, sh) = bookinfo_reviews();
+    let mut policy = seed_a_policy("30s", "10s");
+    policy["explain"] = json!(true);
+    let cfg = MeshConfig::for_upstreams(&[&hz, &sh])
+        .with_node(ACK_HANGZHOU, NodeLocality::Absent)
+        .with_wasm(WasmFilter::geolb(&policy.to_string()));
+    assert!(cfg.node_id.starts_with("sidecar~"), "{}", cfg.node_id);
+    let envoy = Envoy::start(&cfg);
+    let explained = |results: &[std::io::Result<Response>]| -> Vec<String> {
+        results
+            .iter()
+            .map(|r| match r {
+                Ok(resp) => resp.header("x-geolb-explain").unwrap_or("-").to_owned(),
+                Err(e) => format!("error {e}"),
+            })
+            .collect()
+    };
+    let said = explained(&send_on_one_connection(
+        envoy.addr(),
+        &Request::reviews(),
+        10,
+    ));
+    let split = |r: &str| format!("share={r}; region={r}; reason=split");
+    assert_eq!(count(&said, &split(HZ)), 9, "{said:?}");
+    assert_eq!(count(&said, &split(SH)), 1, "{said:?}");
+
+    // cn-hangzhou dies. Until the filter ejects it, cn-hangzhou's prefer subset answers
+    // from cn-shanghai; after, its 90% says where it went instead.
+    hz.stop();
+    let mut sent = 0;
+    while counter(&envoy, "ejections", HZ) == 0 {
+        assert!(sent < 200, "cn-hangzhou not ejected after {sent} requests");
+        send_on_new_connections(envoy.addr(), &Request::reviews(), 10);
+        sent += 10;
+    }
+    let said = explained(&send_on_new_connections(
+        envoy.addr(),
+        &Request::reviews(),
+        20,
+    ));
+    let failover = format!("share={HZ}; region={SH}; reason=failover");
+    assert_eq!(
+        (count(&said, &failover), count(&said, &split(SH))),
+        (18, 2),
+        "{said:?}"
+    );
+
+    // A request for a service the policy does not steer.
+    let other = send_one(
+        envoy.addr(),
+        &Request::reviews().host("ratings.default.svc.cluster.local:9080"),
+    )
+    .unwrap();
+    assert_eq!(
+        other.header("x-geolb-explain"),
+        Some("reason=pass-through; cause=not-in-policy")
+    );
+
+    // The same policy at an ingress gateway's Envoy.
+    hz.restart();
+    let mut cfg = cfg;
+    cfg.node_id =
+        "router~127.0.0.1~istio-ingressgateway-1.istio-system~istio-system.svc.cluster.local"
+            .into();
+    let gateway = Envoy::start(&cfg);
+    let results = send_on_one_connection(gateway.addr(), &Request::reviews(), 10);
+    assert!(
+        results
+            .iter()
+            .all(|r| r.as_ref().is_ok_and(|r| r.is_success())),
+        "{results:?}"
+    );
+    assert_eq!(explained(&results), vec!["-"; 10]);
+    // Passed through: the default route keeps every request in the proxy's region.
+    assert_eq!(count(&regions_of(&results), HZ), 10);
+    std::thread::sleep(TICK);
+    assert_eq!(gateway.counter("wasmcustom.geolb.policy_rejected"), 1);
+    assert!(
+        gateway
+            .log()
+            .contains("explain: is for sidecars only, and this proxy is a \"router\""),
+        "the refusal is logged"
+    );
+}
