@@ -151,6 +151,15 @@ impl Host for FakeHost {
             *self.counters.borrow_mut().entry(name.clone()).or_default() += n;
         }
     }
+    fn define_gauge(&self, name: &str) -> Option<u32> {
+        self.define_counter(name)
+    }
+    fn set_gauge(&self, gauge: u32, value: u64) {
+        let names = self.counter_names.borrow();
+        if let Some(name) = usize::try_from(gauge).ok().and_then(|i| names.get(i)) {
+            self.counters.borrow_mut().insert(name.clone(), value);
+        }
+    }
     fn set_tick_period_ms(&self, period: u32) {
         self.tick_period_ms.set(period);
     }

@@ -27,6 +27,10 @@ pub trait Host: SharedStore {
     fn define_counter(&self, name: &str) -> Option<u32>;
     /// Adds `n` to a counter.
     fn add(&self, counter: u32, n: u64);
+    /// Defines (or finds) a gauge; `None` when the host refuses.
+    fn define_gauge(&self, name: &str) -> Option<u32>;
+    /// Sets a gauge.
+    fn set_gauge(&self, gauge: u32, value: u64);
     /// Asks for `on_tick` every `period` ms.
     fn set_tick_period_ms(&self, period: u32);
     /// The plugin configuration bytes (`on_configure`).

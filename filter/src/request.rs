@@ -97,8 +97,9 @@ impl Request {
         let shape = service.table_shape();
         let (decision, chosen_was_pristine) = runtime.with_health(host, |bytes| {
             let view = HealthView::new(bytes, shape);
-            // A table that never saw an ejection is healthy at any time: skip the clock.
-            let now = if view.any_ejection() {
+            // A table without ejections or drain ramps reads the same at any time:
+            // skip the clock.
+            let now = if view.depends_on_time() {
                 host.now_ms()
             } else {
                 0

@@ -288,6 +288,51 @@ impl Root {
     }
 }
 
+/// One log line per region whose drain mark this VM was the proxy's first to apply.
+fn log_drain_changes<H: Host>(
+    host: &H,
+    policy: &CompiledPolicy,
+    service: &CompiledService,
+    changed: &[Slot],
+) {
+    let ramp_ms = service.health().drain_ramp_ms;
+    for &slot in changed {
+        let Some(region) = service.region_of(slot) else {
+            continue;
+        };
+        let drained = service.drained().get(slot).copied().unwrap_or(false);
+        host.log(
+            Level::Info,
+            &format!(
+                "geolb: region {} of service {} {}, over {ramp_ms} ms",
+                policy.region_name(region),
+                service.name(),
+                if drained {
+                    "drained: its share moves down its failover chain"
+                } else {
+                    "no longer drained: its share comes back"
+                },
+            ),
+        );
+    }
+}
+
+/// Sets the `geolb.drained` gauge of each region of `service`: 1 while the policy
+/// drains it.
+fn show_drained<H: Host>(host: &H, policy: &CompiledPolicy, service: &CompiledService) {
+    for (slot, region) in service.regions().iter().enumerate() {
+        let name = format!(
+            "geolb.drained;service={};region={}",
+            service.name(),
+            policy.region_name(*region)
+        );
+        if let Some(gauge) = host.define_gauge(&name) {
+            let drained = service.drained().get(slot).copied().unwrap_or(false);
+            host.set_gauge(gauge, u64::from(drained));
+        }
+    }
+}
+
 /// What the proxy's bootstrap node says about it, read once per configuration.
 struct NodeFacts {
     cluster_id: Option<String>,
@@ -349,12 +394,20 @@ fn activate<H: Host>(
         .map(|service| {
             let plan = SourcePlan::new(service, source);
             let key = health_key(plugin, service.name());
-            if let Err(err) = seed(host, &key, service.table_shape()) {
-                host.log(
+            match seed(
+                host,
+                &key,
+                service.table_shape(),
+                service.drained(),
+                host.now_ms(),
+            ) {
+                Ok(changed) => log_drain_changes(host, &policy, service, &changed),
+                Err(err) => host.log(
                     Level::Warn,
                     &format!("geolb: cannot seed shared health {key}: {err}"),
-                );
+                ),
             }
+            show_drained(host, &policy, service);
             ServiceRuntime {
                 round_robin: RefCell::new(plan.round_robin()),
                 plan,

@@ -76,6 +76,12 @@ impl Host for ProxyWasmHost {
     fn add(&self, counter: u32, n: u64) {
         let _ = hostcalls::increment_metric(counter, i64::try_from(n).unwrap_or(i64::MAX));
     }
+    fn define_gauge(&self, name: &str) -> Option<u32> {
+        hostcalls::define_metric(MetricType::Gauge, name).ok()
+    }
+    fn set_gauge(&self, gauge: u32, value: u64) {
+        let _ = hostcalls::record_metric(gauge, value);
+    }
     fn set_tick_period_ms(&self, period: u32) {
         let _ = hostcalls::set_tick_period(std::time::Duration::from_millis(u64::from(period)));
     }

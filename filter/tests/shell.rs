@@ -1076,3 +1076,72 @@ fn a_gateway_refuses_a_policy_that_explains() {
     assert!(root.configure(&host));
     assert!(!root.is_active());
 }
+
+/// `SEED_A` with cn-hangzhou drained for every service.
+fn hangzhou_drained() -> String {
+    SEED_A.replacen('{', "{\"drain\": [\"cn-hangzhou\"],", 1)
+}
+
+/// Of `n` requests, how many went to cn-hangzhou.
+fn to_hangzhou(host: &FakeHost, root: &Root, n: usize) -> usize {
+    (0..n)
+        .filter(|_| send(host, root, &[], OK).first().map(String::as_str) == Some("cn-hangzhou"))
+        .count()
+}
+
+#[test]
+fn a_proxy_that_starts_with_a_region_drained_sends_it_nothing_at_once() {
+    let host = FakeHost::worker(Arc::new(MemoryStore::default()), "cn-hangzhou");
+    host.set_property(&["xds", "node", "id"], SIDECAR_NODE.as_bytes());
+    host.set_config(&hangzhou_drained().replacen('{', "{\"explain\": true,", 1));
+    let mut root = Root::default();
+    assert!(root.configure(&host));
+    assert_eq!(to_hangzhou(&host, &root, 100), 0);
+    assert_eq!(
+        explained(&host).as_deref(),
+        Some("share=cn-hangzhou; region=cn-shanghai; reason=drained")
+    );
+    assert_eq!(
+        host.counter("geolb.drained;service=reviews.default;region=cn-hangzhou"),
+        1
+    );
+    assert_eq!(
+        host.counter("geolb.drained;service=reviews.default;region=cn-shanghai"),
+        0
+    );
+}
+
+#[test]
+fn a_drain_moves_the_share_down_its_chain_over_the_ramp_and_back() {
+    // A proxy serving seed A (90% cn-hangzhou) gets the drain as an update.
+    let (host, mut root) = configured(SEED_A, "cn-hangzhou");
+    assert_eq!(to_hangzhou(&host, &root, 1_000), 900);
+    let start = host.now.get();
+    host.set_config(&hangzhou_drained());
+    assert!(root.configure(&host));
+    assert!(host.logs.borrow().iter().any(|(_, m)| m.contains(
+        "region cn-hangzhou of service reviews.default drained: its share moves down its failover chain, over 60000 ms"
+    )));
+    // The default ramp is 60 s: halfway, about half of the 90%.
+    host.now.set(start + 30_000);
+    let halfway = to_hangzhou(&host, &root, 1_000);
+    assert!((400..=500).contains(&halfway), "{halfway} of 1000 halfway");
+    host.now.set(start + 60_000);
+    assert_eq!(to_hangzhou(&host, &root, 1_000), 0);
+    // Lifted: back over the same ramp.
+    let lifted = host.now.get();
+    host.set_config(SEED_A);
+    assert!(root.configure(&host));
+    assert_eq!(
+        host.counter("geolb.drained;service=reviews.default;region=cn-hangzhou"),
+        0
+    );
+    host.now.set(lifted + 30_000);
+    let halfway = to_hangzhou(&host, &root, 1_000);
+    assert!(
+        (400..=500).contains(&halfway),
+        "{halfway} of 1000 halfway back"
+    );
+    host.now.set(lifted + 60_000);
+    assert_eq!(to_hangzhou(&host, &root, 1_000), 900);
+}

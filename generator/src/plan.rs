@@ -100,6 +100,11 @@ pub enum ControlPlaneMode {
 pub struct Region {
     /// Region name as the nodes' `topology.kubernetes.io/region` label carries it.
     pub name: String,
+    /// Drained by the operator (a DR drill, maintenance): every service's share of the
+    /// region moves down the region's failover chain over `filter.health.drainRamp`,
+    /// and comes back the same way when the mark is removed. Default false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drained: bool,
 }
 
 /// A logical mesh network.
@@ -308,6 +313,10 @@ pub struct Traffic {
     /// `cn-hangzhou: {cn-hangzhou: 90, cn-shanghai: 10}`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub distribute: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Regions drained for this service alone (see `regions[].drained`): each must be
+    /// one where the service runs, and one must stay undrained.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drain: Vec<String>,
 }
 
 /// Istio `OutlierDetection` (the fields geolb renders).

@@ -37,6 +37,12 @@ pub fn wire_policy(topo: &Topology<'_>, proxies: PolicyFor, route_token: &str) -
             .map(|c| (Topology::cluster_id(c).to_owned(), c.region.clone()))
             .collect(),
         service_from_route: proxies == PolicyFor::Gateways,
+        drain: plan
+            .regions
+            .iter()
+            .filter(|r| r.drained)
+            .map(|r| r.name.clone())
+            .collect(),
         // The internet must not learn the mesh's regions from a gateway's answers.
         explain: plan.filter.explain && proxies == PolicyFor::Sidecars,
         health: plan.filter.health.clone(),
@@ -70,6 +76,7 @@ fn service(topo: &Topology<'_>, s: &Service) -> wire::Service {
                 )
             })
             .collect(),
+        drain: traffic.drain,
         health: service_health(s),
     }
 }
@@ -167,10 +174,17 @@ pub fn plan_path_of(policy_path: &str) -> String {
     if policy_path.starts_with("routingHeader") {
         return String::from("filter.routingHeader");
     }
+    if policy_path.starts_with("drain") {
+        // The policy lists the drained regions; the plan marks them in `regions[]`.
+        return String::from("regions");
+    }
     if let Some(rest) = policy_path.strip_prefix("services[")
         && let Some((index, tail)) = rest.split_once(']')
     {
-        let tail = if tail.starts_with(".failover") || tail.starts_with(".distribute") {
+        let tail = if tail.starts_with(".failover")
+            || tail.starts_with(".distribute")
+            || tail.starts_with(".drain")
+        {
             format!(".traffic{tail}")
         } else if tail.starts_with(".health") {
             tail.to_owned()

@@ -694,3 +694,34 @@ fn explain_is_rendered_for_sidecars_only() {
     assert!(explains(&plan, PolicyFor::Sidecars));
     assert!(!explains(&plan, PolicyFor::Gateways));
 }
+
+/// A DR drill from the plan: `regions[].drained` drains the region for every service,
+/// `traffic.drain` for one; both reach every proxy's policy.
+#[test]
+fn drained_regions_reach_the_policy_of_every_proxy() {
+    let mut plan = load_plan("a-failover-distribution");
+    let token = RouteSecrets::example().unwrap().tokens(&plan).remove(0);
+    let policy =
+        |plan: &Plan, proxies| geolb::policy::wire_policy(&Topology::new(plan), proxies, &token);
+    assert!(policy(&plan, PolicyFor::Sidecars).drain.is_empty());
+    plan.regions[0].drained = true;
+    for proxies in [PolicyFor::Sidecars, PolicyFor::Gateways] {
+        assert_eq!(policy(&plan, proxies).drain, ["cn-hangzhou"]);
+    }
+    plan.regions[0].drained = false;
+    let reviews = plan
+        .services
+        .iter()
+        .position(|s| s.name == "reviews")
+        .unwrap();
+    plan.services[reviews].traffic.as_mut().unwrap().drain = vec!["cn-shanghai".into()];
+    let wire = policy(&plan, PolicyFor::Sidecars);
+    assert!(wire.drain.is_empty());
+    assert_eq!(wire.services[reviews].drain, ["cn-shanghai"]);
+    assert!(
+        wire.services
+            .iter()
+            .enumerate()
+            .all(|(i, s)| i == reviews || s.drain.is_empty())
+    );
+}

@@ -415,12 +415,41 @@ const CASES: &[Case] = &[
         path: "meshes[0].name",
         message: "says nothing about its root CA",
     },
+    // Drains.
+    Case {
+        name: "drain of every region of a service",
+        scenario: A,
+        edits: &[
+            (
+                "  - name: cn-hangzhou\n",
+                "  - name: cn-hangzhou\n    drained: true\n",
+            ),
+            (
+                "  - name: cn-shanghai\n",
+                "  - name: cn-shanghai\n    drained: true\n",
+            ),
+        ],
+        severity: Severity::Error,
+        path: "regions",
+        message: "drains every region of service \"productpage.default\"",
+    },
+    Case {
+        name: "service drain of a region where it does not run",
+        scenario: A,
+        edits: &[(
+            "      failover:\n        cn-hangzhou: [cn-shanghai]\n",
+            "      drain: [cn-beijing]\n      failover:\n        cn-hangzhou: [cn-shanghai]\n",
+        )],
+        severity: Severity::Error,
+        path: "services[3].traffic.drain[0]",
+        message: "unknown region \"cn-beijing\"",
+    },
     // Filter deployment.
     Case {
         name: "remote module without sha256",
         scenario: A,
         edits: &[(
-            "url: oci://registry.example.com/geolb/geolb-filter:0.1.0\n  sha256: e5f70a68a1c2fca4a681a806634267575885d0b5a7ab5e2169a1b84b25b8208b",
+            "url: oci://registry.example.com/geolb/geolb-filter:0.1.0\n  sha256: ef9be0949b12dc67b9e02c05fcdd2b947f58697a0706102ce233c5590d2ca637",
             "url: oci://registry.example.com/geolb/geolb-filter:0.1.0",
         )],
         severity: Severity::Error,
@@ -441,7 +470,7 @@ const CASES: &[Case] = &[
     Case {
         name: "malformed sha256",
         scenario: A,
-        edits: &[("sha256: e5f70a68", "sha256: E5F70A68")],
+        edits: &[("sha256: ef9be094", "sha256: EF9BE094")],
         severity: Severity::Error,
         path: "filter.sha256",
         message: "is not a SHA-256",

@@ -93,6 +93,9 @@ pub enum Problem {
         /// The allowed range.
         why: &'static str,
     },
+    /// A drain that leaves a service no region.
+    #[error("drains every region of service {0:?}; at least one must take its traffic")]
+    DrainsEveryRegion(String),
     /// `explain` at a proxy that is not a sidecar.
     #[error(
         "is for sidecars only, and this proxy is {0}: at an ingress gateway the header would tell every client the mesh's regions"

@@ -11,7 +11,7 @@ use std::fmt;
 
 use crate::error::{Path, PolicyErrors, Problem};
 use crate::policy::{CompiledPolicy, CompiledService};
-use crate::routing::Decision;
+use crate::routing::{Decision, RouteReason};
 use crate::source::ProxyIdentity;
 
 /// The response header that carries an [`Explanation`].
@@ -28,8 +28,10 @@ pub enum Reason {
     /// Its share's region is ejected: the next admitted region of that region's chain
     /// took it.
     Failover,
-    /// The region that took it is back from an ejection and takes a growing part of its
-    /// share.
+    /// Its share's region is drained by the operator (or its share is moving off).
+    Drained,
+    /// The region that took it takes only part of its share for now: back from an
+    /// ejection, or a drain ramping.
     Ramping,
     /// Every region of the service is ejected: the mesh's own locality failover decides.
     NoHealthyRegion,
@@ -66,16 +68,15 @@ impl<'p> Explanation<'p> {
             Decision::Route {
                 slot,
                 primary,
-                ramping,
+                reason,
             } => Explanation {
                 share: name(primary),
                 region: name(slot),
-                reason: if ramping {
-                    Reason::Ramping
-                } else if slot == primary {
-                    Reason::Split
-                } else {
-                    Reason::Failover
+                reason: match reason {
+                    RouteReason::Split => Reason::Split,
+                    RouteReason::Failover => Reason::Failover,
+                    RouteReason::Drained => Reason::Drained,
+                    RouteReason::Ramping => Reason::Ramping,
                 },
             },
             Decision::NoHealthyRegion { primary } => Explanation {
@@ -108,6 +109,7 @@ impl fmt::Display for Explanation<'_> {
         let reason = match self.reason {
             Reason::Split => "split",
             Reason::Failover => "failover",
+            Reason::Drained => "drained",
             Reason::Ramping => "ramping",
             Reason::NoHealthyRegion => "no-healthy-region",
             Reason::PassThrough(PassThrough::UnknownSourceRegion) => {

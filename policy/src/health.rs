@@ -23,6 +23,9 @@ pub struct HealthConfig {
     pub max_ejection_ms: u64,
     /// Time over which a returning region gets its share back, in ms (0 = at once).
     pub recovery_ramp_ms: u64,
+    /// Time over which a drained region's share moves off, and comes back when the
+    /// drain is lifted, in ms (0 = at once).
+    pub drain_ramp_ms: u64,
     /// Response codes that count as failures, sorted.
     pub failure_status_codes: Vec<u16>,
     /// Response flags that count as failures whatever the code.
@@ -36,6 +39,7 @@ impl Default for HealthConfig {
             base_ejection_ms: 30_000,
             max_ejection_ms: 300_000,
             recovery_ramp_ms: 10_000,
+            drain_ramp_ms: 60_000,
             failure_status_codes: vec![502, 503, 504],
             failure_flags: ResponseFlags::DEFAULT_FAILURES,
         }
@@ -52,8 +56,10 @@ pub enum Admission {
         /// 1..=999.
         permille: u32,
     },
-    /// None.
+    /// None: ejected.
     Ejected,
+    /// None: the operator drained it.
+    Drained,
 }
 
 /// The health of one region of one service.
@@ -67,12 +73,18 @@ pub struct RegionHealth {
     pub ejected_until_ms: u64,
     /// Time from which the multiplier decays.
     pub decay_from_ms: u64,
+    /// The policy drains the region (the operator's mark, as this proxy applied it).
+    pub drained: bool,
+    /// When this proxy saw the mark change (ms since the epoch): the share moves over
+    /// `drain_ramp` from then. 0: it has been this way since the proxy first served
+    /// the service, so there is nothing to ramp.
+    pub drain_changed_ms: u64,
 }
 
 /// Bytes of one encoded [`RegionHealth`].
-pub const RECORD_LEN: usize = 24;
+pub const RECORD_LEN: usize = 36;
 /// Format tag of an encoded health table; bump when the encoding changes.
-const TABLE_FORMAT: u8 = 2;
+const TABLE_FORMAT: u8 = 3;
 /// Header bytes of an encoded table: format, record count (u16 LE), layout (u64 LE).
 const HEADER_LEN: usize = 11;
 
@@ -138,8 +150,63 @@ pub enum Transition {
 }
 
 impl RegionHealth {
-    /// How much of its share the region may take at `now_ms`.
+    /// How much of its share the region may take at `now_ms`: its health, scaled by
+    /// the operator's drain (a region both ramping back and draining takes the product).
     pub fn admission(&self, config: &HealthConfig, now_ms: u64) -> Admission {
+        let health = self.health_admission(config, now_ms);
+        let permille = match health {
+            Admission::Healthy => 1_000,
+            Admission::Ramping { permille } => permille,
+            Admission::Ejected | Admission::Drained => return health,
+        };
+        let open = self.drain_permille(config, now_ms);
+        if open == 0 {
+            return Admission::Drained;
+        }
+        match permille * open / 1_000 {
+            1_000.. => Admission::Healthy,
+            scaled => Admission::Ramping {
+                permille: scaled.max(1),
+            },
+        }
+    }
+
+    /// How much of its share the drain leaves the region at `now_ms`, in thousandths:
+    /// 0 drained, 1000 not drained, in between while the share moves off or comes back
+    /// (linearly over `drain_ramp`).
+    pub fn drain_permille(&self, config: &HealthConfig, now_ms: u64) -> u32 {
+        let settled = if self.drained { 0 } else { 1_000 };
+        let since = now_ms.saturating_sub(self.drain_changed_ms);
+        if self.drain_changed_ms == 0 || config.drain_ramp_ms == 0 || since >= config.drain_ramp_ms
+        {
+            return settled;
+        }
+        let moved = u32::try_from(u128::from(since) * 1_000 / u128::from(config.drain_ramp_ms))
+            .unwrap_or(1_000)
+            .min(1_000);
+        if self.drained { 1_000 - moved } else { moved }
+    }
+
+    /// Applies the policy's drain mark at `now_ms`; `ramp`: move the share over
+    /// `drain_ramp` (a proxy that already served the region), else at once. Returns
+    /// whether the mark changed.
+    pub fn mark_drained(&mut self, drained: bool, ramp: bool, now_ms: u64) -> bool {
+        if self.drained == drained {
+            return false;
+        }
+        self.drained = drained;
+        self.drain_changed_ms = if ramp { now_ms.max(1) } else { 0 };
+        true
+    }
+
+    /// Whether the region's admission can change with time (an ejection, its ramp or
+    /// a drain's ramp happened): otherwise the caller need not ask the host for it.
+    pub fn depends_on_time(&self) -> bool {
+        self.ejected_until_ms != 0 || self.drain_changed_ms != 0
+    }
+
+    /// The admission by health alone (ejection and the recovery ramp).
+    fn health_admission(&self, config: &HealthConfig, now_ms: u64) -> Admission {
         if now_ms < self.ejected_until_ms {
             return Admission::Ejected;
         }
@@ -164,7 +231,10 @@ impl RegionHealth {
             return Transition::None;
         }
         self.decay(config, now_ms);
-        let ramping = matches!(self.admission(config, now_ms), Admission::Ramping { .. });
+        let ramping = matches!(
+            self.health_admission(config, now_ms),
+            Admission::Ramping { .. }
+        );
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         if !ramping && self.consecutive_failures < config.consecutive_failures {
             return Transition::None;
@@ -193,7 +263,10 @@ impl RegionHealth {
     /// ramp starts over from its first step instead, and keeps probing. A real failure
     /// (a failure status or flag) during the ramp still ejects at once.
     pub fn record_served_elsewhere(&mut self, config: &HealthConfig, now_ms: u64) -> Transition {
-        if matches!(self.admission(config, now_ms), Admission::Ramping { .. }) {
+        if matches!(
+            self.health_admission(config, now_ms),
+            Admission::Ramping { .. }
+        ) {
             self.ejected_until_ms = now_ms;
             // Not healthy yet: the multiplier decays from when it really is.
             self.decay_from_ms = now_ms;
@@ -239,6 +312,8 @@ impl RegionHealth {
         out.extend_from_slice(&self.ejections.to_le_bytes());
         out.extend_from_slice(&self.ejected_until_ms.to_le_bytes());
         out.extend_from_slice(&self.decay_from_ms.to_le_bytes());
+        out.extend_from_slice(&u32::from(self.drained).to_le_bytes());
+        out.extend_from_slice(&self.drain_changed_ms.to_le_bytes());
     }
 
     fn read_from(bytes: &[u8]) -> Option<Self> {
@@ -253,6 +328,8 @@ impl RegionHealth {
             ejections: u32_at(4)?,
             ejected_until_ms: u64_at(8)?,
             decay_from_ms: u64_at(16)?,
+            drained: u32_at(24)? != 0,
+            drain_changed_ms: u64_at(28)?,
         })
     }
 }
@@ -294,14 +371,15 @@ impl<'a> HealthView<'a> {
         Self { records }
     }
 
-    /// Whether any region of the table was ever ejected. When none was, every region
-    /// is healthy whatever the time, so the caller need not ask the host for it.
-    pub fn any_ejection(&self) -> bool {
-        self.records.chunks_exact(RECORD_LEN).any(|record| {
-            record
-                .get(8..16)
-                .is_some_and(|until| until.iter().any(|b| *b != 0))
-        })
+    /// Whether any region's admission depends on the time
+    /// ([`RegionHealth::depends_on_time`]). When none does, the caller need not ask the
+    /// host for the time.
+    pub fn depends_on_time(&self) -> bool {
+        let set = |bytes: Option<&[u8]>| bytes.is_some_and(|b| b.iter().any(|b| *b != 0));
+        // `ejected_until_ms` and `drain_changed_ms`, without decoding the records.
+        self.records
+            .chunks_exact(RECORD_LEN)
+            .any(|record| set(record.get(8..16)) || set(record.get(28..36)))
     }
 
     /// A view in which every region is healthy.
@@ -482,6 +560,75 @@ mod tests {
         );
     }
 
+    fn drain_config(ramp_ms: u64) -> HealthConfig {
+        HealthConfig {
+            drain_ramp_ms: ramp_ms,
+            recovery_ramp_ms: 1_000,
+            ..config(1)
+        }
+    }
+
+    #[test]
+    fn a_drain_moves_the_share_off_over_the_ramp_and_back_the_same_way() {
+        let cfg = drain_config(10_000);
+        let mut h = RegionHealth::default();
+        assert!(h.mark_drained(true, true, 100_000));
+        assert!(!h.mark_drained(true, true, 100_500), "already drained");
+        let share = |h: &RegionHealth, now| match h.admission(&cfg, now) {
+            Admission::Healthy => 1_000,
+            Admission::Ramping { permille } => permille,
+            Admission::Drained | Admission::Ejected => 0,
+        };
+        assert_eq!(share(&h, 100_000), 1_000);
+        assert_eq!(share(&h, 102_500), 750);
+        assert_eq!(share(&h, 105_000), 500);
+        assert_eq!(share(&h, 110_000), 0);
+        assert_eq!(h.admission(&cfg, 110_000), Admission::Drained);
+        assert!(h.depends_on_time());
+        // Lifted: back over the same ramp.
+        assert!(h.mark_drained(false, true, 200_000));
+        assert_eq!(share(&h, 200_000), 0);
+        assert_eq!(share(&h, 201_000), 100);
+        assert_eq!(share(&h, 205_000), 500);
+        assert_eq!(h.admission(&cfg, 210_000), Admission::Healthy);
+    }
+
+    #[test]
+    fn a_drain_without_a_ramp_holds_at_once_and_needs_no_clock() {
+        let cfg = drain_config(10_000);
+        let mut h = RegionHealth::default();
+        // A proxy that starts with the region drained.
+        assert!(h.mark_drained(true, false, 100_000));
+        assert_eq!(h.admission(&cfg, 100_000), Admission::Drained);
+        assert!(!h.depends_on_time());
+        // A ramp of 0s: at once as well.
+        let mut h = RegionHealth::default();
+        h.mark_drained(true, true, 100_000);
+        assert_eq!(h.admission(&drain_config(0), 100_000), Admission::Drained);
+    }
+
+    #[test]
+    fn a_draining_region_is_not_ejected_by_one_failure_and_an_ejection_wins() {
+        let cfg = HealthConfig {
+            consecutive_failures: 2,
+            ..drain_config(10_000)
+        };
+        let mut h = RegionHealth::default();
+        h.mark_drained(true, true, 100_000);
+        assert_eq!(h.record_failure(&cfg, 101_000), Transition::None);
+        assert!(matches!(
+            h.record_failure(&cfg, 101_001),
+            Transition::Ejected { .. }
+        ));
+        assert_eq!(h.admission(&cfg, 101_002), Admission::Ejected);
+        // Back from the ejection while still draining: the product of both ramps.
+        let until = h.ejected_until_ms;
+        match h.admission(&cfg, until + 500) {
+            Admission::Ramping { permille } => assert!(permille < 525 / 2 + 300, "{permille}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn tables_round_trip_and_bad_bytes_read_as_healthy() {
         let records = vec![
@@ -490,6 +637,8 @@ mod tests {
                 ejections: 2,
                 ejected_until_ms: 3,
                 decay_from_ms: 4,
+                drained: true,
+                drain_changed_ms: 5,
             },
             RegionHealth::default(),
         ];

@@ -51,6 +51,8 @@ pub struct CompiledService {
     distribute: BTreeMap<RegionId, Vec<(Slot, u32)>>,
     health: HealthConfig,
     table_shape: TableShape,
+    /// Per slot: the operator drained the region for this service.
+    drained: Vec<bool>,
 }
 
 impl CompiledPolicy {
@@ -170,6 +172,10 @@ impl CompiledService {
     pub fn health(&self) -> &HealthConfig {
         &self.health
     }
+    /// Per slot: whether the operator drained the region for this service.
+    pub fn drained(&self) -> &[bool] {
+        &self.drained
+    }
     /// The shape of this service's shared health table.
     pub fn table_shape(&self) -> TableShape {
         self.table_shape
@@ -261,6 +267,18 @@ impl TryFrom<&wire::Policy> for CompiledPolicy {
             }
         }
 
+        let mut mesh_drain = Vec::with_capacity(policy.drain.len());
+        for (i, name) in policy.drain.iter().enumerate() {
+            let at = root.field("drain").index(i);
+            if let Some(id) = regions.resolve(name, &at, &mut errors) {
+                if mesh_drain.contains(&id) {
+                    errors.push(at.error(Problem::Duplicate(name.clone())));
+                } else {
+                    mesh_drain.push(id);
+                }
+            }
+        }
+
         let defaults = compile_health(
             &HealthConfig::default(),
             policy.health.as_ref(),
@@ -300,9 +318,14 @@ impl TryFrom<&wire::Policy> for CompiledPolicy {
                     claimed_hosts.insert(host_lc, (index, service.name.clone()));
                 }
             }
-            if let Some(compiled) =
-                compile_service(service, &regions, &defaults, &path, &mut errors)
-            {
+            if let Some(compiled) = compile_service(
+                service,
+                &regions,
+                &mesh_drain,
+                &defaults,
+                &path,
+                &mut errors,
+            ) {
                 services.push(compiled);
             }
         }
@@ -360,6 +383,7 @@ impl Regions<'_> {
 fn compile_service(
     service: &wire::Service,
     regions: &Regions<'_>,
+    mesh_drain: &[RegionId],
     defaults: &HealthConfig,
     path: &Path,
     errors: &mut Vec<PolicyError>,
@@ -483,6 +507,28 @@ fn compile_service(
         distribute.insert(from_id, compiled);
     }
 
+    // Drained: the mesh-wide marks of regions it runs in, and its own.
+    let mut drained: Vec<bool> = slots.iter().map(|r| mesh_drain.contains(r)).collect();
+    let mut own_drain = BTreeSet::new();
+    for (i, region) in service.drain.iter().enumerate() {
+        let at = path.field("drain").index(i);
+        if !own_drain.insert(region.as_str()) {
+            errors.push(at.error(Problem::Duplicate(region.clone())));
+        } else if let Some(slot) = slot_of(region, &at, errors)
+            && let Some(mark) = drained.get_mut(slot)
+        {
+            *mark = true;
+        }
+    }
+    if !drained.is_empty() && drained.iter().all(|d| *d) {
+        let at = if service.drain.is_empty() {
+            Path::default().field("drain")
+        } else {
+            path.field("drain")
+        };
+        errors.push(at.error(Problem::DrainsEveryRegion(service.name.clone())));
+    }
+
     let health = compile_health(
         defaults,
         service.health.as_ref(),
@@ -496,6 +542,7 @@ fn compile_service(
         failover,
         distribute,
         health,
+        drained,
     })
 }
 
@@ -538,6 +585,9 @@ fn compile_health(
             value: config.max_ejection_ms,
             why: "in ms, must be at least baseEjectionTime",
         }));
+    }
+    if let Some(d) = &settings.drain_ramp {
+        config.drain_ramp_ms = d.millis();
     }
     if let Some(d) = &settings.recovery_ramp {
         config.recovery_ramp_ms = d.millis();

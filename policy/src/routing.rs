@@ -42,8 +42,8 @@ pub enum Decision {
         slot: Slot,
         /// The slot the share belongs to.
         primary: Slot,
-        /// The chosen region is back from an ejection and takes part of its share.
-        ramping: bool,
+        /// Why that region.
+        reason: RouteReason,
     },
     /// Every region is ejected: leave the header unset, the mesh's own locality load
     /// balancing (the route without header) decides.
@@ -53,6 +53,22 @@ pub enum Decision {
     },
     /// The source region is unknown: leave routing to the mesh.
     Passthrough,
+}
+
+/// Why a routed request went to its region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteReason {
+    /// Its share's region took it.
+    Split,
+    /// Its share's region is ejected; the next admitted region of that region's chain
+    /// took it.
+    Failover,
+    /// Its share's region is drained (or its share is moving off); the next admitted
+    /// region of that region's chain took it.
+    Drained,
+    /// The region that took it takes only part of its share for now: back from an
+    /// ejection, or a drain ramping.
+    Ramping,
 }
 
 impl SourcePlan {
@@ -127,14 +143,28 @@ impl SourcePlan {
             return Decision::Passthrough;
         };
         let primary = target.preference.first().copied().unwrap_or(0);
+        // Why a region after the primary took the share: the primary is drained or
+        // draining, or else it is ejected (or ramping and the dice said no).
+        let moved_off = || {
+            if health.get(primary).drain_permille(config, now_ms) < 1_000 {
+                RouteReason::Drained
+            } else {
+                RouteReason::Failover
+            }
+        };
         let mut first_ramping = None;
         for &slot in &target.preference {
             match health.get(slot).admission(config, now_ms) {
                 Admission::Healthy => {
+                    let reason = if slot == primary {
+                        RouteReason::Split
+                    } else {
+                        moved_off()
+                    };
                     return Decision::Route {
                         slot,
                         primary,
-                        ramping: false,
+                        reason,
                     };
                 }
                 Admission::Ramping { permille } => {
@@ -142,12 +172,12 @@ impl SourcePlan {
                         return Decision::Route {
                             slot,
                             primary,
-                            ramping: true,
+                            reason: RouteReason::Ramping,
                         };
                     }
                     first_ramping.get_or_insert(slot);
                 }
-                Admission::Ejected => {}
+                Admission::Ejected | Admission::Drained => {}
             }
         }
         // Only ramping regions left and the dice said no to each: a ramping region
@@ -156,7 +186,7 @@ impl SourcePlan {
             Some(slot) => Decision::Route {
                 slot,
                 primary,
-                ramping: true,
+                reason: RouteReason::Ramping,
             },
             None => Decision::NoHealthyRegion { primary },
         }

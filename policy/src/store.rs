@@ -45,22 +45,49 @@ pub fn health_key(plugin: &str, service: &str) -> String {
 }
 
 /// Makes sure a service's table exists with this shape, so that later updates always
-/// compare-and-swap (a CAS of 0 would overwrite a concurrent first write). A table of
-/// another shape (the service's regions changed) is replaced by a fresh one.
-pub fn seed<S: SharedStore>(store: &S, key: &str, shape: TableShape) -> Result<(), StoreError> {
-    let fresh = || encode_table(&vec![RegionHealth::default(); shape.slots], shape);
-    match store.get(key)? {
-        None => store.set(key, &fresh(), 0),
-        Some((bytes, cas)) if !shape.matches(&bytes) => {
-            // Another shape (or unreadable): start over. Losing the race to another
-            // VM doing the same is fine.
-            match store.set(key, &fresh(), cas) {
-                Ok(()) | Err(StoreError::CasMismatch) => Ok(()),
-                Err(other) => Err(other),
+/// compare-and-swap (a CAS of 0 would overwrite a concurrent first write), and carries
+/// the policy's drain marks (`drained`, per slot). A table of another shape (the
+/// service's regions changed) is replaced by a fresh one.
+///
+/// A mark that changes in a table this proxy already had moves the share over the
+/// drain ramp from `now_ms`; in a fresh table it holds at once, because a proxy that
+/// starts with a region drained has no traffic there to move. Every VM of the proxy
+/// calls this with the same marks: the first one to apply them writes, the others find
+/// them written. Returns the slots whose mark changed.
+pub fn seed<S: SharedStore>(
+    store: &S,
+    key: &str,
+    shape: TableShape,
+    drained: &[bool],
+    now_ms: u64,
+) -> Result<Vec<Slot>, StoreError> {
+    for _ in 0..MAX_CAS_ATTEMPTS {
+        let (mut table, cas, existed) = match store.get(key)? {
+            Some((bytes, cas)) if shape.matches(&bytes) => {
+                (decode_table(Some(&bytes), shape), cas, true)
+            }
+            // Another shape (or unreadable): start over.
+            Some((_, cas)) => (vec![RegionHealth::default(); shape.slots], cas, false),
+            None => (vec![RegionHealth::default(); shape.slots], 0, false),
+        };
+        let mut changed = Vec::new();
+        for (slot, record) in table.iter_mut().enumerate() {
+            let mark = drained.get(slot).copied().unwrap_or(false);
+            if record.mark_drained(mark, existed, now_ms) {
+                changed.push(slot);
             }
         }
-        Some(_) => Ok(()),
+        if existed && changed.is_empty() {
+            return Ok(changed);
+        }
+        match store.set(key, &encode_table(&table, shape), cas) {
+            Ok(()) => return Ok(changed),
+            // Another VM wrote first: apply the marks to what it wrote.
+            Err(StoreError::CasMismatch) => continue,
+            Err(other) => return Err(other),
+        }
     }
+    Err(StoreError::Contended(MAX_CAS_ATTEMPTS))
 }
 
 /// The shared-data key naming the configuration a proxy applied last (its

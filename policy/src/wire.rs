@@ -61,6 +61,11 @@ pub struct Policy {
     /// gateway it would tell every client the mesh's regions. Default `false`.
     #[serde(default, skip_serializing_if = "is_false")]
     pub explain: bool,
+    /// Regions the operator drained for every service that runs there (a DR drill,
+    /// maintenance): their shares move down their own failover chains over
+    /// `health.drainRamp`, and come back the same way when the mark is removed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drain: Vec<String>,
     /// Health tracking defaults for every service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthSettings>,
@@ -87,6 +92,10 @@ pub struct Service {
     /// For a source region, integer weights (1..100, summing to 100) per target region.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub distribute: BTreeMap<String, BTreeMap<String, WholeNumber>>,
+    /// Regions drained for this service alone (see the policy's `drain`); each must
+    /// be one of its `regions`, and at least one of them must stay undrained.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drain: Vec<String>,
     /// Overrides of the policy-wide health settings for this service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthSettings>,
@@ -112,6 +121,11 @@ pub struct HealthSettings {
     /// the ramp. Default `10s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery_ramp: Option<DurationText>,
+    /// How long a drained region's share takes to move off, and to come back when the
+    /// drain is lifted. A proxy that starts with the region drained applies it at once.
+    /// `0s`: at once. Default `60s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_ramp: Option<DurationText>,
     /// Response codes that count as a failure of the region. Default `[502, 503, 504]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_status_codes: Option<Vec<WholeNumber>>,

@@ -7,7 +7,7 @@
 )] // tests fail by panicking
 
 use geolb_policy::explain::{Explanation, PassThrough};
-use geolb_policy::routing::Decision;
+use geolb_policy::routing::{Decision, RouteReason};
 use geolb_policy::source::ProxyIdentity;
 use geolb_policy::{CompiledPolicy, parse_policy};
 
@@ -28,27 +28,32 @@ fn each_decision_names_its_share_region_and_reason() {
     let reviews = &policy.services()[0];
     // Slot order is the service's regions: cn-hangzhou, cn-shanghai.
     let said = |decision| Explanation::of(&policy, reviews, decision).to_string();
-    let route = |slot, primary, ramping| Decision::Route {
+    let route = |slot, primary, reason| Decision::Route {
         slot,
         primary,
-        ramping,
+        reason,
     };
+    use RouteReason::*;
     let cases = [
         (
-            route(0, 0, false),
+            route(0, 0, Split),
             "share=cn-hangzhou; region=cn-hangzhou; reason=split",
         ),
         (
-            route(1, 0, false),
+            route(1, 0, Failover),
             "share=cn-hangzhou; region=cn-shanghai; reason=failover",
         ),
         (
-            route(0, 0, true),
+            route(0, 0, Ramping),
             "share=cn-hangzhou; region=cn-hangzhou; reason=ramping",
         ),
         (
-            route(0, 1, true),
+            route(0, 1, Ramping),
             "share=cn-shanghai; region=cn-hangzhou; reason=ramping",
+        ),
+        (
+            route(1, 0, Drained),
+            "share=cn-hangzhou; region=cn-shanghai; reason=drained",
         ),
         (
             Decision::NoHealthyRegion { primary: 1 },

@@ -116,7 +116,7 @@ fn errors_name_the_field_path_and_values() {
         (
             "unknown field",
             Box::new(|p| p["services"][0]["weights"] = json!({})),
-            "services[0].weights: unknown field `weights`, expected one of `name`, `hosts`, `regions`, `failover`, `distribute`, `health` at line 1 column 493",
+            "services[0].weights: unknown field `weights`, expected one of `name`, `hosts`, `regions`, `failover`, `distribute`, `drain`, `health` at line 1 column 493",
         ),
         (
             "wrong type",
@@ -383,4 +383,82 @@ fn json_schema_is_current() {
         "policy/policy.schema.json is stale: run GEOLB_BLESS=1 cargo test -p geolb-policy --test validation"
     );
     insta::assert_snapshot!("policy-schema", schema);
+}
+
+#[test]
+fn drains_compile_per_service_and_refuse_what_routes_nowhere() {
+    // Mesh-wide and per service: the marks are the union, per slot.
+    let mut p = seed_a();
+    p["drain"] = json!(["cn-shanghai"]);
+    let compiled = parse_policy(p.to_string().as_bytes()).unwrap();
+    assert_eq!(
+        compiled.service(ServiceId(0)).unwrap().drained(),
+        [false, true]
+    );
+    let mut p = seed_a();
+    p["services"][0]["drain"] = json!(["cn-hangzhou"]);
+    let compiled = parse_policy(p.to_string().as_bytes()).unwrap();
+    assert_eq!(
+        compiled.service(ServiceId(0)).unwrap().drained(),
+        [true, false]
+    );
+    assert_eq!(
+        compiled
+            .service(ServiceId(0))
+            .unwrap()
+            .health()
+            .drain_ramp_ms,
+        60_000,
+        "default ramp"
+    );
+
+    type Mutation = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(Mutation, &str)> = vec![
+        (
+            Box::new(|p| p["drain"] = json!(["cn-beijing"])),
+            r#"drain[0]: unknown region "cn-beijing"; known regions: cn-hangzhou, cn-shanghai"#,
+        ),
+        (
+            Box::new(|p| p["drain"] = json!(["cn-shanghai", "cn-shanghai"])),
+            r#"drain[1]: "cn-shanghai" appears more than once"#,
+        ),
+        (
+            Box::new(|p| p["drain"] = json!(["cn-shanghai", "cn-hangzhou"])),
+            r#"drain: drains every region of service "reviews.default"; at least one must take its traffic"#,
+        ),
+        (
+            Box::new(|p| {
+                p["drain"] = json!(["cn-shanghai"]);
+                p["services"][0]["drain"] = json!(["cn-hangzhou"]);
+            }),
+            r#"services[0].drain: drains every region of service "reviews.default"; at least one must take its traffic"#,
+        ),
+        (
+            Box::new(|p| p["services"][0]["drain"] = json!(["cn-hangzhou", "cn-hangzhou"])),
+            r#"services[0].drain[1]: "cn-hangzhou" appears more than once"#,
+        ),
+        (
+            Box::new(|p| p["health"]["drainRamp"] = json!("-1s")),
+            "health.drainRamp",
+        ),
+    ];
+    for (mutate, expected) in cases {
+        let mut p = seed_a();
+        mutate(&mut p);
+        let refused = refusal(&p);
+        assert!(
+            refused.starts_with(expected),
+            "{refused}\nexpected: {expected}"
+        );
+    }
+    // A region the service does not run in: the second service of the three-region
+    // fixture runs in cn-shanghai and cn-beijing only.
+    let mut p: Value = serde_json::from_str(THREE).unwrap();
+    p["services"][1]["drain"] = json!(["cn-hangzhou"]);
+    let refused = refusal(&p);
+    assert!(
+        refused.starts_with("services[1].drain[0]: service ")
+            && refused.contains("does not run in region \"cn-hangzhou\""),
+        "{refused}"
+    );
 }

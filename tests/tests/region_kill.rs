@@ -232,8 +232,11 @@ fn measure(fault: Fault, meshes: &[Mesh], floor: Mesh) {
     }
     print(fault, &table);
     for (method, mesh, o) in &table {
+        // A floor without per-try timeouts spends most of the run waiting on the
+        // hung region, so it sends far less.
+        let least = if *mesh == floor { 100 } else { 500 };
         assert!(
-            o.sent > 500,
+            o.sent > least,
             "{fault:?} {method} {mesh:?}: too little load: {o:?}"
         );
         if *method == "GET" && *mesh != floor {

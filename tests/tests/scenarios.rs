@@ -599,7 +599,8 @@ fn explain_tells_the_app_at_a_sidecar_and_is_refused_at_a_gateway() {
         send_on_new_connections(envoy.addr(), &Request::reviews(), 10);
         sent += 10;
     }
-    let said = explained(&send_on_new_connections(
+    // One connection, one worker: its round robin is exact per 10 requests.
+    let said = explained(&send_on_one_connection(
         envoy.addr(),
         &Request::reviews(),
         20,
