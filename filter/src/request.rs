@@ -17,13 +17,13 @@ use std::rc::Rc;
 use geolb_policy::explain::{EXPLAIN_HEADER, Explanation, PassThrough};
 use geolb_policy::health::{HealthView, Transition};
 use geolb_policy::outcome::{FailureKind, ResponseFacts, ResponseFlags, Verdict, classify};
-use geolb_policy::routing::Decision;
+use geolb_policy::routing::{Decision, SpillView};
 use geolb_policy::store::{Observation, record};
 use geolb_policy::{ServiceId, Slot};
 
 use crate::host::{Host, Level, int_property, route_cluster, string_property};
 use crate::metrics::RegionCounter;
-use crate::root::{Active, PASSTHROUGH_HEADER};
+use crate::root::{Active, LOCALITY_CHECK_EVERY, PASSTHROUGH_HEADER};
 
 /// Per-request state.
 #[derive(Debug)]
@@ -105,12 +105,14 @@ impl Request {
                 0
             };
             let mut round_robin = runtime.round_robin.borrow_mut();
+            let windows = runtime.spill.borrow();
             let decision = runtime.plan.decide(
                 &mut round_robin,
                 &view,
                 service.health(),
                 now,
                 active.dice(),
+                SpillView::new(&windows, active.clock.get()),
             );
             let pristine = match decision {
                 Decision::Route { slot, .. } => view.get(slot).is_pristine(),
@@ -210,6 +212,21 @@ impl Request {
         if served.is_some() {
             facts.served_region = served.as_deref();
             verdict = classify(service.health(), chosen_region, &facts);
+        }
+        // Graded spill learns in this VM alone, from the outcomes whose region is known:
+        // every failure, and the successes whose served region was read (a retry that
+        // another region answered looks like a success until then). A read success
+        // stands for the successes it was sampled from.
+        let sample = match verdict {
+            Verdict::Failure(FailureKind::ServedElsewhere) => Some((true, LOCALITY_CHECK_EVERY)),
+            Verdict::Failure(_) => Some((true, 1)),
+            Verdict::Success if served.is_some() => Some((false, LOCALITY_CHECK_EVERY)),
+            Verdict::Success | Verdict::Ignore => None,
+        };
+        if let (Some((failed, weight)), Some(window)) =
+            (sample, runtime.spill.borrow_mut().get_mut(slot))
+        {
+            window.record(failed, weight, service.health(), active.clock.get());
         }
         let observation = match verdict {
             Verdict::Success if self.chosen_was_pristine => return,

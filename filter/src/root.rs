@@ -7,6 +7,7 @@ use std::rc::Rc;
 use geolb_policy::lifecycle::{InvalidConfig, on_invalid_config};
 use geolb_policy::routing::{RoundRobin, SourcePlan};
 use geolb_policy::source::{ProxyIdentity, SourceRegion};
+use geolb_policy::spill::Window;
 use geolb_policy::store::{applied_key, claim_update, health_key, seed};
 use geolb_policy::{
     CompiledPolicy, CompiledService, DEFAULT_ROUTING_HEADER, ServiceId, Slot, fnv1a, parse_policy,
@@ -56,6 +57,10 @@ pub struct Active {
     pub(crate) services: Vec<ServiceRuntime>,
     /// xorshift state for the ramp dice (randomness for the pure core).
     rng: Cell<u64>,
+    /// The time at this VM's last tick (ms): graded spill's clock, 100 ms coarse, so
+    /// the request path asks the host for the time only when an ejection or a drain
+    /// ramp needs it.
+    pub(crate) clock: Cell<u64>,
 }
 
 /// One service as this VM routes it.
@@ -73,6 +78,9 @@ pub struct ServiceRuntime {
     used_since_tick: Cell<bool>,
     /// Per slot: successes left until the next served-region check.
     locality_countdown: Vec<Cell<u32>>,
+    /// Per slot: this VM's recent outcomes, for graded spill (never shared: each
+    /// worker measures its own sample of the traffic).
+    pub(crate) spill: RefCell<Vec<Window>>,
 }
 
 /// A success's served region is checked once every this many successes per region and
@@ -270,6 +278,7 @@ impl Root {
     /// service's copy is dropped, to be read afresh by its next request.
     pub fn tick<H: Host>(&self, host: &H) {
         if let Mode::Active(active) = &self.mode {
+            active.clock.set(host.now_ms());
             for service in &active.services {
                 if service.used_since_tick.replace(false) {
                     service.on_tick(host);
@@ -417,6 +426,7 @@ fn activate<H: Host>(
                 loaded: Cell::new(false),
                 used_since_tick: Cell::new(false),
                 locality_countdown: (0..service.regions().len()).map(|_| Cell::new(0)).collect(),
+                spill: RefCell::new(vec![Window::default(); service.regions().len()]),
             }
         })
         .collect();
@@ -434,6 +444,7 @@ fn activate<H: Host>(
         policy,
         services,
         rng: Cell::new(seed_value),
+        clock: Cell::new(host.now_ms()),
     }
 }
 

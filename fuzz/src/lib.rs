@@ -10,7 +10,7 @@ use geolb::topology::Topology;
 use geolb::{finding, validate};
 use geolb_policy::cluster::OutboundCluster;
 use geolb_policy::health::{self, Admission, HealthView, RegionHealth};
-use geolb_policy::routing::{Decision, SourcePlan};
+use geolb_policy::routing::{Decision, SourcePlan, SpillView};
 use geolb_policy::source::{Origin, ProxyIdentity, SourceRegion};
 use geolb_policy::{CompiledPolicy, RegionId, ServiceId, parse_policy, parse_wire};
 
@@ -195,7 +195,14 @@ fn decide_for(
     let mut rr = plan.round_robin();
     let mut picks = vec![0u32; slots];
     for _ in 0..100 {
-        match plan.decide(&mut rr, &HealthView::all_healthy(), config, 0, 0) {
+        match plan.decide(
+            &mut rr,
+            &HealthView::all_healthy(),
+            config,
+            0,
+            0,
+            SpillView::none(),
+        ) {
             Decision::Route { slot, primary, .. } => {
                 assert_eq!(slot, primary, "failover while all are healthy");
                 *picks.get_mut(slot).expect("slot of the service") += 1;
@@ -241,7 +248,7 @@ fn decide_for(
     let when = now.saturating_add(bytes.u64() % 600_000);
     for _ in 0..=bytes.u8() % 8 {
         let dice = bytes.u32();
-        let decision = plan.decide(&mut rr, &view, config, when, dice);
+        let decision = plan.decide(&mut rr, &view, config, when, dice, SpillView::none());
         let admitted = |slot: usize| view.get(slot).admission(config, when) != Admission::Ejected;
         match decision {
             Decision::Route { slot, primary, .. } => {

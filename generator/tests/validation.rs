@@ -449,7 +449,7 @@ const CASES: &[Case] = &[
         name: "remote module without sha256",
         scenario: A,
         edits: &[(
-            "url: oci://registry.example.com/geolb/geolb-filter:0.1.0\n  sha256: ef9be0949b12dc67b9e02c05fcdd2b947f58697a0706102ce233c5590d2ca637",
+            "url: oci://registry.example.com/geolb/geolb-filter:0.1.0\n  sha256: 773cafb318db61fe7930f36106e9b3176b8951906254b630d544c49f846875b3",
             "url: oci://registry.example.com/geolb/geolb-filter:0.1.0",
         )],
         severity: Severity::Error,
@@ -470,7 +470,7 @@ const CASES: &[Case] = &[
     Case {
         name: "malformed sha256",
         scenario: A,
-        edits: &[("sha256: ef9be094", "sha256: EF9BE094")],
+        edits: &[("sha256: 773cafb3", "sha256: 773CAFB3")],
         severity: Severity::Error,
         path: "filter.sha256",
         message: "is not a SHA-256",

@@ -30,6 +30,8 @@ pub enum Reason {
     Failover,
     /// Its share's region is drained by the operator (or its share is moving off).
     Drained,
+    /// Its share's region fails part of its requests and sheds that part of its share.
+    Degraded,
     /// The region that took it takes only part of its share for now: back from an
     /// ejection, or a drain ramping.
     Ramping,
@@ -76,6 +78,7 @@ impl<'p> Explanation<'p> {
                     RouteReason::Split => Reason::Split,
                     RouteReason::Failover => Reason::Failover,
                     RouteReason::Drained => Reason::Drained,
+                    RouteReason::Degraded => Reason::Degraded,
                     RouteReason::Ramping => Reason::Ramping,
                 },
             },
@@ -110,6 +113,7 @@ impl fmt::Display for Explanation<'_> {
             Reason::Split => "split",
             Reason::Failover => "failover",
             Reason::Drained => "drained",
+            Reason::Degraded => "degraded",
             Reason::Ramping => "ramping",
             Reason::NoHealthyRegion => "no-healthy-region",
             Reason::PassThrough(PassThrough::UnknownSourceRegion) => {

@@ -26,6 +26,9 @@ pub struct HealthConfig {
     /// Time over which a drained region's share moves off, and comes back when the
     /// drain is lifted, in ms (0 = at once).
     pub drain_ramp_ms: u64,
+    /// Window of the graded spill, in ms (0 = off: a region is either ejected or takes
+    /// its whole share).
+    pub spill_window_ms: u64,
     /// Response codes that count as failures, sorted.
     pub failure_status_codes: Vec<u16>,
     /// Response flags that count as failures whatever the code.
@@ -40,6 +43,7 @@ impl Default for HealthConfig {
             max_ejection_ms: 300_000,
             recovery_ramp_ms: 10_000,
             drain_ramp_ms: 60_000,
+            spill_window_ms: 10_000,
             failure_status_codes: vec![502, 503, 504],
             failure_flags: ResponseFlags::DEFAULT_FAILURES,
         }

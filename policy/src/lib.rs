@@ -13,6 +13,7 @@ pub mod outcome;
 pub mod policy;
 pub mod routing;
 pub mod source;
+pub mod spill;
 pub mod store;
 pub mod token;
 pub mod units;

@@ -589,6 +589,9 @@ fn compile_health(
     if let Some(d) = &settings.drain_ramp {
         config.drain_ramp_ms = d.millis();
     }
+    if let Some(d) = &settings.spill_window {
+        config.spill_window_ms = d.millis();
+    }
     if let Some(d) = &settings.recovery_ramp {
         config.recovery_ramp_ms = d.millis();
     }

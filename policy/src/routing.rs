@@ -9,6 +9,7 @@
 
 use crate::health::{Admission, HealthConfig, HealthView};
 use crate::policy::{CompiledService, RegionId, Slot};
+use crate::spill::Window;
 
 /// One weighted target of a plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,9 +67,42 @@ pub enum RouteReason {
     /// Its share's region is drained (or its share is moving off); the next admitted
     /// region of that region's chain took it.
     Drained,
+    /// Its share's region fails part of its requests and sheds that part of its share
+    /// (graded spill); the next admitted region of that region's chain took it.
+    Degraded,
     /// The region that took it takes only part of its share for now: back from an
     /// ejection, or a drain ramping.
     Ramping,
+}
+
+/// One worker's failure windows of a service's regions, at a time: how much of its
+/// share each region keeps under graded spill.
+#[derive(Debug, Clone, Copy)]
+pub struct SpillView<'a> {
+    windows: &'a [Window],
+    now_ms: u64,
+}
+
+impl<'a> SpillView<'a> {
+    /// The windows of a service's regions (slot order) at `now_ms`.
+    pub fn new(windows: &'a [Window], now_ms: u64) -> Self {
+        Self { windows, now_ms }
+    }
+
+    /// No outcomes measured: every region keeps its whole share.
+    pub fn none() -> Self {
+        Self {
+            windows: &[],
+            now_ms: 0,
+        }
+    }
+
+    /// How much of its share `slot` keeps, in thousandths.
+    pub fn kept(&self, slot: Slot, config: &HealthConfig) -> u32 {
+        self.windows
+            .get(slot)
+            .map_or(1_000, |w| w.kept_permille(config, self.now_ms))
+    }
 }
 
 impl SourcePlan {
@@ -130,7 +164,8 @@ impl SourcePlan {
 
     /// Decides where one request goes.
     ///
-    /// `dice` is a uniformly random number (only used while a region ramps back).
+    /// `dice` is a uniformly random number (only used while a region takes part of its
+    /// share: ramping back, draining, or shedding under graded spill).
     pub fn decide(
         &self,
         rr: &mut RoundRobin,
@@ -138,55 +173,55 @@ impl SourcePlan {
         config: &HealthConfig,
         now_ms: u64,
         dice: u32,
+        spill: SpillView<'_>,
     ) -> Decision {
         let Some(target) = rr.next(&self.targets) else {
             return Decision::Passthrough;
         };
         let primary = target.preference.first().copied().unwrap_or(0);
-        // Why a region after the primary took the share: the primary is drained or
-        // draining, or else it is ejected (or ramping and the dice said no).
-        let moved_off = || {
-            if health.get(primary).drain_permille(config, now_ms) < 1_000 {
-                RouteReason::Drained
-            } else {
-                RouteReason::Failover
+        // Why `slot` took the share: its own region, or why the primary gave it up.
+        let why = |slot: Slot| {
+            if slot == primary {
+                return RouteReason::Split;
+            }
+            let record = health.get(primary);
+            match record.admission(config, now_ms) {
+                Admission::Ejected => RouteReason::Failover,
+                _ if record.drain_permille(config, now_ms) < 1_000 => RouteReason::Drained,
+                _ if spill.kept(primary, config) < 1_000 => RouteReason::Degraded,
+                _ => RouteReason::Failover,
             }
         };
-        let mut first_ramping = None;
+        // The first region that takes part of its share and whose dice said no.
+        let mut first_partial = None;
         for &slot in &target.preference {
-            match health.get(slot).admission(config, now_ms) {
-                Admission::Healthy => {
-                    let reason = if slot == primary {
-                        RouteReason::Split
-                    } else {
-                        moved_off()
-                    };
-                    return Decision::Route {
-                        slot,
-                        primary,
-                        reason,
-                    };
-                }
-                Admission::Ramping { permille } => {
-                    if dice % 1000 < permille {
-                        return Decision::Route {
-                            slot,
-                            primary,
-                            reason: RouteReason::Ramping,
-                        };
-                    }
-                    first_ramping.get_or_insert(slot);
-                }
-                Admission::Ejected | Admission::Drained => {}
+            let (share, ramping) = match health.get(slot).admission(config, now_ms) {
+                Admission::Healthy => (1_000, false),
+                Admission::Ramping { permille } => (permille, true),
+                Admission::Ejected | Admission::Drained => continue,
+            };
+            let admitted = share * spill.kept(slot, config) / 1_000;
+            let reason = if ramping {
+                RouteReason::Ramping
+            } else {
+                why(slot)
+            };
+            if admitted >= 1_000 || dice % 1000 < admitted {
+                return Decision::Route {
+                    slot,
+                    primary,
+                    reason,
+                };
             }
+            first_partial.get_or_insert((slot, reason));
         }
-        // Only ramping regions left and the dice said no to each: a ramping region
-        // still beats none.
-        match first_ramping {
-            Some(slot) => Decision::Route {
+        // Only partial regions left and the dice said no to each: one of them still
+        // beats none.
+        match first_partial {
+            Some((slot, reason)) => Decision::Route {
                 slot,
                 primary,
-                reason: RouteReason::Ramping,
+                reason,
             },
             None => Decision::NoHealthyRegion { primary },
         }

@@ -126,6 +126,11 @@ pub struct HealthSettings {
     /// `0s`: at once. Default `60s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drain_ramp: Option<DurationText>,
+    /// The window over which a region's failure rate sheds part of its share (graded
+    /// spill, below ejection): a region failing a fraction f of its requests keeps
+    /// `1 - 1.4 f` of its share, at least 5%. `0s` turns it off. Default `10s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spill_window: Option<DurationText>,
     /// Response codes that count as a failure of the region. Default `[502, 503, 504]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_status_codes: Option<Vec<WholeNumber>>,

@@ -56,6 +56,10 @@ fn each_decision_names_its_share_region_and_reason() {
             "share=cn-hangzhou; region=cn-shanghai; reason=drained",
         ),
         (
+            route(1, 0, Degraded),
+            "share=cn-hangzhou; region=cn-shanghai; reason=degraded",
+        ),
+        (
             Decision::NoHealthyRegion { primary: 1 },
             "share=cn-shanghai; reason=no-healthy-region",
         ),

@@ -8,7 +8,8 @@
 )] // tests fail by panicking
 
 use geolb_policy::health::{HealthConfig, HealthView, RegionHealth, TableShape, encode_table};
-use geolb_policy::routing::{Decision, SourcePlan};
+use geolb_policy::routing::{Decision, SourcePlan, SpillView};
+use geolb_policy::spill::Window;
 use geolb_policy::{CompiledPolicy, CompiledService, ServiceId, parse_policy};
 use proptest::prelude::*;
 use serde_json::json;
@@ -45,14 +46,21 @@ fn route_names(policy: &CompiledPolicy, source: &str, health: &[u8], n: usize) -
     let mut rr = plan.round_robin();
     let view = HealthView::new(Some(health), shape(service.regions().len()));
     (0..n)
-        .map(
-            |i| match plan.decide(&mut rr, &view, service.health(), 0, i as u32) {
+        .map(|i| {
+            match plan.decide(
+                &mut rr,
+                &view,
+                service.health(),
+                0,
+                i as u32,
+                SpillView::none(),
+            ) {
                 Decision::Route { slot, .. } => policy
                     .region_name(service.region_of(slot).unwrap())
                     .to_owned(),
                 other => format!("{other:?}"),
-            },
-        )
+            }
+        })
         .collect()
 }
 
@@ -156,7 +164,8 @@ fn an_unknown_source_region_passes_through() {
             &HealthView::all_healthy(),
             &HealthConfig::default(),
             0,
-            0
+            0,
+            SpillView::none()
         ),
         Decision::Passthrough
     );
@@ -180,7 +189,14 @@ fn a_returning_region_ramps_up_instead_of_taking_its_full_share_at_once() {
         (0..1_000u32)
             .filter(|dice| {
                 matches!(
-                    plan.decide(&mut rr, &view, &cfg, now, dice.wrapping_mul(7919)),
+                    plan.decide(
+                        &mut rr,
+                        &view,
+                        &cfg,
+                        now,
+                        dice.wrapping_mul(7919),
+                        SpillView::none()
+                    ),
                     Decision::Route {
                         slot: 0,
                         primary: 0,
@@ -274,7 +290,7 @@ proptest! {
         let mut rr = plan.round_robin();
         let mut per_target = vec![0u32; plan.targets().len()];
         for i in 0..100u32 {
-            let decision = plan.decide(&mut rr, &view, svc.health(), 0, dice.wrapping_add(i));
+            let decision = plan.decide(&mut rr, &view, svc.health(), 0, dice.wrapping_add(i), SpillView::none());
             match decision {
                 Decision::Route { slot, primary, .. } => {
                     // Always a configured region, never an unhealthy one.
@@ -296,5 +312,100 @@ proptest! {
                 prop_assert_eq!(target.weight, *got);
             }
         }
+    }
+}
+
+/// Graded spill over three regions: from cn-hangzhou 60/30/10 to cn-hangzhou,
+/// cn-shanghai, cn-beijing; cn-hangzhou fails over to cn-shanghai, then cn-beijing.
+fn spill_policy() -> CompiledPolicy {
+    let p = json!({
+        "apiVersion": "geolb.io/v1alpha1",
+        "routeToken": "test-route-token-not-a-secret",
+        "regions": ["cn-hangzhou", "cn-shanghai", "cn-beijing"],
+        "sourceRegion": "cn-hangzhou",
+        "services": [{
+            "name": "reviews.default",
+            "hosts": ["reviews.default.svc.cluster.local"],
+            "regions": ["cn-hangzhou", "cn-shanghai", "cn-beijing"],
+            "failover": {
+                "cn-hangzhou": ["cn-shanghai", "cn-beijing"],
+                "cn-shanghai": ["cn-beijing", "cn-hangzhou"],
+                "cn-beijing": ["cn-hangzhou", "cn-shanghai"]
+            },
+            "distribute": { "cn-hangzhou": { "cn-hangzhou": 60, "cn-shanghai": 30, "cn-beijing": 10 } }
+        }]
+    });
+    parse_policy(p.to_string().as_bytes()).unwrap()
+}
+
+/// Requests per region of 10,000 decisions with each region failing the given tenths
+/// of the 100 outcomes in its window (the same dice sequence for any rates).
+fn spill_shares(failing_tenths: [u32; 3]) -> [u32; 3] {
+    let p = spill_policy();
+    let svc = service(&p, 0);
+    let cfg = svc.health().clone();
+    let windows: Vec<Window> = failing_tenths
+        .iter()
+        .map(|tenths| {
+            let mut w = Window::default();
+            for i in 0..100 {
+                w.record(i % 10 < *tenths, 1, &cfg, 1_000);
+            }
+            w
+        })
+        .collect();
+    let plan = SourcePlan::new(svc, p.region_id("cn-hangzhou"));
+    let mut rr = plan.round_robin();
+    let mut shares = [0u32; 3];
+    for i in 0..10_000u32 {
+        let dice = i.wrapping_mul(7_919) % 1_000;
+        match plan.decide(
+            &mut rr,
+            &HealthView::all_healthy(),
+            &cfg,
+            0,
+            dice,
+            SpillView::new(&windows, 1_000),
+        ) {
+            Decision::Route { slot, .. } => shares[slot] += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    shares
+}
+
+#[test]
+fn a_degraded_region_sheds_its_share_down_its_own_chain() {
+    // Healthy: the weights exactly.
+    assert_eq!(spill_shares([0, 0, 0]), [6_000, 3_000, 1_000]);
+    // cn-hangzhou failing 30% keeps 58% of its 60%; the rest goes to cn-shanghai, the
+    // first of its chain, and none to cn-beijing.
+    let [hz, sh, bj] = spill_shares([3, 0, 0]);
+    assert!(hz.abs_diff(3_480) <= 30, "{hz}");
+    assert_eq!(hz + sh, 9_000);
+    assert_eq!(bj, 1_000);
+}
+
+proptest! {
+    /// For any failure rates: every request is routed, a region's share never grows as
+    /// its own failure rate grows, and a healthy first region of the chain takes all
+    /// that a degraded region sheds.
+    #[test]
+    fn graded_spill_is_monotone_and_follows_the_chain(
+        rates in proptest::array::uniform3(0u32..=10),
+        region in 0usize..3,
+    ) {
+        let shares = spill_shares(rates);
+        prop_assert_eq!(shares.iter().sum::<u32>(), 10_000);
+        for worse in rates[region]..=10 {
+            let mut more = rates;
+            more[region] = worse;
+            let after = spill_shares(more);
+            prop_assert!(after[region] <= shares[region], "{:?} -> {:?}: {:?} -> {:?}", rates, more, shares, after);
+        }
+        // Only cn-hangzhou degraded: cn-beijing (after cn-shanghai in its chain) keeps
+        // exactly its own share.
+        let only_hz = spill_shares([rates[0], 0, 0]);
+        prop_assert_eq!(only_hz[2], 1_000);
     }
 }

@@ -64,6 +64,10 @@ struct Shared {
     addr: SocketAddr,
     /// 0 = healthy (200), else the status to answer.
     failing: AtomicU16,
+    /// Of every 1000 requests, how many get `failing` (1000: all).
+    failing_permille: AtomicU64,
+    /// Requests answered since the last fault change, for spreading a fraction evenly.
+    fault_count: AtomicU64,
     delay_ms: AtomicU64,
     body: Mutex<Body>,
     served: AtomicU64,
@@ -85,6 +89,8 @@ impl Upstream {
             region: region.to_string(),
             addr,
             failing: AtomicU16::new(0),
+            failing_permille: AtomicU64::new(1_000),
+            fault_count: AtomicU64::new(0),
             delay_ms: AtomicU64::new(0),
             body: Mutex::new(Body::Region),
             served: AtomicU64::new(0),
@@ -113,6 +119,16 @@ impl Upstream {
     /// Answer every request with `status` (e.g. 503) instead of 200; `set_failing(0)` or
     /// [`Upstream::set_healthy`] heals it.
     pub fn set_failing(&self, status: u16) {
+        self.set_failing_fraction(status, 1_000);
+    }
+
+    /// Answer `permille` of every 1000 requests with `status`, spread evenly (the n-th
+    /// request fails when `n * permille / 1000` steps up), the rest with 200.
+    pub fn set_failing_fraction(&self, status: u16, permille: u64) {
+        self.shared
+            .failing_permille
+            .store(permille.min(1_000), Ordering::SeqCst);
+        self.shared.fault_count.store(0, Ordering::SeqCst);
         self.shared.failing.store(status, Ordering::SeqCst);
     }
 
@@ -256,7 +272,14 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
             .filter(|(k, _)| k == ROUTING_HEADER)
             .map(|(_, v)| v.clone())
             .collect();
-        let failing = shared.failing.load(Ordering::SeqCst);
+        let mut failing = shared.failing.load(Ordering::SeqCst);
+        if failing != 0 {
+            let permille = shared.failing_permille.load(Ordering::SeqCst);
+            let n = shared.fault_count.fetch_add(1, Ordering::SeqCst);
+            if (n + 1) * permille / 1_000 == n * permille / 1_000 {
+                failing = 0;
+            }
+        }
         let (status, body) = if failing == 0 {
             (200, lock(&shared.body).render(&shared.region))
         } else {
