@@ -17,7 +17,8 @@ use std::rc::Rc;
 use geolb_policy::explain::{EXPLAIN_HEADER, Explanation, PassThrough};
 use geolb_policy::health::{HealthView, Transition};
 use geolb_policy::outcome::{FailureKind, ResponseFacts, ResponseFlags, Verdict, classify};
-use geolb_policy::routing::{Decision, SpillView};
+use geolb_policy::routing::{Decision, RouteReason, SpillView};
+use geolb_policy::spill::sample;
 use geolb_policy::store::{Observation, record};
 use geolb_policy::{ServiceId, Slot};
 
@@ -36,6 +37,9 @@ pub struct Request {
     /// The chosen region's record was pristine when the request started: a success
     /// then changes nothing and needs no shared-data round trip.
     chosen_was_pristine: bool,
+    /// The chosen region was ramping back (or draining): its outcome is the ejection
+    /// state machine's to judge, not graded spill's.
+    chosen_ramping: bool,
     /// The outcome was recorded (response headers seen) — `on_log` must not count it again.
     recorded: bool,
     /// The `x-geolb-explain` value for the response, when the policy explains.
@@ -49,6 +53,7 @@ impl Request {
             strip_header,
             chosen: None,
             chosen_was_pristine: false,
+            chosen_ramping: false,
             recorded: false,
             explanation: None,
         }
@@ -125,7 +130,12 @@ impl Request {
             self.explanation = Some(why.to_string());
         }
         match decision {
-            Decision::Route { slot, primary, .. } => {
+            Decision::Route {
+                slot,
+                primary,
+                reason,
+            } => {
+                self.chosen_ramping = reason == RouteReason::Ramping;
                 let value = service
                     .region_of(slot)
                     .map_or("", |r| active.policy.routing_value(r));
@@ -213,19 +223,16 @@ impl Request {
             facts.served_region = served.as_deref();
             verdict = classify(service.health(), chosen_region, &facts);
         }
-        // Graded spill learns in this VM alone, from the outcomes whose region is known:
-        // every failure, and the successes whose served region was read (a retry that
-        // another region answered looks like a success until then). A read success
-        // stands for the successes it was sampled from.
-        let sample = match verdict {
-            Verdict::Failure(FailureKind::ServedElsewhere) => Some((true, LOCALITY_CHECK_EVERY)),
-            Verdict::Failure(_) => Some((true, 1)),
-            Verdict::Success if served.is_some() => Some((false, LOCALITY_CHECK_EVERY)),
-            Verdict::Success | Verdict::Ignore => None,
-        };
-        if let (Some((failed, weight)), Some(window)) =
-            (sample, runtime.spill.borrow_mut().get_mut(slot))
-        {
+        // Graded spill learns in this VM alone (see `spill::sample`).
+        if let (Some((failed, weight)), Some(window)) = (
+            sample(
+                verdict,
+                served.is_some(),
+                LOCALITY_CHECK_EVERY,
+                self.chosen_ramping,
+            ),
+            runtime.spill.borrow_mut().get_mut(slot),
+        ) {
             window.record(failed, weight, service.health(), active.clock.get());
         }
         let observation = match verdict {
@@ -256,6 +263,9 @@ impl Request {
         match recorded {
             Ok(Transition::Ejected { until_ms }) => {
                 runtime.counters.region(RegionCounter::Ejections, slot);
+                if let Some(window) = runtime.spill.borrow_mut().get_mut(slot) {
+                    window.forget();
+                }
                 host.log(
                     Level::Warn,
                     &format!(

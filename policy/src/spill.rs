@@ -21,6 +21,7 @@
 //! | 70% or more | 42% or less | 5% |
 
 use crate::health::HealthConfig;
+use crate::outcome::{FailureKind, Verdict};
 
 /// The slope of the curve: the share kept falls by this much per unit of failure rate.
 pub const SPILL_FACTOR_PERMILLE: u32 = 1_400;
@@ -28,6 +29,30 @@ pub const SPILL_FACTOR_PERMILLE: u32 = 1_400;
 pub const KEPT_FLOOR: u32 = 50;
 /// A window with fewer outcomes than this says nothing: the whole share is kept.
 pub const MIN_SAMPLES: u32 = 20;
+
+/// What one finished request tells the window of its region: `(failed, weight)`, or
+/// nothing. Every failure counts once; a success counts only when its served region
+/// was read (`region_read`), because a retry that another region answered looks like a
+/// success until then, and it stands for the `read_one_in` successes it was sampled
+/// from (as does a success served elsewhere). A request to a region ramping back from
+/// an ejection tells nothing: the ejection state machine judges those (an answer from
+/// elsewhere then only restarts the ramp), and the window starts afresh after it.
+pub fn sample(
+    verdict: Verdict,
+    region_read: bool,
+    read_one_in: u32,
+    ramping: bool,
+) -> Option<(bool, u32)> {
+    if ramping {
+        return None;
+    }
+    match verdict {
+        Verdict::Failure(FailureKind::ServedElsewhere) => Some((true, read_one_in)),
+        Verdict::Failure(_) => Some((true, 1)),
+        Verdict::Success if region_read => Some((false, read_one_in)),
+        Verdict::Success | Verdict::Ignore => None,
+    }
+}
 
 /// Outcomes in one half of a window.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -62,6 +87,11 @@ impl Window {
         } else {
             counts.ok = counts.ok.saturating_add(weight);
         }
+    }
+
+    /// Forgets every outcome: the region was just ejected, which acted on them.
+    pub fn forget(&mut self) {
+        *self = Window::default();
     }
 
     /// How much of its share the region keeps at `now_ms`, in thousandths.
@@ -168,6 +198,34 @@ mod tests {
         // ...and once too few are, or a whole window later, they say nothing.
         assert_eq!(w.kept_permille(&cfg, 10_500), 1_000);
         assert_eq!(w.kept_permille(&cfg, 11_000), 1_000);
+    }
+
+    #[test]
+    fn outcomes_count_by_what_is_known_of_their_region() {
+        use crate::outcome::FailureKind::*;
+        let cases = [
+            // (verdict, served region read, ramping) -> sample
+            ((Verdict::Success, false, false), None),
+            ((Verdict::Success, true, false), Some((false, 16))),
+            (
+                (Verdict::Failure(Status(503)), false, false),
+                Some((true, 1)),
+            ),
+            (
+                (Verdict::Failure(ServedElsewhere), true, false),
+                Some((true, 16)),
+            ),
+            ((Verdict::Ignore, true, false), None),
+            ((Verdict::Failure(Flags), false, true), None),
+            ((Verdict::Success, true, true), None),
+        ];
+        for ((verdict, read, ramping), expected) in cases {
+            assert_eq!(
+                sample(verdict, read, 16, ramping),
+                expected,
+                "{verdict:?} {read} {ramping}"
+            );
+        }
     }
 
     #[test]
