@@ -12,6 +12,7 @@ use geolb_policy::cluster::OutboundCluster;
 use geolb_policy::health::{self, Admission, HealthView, RegionHealth};
 use geolb_policy::routing::{Decision, SourcePlan, SpillView};
 use geolb_policy::source::{Origin, ProxyIdentity, SourceRegion};
+use geolb_policy::spill::Window;
 use geolb_policy::{CompiledPolicy, RegionId, ServiceId, parse_policy, parse_wire};
 
 /// Where a policy input ends and the request shapes begin: the first NUL byte (JSON
@@ -224,11 +225,31 @@ fn decide_for(
         let Some(record) = records.get_mut(usize::from(bytes.u8()) % slots.max(1)) else {
             break;
         };
-        match bytes.u8() % 3 {
+        match bytes.u8() % 4 {
             0 => record.record_failure(config, now),
             1 => record.record_served_elsewhere(config, now),
+            2 => {
+                // The operator's drain, with or without a ramp.
+                let flags = bytes.u8();
+                record.mark_drained(flags & 1 == 1, flags & 2 == 2, now);
+                health::Transition::None
+            }
             _ => record.record_success(config, now),
         };
+    }
+    // Graded spill windows from the input.
+    let mut windows = vec![Window::default(); slots];
+    for _ in 0..bytes.u8() % 64 {
+        let slot = usize::from(bytes.u8()) % slots.max(1);
+        let failed = bytes.u8() % 2 == 0;
+        let weight = u32::from(bytes.u8() % 17);
+        if let Some(window) = windows.get_mut(slot) {
+            window.record(failed, weight, config, now);
+        }
+    }
+    for window in &windows {
+        let kept = window.kept_permille(config, now);
+        assert!((50..=1_000).contains(&kept), "kept {kept}");
     }
     let shape = service.table_shape();
     let table = health::encode_table(&records, shape);
@@ -248,12 +269,24 @@ fn decide_for(
     let when = now.saturating_add(bytes.u64() % 600_000);
     for _ in 0..=bytes.u8() % 8 {
         let dice = bytes.u32();
-        let decision = plan.decide(&mut rr, &view, config, when, dice, SpillView::none());
-        let admitted = |slot: usize| view.get(slot).admission(config, when) != Admission::Ejected;
+        let decision = plan.decide(
+            &mut rr,
+            &view,
+            config,
+            when,
+            dice,
+            SpillView::new(&windows, when),
+        );
+        let admitted = |slot: usize| {
+            !matches!(
+                view.get(slot).admission(config, when),
+                Admission::Ejected | Admission::Drained
+            )
+        };
         match decision {
             Decision::Route { slot, primary, .. } => {
                 assert!(slot < slots && primary < slots, "slot out of range");
-                assert!(admitted(slot), "routed to an ejected region");
+                assert!(admitted(slot), "routed to an ejected or drained region");
                 let region = service.region_of(slot).expect("slot has a region");
                 let value = policy.routing_value(region);
                 assert!(value.starts_with(policy.region_name(region)), "{value:?}");
