@@ -5,6 +5,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 step() { printf '\n== %s\n' "$*"; }
+# A fresh clone builds once: incremental state would only double target/'s size.
+export CARGO_INCREMENTAL=0
 
 step "setup (rust wasm target, Envoy 1.40 in .venv, nginx, wrk, skopeo, docker-registry)"
 scripts/setup.sh

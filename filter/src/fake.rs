@@ -36,6 +36,12 @@ pub struct FakeHost {
     /// The request headers as they were at each `clear_route_cache` call of the
     /// current request: what Envoy would select the route for.
     pub route_selections: RefCell<Vec<Vec<(String, String)>>>,
+    /// HTTP calls dispatched, in order.
+    pub http_calls: RefCell<Vec<HttpCall>>,
+    /// Clusters the fake Envoy knows for HTTP calls; `None`: every cluster.
+    pub known_clusters: RefCell<Option<Vec<String>>>,
+    /// The status of the HTTP call answer being delivered.
+    pub http_call_answer: Cell<Option<u16>>,
 }
 
 impl FakeHost {
@@ -112,6 +118,31 @@ impl FakeHost {
     /// A counter's value (0 when never incremented).
     pub fn counter(&self, name: &str) -> u64 {
         self.counters.borrow().get(name).copied().unwrap_or(0)
+    }
+}
+
+/// One HTTP call the filter dispatched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpCall {
+    /// The token the fake host returned.
+    pub token: u32,
+    /// The cluster it went to.
+    pub cluster: String,
+    /// Its headers.
+    pub headers: Vec<(String, String)>,
+    /// Its timeout, ms.
+    pub timeout_ms: u64,
+}
+
+impl FakeHost {
+    /// Tokens of the HTTP calls dispatched so far to `cluster`.
+    pub fn calls_to(&self, cluster: &str) -> Vec<u32> {
+        self.http_calls
+            .borrow()
+            .iter()
+            .filter(|call| call.cluster == cluster)
+            .map(|call| call.token)
+            .collect()
     }
 }
 
@@ -196,5 +227,34 @@ impl Host for FakeHost {
     fn clear_route_cache(&self) {
         let headers = self.request_headers.borrow().clone();
         self.route_selections.borrow_mut().push(headers);
+    }
+    fn dispatch_http_call(
+        &self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        timeout_ms: u64,
+    ) -> Result<u32, String> {
+        if let Some(known) = &*self.known_clusters.borrow()
+            && !known.iter().any(|k| k == cluster)
+        {
+            return Err("BadArgument".into());
+        }
+        let mut calls = self.http_calls.borrow_mut();
+        let token = u32::try_from(calls.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(1);
+        calls.push(HttpCall {
+            token,
+            cluster: cluster.to_owned(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            timeout_ms,
+        });
+        Ok(token)
+    }
+    fn http_call_status(&self) -> Option<u16> {
+        self.http_call_answer.get()
     }
 }

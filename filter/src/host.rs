@@ -49,6 +49,18 @@ pub trait Host: SharedStore {
     /// change only for ABI 0.2.1 modules, and a filter before this one may already
     /// have selected the route; a host without the function ignores the call.
     fn clear_route_cache(&self);
+    /// Sends an HTTP request to `cluster` outside any stream (`dispatch_http_call`);
+    /// the answer comes to the root context's `on_http_call_response` with the
+    /// returned token. `Err` names why the host refused (an unknown cluster, ...).
+    fn dispatch_http_call(
+        &self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        timeout_ms: u64,
+    ) -> Result<u32, String>;
+    /// The `:status` of the HTTP call whose answer is being delivered; `None` when
+    /// the call got no answer (timeout, reset, no healthy endpoint).
+    fn http_call_status(&self) -> Option<u16>;
 }
 
 /// Reads an integer property (Envoy encodes them as 8 little-endian bytes).

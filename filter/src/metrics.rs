@@ -77,6 +77,8 @@ pub struct ServiceCounters {
     failures: Vec<Pending>,
     ejections: Vec<Pending>,
     failovers: Vec<Pending>,
+    probes: Vec<Pending>,
+    probe_failures: Vec<Pending>,
     no_healthy_region: Pending,
     no_source_region: Pending,
     health_store_errors: Pending,
@@ -93,6 +95,10 @@ pub enum RegionCounter {
     Ejections,
     /// Requests of the region's share sent elsewhere because it was unhealthy.
     Failovers,
+    /// Probes sent to the region (services with probes only).
+    Probes,
+    /// Probes of the region that failed.
+    ProbeFailures,
 }
 
 impl ServiceCounters {
@@ -111,7 +117,18 @@ impl ServiceCounters {
                 })
                 .collect()
         };
+        let probed = service.health().probe.is_some();
         Self {
+            probes: if probed {
+                per_region("probes")
+            } else {
+                Vec::new()
+            },
+            probe_failures: if probed {
+                per_region("probe_failures")
+            } else {
+                Vec::new()
+            },
             routed: per_region("routed"),
             failures: per_region("failures"),
             ejections: per_region("ejections"),
@@ -135,6 +152,8 @@ impl ServiceCounters {
             RegionCounter::Failures => &self.failures,
             RegionCounter::Ejections => &self.ejections,
             RegionCounter::Failovers => &self.failovers,
+            RegionCounter::Probes => &self.probes,
+            RegionCounter::ProbeFailures => &self.probe_failures,
         };
         if let Some(pending) = all.get(slot) {
             pending.bump();
@@ -164,6 +183,8 @@ impl ServiceCounters {
             .chain(&self.failures)
             .chain(&self.ejections)
             .chain(&self.failovers)
+            .chain(&self.probes)
+            .chain(&self.probe_failures)
         {
             pending.flush(host);
         }

@@ -277,7 +277,7 @@ impl Request {
                 );
             }
             // A ramp that starts over is not news worth a log line per probe.
-            Ok(Transition::None | Transition::RampRestarted) => {}
+            Ok(Transition::None | Transition::RampRestarted | Transition::ProbesPassed) => {}
             Err(err) => {
                 runtime.counters.health_store_error();
                 host.log(

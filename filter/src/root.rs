@@ -4,18 +4,23 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
+use geolb_policy::health::Transition;
 use geolb_policy::lifecycle::{InvalidConfig, on_invalid_config};
+use geolb_policy::probe::Schedule;
 use geolb_policy::routing::{RoundRobin, SourcePlan};
 use geolb_policy::source::{ProxyIdentity, SourceRegion};
 use geolb_policy::spill::Window;
-use geolb_policy::store::{applied_key, claim_update, health_key, seed};
+use geolb_policy::store::{
+    Observation, applied_key, claim_update, health_key, hold_lease, prober_key, record, seed,
+    take_vm_number, vm_number_key,
+};
 use geolb_policy::{
     CompiledPolicy, CompiledService, DEFAULT_ROUTING_HEADER, ServiceId, Slot, fnv1a, parse_policy,
     passthrough_routing_header,
 };
 
 use crate::host::{Host, Level, string_property};
-use crate::metrics::{GlobalCounters, ServiceCounters};
+use crate::metrics::{GlobalCounters, RegionCounter, ServiceCounters};
 use crate::request::Request;
 
 /// Name used in keys and logs when the host does not tell the plugin's name.
@@ -41,6 +46,9 @@ pub struct Root {
     mode: Mode,
     counters: Option<GlobalCounters>,
     vm: Rc<VmMemory>,
+    /// This root's number among the proxy's VMs (its name as the prober lease's
+    /// owner), taken on the first tick that needs it.
+    prober_id: Cell<Option<u64>>,
 }
 
 /// What the root contexts of one VM share: the policy the VM applied last. A VM that
@@ -61,7 +69,33 @@ pub struct Active {
     /// the request path asks the host for the time only when an ejection or a drain
     /// ramp needs it.
     pub(crate) clock: Cell<u64>,
+    /// Active probing, when a service has probes.
+    prober: Option<RefCell<Prober>>,
 }
+
+/// This VM's part in the proxy's active probing: it probes only while it holds the
+/// proxy's lease; the probes it sent and awaits.
+#[derive(Debug)]
+struct Prober {
+    lease_key: String,
+    numbers_key: String,
+    schedule: Schedule,
+    holding: bool,
+    in_flight: Vec<InFlight>,
+    /// Per (service, slot) whose dispatch the host refused: logged once.
+    refused: Vec<(usize, Slot)>,
+}
+
+/// A probe awaiting its answer.
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    token: u32,
+    service: u16,
+    slot: Slot,
+}
+
+/// The `user-agent` of probes, so that access logs and apps can tell them apart.
+pub const PROBE_USER_AGENT: &str = "geolb-probe";
 
 /// One service as this VM routes it.
 #[derive(Debug)]
@@ -275,10 +309,14 @@ impl Root {
 
     /// `on_tick`: for every service that had traffic since the last tick, refreshes this
     /// VM's copy of the shared health and adds the counts to Envoy's counters; an idle
-    /// service's copy is dropped, to be read afresh by its next request.
+    /// service's copy is dropped, to be read afresh by its next request. Sends the
+    /// probes that are due when this VM holds the proxy's prober lease.
     pub fn tick<H: Host>(&self, host: &H) {
         if let Mode::Active(active) = &self.mode {
             active.clock.set(host.now_ms());
+            if let Some(prober) = &active.prober {
+                self.probe_round(host, active, &mut prober.borrow_mut());
+            }
             for service in &active.services {
                 if service.used_since_tick.replace(false) {
                     service.on_tick(host);
@@ -287,6 +325,165 @@ impl Root {
                     // instead of a copy that may be stale by then.
                     service.loaded.set(false);
                 }
+            }
+        }
+    }
+
+    /// Sends the probes that are due, if this VM holds (or can take) the lease.
+    fn probe_round<H: Host>(&self, host: &H, active: &Active, prober: &mut Prober) {
+        let now = active.clock.get();
+        let owner = match self.prober_id.get() {
+            Some(id) => id,
+            None => match take_vm_number(host, &prober.numbers_key) {
+                Ok(id) => {
+                    self.prober_id.set(Some(id));
+                    id
+                }
+                Err(err) => {
+                    host.log(Level::Warn, &format!("geolb: no prober number yet: {err}"));
+                    return;
+                }
+            },
+        };
+        let holding = hold_lease(host, &prober.lease_key, owner, now).unwrap_or(false);
+        if !holding {
+            prober.holding = false;
+            return;
+        }
+        if !prober.holding {
+            // Taken over (or first): probe every service now rather than a whole
+            // interval after the previous holder's last round.
+            prober.holding = true;
+            prober.schedule.restart();
+        }
+        for (index, service) in active.policy.services().iter().enumerate() {
+            let Some(probe) = &service.health().probe else {
+                continue;
+            };
+            if !prober.schedule.take_due(index, probe.interval_ms, now) {
+                continue;
+            }
+            let (Ok(id), Some(runtime)) = (u16::try_from(index), active.services.get(index)) else {
+                continue;
+            };
+            let headers = [
+                (":method", "GET"),
+                (":path", probe.path.as_str()),
+                (":authority", probe.authority.as_str()),
+                ("user-agent", PROBE_USER_AGENT),
+            ];
+            for (slot, cluster) in probe.clusters.iter().enumerate() {
+                if prober
+                    .in_flight
+                    .iter()
+                    .any(|f| f.service == id && f.slot == slot)
+                {
+                    continue;
+                }
+                match host.dispatch_http_call(cluster, &headers, probe.timeout_ms) {
+                    Ok(token) => {
+                        prober.in_flight.push(InFlight {
+                            token,
+                            service: id,
+                            slot,
+                        });
+                        runtime.counters.region(RegionCounter::Probes, slot);
+                        runtime.mark_active();
+                    }
+                    Err(why) if !prober.refused.contains(&(index, slot)) => {
+                        prober.refused.push((index, slot));
+                        host.log(
+                            Level::Warn,
+                            &format!(
+                                "geolb: cannot probe service {} through cluster {cluster}: {why} (is the probe subset in its DestinationRule?); its health stays with live traffic",
+                                service.name()
+                            ),
+                        );
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
+    }
+
+    /// `on_http_call_response`: a probe's answer (or its failure) reaches the shared
+    /// health of its region.
+    pub fn probe_answered<H: Host>(&self, host: &H, token: u32) {
+        let Mode::Active(active) = &self.mode else {
+            return;
+        };
+        let Some(prober) = &active.prober else {
+            return;
+        };
+        let flight = {
+            let mut prober = prober.borrow_mut();
+            let Some(at) = prober.in_flight.iter().position(|f| f.token == token) else {
+                // Sent under an earlier policy: its answer means nothing to this one.
+                return;
+            };
+            prober.in_flight.swap_remove(at)
+        };
+        let Some((runtime, service)) = active.service(ServiceId(flight.service)) else {
+            return;
+        };
+        let Some(probe) = &service.health().probe else {
+            return;
+        };
+        let status = host.http_call_status();
+        let passed = probe.passes(status);
+        if !passed {
+            runtime
+                .counters
+                .region(RegionCounter::ProbeFailures, flight.slot);
+        }
+        let now = host.now_ms();
+        let recorded = record(
+            host,
+            &runtime.health_key,
+            service.table_shape(),
+            flight.slot,
+            Observation::Probe { passed },
+            service.health(),
+            now,
+        );
+        runtime.reload_health(host);
+        runtime.mark_active();
+        let region = service
+            .region_of(flight.slot)
+            .map_or("", |r| active.policy.region_name(r));
+        match recorded {
+            Ok(Transition::Ejected { until_ms }) => {
+                runtime.counters.region(RegionCounter::Ejections, flight.slot);
+                if let Some(window) = runtime.spill.borrow_mut().get_mut(flight.slot) {
+                    window.forget();
+                }
+                host.log(
+                    Level::Warn,
+                    &format!(
+                        "geolb: region {region} of service {} ejected for {} ms: {} probes in a row failed (last: {})",
+                        service.name(),
+                        until_ms.saturating_sub(now),
+                        probe.unhealthy_after,
+                        status.map_or_else(|| "no answer".to_owned(), |s| format!("status {s}")),
+                    ),
+                );
+            }
+            Ok(Transition::ProbesPassed) => host.log(
+                Level::Info,
+                &format!(
+                    "geolb: region {region} of service {} passed {} probes in a row: it returns, ramping over {} ms",
+                    service.name(),
+                    probe.healthy_after,
+                    service.health().recovery_ramp_ms,
+                ),
+            ),
+            Ok(Transition::None | Transition::RampRestarted) => {}
+            Err(err) => {
+                runtime.counters.health_store_error();
+                host.log(
+                    Level::Warn,
+                    &format!("geolb: probe of {} not recorded: {err}", service.name()),
+                );
             }
         }
     }
@@ -440,11 +637,26 @@ fn activate<H: Host>(
         ),
     );
     let seed_value = (host.now_ms() ^ policy.fingerprint()) | 1;
+    let prober = policy
+        .services()
+        .iter()
+        .any(|s| s.health().probe.is_some())
+        .then(|| {
+            RefCell::new(Prober {
+                lease_key: prober_key(plugin),
+                numbers_key: vm_number_key(plugin),
+                schedule: Schedule::new(policy.services().len()),
+                holding: false,
+                in_flight: Vec::new(),
+                refused: Vec::new(),
+            })
+        });
     Active {
         policy,
         services,
         rng: Cell::new(seed_value),
         clock: Cell::new(host.now_ms()),
+        prober,
     }
 }
 

@@ -110,6 +110,27 @@ impl Host for ProxyWasmHost {
     fn clear_route_cache(&self) {
         let _ = hostcalls::call_foreign_function("clear_route_cache", None);
     }
+    fn dispatch_http_call(
+        &self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        timeout_ms: u64,
+    ) -> Result<u32, String> {
+        hostcalls::dispatch_http_call(
+            cluster,
+            headers.to_vec(),
+            None,
+            vec![],
+            std::time::Duration::from_millis(timeout_ms),
+        )
+        .map_err(|status| format!("{status:?}"))
+    }
+    fn http_call_status(&self) -> Option<u16> {
+        hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
+            .ok()
+            .flatten()
+            .and_then(|status| status.parse().ok())
+    }
 }
 
 struct GeolbRoot {
@@ -124,6 +145,15 @@ impl RootContext for GeolbRoot {
     }
     fn on_tick(&mut self) {
         self.root.tick(&ProxyWasmHost);
+    }
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        _headers: usize,
+        _body: usize,
+        _trailers: usize,
+    ) {
+        self.root.probe_answered(&ProxyWasmHost, token);
     }
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(GeolbHttp {

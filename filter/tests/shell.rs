@@ -1145,3 +1145,206 @@ fn a_drain_moves_the_share_down_its_chain_over_the_ramp_and_back() {
     host.now.set(lifted + 60_000);
     assert_eq!(to_hangzhou(&host, &root, 1_000), 900);
 }
+
+/// Seed A with probes of reviews every 200 ms (timeout 100 ms), 2 to come back, 3 to
+/// eject.
+fn probed() -> String {
+    SEED_A.replacen(
+        "\"regions\": [\"cn-hangzhou\", \"cn-shanghai\"],\n      \"failover\"",
+        "\"regions\": [\"cn-hangzhou\", \"cn-shanghai\"],\n      \"probe\": {\"path\": \"/healthz\", \"port\": 9080, \"interval\": \"200ms\", \"timeout\": \"100ms\"},\n      \"failover\"",
+        1,
+    )
+}
+
+const PROBE_HANGZHOU: &str =
+    "outbound|9080|geolb-probe-cn-hangzhou|reviews.default.svc.cluster.local";
+const PROBE_SHANGHAI: &str =
+    "outbound|9080|geolb-probe-cn-shanghai|reviews.default.svc.cluster.local";
+
+/// Answers every probe `host` has in flight: `status` per cluster.
+fn answer_probes(host: &FakeHost, root: &Root, status: impl Fn(&str) -> Option<u16>) {
+    let calls = host.http_calls.borrow().clone();
+    for call in calls {
+        host.http_call_answer.set(status(&call.cluster));
+        root.probe_answered(host, call.token);
+    }
+    host.http_calls.borrow_mut().clear();
+}
+
+#[test]
+fn one_worker_of_a_proxy_probes_each_region_through_its_strict_cluster() {
+    let store = Arc::new(MemoryStore::default());
+    let (a, root_a) = configured_on(store.clone(), &probed(), "cn-hangzhou");
+    let (b, root_b) = configured_on(store, &probed(), "cn-hangzhou");
+    root_a.tick(&a);
+    root_b.tick(&b);
+    assert_eq!(a.calls_to(PROBE_HANGZHOU).len(), 1);
+    assert_eq!(a.calls_to(PROBE_SHANGHAI).len(), 1);
+    assert!(
+        b.http_calls.borrow().is_empty(),
+        "the other worker does not probe"
+    );
+    let call = a.http_calls.borrow()[0].clone();
+    assert_eq!(
+        call.headers,
+        [
+            (":method".to_owned(), "GET".to_owned()),
+            (":path".to_owned(), "/healthz".to_owned()),
+            (
+                ":authority".to_owned(),
+                "reviews.default.svc.cluster.local".to_owned()
+            ),
+            ("user-agent".to_owned(), "geolb-probe".to_owned()),
+        ]
+    );
+    assert_eq!(call.timeout_ms, 100);
+    // Within the interval: no second round, and a probe in flight is not repeated.
+    a.now.set(a.now.get() + 100);
+    root_a.tick(&a);
+    assert_eq!(a.http_calls.borrow().len(), 2);
+    answer_probes(&a, &root_a, |_| Some(200));
+    a.now.set(a.now.get() + 100);
+    root_a.tick(&a);
+    assert_eq!(a.http_calls.borrow().len(), 2, "next round, both regions");
+    assert_eq!(
+        counted(
+            &a,
+            &root_a,
+            "geolb.probes;service=reviews.default;region=cn-shanghai"
+        ),
+        2
+    );
+}
+
+#[test]
+fn failing_probes_eject_a_region_before_any_request_goes_there() {
+    let (host, root) = configured(&probed(), "cn-hangzhou");
+    for _ in 0..3 {
+        root.tick(&host);
+        answer_probes(&host, &root, |cluster| {
+            (cluster == PROBE_HANGZHOU).then_some(200)
+        });
+        host.now.set(host.now.get() + 200);
+    }
+    let routed: Vec<String> = (0..20).flat_map(|_| send(&host, &root, &[], OK)).collect();
+    assert!(routed.iter().all(|r| r == "cn-hangzhou"), "{routed:?}");
+    assert_eq!(
+        counted(
+            &host,
+            &root,
+            "geolb.probe_failures;service=reviews.default;region=cn-shanghai"
+        ),
+        3
+    );
+    assert_eq!(
+        host.counter("geolb.ejections;service=reviews.default;region=cn-shanghai"),
+        1
+    );
+    assert!(
+        host.logs.borrow().iter().any(|(_, l)| l
+            .contains("region cn-shanghai of service reviews.default ejected")
+            && l.contains("3 probes in a row failed (last: no answer)")),
+        "{:?}",
+        host.logs.borrow()
+    );
+}
+
+#[test]
+fn an_ejected_region_returns_only_after_its_probes_pass() {
+    let (host, root) = configured(&probed(), "cn-hangzhou");
+    // A failed request ejects cn-hangzhou for 1m (consecutiveFailures 1).
+    send(&host, &root, &[], (Some(503), 0, Some("cn-hangzhou")));
+    let probe_round = |status: u16| {
+        root.tick(&host);
+        answer_probes(&host, &root, |_| Some(status));
+        host.now.set(host.now.get() + 200);
+    };
+    // Still dead after the minute: held.
+    host.now.set(host.now.get() + 60_000);
+    probe_round(503);
+    probe_round(503);
+    assert_eq!(
+        to_hangzhou(&host, &root, 50),
+        0,
+        "held while the probes fail"
+    );
+    probe_round(200);
+    assert_eq!(to_hangzhou(&host, &root, 50), 0, "one pass is not enough");
+    probe_round(200);
+    assert!(
+        host.logs.borrow().iter().any(|(_, l)| l
+            .contains("region cn-hangzhou of service reviews.default passed 2 probes in a row")),
+        "{:?}",
+        host.logs.borrow()
+    );
+    // Back on its 10 s recovery ramp from 5%.
+    let back = to_hangzhou(&host, &root, 200);
+    assert!((1..60).contains(&back), "{back}");
+}
+
+#[test]
+fn when_the_probing_worker_goes_away_another_takes_over_within_a_lease() {
+    let store = Arc::new(MemoryStore::default());
+    let (a, root_a) = configured_on(store.clone(), &probed(), "cn-hangzhou");
+    let (b, root_b) = configured_on(store, &probed(), "cn-hangzhou");
+    root_a.tick(&a);
+    assert_eq!(a.http_calls.borrow().len(), 2);
+    // a stops ticking (its VM is gone); b ticks every 100 ms.
+    let start = a.now.get();
+    let mut took_over_after = None;
+    for step in 1..=20 {
+        b.now.set(start + step * 100);
+        root_b.tick(&b);
+        if !b.http_calls.borrow().is_empty() {
+            took_over_after = Some(step * 100);
+            break;
+        }
+    }
+    assert_eq!(took_over_after, Some(geolb_policy::store::LEASE_MS));
+}
+
+#[test]
+fn a_probe_cluster_envoy_does_not_know_is_logged_once_and_leaves_health_alone() {
+    let (host, root) = configured(&probed(), "cn-hangzhou");
+    *host.known_clusters.borrow_mut() = Some(vec![PROBE_HANGZHOU.to_owned()]);
+    for _ in 0..5 {
+        root.tick(&host);
+        answer_probes(&host, &root, |_| Some(200));
+        host.now.set(host.now.get() + 200);
+    }
+    let refusals = host
+        .logs
+        .borrow()
+        .iter()
+        .filter(|(_, l)| l.contains("cannot probe service reviews.default through cluster"))
+        .count();
+    assert_eq!(refusals, 1);
+    let routed: Vec<String> = (0..10).flat_map(|_| send(&host, &root, &[], OK)).collect();
+    assert_eq!(routed.iter().filter(|r| *r == "cn-shanghai").count(), 1);
+}
+
+#[test]
+fn probes_stop_when_the_policy_no_longer_has_them() {
+    let (host, mut root) = configured(&probed(), "cn-hangzhou");
+    root.tick(&host);
+    assert_eq!(host.http_calls.borrow().len(), 2);
+    host.set_config(SEED_A);
+    assert!(root.configure(&host));
+    // A late answer to a probe of the old policy means nothing to the new one.
+    answer_probes(&host, &root, |_| None);
+    for _ in 0..20 {
+        host.now.set(host.now.get() + 200);
+        root.tick(&host);
+    }
+    assert!(host.http_calls.borrow().is_empty());
+    let (plain, plain_root) = configured(SEED_A, "cn-hangzhou");
+    plain_root.tick(&plain);
+    assert!(
+        plain.http_calls.borrow().is_empty(),
+        "no probes without probe settings"
+    );
+    assert_eq!(
+        plain.counter("geolb.probes;service=reviews.default;region=cn-hangzhou"),
+        0
+    );
+}

@@ -9,8 +9,15 @@
 //! from another region during the ramp starts the ramp over (see
 //! [`RegionHealth::record_served_elsewhere`]). Each `base_ejection_time` without an
 //! ejection takes one off the multiplier, as Envoy does.
+//!
+//! With active probes ([`crate::probe`]), `unhealthy_after` failing probes in a row
+//! eject a region too, and an ejected region stays out after its ejection time until
+//! `healthy_after` probes in a row pass: no user request is the first to find out it
+//! is still dead. The hold needs fresh evidence: when no probe result came for
+//! [`ProbeConfig::evidence_ms`] (the prober went away), the region returns on time.
 
 use crate::outcome::ResponseFlags;
+use crate::probe::ProbeConfig;
 
 /// Compiled, validated health settings of one service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +40,8 @@ pub struct HealthConfig {
     pub failure_status_codes: Vec<u16>,
     /// Response flags that count as failures whatever the code.
     pub failure_flags: ResponseFlags,
+    /// Active probes, when the service has them.
+    pub probe: Option<ProbeConfig>,
 }
 
 impl Default for HealthConfig {
@@ -46,6 +55,7 @@ impl Default for HealthConfig {
             spill_window_ms: 10_000,
             failure_status_codes: vec![502, 503, 504],
             failure_flags: ResponseFlags::DEFAULT_FAILURES,
+            probe: None,
         }
     }
 }
@@ -83,12 +93,20 @@ pub struct RegionHealth {
     /// `drain_ramp` from then. 0: it has been this way since the proxy first served
     /// the service, so there is nothing to ramp.
     pub drain_changed_ms: u64,
+    /// Failing probes since the last passing one.
+    pub probe_failures: u16,
+    /// Passing probes since the last failing one or the last ejection.
+    pub probe_successes: u16,
+    /// Ejected while probed: stays out until `healthy_after` probes pass.
+    pub awaiting_probes: bool,
+    /// When the last probe result came (ms since the epoch; 0 = never).
+    pub last_probe_ms: u64,
 }
 
 /// Bytes of one encoded [`RegionHealth`].
-pub const RECORD_LEN: usize = 36;
+pub const RECORD_LEN: usize = 52;
 /// Format tag of an encoded health table; bump when the encoding changes.
-const TABLE_FORMAT: u8 = 3;
+const TABLE_FORMAT: u8 = 4;
 /// Header bytes of an encoded table: format, record count (u16 LE), layout (u64 LE).
 const HEADER_LEN: usize = 11;
 
@@ -151,6 +169,8 @@ pub enum Transition {
     },
     /// The region's recovery ramp started over (an answer from elsewhere during it).
     RampRestarted,
+    /// Probes let the held region back: its recovery ramp starts.
+    ProbesPassed,
 }
 
 impl RegionHealth {
@@ -211,7 +231,7 @@ impl RegionHealth {
 
     /// The admission by health alone (ejection and the recovery ramp).
     fn health_admission(&self, config: &HealthConfig, now_ms: u64) -> Admission {
-        if now_ms < self.ejected_until_ms {
+        if self.is_out(config, now_ms) {
             return Admission::Ejected;
         }
         if self.ejected_until_ms != 0 && config.recovery_ramp_ms > 0 {
@@ -228,9 +248,21 @@ impl RegionHealth {
         Admission::Healthy
     }
 
+    /// Whether the region takes no traffic by health: ejected, or held after its
+    /// ejection until probes pass (while they still report).
+    fn is_out(&self, config: &HealthConfig, now_ms: u64) -> bool {
+        if now_ms < self.ejected_until_ms {
+            return true;
+        }
+        self.awaiting_probes
+            && config.probe.as_ref().is_some_and(|probe| {
+                now_ms.saturating_sub(self.last_probe_ms) <= probe.evidence_ms()
+            })
+    }
+
     /// Records a failed request to the region.
     pub fn record_failure(&mut self, config: &HealthConfig, now_ms: u64) -> Transition {
-        if now_ms < self.ejected_until_ms {
+        if self.is_out(config, now_ms) {
             // A request that was in flight when the region was ejected: already counted.
             return Transition::None;
         }
@@ -243,6 +275,11 @@ impl RegionHealth {
         if !ramping && self.consecutive_failures < config.consecutive_failures {
             return Transition::None;
         }
+        self.eject(config, now_ms)
+    }
+
+    /// Ejects the region from `now_ms` for the base time times its multiplier.
+    fn eject(&mut self, config: &HealthConfig, now_ms: u64) -> Transition {
         self.ejections = self.ejections.saturating_add(1).min(MAX_MULTIPLIER);
         let length = config
             .base_ejection_ms
@@ -251,9 +288,49 @@ impl RegionHealth {
         self.ejected_until_ms = now_ms.saturating_add(length);
         self.decay_from_ms = self.ejected_until_ms;
         self.consecutive_failures = 0;
+        self.awaiting_probes = config.probe.is_some();
+        self.probe_successes = 0;
         Transition::Ejected {
             until_ms: self.ejected_until_ms,
         }
+    }
+
+    /// Records a probe result: `passed` or not.
+    ///
+    /// `unhealthy_after` failures in a row eject a region that is in; `healthy_after`
+    /// passes in a row let a held region back, its recovery ramp starting then (or when
+    /// its ejection time ends, if that is later).
+    pub fn record_probe(&mut self, config: &HealthConfig, passed: bool, now_ms: u64) -> Transition {
+        let Some(probe) = &config.probe else {
+            return Transition::None;
+        };
+        self.last_probe_ms = now_ms.max(1);
+        if !passed {
+            self.probe_successes = 0;
+            self.probe_failures = self.probe_failures.saturating_add(1);
+            if self.is_out(config, now_ms) {
+                // Still dead: passes seen during the ejection no longer count.
+                self.awaiting_probes = true;
+                return Transition::None;
+            }
+            if self.probe_failures < probe.unhealthy_after {
+                return Transition::None;
+            }
+            self.probe_failures = 0;
+            return self.eject(config, now_ms);
+        }
+        self.probe_failures = 0;
+        self.probe_successes = self.probe_successes.saturating_add(1);
+        if !self.awaiting_probes || self.probe_successes < probe.healthy_after {
+            return Transition::None;
+        }
+        self.awaiting_probes = false;
+        if now_ms >= self.ejected_until_ms {
+            // Held past its ejection time: the ramp starts now.
+            self.ejected_until_ms = now_ms;
+            self.decay_from_ms = now_ms;
+        }
+        Transition::ProbesPassed
     }
 
     /// Records a request routed to the region that Envoy answered from another region
@@ -281,7 +358,7 @@ impl RegionHealth {
 
     /// Records a successful request to the region.
     pub fn record_success(&mut self, config: &HealthConfig, now_ms: u64) -> Transition {
-        if now_ms < self.ejected_until_ms {
+        if self.is_out(config, now_ms) {
             // Sent before the ejection; says nothing about now.
             return Transition::None;
         }
@@ -318,6 +395,10 @@ impl RegionHealth {
         out.extend_from_slice(&self.decay_from_ms.to_le_bytes());
         out.extend_from_slice(&u32::from(self.drained).to_le_bytes());
         out.extend_from_slice(&self.drain_changed_ms.to_le_bytes());
+        out.extend_from_slice(&self.probe_failures.to_le_bytes());
+        out.extend_from_slice(&self.probe_successes.to_le_bytes());
+        out.extend_from_slice(&u32::from(self.awaiting_probes).to_le_bytes());
+        out.extend_from_slice(&self.last_probe_ms.to_le_bytes());
     }
 
     fn read_from(bytes: &[u8]) -> Option<Self> {
@@ -327,6 +408,9 @@ impl RegionHealth {
         let u64_at = |at: usize| -> Option<u64> {
             Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
         };
+        let u16_at = |at: usize| -> Option<u16> {
+            Some(u16::from_le_bytes(bytes.get(at..at + 2)?.try_into().ok()?))
+        };
         Some(Self {
             consecutive_failures: u32_at(0)?,
             ejections: u32_at(4)?,
@@ -334,6 +418,10 @@ impl RegionHealth {
             decay_from_ms: u64_at(16)?,
             drained: u32_at(24)? != 0,
             drain_changed_ms: u64_at(28)?,
+            probe_failures: u16_at(36)?,
+            probe_successes: u16_at(38)?,
+            awaiting_probes: u32_at(40)? != 0,
+            last_probe_ms: u64_at(44)?,
         })
     }
 }
@@ -643,6 +731,10 @@ mod tests {
                 decay_from_ms: 4,
                 drained: true,
                 drain_changed_ms: 5,
+                probe_failures: 6,
+                probe_successes: 7,
+                awaiting_probes: true,
+                last_probe_ms: 8,
             },
             RegionHealth::default(),
         ];
@@ -666,5 +758,134 @@ mod tests {
             vec![RegionHealth::default(); 2]
         );
         assert_eq!(decode_table(None, shape), vec![RegionHealth::default(); 2]);
+    }
+
+    fn probed(threshold: u32) -> HealthConfig {
+        HealthConfig {
+            probe: Some(ProbeConfig {
+                path: "/healthz".into(),
+                authority: "reviews".into(),
+                clusters: vec![],
+                interval_ms: 100,
+                timeout_ms: 50,
+                expect_statuses: vec![200],
+                healthy_after: 2,
+                unhealthy_after: 3,
+            }),
+            ..config(threshold)
+        }
+    }
+
+    #[test]
+    fn failing_probes_eject_a_region_without_any_request() {
+        let cfg = probed(5);
+        let mut h = RegionHealth::default();
+        assert_eq!(h.record_probe(&cfg, false, 100), Transition::None);
+        assert_eq!(h.record_probe(&cfg, false, 200), Transition::None);
+        assert_eq!(h.admission(&cfg, 200), Admission::Healthy);
+        assert_eq!(
+            h.record_probe(&cfg, false, 300),
+            Transition::Ejected { until_ms: 1_300 }
+        );
+        assert_eq!(h.admission(&cfg, 300), Admission::Ejected);
+        // A pass between failures starts the count over.
+        let mut h = RegionHealth::default();
+        h.record_probe(&cfg, false, 100);
+        h.record_probe(&cfg, false, 200);
+        h.record_probe(&cfg, true, 300);
+        assert_eq!(h.record_probe(&cfg, false, 400), Transition::None);
+    }
+
+    #[test]
+    fn a_probed_region_stays_out_after_its_ejection_until_probes_pass() {
+        let cfg = probed(1);
+        let mut h = RegionHealth::default();
+        assert!(matches!(
+            h.record_failure(&cfg, 0),
+            Transition::Ejected { until_ms: 1_000 }
+        ));
+        // Still dead when the ejection ends: the hold keeps it out.
+        h.record_probe(&cfg, false, 900);
+        h.record_probe(&cfg, false, 1_000);
+        assert_eq!(h.admission(&cfg, 1_050), Admission::Ejected);
+        assert_eq!(h.record_probe(&cfg, true, 1_100), Transition::None);
+        assert_eq!(
+            h.admission(&cfg, 1_150),
+            Admission::Ejected,
+            "one pass is not enough"
+        );
+        assert_eq!(h.record_probe(&cfg, true, 1_200), Transition::ProbesPassed);
+        assert_eq!(
+            h.admission(&cfg, 1_200),
+            Admission::Healthy,
+            "no ramp configured"
+        );
+        // Without probes the same region would have been back at 1_000.
+        let mut passive = RegionHealth::default();
+        passive.record_failure(&config(1), 0);
+        assert_eq!(passive.admission(&config(1), 1_000), Admission::Healthy);
+    }
+
+    #[test]
+    fn the_recovery_ramp_starts_when_the_probes_pass() {
+        let cfg = HealthConfig {
+            recovery_ramp_ms: 1_000,
+            ..probed(1)
+        };
+        let mut h = RegionHealth::default();
+        h.record_failure(&cfg, 0);
+        h.record_probe(&cfg, true, 3_000);
+        h.record_probe(&cfg, true, 3_100);
+        assert_eq!(
+            h.admission(&cfg, 3_100),
+            Admission::Ramping { permille: 50 }
+        );
+        assert!(
+            matches!(h.admission(&cfg, 3_600), Admission::Ramping { permille } if permille > 500)
+        );
+        assert_eq!(h.admission(&cfg, 4_100), Admission::Healthy);
+    }
+
+    #[test]
+    fn passes_during_the_ejection_let_it_end_on_time_unless_a_later_probe_fails() {
+        let cfg = probed(1);
+        let mut h = RegionHealth::default();
+        h.record_failure(&cfg, 0);
+        h.record_probe(&cfg, true, 100);
+        assert_eq!(h.record_probe(&cfg, true, 200), Transition::ProbesPassed);
+        assert_eq!(h.admission(&cfg, 1_000), Admission::Healthy);
+        let mut h = RegionHealth::default();
+        h.record_failure(&cfg, 0);
+        h.record_probe(&cfg, true, 100);
+        h.record_probe(&cfg, true, 200);
+        h.record_probe(&cfg, false, 900);
+        assert_eq!(h.admission(&cfg, 1_000), Admission::Ejected, "dead again");
+    }
+
+    #[test]
+    fn a_hold_without_fresh_probe_results_lapses_to_the_ejection_time() {
+        let cfg = probed(1);
+        let evidence = cfg.probe.as_ref().map_or(0, ProbeConfig::evidence_ms);
+        let mut h = RegionHealth::default();
+        h.record_failure(&cfg, 0);
+        h.record_probe(&cfg, false, 1_000);
+        assert_eq!(h.admission(&cfg, 1_000 + evidence), Admission::Ejected);
+        assert_eq!(
+            h.admission(&cfg, 1_001 + evidence),
+            Admission::Healthy,
+            "the prober went away: the region returns as without probes"
+        );
+        // A policy without probes ignores the hold.
+        assert_eq!(h.admission(&config(1), 1_000), Admission::Healthy);
+    }
+
+    #[test]
+    fn probe_results_mean_nothing_to_a_service_without_probes() {
+        let cfg = config(1);
+        let mut h = RegionHealth::default();
+        for t in 0..10 {
+            assert_eq!(h.record_probe(&cfg, false, t), Transition::None);
+        }
+        assert_eq!(h, RegionHealth::default());
     }
 }

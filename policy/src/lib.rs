@@ -11,6 +11,7 @@ pub mod health;
 pub mod lifecycle;
 pub mod outcome;
 pub mod policy;
+pub mod probe;
 pub mod routing;
 pub mod source;
 pub mod spill;

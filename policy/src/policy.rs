@@ -7,6 +7,7 @@ use crate::cluster::OutboundCluster;
 use crate::error::{Path, PolicyError, PolicyErrors, Problem};
 use crate::health::{HealthConfig, TableShape};
 use crate::outcome::{RESPONSE_FLAGS, ResponseFlags};
+use crate::probe::ProbeConfig;
 use crate::token::{check_route_token, route_header_value};
 use crate::wire::{self, API_VERSION, DEFAULT_ROUTING_HEADER};
 
@@ -529,12 +530,15 @@ fn compile_service(
         errors.push(at.error(Problem::DrainsEveryRegion(service.name.clone())));
     }
 
-    let health = compile_health(
+    let mut health = compile_health(
         defaults,
         service.health.as_ref(),
         &path.field("health"),
         errors,
     );
+    if let Some(settings) = &service.probe {
+        health.probe = compile_probe(settings, service, &path.field("probe"), errors);
+    }
     (errors.len() == before).then(|| CompiledService {
         table_shape: TableShape::of(service.regions.iter().map(String::as_str)),
         name: service.name.clone(),
@@ -634,6 +638,127 @@ fn compile_health(
         config.failure_flags = ResponseFlags(bits);
     }
     config
+}
+
+fn compile_probe(
+    settings: &wire::ProbeSettings,
+    service: &wire::Service,
+    path: &Path,
+    errors: &mut Vec<PolicyError>,
+) -> Option<ProbeConfig> {
+    use crate::probe::{
+        DEFAULT_HEALTHY_AFTER, DEFAULT_INTERVAL_MS, DEFAULT_TIMEOUT_MS, DEFAULT_UNHEALTHY_AFTER,
+        MAX_INTERVAL_MS, MIN_INTERVAL_MS,
+    };
+    let before = errors.len();
+    let probe_path = &settings.path;
+    if !probe_path.starts_with('/')
+        || probe_path.len() > 1024
+        || !probe_path.bytes().all(|b| b.is_ascii_graphic())
+    {
+        errors.push(path.field("path").error(Problem::InvalidName {
+            value: probe_path.clone(),
+            what: "probe path",
+            why: "starts with '/', printable ASCII without spaces, at most 1024 bytes",
+        }));
+    }
+    let port = match u16::try_from(settings.port.0) {
+        Ok(p) if p >= 1 => p,
+        _ => {
+            errors.push(path.field("port").error(Problem::OutOfRange {
+                value: settings.port.0,
+                why: "a port is 1..65535",
+            }));
+            0
+        }
+    };
+    let interval_ms = settings
+        .interval
+        .as_ref()
+        .map_or(DEFAULT_INTERVAL_MS, |d| d.millis());
+    if !(MIN_INTERVAL_MS..=MAX_INTERVAL_MS).contains(&interval_ms) {
+        errors.push(path.field("interval").error(Problem::OutOfRange {
+            value: interval_ms,
+            why: "in ms, must be 100ms..1h (probes are sent on the filter's 100 ms tick)",
+        }));
+    }
+    let timeout_ms = settings
+        .timeout
+        .as_ref()
+        .map_or(DEFAULT_TIMEOUT_MS.min(interval_ms / 2), |d| d.millis());
+    if timeout_ms == 0 || timeout_ms >= interval_ms {
+        errors.push(path.field("timeout").error(Problem::OutOfRange {
+            value: timeout_ms,
+            why: "in ms, must be at least 1ms and below interval",
+        }));
+    }
+    let mut expect_statuses = Vec::new();
+    match &settings.expect_statuses {
+        None => expect_statuses.push(200),
+        Some(codes) if codes.is_empty() => {
+            errors.push(path.field("expectStatuses").error(Problem::Empty));
+        }
+        Some(codes) => {
+            for (i, code) in codes.iter().enumerate() {
+                match u16::try_from(code.0) {
+                    Ok(c) if (100..=599).contains(&c) => expect_statuses.push(c),
+                    _ => errors.push(path.field("expectStatuses").index(i).error(
+                        Problem::OutOfRange {
+                            value: code.0,
+                            why: "an HTTP status code is 100..599",
+                        },
+                    )),
+                }
+            }
+        }
+    }
+    expect_statuses.sort_unstable();
+    expect_statuses.dedup();
+    let count = |value: Option<crate::units::WholeNumber>,
+                 default: u16,
+                 field: &str,
+                 errors: &mut Vec<PolicyError>| {
+        let Some(n) = value else {
+            return default;
+        };
+        match u16::try_from(n.0) {
+            Ok(v) if (1..=100).contains(&v) => v,
+            _ => {
+                errors.push(path.field(field).error(Problem::OutOfRange {
+                    value: n.0,
+                    why: "must be 1..100",
+                }));
+                default
+            }
+        }
+    };
+    let healthy_after = count(
+        settings.healthy_after,
+        DEFAULT_HEALTHY_AFTER,
+        "healthyAfter",
+        errors,
+    );
+    let unhealthy_after = count(
+        settings.unhealthy_after,
+        DEFAULT_UNHEALTHY_AFTER,
+        "unhealthyAfter",
+        errors,
+    );
+    let authority = service.hosts.first()?.clone();
+    (errors.len() == before).then(|| ProbeConfig {
+        path: probe_path.clone(),
+        clusters: ProbeConfig::clusters_for(
+            port,
+            &authority,
+            service.regions.iter().map(String::as_str),
+        ),
+        authority,
+        interval_ms,
+        timeout_ms,
+        expect_statuses,
+        healthy_after,
+        unhealthy_after,
+    })
 }
 
 /// Every `:authority` form of every host. A derived short form (`reviews`) that two

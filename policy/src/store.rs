@@ -123,6 +123,101 @@ pub fn claim_update<S: SharedStore>(
     Err(StoreError::Contended(MAX_CAS_ATTEMPTS))
 }
 
+/// The shared-data key of the proxy's prober lease.
+pub fn prober_key(plugin: &str) -> String {
+    format!("geolb/{plugin}/prober")
+}
+
+/// The shared-data key handing out VM numbers (lease owners).
+pub fn vm_number_key(plugin: &str) -> String {
+    format!("geolb/{plugin}/vms")
+}
+
+/// How long a prober lease lasts without renewal: a VM that stops ticking (gone,
+/// crashed) hands probing to another within this time.
+pub const LEASE_MS: u64 = 1_000;
+
+/// Takes a number no other VM of the proxy has (1, 2, ...): the VM's name as a lease
+/// owner.
+pub fn take_vm_number<S: SharedStore>(store: &S, key: &str) -> Result<u64, StoreError> {
+    for _ in 0..MAX_CAS_ATTEMPTS {
+        let (last, cas) = match store.get(key)? {
+            Some((bytes, cas)) => (u64_from(&bytes).unwrap_or(0), cas),
+            None => (0, 0),
+        };
+        let mine = last.saturating_add(1);
+        match store.set(key, &mine.to_le_bytes(), cas) {
+            Ok(()) => return Ok(mine),
+            Err(StoreError::CasMismatch) => continue,
+            Err(other) => return Err(other),
+        }
+    }
+    Err(StoreError::Contended(MAX_CAS_ATTEMPTS))
+}
+
+/// Whether VM `owner` holds the prober lease at `now_ms`: it does when it held it
+/// already or the lease lapsed, and then renews it (writing only once half of it is
+/// used up). Two VMs racing for a lapsed lease: the compare-and-swap lets one win.
+pub fn hold_lease<S: SharedStore>(
+    store: &S,
+    key: &str,
+    owner: u64,
+    now_ms: u64,
+) -> Result<bool, StoreError> {
+    let (current, cas) = match store.get(key)? {
+        Some((bytes, cas)) => (Lease::decode(&bytes), cas),
+        None => (None, 0),
+    };
+    if let Some(lease) = current
+        && lease.owner != owner
+        && now_ms < lease.expires_ms
+    {
+        return Ok(false);
+    }
+    if let Some(lease) = current
+        && lease.owner == owner
+        && lease.expires_ms.saturating_sub(now_ms) > LEASE_MS / 2
+    {
+        return Ok(true);
+    }
+    let renewed = Lease {
+        owner,
+        expires_ms: now_ms.saturating_add(LEASE_MS),
+    };
+    match store.set(key, &renewed.encode(), cas) {
+        Ok(()) => Ok(true),
+        Err(StoreError::CasMismatch) => Ok(false),
+        Err(other) => Err(other),
+    }
+}
+
+/// The prober lease: who probes, until when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Lease {
+    owner: u64,
+    expires_ms: u64,
+}
+
+impl Lease {
+    fn encode(self) -> [u8; 16] {
+        let mut out = [0; 16];
+        let (owner, expires) = out.split_at_mut(8);
+        owner.copy_from_slice(&self.owner.to_le_bytes());
+        expires.copy_from_slice(&self.expires_ms.to_le_bytes());
+        out
+    }
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        Some(Self {
+            owner: u64_from(bytes.get(..8)?)?,
+            expires_ms: u64_from(bytes.get(8..16)?)?,
+        })
+    }
+}
+
+fn u64_from(bytes: &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(bytes.try_into().ok()?))
+}
+
 /// What an outcome to record is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Observation {
@@ -132,6 +227,11 @@ pub enum Observation {
     Failure,
     /// Envoy answered the request routed to the region from another region.
     ServedElsewhere,
+    /// A probe of the region passed or failed.
+    Probe {
+        /// The answer was one of the expected statuses.
+        passed: bool,
+    },
 }
 
 /// Records `observation` for `slot` with a CAS loop. Writes nothing when the record
@@ -160,6 +260,7 @@ pub fn record<S: SharedStore>(
             Observation::Success => record.record_success(config, now_ms),
             Observation::Failure => record.record_failure(config, now_ms),
             Observation::ServedElsewhere => record.record_served_elsewhere(config, now_ms),
+            Observation::Probe { passed } => record.record_probe(config, passed, now_ms),
         };
         if *record == before && bytes.is_some() {
             return Ok(transition);

@@ -99,6 +99,41 @@ pub struct Service {
     /// Overrides of the policy-wide health settings for this service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthSettings>,
+    /// Active probes of the service's regions; without it, health is learnt from
+    /// live traffic alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbeSettings>,
+}
+
+/// Active health probes: one prober per proxy sends `GET path` to each region of the
+/// service every `interval`, through the cluster of the region's strict subset
+/// (`outbound|PORT|geolb-probe-<region>|HOST`, HOST the service's first host), which
+/// holds that region's endpoints and no others.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProbeSettings {
+    /// Path requested, starting with `/`, e.g. `/healthz`.
+    pub path: String,
+    /// The service port (as the probe clusters are named).
+    pub port: WholeNumber,
+    /// Time between two probes of a region (100ms..1h). Default `5s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<DurationText>,
+    /// A probe without an answer this long fails (at least 1ms, below `interval`).
+    /// Default `1s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<DurationText>,
+    /// Status codes that pass. Default `[200]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_statuses: Option<Vec<WholeNumber>>,
+    /// Passing probes in a row that let an ejected region back (its recovery ramp
+    /// starts then, not before its ejection time ends). 1..100, default 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy_after: Option<WholeNumber>,
+    /// Failing probes in a row that eject a region. 1..100, default 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unhealthy_after: Option<WholeNumber>,
 }
 
 /// Passive health tracking, modelled on Envoy outlier detection. Unset fields take the

@@ -13,8 +13,8 @@ use geolb_policy::health::{
     HealthConfig, HealthView, RegionHealth, TableShape, Transition, decode_table,
 };
 use geolb_policy::store::{
-    MemoryStore, Observation, SharedStore, StoreError, applied_key, claim_update, health_key,
-    record, seed,
+    LEASE_MS, MemoryStore, Observation, SharedStore, StoreError, applied_key, claim_update,
+    health_key, hold_lease, prober_key, record, seed, take_vm_number, vm_number_key,
 };
 
 const TWO: TableShape = TableShape {
@@ -188,4 +188,111 @@ fn concurrent_workers_claim_an_update_exactly_once() {
         });
         assert_eq!(claims, 1, "update {fingerprint}");
     }
+}
+
+#[test]
+fn every_vm_gets_its_own_number_even_when_they_race() {
+    let store = Arc::new(MemoryStore::default());
+    let key = vm_number_key("geolb");
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            let key = key.clone();
+            std::thread::spawn(move || {
+                (0..50)
+                    .map(|_| {
+                        loop {
+                            match take_vm_number(&*store, &key) {
+                                Ok(n) => break n,
+                                Err(StoreError::Contended(_)) => continue,
+                                Err(other) => panic!("{other}"),
+                            }
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut all: Vec<u64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    all.sort_unstable();
+    assert_eq!(all, (1..=400).collect::<Vec<_>>());
+}
+
+#[test]
+fn one_vm_holds_the_prober_lease_until_it_stops_renewing() {
+    let store = MemoryStore::default();
+    let key = prober_key("geolb");
+    assert!(hold_lease(&store, &key, 1, 1_000).unwrap(), "free: taken");
+    assert!(!hold_lease(&store, &key, 2, 1_100).unwrap(), "held by 1");
+    assert!(hold_lease(&store, &key, 1, 1_100).unwrap(), "1 keeps it");
+    // 1 renews each tick; 2 never gets it while it does.
+    for t in (1_200..5_000).step_by(100) {
+        assert!(hold_lease(&store, &key, 1, t).unwrap());
+        assert!(!hold_lease(&store, &key, 2, t + 50).unwrap());
+    }
+    // 1 stops (gone): the lease lapses and 2 takes it over.
+    let last = 4_900;
+    assert!(!hold_lease(&store, &key, 2, last + LEASE_MS / 2).unwrap());
+    assert!(hold_lease(&store, &key, 2, last + LEASE_MS).unwrap());
+    assert!(
+        !hold_lease(&store, &key, 1, last + LEASE_MS + 100).unwrap(),
+        "1 came back late"
+    );
+}
+
+#[test]
+fn a_renewal_writes_only_once_half_the_lease_is_used() {
+    let store = MemoryStore::default();
+    let key = prober_key("geolb");
+    hold_lease(&store, &key, 7, 0).unwrap();
+    let cas = |s: &MemoryStore| s.get(&key).unwrap().unwrap().1;
+    let first = cas(&store);
+    hold_lease(&store, &key, 7, LEASE_MS / 2 - 1).unwrap();
+    assert_eq!(cas(&store), first, "no write while more than half is left");
+    hold_lease(&store, &key, 7, LEASE_MS / 2).unwrap();
+    assert_ne!(cas(&store), first);
+}
+
+#[test]
+fn a_probe_recorded_by_the_prober_is_seen_by_every_worker() {
+    let store = MemoryStore::default();
+    let key = health_key("geolb", "reviews.default");
+    let cfg = HealthConfig {
+        probe: Some(geolb_policy::probe::ProbeConfig {
+            path: "/".into(),
+            authority: "reviews".into(),
+            clusters: vec![],
+            interval_ms: 100,
+            timeout_ms: 50,
+            expect_statuses: vec![200],
+            healthy_after: 1,
+            unhealthy_after: 1,
+        }),
+        ..config(5)
+    };
+    seed(&store, &key, TWO, &[false, false], 0).unwrap();
+    let t = record(
+        &store,
+        &key,
+        TWO,
+        1,
+        Observation::Probe { passed: false },
+        &cfg,
+        10,
+    )
+    .unwrap();
+    assert!(matches!(t, Transition::Ejected { .. }));
+    let (bytes, _) = store.get(&key).unwrap().unwrap();
+    let view = HealthView::new(Some(&bytes), TWO);
+    assert_eq!(
+        view.get(1).admission(&cfg, 20),
+        geolb_policy::health::Admission::Ejected
+    );
+    assert_eq!(
+        view.get(0).admission(&cfg, 20),
+        geolb_policy::health::Admission::Healthy
+    );
 }

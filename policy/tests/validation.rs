@@ -116,7 +116,7 @@ fn errors_name_the_field_path_and_values() {
         (
             "unknown field",
             Box::new(|p| p["services"][0]["weights"] = json!({})),
-            "services[0].weights: unknown field `weights`, expected one of `name`, `hosts`, `regions`, `failover`, `distribute`, `drain`, `health` at line 1 column 493",
+            "services[0].weights: unknown field `weights`, expected one of `name`, `hosts`, `regions`, `failover`, `distribute`, `drain`, `health`, `probe` at line 1 column 493",
         ),
         (
             "wrong type",
@@ -188,6 +188,41 @@ fn errors_name_the_field_path_and_values() {
             "host with port",
             Box::new(|p| p["services"][0]["hosts"] = json!(["reviews:9080"])),
             r#"services[0].hosts[0]: "reviews:9080" is not a valid host: only letters, digits, '-' and '.' are allowed (no port, no wildcard)"#,
+        ),
+        (
+            "probe path",
+            Box::new(|p| p["services"][0]["probe"] = json!({"path": "healthz", "port": 9080})),
+            r#"services[0].probe.path: "healthz" is not a valid probe path: starts with '/', printable ASCII without spaces, at most 1024 bytes"#,
+        ),
+        (
+            "probe port",
+            Box::new(|p| p["services"][0]["probe"] = json!({"path": "/", "port": 0})),
+            "services[0].probe.port: 0 is out of range: a port is 1..65535",
+        ),
+        (
+            "probe interval below the tick",
+            Box::new(|p| p["services"][0]["probe"] = json!({"path": "/", "port": 80, "interval": "50ms"})),
+            "services[0].probe.interval: 50 is out of range: in ms, must be 100ms..1h (probes are sent on the filter's 100 ms tick)",
+        ),
+        (
+            "probe timeout not below the interval",
+            Box::new(|p| p["services"][0]["probe"] = json!({"path": "/", "port": 80, "interval": "1s", "timeout": "1s"})),
+            "services[0].probe.timeout: 1000 is out of range: in ms, must be at least 1ms and below interval",
+        ),
+        (
+            "probe statuses",
+            Box::new(|p| p["services"][0]["probe"] = json!({"path": "/", "port": 80, "expectStatuses": [200, 700]})),
+            "services[0].probe.expectStatuses[1]: 700 is out of range: an HTTP status code is 100..599",
+        ),
+        (
+            "probe statuses empty",
+            Box::new(|p| p["services"][0]["probe"] = json!({"path": "/", "port": 80, "expectStatuses": []})),
+            "services[0].probe.expectStatuses: must not be empty",
+        ),
+        (
+            "probe thresholds",
+            Box::new(|p| p["services"][0]["probe"] = json!({"path": "/", "port": 80, "healthyAfter": 0, "unhealthyAfter": 101})),
+            "services[0].probe.healthyAfter: 0 is out of range: must be 1..100",
         ),
         (
             "not json",
