@@ -286,6 +286,34 @@ pub struct Service {
     /// Overrides of the filter's health tracking for this service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<Health>,
+    /// Active probes of each region (see docs/plan.md, "Active probes"): a strict
+    /// subset per region in the DestinationRule, probed by one VM per proxy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<Probe>,
+}
+
+/// Active probes of a service's regions, sent to the service's `port`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Probe {
+    /// Path requested, e.g. `/healthz`.
+    pub path: String,
+    /// Time between two probes of a region (100ms..1h). Default `5s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<DurationText>,
+    /// A probe without an answer this long fails. Default `1s` (at most half the
+    /// interval).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<DurationText>,
+    /// Status codes that pass. Default `[200]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_statuses: Option<Vec<u16>>,
+    /// Passing probes in a row that let an ejected region back. Default 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy_after: Option<u32>,
+    /// Failing probes in a row that eject a region. Default 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unhealthy_after: Option<u32>,
 }
 
 /// A version of a service and the clusters it runs in.

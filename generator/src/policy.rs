@@ -78,6 +78,18 @@ fn service(topo: &Topology<'_>, s: &Service) -> wire::Service {
             .collect(),
         drain: traffic.drain,
         health: service_health(s),
+        probe: s.probe.as_ref().map(|p| wire::ProbeSettings {
+            path: p.path.clone(),
+            port: WholeNumber(u64::from(s.port)),
+            interval: p.interval.clone(),
+            timeout: p.timeout.clone(),
+            expect_statuses: p
+                .expect_statuses
+                .as_ref()
+                .map(|codes| codes.iter().map(|c| WholeNumber(u64::from(*c))).collect()),
+            healthy_after: p.healthy_after.map(|n| WholeNumber(u64::from(n))),
+            unhealthy_after: p.unhealthy_after.map(|n| WholeNumber(u64::from(n))),
+        }),
     }
 }
 
@@ -186,7 +198,10 @@ pub fn plan_path_of(policy_path: &str) -> String {
             || tail.starts_with(".drain")
         {
             format!(".traffic{tail}")
-        } else if tail.starts_with(".health") {
+        } else if tail.starts_with(".probe.port") {
+            // The probe goes to the service's own port.
+            String::from(".port")
+        } else if tail.starts_with(".health") || tail.starts_with(".probe") {
             tail.to_owned()
         } else {
             String::new()

@@ -18,6 +18,7 @@ use crate::policy::{PolicyFor, wire_policy};
 use crate::secret::RouteSecrets;
 use crate::topology::{DEFAULT_EAST_WEST_PORT, Topology};
 use geolb_policy::DEFAULT_ROUTING_HEADER;
+use geolb_policy::probe::{REGION_LABEL, probe_subset};
 use geolb_policy::token::route_header_value;
 
 /// Rendered files: path relative to the output directory -> content.
@@ -420,7 +421,7 @@ impl Renderer<'_, '_> {
                 }
             }
         }
-        format!("topology.kubernetes.io/region={region}")
+        format!("{REGION_LABEL}={region}")
     }
 
     fn destination_rule(&self, service: &Service) -> Value {
@@ -456,6 +457,21 @@ impl Renderer<'_, '_> {
             }
             subsets
                 .push(json!({ "name": region_subset(region), "labels": {}, "traffic_policy": tp }));
+        }
+        // Probes only: the region's endpoints and no others, so that a probe of a dead
+        // region fails instead of being answered elsewhere. Envoy's outlier detection
+        // is off there (`consecutive5xxErrors: 0`, which istiod renders unenforced):
+        // a failed probe must not eject the host for longer than the region is down,
+        // or the probes would report a recovered region dead. The rest of the
+        // top-level traffic policy applies (its failover finds nothing to fail over to).
+        if service.probe.is_some() {
+            for region in self.topo.service_regions(service) {
+                subsets.push(json!({
+                    "name": probe_subset(region),
+                    "labels": BTreeMap::from([(REGION_LABEL, region)]),
+                    "traffic_policy": { "outlierDetection": { "consecutive5xxErrors": 0 } },
+                }));
+            }
         }
         for version in &service.versions {
             let labels = if version.labels.is_empty() {
@@ -807,7 +823,6 @@ impl Renderer<'_, '_> {
 const ISTIO_NAMESPACE: &str = "istio-system";
 const NETWORK_LABEL: &str = "topology.istio.io/network";
 const CONTROL_PLANE_CLUSTERS: &str = "topology.istio.io/controlPlaneClusters";
-const REGION_LABEL: &str = "topology.kubernetes.io/region";
 const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 const SUBZONE_LABEL: &str = "topology.istio.io/subzone";
 const METALLB_IPS: &str = "metallb.universe.tf/loadBalancerIPs";

@@ -725,3 +725,75 @@ fn drained_regions_reach_the_policy_of_every_proxy() {
             .all(|(i, s)| i == reviews || s.drain.is_empty())
     );
 }
+
+/// Probes: the plan's `probe` reaches the policy with the service's port, and the
+/// DestinationRule gains one strict subset per region (one Envoy cluster each); a
+/// service without probes gains nothing.
+#[test]
+fn probes_render_a_strict_subset_per_region_and_nothing_without_them() {
+    let mut plan = load_plan("a-failover-distribution");
+    let reviews = plan
+        .services
+        .iter()
+        .position(|s| s.name == "reviews")
+        .unwrap();
+    let dr = "mesh/default/destinationrule-reviews.yaml";
+    let subsets = |m: &Manifests| -> Vec<String> {
+        let doc: serde_json::Value = serde_saphyr::from_str(&m[dr]).unwrap();
+        doc["spec"]["subsets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let without = subsets(&render_plan(&plan));
+    assert!(without.iter().all(|s| !s.starts_with("geolb-probe-")), "{without:?}");
+    plan.services[reviews].probe = Some(geolb::plan::Probe {
+        path: "/healthz".into(),
+        interval: None,
+        timeout: None,
+        expect_statuses: None,
+        healthy_after: None,
+        unhealthy_after: None,
+    });
+    let rendered = render_plan(&plan);
+    let with = subsets(&rendered);
+    let added: Vec<&String> = with.iter().filter(|s| !without.contains(s)).collect();
+    assert_eq!(added, ["geolb-probe-cn-hangzhou", "geolb-probe-cn-shanghai"]);
+    let doc: serde_json::Value = serde_saphyr::from_str(&rendered[dr]).unwrap();
+    let strict = doc["spec"]["subsets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "geolb-probe-cn-shanghai")
+        .unwrap();
+    assert_eq!(
+        strict["labels"],
+        serde_json::json!({"topology.kubernetes.io/region": "cn-shanghai"})
+    );
+    assert_eq!(
+        strict["trafficPolicy"],
+        serde_json::json!({"outlierDetection": {"consecutive5xxErrors": 0}}),
+        "Envoy's host ejection stays out of the probes' way"
+    );
+    for (name, text) in &rendered {
+        if name.contains("destinationrule-") && !name.ends_with("destinationrule-reviews.yaml") {
+            assert!(!text.contains("geolb-probe-"), "{name}: only reviews has probes");
+        }
+    }
+    let token = RouteSecrets::example().unwrap().tokens(&plan).remove(0);
+    let wire = geolb::policy::wire_policy(&Topology::new(&plan), PolicyFor::Sidecars, &token);
+    let probe = wire.services[reviews].probe.as_ref().unwrap();
+    assert_eq!(probe.port.0, 9080);
+    assert_eq!(probe.path, "/healthz");
+    let compiled = geolb_policy::CompiledPolicy::try_from(&wire).unwrap();
+    let clusters = &compiled.services()[reviews].health().probe.as_ref().unwrap().clusters;
+    assert_eq!(
+        clusters,
+        &[
+            "outbound|9080|geolb-probe-cn-hangzhou|reviews.default.svc.cluster.local",
+            "outbound|9080|geolb-probe-cn-shanghai|reviews.default.svc.cluster.local",
+        ]
+    );
+}

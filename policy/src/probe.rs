@@ -12,6 +12,10 @@
 
 use crate::cluster::OutboundCluster;
 
+/// The endpoint label istiod gives every endpoint from its locality's region (its
+/// `AugmentLabels`), which the strict subsets select on.
+pub const REGION_LABEL: &str = "topology.kubernetes.io/region";
+
 /// The name of region `region`'s strict subset, used by probes only.
 pub fn probe_subset(region: &str) -> String {
     format!("geolb-probe-{region}")
