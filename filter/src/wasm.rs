@@ -137,15 +137,7 @@ struct GeolbRoot {
     root: Root,
 }
 
-impl Context for GeolbRoot {}
-
-impl RootContext for GeolbRoot {
-    fn on_configure(&mut self, _size: usize) -> bool {
-        self.root.configure(&ProxyWasmHost)
-    }
-    fn on_tick(&mut self) {
-        self.root.tick(&ProxyWasmHost);
-    }
+impl Context for GeolbRoot {
     fn on_http_call_response(
         &mut self,
         token: u32,
@@ -154,6 +146,15 @@ impl RootContext for GeolbRoot {
         _trailers: usize,
     ) {
         self.root.probe_answered(&ProxyWasmHost, token);
+    }
+}
+
+impl RootContext for GeolbRoot {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        self.root.configure(&ProxyWasmHost)
+    }
+    fn on_tick(&mut self) {
+        self.root.tick(&ProxyWasmHost);
     }
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(GeolbHttp {

@@ -748,7 +748,10 @@ fn probes_render_a_strict_subset_per_region_and_nothing_without_them() {
             .collect()
     };
     let without = subsets(&render_plan(&plan));
-    assert!(without.iter().all(|s| !s.starts_with("geolb-probe-")), "{without:?}");
+    assert!(
+        without.iter().all(|s| !s.starts_with("geolb-probe-")),
+        "{without:?}"
+    );
     plan.services[reviews].probe = Some(geolb::plan::Probe {
         path: "/healthz".into(),
         interval: None,
@@ -760,7 +763,10 @@ fn probes_render_a_strict_subset_per_region_and_nothing_without_them() {
     let rendered = render_plan(&plan);
     let with = subsets(&rendered);
     let added: Vec<&String> = with.iter().filter(|s| !without.contains(s)).collect();
-    assert_eq!(added, ["geolb-probe-cn-hangzhou", "geolb-probe-cn-shanghai"]);
+    assert_eq!(
+        added,
+        ["geolb-probe-cn-hangzhou", "geolb-probe-cn-shanghai"]
+    );
     let doc: serde_json::Value = serde_saphyr::from_str(&rendered[dr]).unwrap();
     let strict = doc["spec"]["subsets"]
         .as_array()
@@ -779,7 +785,10 @@ fn probes_render_a_strict_subset_per_region_and_nothing_without_them() {
     );
     for (name, text) in &rendered {
         if name.contains("destinationrule-") && !name.ends_with("destinationrule-reviews.yaml") {
-            assert!(!text.contains("geolb-probe-"), "{name}: only reviews has probes");
+            assert!(
+                !text.contains("geolb-probe-"),
+                "{name}: only reviews has probes"
+            );
         }
     }
     let token = RouteSecrets::example().unwrap().tokens(&plan).remove(0);
@@ -788,7 +797,12 @@ fn probes_render_a_strict_subset_per_region_and_nothing_without_them() {
     assert_eq!(probe.port.0, 9080);
     assert_eq!(probe.path, "/healthz");
     let compiled = geolb_policy::CompiledPolicy::try_from(&wire).unwrap();
-    let clusters = &compiled.services()[reviews].health().probe.as_ref().unwrap().clusters;
+    let clusters = &compiled.services()[reviews]
+        .health()
+        .probe
+        .as_ref()
+        .unwrap()
+        .clusters;
     assert_eq!(
         clusters,
         &[

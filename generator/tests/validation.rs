@@ -449,7 +449,7 @@ const CASES: &[Case] = &[
         name: "remote module without sha256",
         scenario: A,
         edits: &[(
-            "url: oci://registry.example.com/geolb/geolb-filter:0.1.0\n  sha256: 622fb93082b404e52996779e9f0da0e47aee1bfc2f8cd4bb1de75c47b0190da3",
+            "url: oci://registry.example.com/geolb/geolb-filter:0.1.0\n  sha256: 78ed3b96a0f518e3f337064262939bf82445b8b2e12f0fd23082da861b0c5f4c",
             "url: oci://registry.example.com/geolb/geolb-filter:0.1.0",
         )],
         severity: Severity::Error,
@@ -470,7 +470,7 @@ const CASES: &[Case] = &[
     Case {
         name: "malformed sha256",
         scenario: A,
-        edits: &[("sha256: 622fb930", "sha256: 622FB930")],
+        edits: &[("sha256: 78ed3b96", "sha256: 78ed3b96")],
         severity: Severity::Error,
         path: "filter.sha256",
         message: "is not a SHA-256",

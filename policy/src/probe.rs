@@ -50,8 +50,10 @@ pub const DEFAULT_TIMEOUT_MS: u64 = 1_000;
 pub const DEFAULT_HEALTHY_AFTER: u16 = 2;
 /// Default failing probes in a row to eject.
 pub const DEFAULT_UNHEALTHY_AFTER: u16 = 3;
-/// Shortest interval: the filter's tick, which sends the probes, is 100 ms.
-pub const MIN_INTERVAL_MS: u64 = 100;
+/// The filter's tick, which sends the probes, in ms.
+pub const TICK_MS: u64 = 100;
+/// Shortest interval: one tick.
+pub const MIN_INTERVAL_MS: u64 = TICK_MS;
 /// Longest interval.
 pub const MAX_INTERVAL_MS: u64 = 3_600_000;
 
@@ -110,15 +112,24 @@ impl Schedule {
 
     /// Whether service `index` (interval `interval_ms`) is due at `now_ms`; if so,
     /// books its next round.
+    ///
+    /// Rounds keep their cadence on a tick that fires a little early or late: a round
+    /// is due from half a tick before its time, and the next is an interval after the
+    /// booked time, not after the tick. A tick a whole interval late does not bunch
+    /// rounds up: the next is then an interval after this one.
     pub fn take_due(&mut self, index: usize, interval_ms: u64, now_ms: u64) -> bool {
         let Some(next) = self.next_due_ms.get_mut(index) else {
             return false;
         };
-        if now_ms < *next {
+        if now_ms.saturating_add(TICK_MS / 2) < *next {
             return false;
         }
-        // A late tick does not bunch rounds up: the next is an interval after this one.
-        *next = now_ms.saturating_add(interval_ms);
+        let on_cadence = next.saturating_add(interval_ms);
+        *next = if *next != 0 && now_ms < on_cadence {
+            on_cadence
+        } else {
+            now_ms.saturating_add(interval_ms)
+        };
         true
     }
 
@@ -181,6 +192,19 @@ mod tests {
         assert!(s.take_due(0, 1_000, 13_500));
         assert!(!s.take_due(0, 1_000, 14_000));
         assert!(s.take_due(1, 1_000, 14_000));
+        assert!(s.take_due(0, 1_000, 14_500));
+    }
+
+    #[test]
+    fn ticks_a_little_off_keep_the_cadence() {
+        // 200 ms rounds on ticks that drift: 5 rounds a second, not one per 300 ms.
+        let mut s = Schedule::new(1);
+        let ticks = [0, 99, 199, 301, 398, 502, 597, 703, 799, 901, 999];
+        let rounds = ticks
+            .iter()
+            .filter(|t| s.take_due(0, 200, 10_000 + **t))
+            .count();
+        assert_eq!(rounds, 6, "at 0, 199, 398, 597, 799, 999");
         assert!(!s.take_due(2, 1_000, 14_000), "no such service");
         s.restart();
         assert!(s.take_due(0, 1_000, 14_100));

@@ -201,27 +201,40 @@ fn errors_name_the_field_path_and_values() {
         ),
         (
             "probe interval below the tick",
-            Box::new(|p| p["services"][0]["probe"] = json!({"path": "/", "port": 80, "interval": "50ms"})),
+            Box::new(|p| {
+                p["services"][0]["probe"] = json!({"path": "/", "port": 80, "interval": "50ms"})
+            }),
             "services[0].probe.interval: 50 is out of range: in ms, must be 100ms..1h (probes are sent on the filter's 100 ms tick)",
         ),
         (
             "probe timeout not below the interval",
-            Box::new(|p| p["services"][0]["probe"] = json!({"path": "/", "port": 80, "interval": "1s", "timeout": "1s"})),
+            Box::new(|p| {
+                p["services"][0]["probe"] =
+                    json!({"path": "/", "port": 80, "interval": "1s", "timeout": "1s"})
+            }),
             "services[0].probe.timeout: 1000 is out of range: in ms, must be at least 1ms and below interval",
         ),
         (
             "probe statuses",
-            Box::new(|p| p["services"][0]["probe"] = json!({"path": "/", "port": 80, "expectStatuses": [200, 700]})),
+            Box::new(|p| {
+                p["services"][0]["probe"] =
+                    json!({"path": "/", "port": 80, "expectStatuses": [200, 700]})
+            }),
             "services[0].probe.expectStatuses[1]: 700 is out of range: an HTTP status code is 100..599",
         ),
         (
             "probe statuses empty",
-            Box::new(|p| p["services"][0]["probe"] = json!({"path": "/", "port": 80, "expectStatuses": []})),
+            Box::new(|p| {
+                p["services"][0]["probe"] = json!({"path": "/", "port": 80, "expectStatuses": []})
+            }),
             "services[0].probe.expectStatuses: must not be empty",
         ),
         (
             "probe thresholds",
-            Box::new(|p| p["services"][0]["probe"] = json!({"path": "/", "port": 80, "healthyAfter": 0, "unhealthyAfter": 101})),
+            Box::new(|p| {
+                p["services"][0]["probe"] =
+                    json!({"path": "/", "port": 80, "healthyAfter": 0, "unhealthyAfter": 101})
+            }),
             "services[0].probe.healthyAfter: 0 is out of range: must be 1..100",
         ),
         (

@@ -71,6 +71,8 @@ struct Shared {
     delay_ms: AtomicU64,
     body: Mutex<Body>,
     served: AtomicU64,
+    /// Requests from geolb's prober (`user-agent: geolb-probe`), not in `served`.
+    probes_served: AtomicU64,
     listening: Listening,
     last_request: Mutex<Vec<(String, String)>>,
 }
@@ -94,6 +96,7 @@ impl Upstream {
             delay_ms: AtomicU64::new(0),
             body: Mutex::new(Body::Region),
             served: AtomicU64::new(0),
+            probes_served: AtomicU64::new(0),
             listening: Listening::new(addr),
             last_request: Mutex::new(Vec::new()),
         });
@@ -151,6 +154,11 @@ impl Upstream {
     /// Requests answered so far (any status).
     pub fn served(&self) -> u64 {
         self.shared.served.load(Ordering::SeqCst)
+    }
+
+    /// Probes of geolb's prober answered (200 or the failing status), since start.
+    pub fn probes_served(&self) -> u64 {
+        self.shared.probes_served.load(Ordering::SeqCst)
     }
 
     /// Resets [`Upstream::served`] to 0.
@@ -285,6 +293,10 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
         } else {
             (failing, format!("failing region={}\n", shared.region))
         };
+        let probe = head
+            .headers
+            .iter()
+            .any(|(k, v)| k == "user-agent" && v == "geolb-probe");
         *lock(&shared.last_request) = head.headers;
         let response = format!(
             "HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain\r\nx-served-region: {region}\r\nx-seen-geolb-region: {seen}\r\nx-served-by: {addr}\r\ncontent-length: {len}\r\n{conn}\r\n{body}",
@@ -300,7 +312,11 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
             },
         );
         // Count before writing, so a client that got the response sees the count.
-        shared.served.fetch_add(1, Ordering::SeqCst);
+        if probe {
+            shared.probes_served.fetch_add(1, Ordering::SeqCst);
+        } else {
+            shared.served.fetch_add(1, Ordering::SeqCst);
+        }
         writer.write_all(response.as_bytes())?;
         writer.flush()?;
         if head.close {
