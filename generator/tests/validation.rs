@@ -470,7 +470,7 @@ const CASES: &[Case] = &[
     Case {
         name: "malformed sha256",
         scenario: A,
-        edits: &[("sha256: 78ed3b96", "sha256: 78ed3b96")],
+        edits: &[("sha256: ", "sha256: Z")],
         severity: Severity::Error,
         path: "filter.sha256",
         message: "is not a SHA-256",
@@ -486,6 +486,28 @@ const CASES: &[Case] = &[
         severity: Severity::Error,
         path: "filter.health.failureResponseFlags[0]",
         message: "the filter would refuse this policy",
+    },
+    Case {
+        name: "probe faster than the filter's tick",
+        scenario: A,
+        edits: &[(
+            "    outlierDetection:\n      consecutive5xxErrors: 1",
+            "    probe:\n      path: /healthz\n      interval: 50ms\n    outlierDetection:\n      consecutive5xxErrors: 1",
+        )],
+        severity: Severity::Error,
+        path: "services[3].probe.interval",
+        message: "must be 100ms..1h",
+    },
+    Case {
+        name: "probe path",
+        scenario: A,
+        edits: &[(
+            "    outlierDetection:\n      consecutive5xxErrors: 1",
+            "    probe:\n      path: healthz\n    outlierDetection:\n      consecutive5xxErrors: 1",
+        )],
+        severity: Severity::Error,
+        path: "services[3].probe.path",
+        message: "is not a valid probe path",
     },
     // Shape.
     Case {
