@@ -225,9 +225,19 @@ fn decide_for(
         let Some(record) = records.get_mut(usize::from(bytes.u8()) % slots.max(1)) else {
             break;
         };
-        match bytes.u8() % 4 {
+        match bytes.u8() % 6 {
             0 => record.record_failure(config, now),
             1 => record.record_served_elsewhere(config, now),
+            // Probe results (meaningful when the policy has probes).
+            3 => record.record_probe(config, bytes.u8() % 2 == 0, now),
+            4 => {
+                let before = *record;
+                let t = record.record_probe(config, false, now);
+                if config.probe.is_none() {
+                    assert_eq!(*record, before, "a probe changed a service without probes");
+                }
+                t
+            }
             2 => {
                 // The operator's drain, with or without a ramp.
                 let flags = bytes.u8();
