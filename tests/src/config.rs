@@ -266,6 +266,8 @@ pub struct MeshConfig {
     /// cache when it changes a header). Default none.
     pub native_header_set: Option<(String, String)>,
     pub subset_style: SubsetStyle,
+    /// Adds the strict probe cluster of each region (a plan with `probe`).
+    pub probe_clusters: bool,
     /// Route retry policy; `None` = no retries.
     pub retry: Option<RetryPolicy>,
     pub outlier: OutlierDetection,
@@ -315,6 +317,7 @@ impl MeshConfig {
             route_witnesses: Vec::new(),
             native_header_set: None,
             subset_style: SubsetStyle::PreferRegion,
+            probe_clusters: false,
             retry: Some(RetryPolicy::default()),
             outlier: OutlierDetection::default(),
             connect_timeout_ms: 250,
@@ -387,6 +390,15 @@ impl MeshConfig {
     /// `reviews.default.svc.cluster.local`
     pub fn host_fqdn(&self) -> String {
         format!("{}.{}.svc.cluster.local", self.service, self.namespace)
+    }
+
+    /// `outbound|9080|geolb-probe-R|reviews.default.svc.cluster.local`
+    pub fn probe_cluster(&self, region: &str) -> String {
+        format!(
+            "outbound|{}|geolb-probe-{region}|{}",
+            self.port,
+            self.host_fqdn()
+        )
     }
 
     /// `outbound|9080|geolb-R|reviews.default.svc.cluster.local`
@@ -510,6 +522,11 @@ impl MeshConfig {
         y += "  clusters:\n";
         for r in &self.regions {
             y += &self.render_subset_cluster(r);
+        }
+        if self.probe_clusters {
+            for r in &self.regions {
+                y += &self.render_probe_cluster(r);
+            }
         }
         y += &self.render_default_cluster();
         if let Some(addr) = self.passthrough {
@@ -725,6 +742,23 @@ impl MeshConfig {
                 y += &render_locality(other, 1);
             }
         }
+        y
+    }
+
+    /// The strict subset `geolb-probe-R` the generator renders for probes: R's
+    /// endpoints only, Envoy's outlier detection not enforced (the subset's
+    /// `consecutive5xxErrors: 0`).
+    fn render_probe_cluster(&self, region: &RegionSpec) -> String {
+        let name = self.probe_cluster(&region.name);
+        let mut y = format!(
+            "  # DestinationRule subset geolb-probe-{r} (probes only): {r}'s endpoints, no outlier ejection.\n",
+            r = region.name
+        );
+        y += &self.render_cluster_head(&name).replace(
+            "enforcing_consecutive_5xx: 100",
+            "enforcing_consecutive_5xx: 0",
+        );
+        y += &render_locality(region, 0);
         y
     }
 

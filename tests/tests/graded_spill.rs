@@ -36,6 +36,9 @@ enum Mesh {
     Graded,
     /// geolb with `spillWindow: 0s`: a region is ejected or takes its whole share.
     BinaryOnly,
+    /// geolb as rendered with probes of reviews every 200 ms (3 failing in a row
+    /// eject), through strict per-region clusters: the probes meet the same 503s.
+    Probed,
     /// No WasmPlugin: Istio's locality failover with the same outlier detection.
     Native,
 }
@@ -56,7 +59,7 @@ impl Outcome {
 fn run(mesh: Mesh, failing_permille: u64) -> Outcome {
     let (hz, sh) = (Upstream::start(HZ), Upstream::start(SH));
     let spill_window = if mesh == Mesh::BinaryOnly { "0s" } else { "2s" };
-    let policy = json!({
+    let mut policy = json!({
         "apiVersion": "geolb.io/v1alpha1",
         "routeToken": ROUTE_TOKEN,
         "regions": [HZ, SH],
@@ -72,6 +75,10 @@ fn run(mesh: Mesh, failing_permille: u64) -> Outcome {
     });
     let mut cfg =
         MeshConfig::for_upstreams(&[&hz, &sh]).with_node("ack-hangzhou", NodeLocality::Absent);
+    if mesh == Mesh::Probed {
+        policy["services"][0]["probe"] = json!({ "path": "/healthz", "port": cfg.port, "interval": "200ms", "timeout": "100ms" });
+        cfg.probe_clusters = true;
+    }
     // Istio's default outlier detection (5 consecutive 5xx), as the plan renders it.
     cfg.outlier.consecutive_5xx = 5;
     if mesh != Mesh::Native {
@@ -130,7 +137,7 @@ fn run(mesh: Mesh, failing_permille: u64) -> Outcome {
 fn a_degraded_region_sheds_in_proportion_and_loses_no_more_than_binary_geolb() {
     let mut table = Vec::new();
     for failing in [100, 300, 600] {
-        for mesh in [Mesh::Graded, Mesh::BinaryOnly, Mesh::Native] {
+        for mesh in [Mesh::Graded, Mesh::BinaryOnly, Mesh::Probed, Mesh::Native] {
             table.push((failing, mesh, run(mesh, failing)));
         }
     }
@@ -154,6 +161,11 @@ fn a_degraded_region_sheds_in_proportion_and_loses_no_more_than_binary_geolb() {
     };
     for failing in [100, 300, 600] {
         let (graded, binary) = (find(failing, Mesh::Graded), find(failing, Mesh::BinaryOnly));
+        let probed = find(failing, Mesh::Probed);
+        assert!(
+            probed.answers > 100 && probed.errors <= binary.errors,
+            "{failing}: probed {probed:?} / binary {binary:?}"
+        );
         // Retries of 503s (25 ms back-off) slow the clients down: a worse region gets
         // fewer requests.
         assert!(
