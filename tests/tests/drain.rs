@@ -29,9 +29,10 @@ const CLIENTS: usize = 4;
 /// The policy's `drainRamp`.
 const RAMP: Duration = Duration::from_secs(2);
 
-/// Seed A's policy, with `drain` as given.
-fn policy(drain: &[&str]) -> Value {
-    json!({
+/// Seed A's policy, with `drain` as given, and probes of reviews every 200 ms when
+/// `probed`.
+fn policy(drain: &[&str], probed: bool) -> Value {
+    let mut policy = json!({
         "apiVersion": "geolb.io/v1alpha1",
         "routeToken": ROUTE_TOKEN,
         "regions": [HZ, SH],
@@ -45,7 +46,12 @@ fn policy(drain: &[&str]) -> Value {
             "failover": { HZ: [SH], SH: [HZ] },
             "distribute": { HZ: { HZ: 90, SH: 10 } }
         }]
-    })
+    });
+    if probed {
+        policy["services"][0]["probe"] =
+            json!({ "path": "/healthz", "port": 9080, "interval": "200ms", "timeout": "100ms" });
+    }
+    policy
 }
 
 /// One answered request: when (since the start), and the region that served it, or
@@ -69,12 +75,22 @@ fn hangzhou_share(answers: &[Answer], from: Duration, to: Duration) -> (f64, usi
     )
 }
 
+/// The drain is the operator's word, not health: with probes on (the drained region
+/// keeps passing them) the share moves the same way.
 #[test]
 fn a_drain_under_load_ramps_the_share_off_and_back_and_loses_no_request() {
+    for probed in [false, true] {
+        eprintln!("probes: {probed}");
+        drain_under_load(probed);
+    }
+}
+
+fn drain_under_load(probed: bool) {
     let (hz, sh) = (Upstream::start(HZ), Upstream::start(SH));
-    let cfg = MeshConfig::for_upstreams(&[&hz, &sh])
+    let mut cfg = MeshConfig::for_upstreams(&[&hz, &sh])
         .with_node("ack-hangzhou", NodeLocality::Absent)
-        .with_wasm(WasmFilter::geolb(&policy(&[]).to_string()));
+        .with_wasm(WasmFilter::geolb(&policy(&[], probed).to_string()));
+    cfg.probe_clusters = probed;
     let mut envoy = Envoy::start(&cfg);
     let addr = envoy.addr();
     let start = Instant::now();
@@ -110,7 +126,7 @@ fn a_drain_under_load_ramps_the_share_off_and_back_and_loses_no_request() {
     std::thread::sleep(Duration::from_millis(800));
     let drained_at = start.elapsed();
     assert_eq!(
-        envoy.update_plugin_config(&policy(&[HZ]).to_string()),
+        envoy.update_plugin_config(&policy(&[HZ], probed).to_string()),
         UpdateOutcome::Applied
     );
     let applied = start.elapsed();
@@ -125,7 +141,7 @@ fn a_drain_under_load_ramps_the_share_off_and_back_and_loses_no_request() {
     );
     let lifted_at = start.elapsed();
     assert_eq!(
-        envoy.update_plugin_config(&policy(&[]).to_string()),
+        envoy.update_plugin_config(&policy(&[], probed).to_string()),
         UpdateOutcome::Applied
     );
     let relifted = start.elapsed();
@@ -192,4 +208,14 @@ fn a_drain_under_load_ramps_the_share_off_and_back_and_loses_no_request() {
     );
     assert!(share(6) > 85.0, "back: {}", share(6));
     assert_eq!(envoy.try_counter(drained_gauge), Some(0));
+    let probes: u64 = envoy
+        .counters_with_prefix("wasmcustom.geolb.probes;service=reviews.default;")
+        .values()
+        .sum();
+    assert_eq!(probes > 0, probed, "{probes} probes");
+    assert_eq!(hz.probes_served() > 0, probed);
+    let ejections = envoy
+        .try_counter("wasmcustom.geolb.ejections;service=reviews.default;region=cn-hangzhou")
+        .unwrap_or(0);
+    assert_eq!(ejections, 0, "the drained region was not ejected");
 }
