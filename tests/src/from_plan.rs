@@ -168,6 +168,26 @@ impl RenderedPlan {
         std::fs::remove_file(&file).unwrap_or_else(|e| panic!("remove {}: {e}", file.display()));
     }
 
+    /// Takes every rendered WasmPlugin out of what is applied: the mesh without geolb,
+    /// Istio's own locality failover with the same routes and outlier detection.
+    pub fn unapply_wasm_plugins(&self) {
+        let mut removed = 0;
+        for file in self.mesh_objects() {
+            let Ok(relative) = file.strip_prefix(&self.root) else {
+                continue;
+            };
+            let is_plugin = relative
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("wasmplugin-"));
+            if is_plugin {
+                self.unapply(relative);
+                removed += 1;
+            }
+        }
+        assert!(removed > 0, "the plan rendered no WasmPlugin");
+    }
+
     /// The plan's cluster called `name`.
     pub fn cluster(&self, name: &str) -> &Cluster {
         self.plan

@@ -103,16 +103,7 @@ fn plan_text(text: &str, probe: bool) -> String {
 fn rendered(mesh: Mesh) -> RenderedPlan {
     let plan = RenderedPlan::example_edited(SEED_A, |text| plan_text(text, mesh == Mesh::Probed));
     if mesh == Mesh::Native {
-        let mut removed = 0;
-        for file in plan.mesh_objects() {
-            let relative = file.strip_prefix(plan.root()).unwrap().to_path_buf();
-            let name = relative.file_name().unwrap().to_str().unwrap().to_owned();
-            if name.starts_with("wasmplugin-") {
-                plan.unapply(&relative);
-                removed += 1;
-            }
-        }
-        assert!(removed > 0, "the plan rendered no WasmPlugin");
+        plan.unapply_wasm_plugins();
     }
     plan
 }

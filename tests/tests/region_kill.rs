@@ -83,25 +83,6 @@ impl Outcome {
     }
 }
 
-/// Removes every WasmPlugin of the rendered mesh (files and kustomization entries).
-fn without_filter(plan: &RenderedPlan) {
-    let mut removed = 0;
-    for file in plan.mesh_objects() {
-        let relative = file.strip_prefix(plan.root()).unwrap();
-        if relative
-            .file_name()
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .starts_with("wasmplugin-")
-        {
-            plan.unapply(relative);
-            removed += 1;
-        }
-    }
-    assert!(removed > 0, "the plan rendered no WasmPlugin");
-}
-
 /// Takes `reset` out of every rendered VirtualService's `retryOn`.
 fn without_reset_retries(plan: &RenderedPlan) {
     let mut edited = 0;
@@ -134,7 +115,7 @@ fn rendered(fault: Fault, mesh: Mesh) -> RenderedPlan {
         (Fault::Hung, _) => RenderedPlan::example_edited(SEED_A, with_per_try_timeout),
     };
     match mesh {
-        Mesh::Native => without_filter(&plan),
+        Mesh::Native => plan.unapply_wasm_plugins(),
         Mesh::GeolbWithoutReset => without_reset_retries(&plan),
         Mesh::Geolb | Mesh::GeolbWithoutPerTryTimeout => {}
     }
