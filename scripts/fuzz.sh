@@ -4,6 +4,8 @@
 # TARGET with `cargo afl`, fuzzes it from its committed seeds for SECONDS and ends with
 # the line `N execs, M crashes` (AFL's execs_done and saved_crashes). Exits 1 when a
 # crash was saved; its input is under the printed output directory.
+# FUZZ_RESUME=1 continues the target's previous run in place (AFL's `-i -`): its queue,
+# crashes and counts carry over, so the last line totals every run since the first.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TARGETS=(policy_decision plan_render cluster_name)
@@ -32,13 +34,18 @@ cd "$ROOT/fuzz"
 cargo afl build --release --locked -q --bin "$target" >&2
 
 out="$CARGO_TARGET_DIR/afl/$target"
-rm -rf "$out"
-mkdir -p "$out"
+inputs="seeds/$target"
+if [[ "${FUZZ_RESUME:-}" == 1 && -f "$out/default/fuzzer_stats" ]]; then
+  inputs=-
+else
+  rm -rf "$out"
+  mkdir -p "$out"
+fi
 # Headless, on a shared machine: no UI, no CPU frequency or core-pattern demands, no
 # core binding, and a fixed run time.
 AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_AFFINITY=1 \
   AFL_QUIET=1 \
-  cargo afl fuzz -V "$seconds" -i "seeds/$target" -o "$out" \
+  cargo afl fuzz -V "$seconds" -i "$inputs" -o "$out" \
   -- "$CARGO_TARGET_DIR/release/$target" >"$out.log" 2>&1 || {
   tail -20 "$out.log" >&2
   echo "afl-fuzz failed; log: $out.log" >&2
