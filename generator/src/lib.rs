@@ -11,6 +11,7 @@ pub mod plan;
 pub mod policy;
 pub mod render;
 pub mod secret;
+pub mod simulate;
 pub mod source;
 pub mod topology;
 pub mod validate;

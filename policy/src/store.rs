@@ -7,6 +7,7 @@
 use crate::health::{
     HealthConfig, RegionHealth, TableShape, Transition, decode_table, encode_table,
 };
+use crate::outcome::{FailureKind, Verdict};
 use crate::policy::Slot;
 use crate::wire::API_VERSION;
 
@@ -232,6 +233,18 @@ pub enum Observation {
         /// The answer was one of the expected statuses.
         passed: bool,
     },
+}
+
+impl Observation {
+    /// What a classified request tells its region's record; `None` when nothing.
+    pub fn of(verdict: Verdict) -> Option<Self> {
+        match verdict {
+            Verdict::Success => Some(Self::Success),
+            Verdict::Failure(FailureKind::ServedElsewhere) => Some(Self::ServedElsewhere),
+            Verdict::Failure(_) => Some(Self::Failure),
+            Verdict::Ignore => None,
+        }
+    }
 }
 
 /// Records `observation` for `slot` with a CAS loop. Writes nothing when the record
