@@ -246,14 +246,9 @@ fn execute(cli: Cli, color: bool, out: &mut dyn Write, err: &mut dyn Write) -> u
             drained,
             output,
         } => {
-            let Some((_, checked)) = load(&plan, color, err) else {
+            let Some(parsed) = valid_plan(&plan, color, err, Some("nothing simulated")) else {
                 return 1;
             };
-            if checked.has_errors() {
-                let _ = writeln!(err, "error: the plan has errors; nothing simulated");
-                return 1;
-            }
-            let Some(parsed) = checked.plan else { return 1 };
             let scenario = simulate::Scenario {
                 from,
                 down: down.into_iter().collect(),
@@ -262,13 +257,7 @@ fn execute(cli: Cli, color: bool, out: &mut dyn Write, err: &mut dyn Write) -> u
             };
             match simulate::simulate(&parsed, &scenario) {
                 Ok(split) => {
-                    let text = match output {
-                        Output::Table => simulate::table(&split),
-                        Output::Json => serde_json::to_string_pretty(&split)
-                            .map(|t| t + "\n")
-                            .unwrap_or_default(),
-                    };
-                    let _ = write!(out, "{text}");
+                    report(out, output, &split, simulate::table);
                     0
                 }
                 Err(e) => {
@@ -278,24 +267,34 @@ fn execute(cli: Cli, color: bool, out: &mut dyn Write, err: &mut dyn Write) -> u
             }
         }
         Command::Plan { plan, output } => {
-            let Some((_, checked)) = load(&plan, color, err) else {
+            let Some(parsed) = valid_plan(&plan, color, err, None) else {
                 return 1;
             };
-            if checked.has_errors() {
-                return 1;
-            }
-            let Some(parsed) = checked.plan else { return 1 };
-            let report = netplan::build(&Topology::new(&parsed));
-            let text = match output {
-                Output::Table => netplan::table(&report),
-                Output::Json => serde_json::to_string_pretty(&report)
-                    .map(|t| t + "\n")
-                    .unwrap_or_default(),
-            };
-            let _ = write!(out, "{text}");
+            report(
+                out,
+                output,
+                &netplan::build(&Topology::new(&parsed)),
+                netplan::table,
+            );
             0
         }
     }
+}
+
+/// Prints `value` as `table` draws it, or as pretty JSON.
+fn report<T: serde::Serialize>(
+    out: &mut dyn Write,
+    output: Output,
+    value: &T,
+    table: fn(&T) -> String,
+) {
+    let text = match output {
+        Output::Table => table(value),
+        Output::Json => serde_json::to_string_pretty(value)
+            .map(|t| t + "\n")
+            .unwrap_or_default(),
+    };
+    let _ = write!(out, "{text}");
 }
 
 /// Reads and validates a plan, printing every finding. `None` when unreadable.
@@ -315,14 +314,27 @@ fn load(path: &Path, color: bool, err: &mut dyn Write) -> Option<(Source, valida
     Some((source, checked))
 }
 
-/// Loads, validates and renders; `None` after printing why not.
-fn rendered(path: &Path, args: &RenderArgs, color: bool, err: &mut dyn Write) -> Option<Manifests> {
+/// Loads and validates a plan; `None` when unreadable or with errors, after saying
+/// `error: the plan has errors; <refused>` when `refused` is given.
+fn valid_plan(
+    path: &Path,
+    color: bool,
+    err: &mut dyn Write,
+    refused: Option<&str>,
+) -> Option<plan::Plan> {
     let (_, checked) = load(path, color, err)?;
     if checked.has_errors() {
-        let _ = writeln!(err, "error: the plan has errors; nothing rendered");
+        if let Some(refused) = refused {
+            let _ = writeln!(err, "error: the plan has errors; {refused}");
+        }
         return None;
     }
-    let parsed = checked.plan?;
+    checked.plan
+}
+
+/// Loads, validates and renders; `None` after printing why not.
+fn rendered(path: &Path, args: &RenderArgs, color: bool, err: &mut dyn Write) -> Option<Manifests> {
+    let parsed = valid_plan(path, color, err, Some("nothing rendered"))?;
     let route_secrets = match RouteSecrets::from_env(&parsed, |var| std::env::var_os(var)) {
         Ok(secrets) => secrets,
         Err(e) => {

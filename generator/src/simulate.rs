@@ -14,7 +14,6 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 
 use geolb_policy::health::{HealthConfig, HealthView, Transition};
 use geolb_policy::outcome::{ResponseFacts, ResponseFlags, classify};
@@ -68,9 +67,10 @@ pub struct Scenario {
 }
 
 /// A scenario that names something the plan does not have.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScenarioError {
     /// `--<option> <region>` names no region of the plan.
+    #[error("{option} {region}: the plan has no region {region:?} (its regions: {})", known.join(", "))]
     UnknownRegion {
         /// The option, such as `--down`.
         option: &'static str,
@@ -80,6 +80,7 @@ pub enum ScenarioError {
         known: Vec<String>,
     },
     /// A degraded percent outside 1..=100.
+    #[error("--degraded {region}={percent}: the percent of failed requests must be 1..100")]
     Percent {
         /// The region.
         region: String,
@@ -87,31 +88,9 @@ pub enum ScenarioError {
         percent: u8,
     },
     /// The plan's policy is refused by the core (a validated plan never is).
+    #[error("the plan's policy is refused by the filter: {0}")]
     Policy(String),
 }
-
-impl fmt::Display for ScenarioError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::UnknownRegion {
-                option,
-                region,
-                known,
-            } => write!(
-                f,
-                "{option} {region}: the plan has no region {region:?} (its regions: {})",
-                known.join(", ")
-            ),
-            Self::Percent { region, percent } => write!(
-                f,
-                "--degraded {region}={percent}: the percent of failed requests must be 1..100"
-            ),
-            Self::Policy(why) => write!(f, "the plan's policy is refused by the filter: {why}"),
-        }
-    }
-}
-
-impl std::error::Error for ScenarioError {}
 
 /// Per service (`name.namespace`), per region: the percent of requests it took
 /// (one decimal; each service's numbers sum to 100). [`MESH_DEFAULT`] holds the share
@@ -283,17 +262,19 @@ impl<'p> Proxy<'p> {
         round_robin: &mut geolb_policy::routing::RoundRobin,
         now_ms: u64,
     ) -> String {
-        let table = self.table();
-        let view = HealthView::new(table.as_deref(), self.service.table_shape());
         let dice = self.dice();
-        let decision = self.plan.decide(
-            round_robin,
-            &view,
-            config,
-            now_ms,
-            dice,
-            SpillView::new(&self.spill, now_ms),
-        );
+        let decision = {
+            let entry = self.store.0.borrow();
+            let table = entry.as_ref().map(|(bytes, _)| bytes.as_slice());
+            self.plan.decide(
+                round_robin,
+                &HealthView::new(table, self.service.table_shape()),
+                config,
+                now_ms,
+                dice,
+                SpillView::new(&self.spill, now_ms),
+            )
+        };
         let Decision::Route { slot, reason, .. } = decision else {
             return MESH_DEFAULT.to_owned();
         };
@@ -378,14 +359,6 @@ impl<'p> Proxy<'p> {
         }
     }
 
-    fn table(&self) -> Option<Vec<u8>> {
-        self.store
-            .0
-            .borrow()
-            .as_ref()
-            .map(|(bytes, _)| bytes.clone())
-    }
-
     /// xorshift64*, as a proxy's dice: only ramps and partial shares read it.
     fn dice(&mut self) -> u32 {
         self.random ^= self.random >> 12;
@@ -401,25 +374,19 @@ fn percents(counts: &BTreeMap<String, u64>) -> BTreeMap<String, f64> {
     if total == 0 {
         return BTreeMap::new();
     }
-    // Tenths of a percent: 1000 in all.
+    // In tenths of a percent, 1,000 in all: each region's whole tenths, then the tenths
+    // left over go to the largest remainders.
     let mut tenths: Vec<(&String, u64, u64)> = counts
         .iter()
         .map(|(name, n)| (name, n * 1_000 / total, n * 1_000 % total))
         .collect();
-    let mut missing = 1_000 - tenths.iter().map(|(_, t, _)| t).sum::<u64>();
-    let mut order: Vec<usize> = (0..tenths.len()).collect();
-    order.sort_by(|a, b| {
-        let rem = |i: &usize| tenths.get(*i).map_or(0, |t| t.2);
-        rem(b).cmp(&rem(a)).then(a.cmp(b))
-    });
-    for index in order {
-        if missing == 0 {
-            break;
-        }
-        if let Some(entry) = tenths.get_mut(index) {
-            entry.1 += 1;
-            missing -= 1;
-        }
+    let left_over = 1_000 - tenths.iter().map(|(_, whole, _)| whole).sum::<u64>();
+    tenths.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(b.0)));
+    for entry in tenths
+        .iter_mut()
+        .take(usize::try_from(left_over).unwrap_or(0))
+    {
+        entry.1 += 1;
     }
     tenths
         .into_iter()

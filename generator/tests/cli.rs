@@ -585,3 +585,40 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     files
 }
+
+#[test]
+fn simulate_prints_json_ci_can_assert_on() {
+    let plan = example("a-failover-distribution");
+    let plan = plan.to_str().unwrap();
+    let out = geolb(
+        &[
+            "simulate",
+            plan,
+            "--from",
+            "cn-hangzhou",
+            "--down",
+            "cn-hangzhou",
+            "--output",
+            "json",
+        ],
+        &generator(),
+    );
+    assert!(out.status.success(), "{}", transcript(&out));
+    let parsed: std::collections::BTreeMap<String, std::collections::BTreeMap<String, f64>> =
+        serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(parsed["reviews.default"]["cn-shanghai"], 100.0);
+    assert_eq!(parsed["reviews.default"]["cn-hangzhou"], 0.0);
+    let bad = geolb(
+        &[
+            "simulate",
+            plan,
+            "--from",
+            "cn-hangzhou",
+            "--degraded",
+            "cn-shanghai=0",
+        ],
+        &generator(),
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("\"0\" is not a percent of 1..100"));
+}
