@@ -605,6 +605,7 @@ fn activate<H: Host>(
                 &key,
                 service.table_shape(),
                 service.drained(),
+                service.health(),
                 host.now_ms(),
             ) {
                 Ok(changed) => log_drain_changes(host, &policy, service, &changed),

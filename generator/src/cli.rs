@@ -11,9 +11,11 @@ use crate::files::{self, FileError};
 use crate::finding::{self, Severity};
 use crate::render::{ExtensionApi, Manifests, RenderOptions};
 use crate::secret::RouteSecrets;
+use crate::simulate::{Condition, Span, plot, timeline};
 use crate::source::Source;
 use crate::topology::Topology;
 use crate::{drift, netplan, plan, render, simulate, validate};
+use geolb_policy::units::DurationText;
 
 /// geolb turns one reviewed plan of a multi-region Istio mesh (regions, VPCs,
 /// vSwitches, clusters, networks, services and their failover/distribution rules)
@@ -81,6 +83,10 @@ enum Command {
     /// proxy runs the filter's own core (decisions, health, graded spill, probes) at
     /// 100 requests/s per service; the split is counted over 600 s after a 120 s
     /// warm-up. `--output json` maps each `name.namespace` to `{region: percent}`.
+    ///
+    /// With `--timeline LENGTH` the scenario is played from a proxy's start instead,
+    /// and the split of every second is printed: a condition may then hold for a span,
+    /// `--down cn-hangzhou@10s..40s` (`START..END`, `START..` or `..END`).
     Simulate {
         /// The plan file (YAML or JSON).
         plan: PathBuf,
@@ -88,14 +94,21 @@ enum Command {
         #[arg(long, value_name = "REGION")]
         from: String,
         /// A region whose upstreams refuse every connection (repeatable).
-        #[arg(long, value_name = "REGION")]
-        down: Vec<String>,
+        #[arg(long, value_name = "REGION[@SPAN]", value_parser = region_during)]
+        down: Vec<(String, Span)>,
         /// A region answering 503 to PERCENT of its requests (repeatable).
-        #[arg(long, value_name = "REGION=PERCENT", value_parser = degraded_region)]
-        degraded: Vec<(String, u8)>,
-        /// A region the plan drains (repeatable).
-        #[arg(long, value_name = "REGION")]
-        drained: Vec<String>,
+        #[arg(long, value_name = "REGION=PERCENT[@SPAN]", value_parser = degraded_region)]
+        degraded: Vec<(String, u8, Span)>,
+        /// A region the plan drains, a policy update (repeatable).
+        #[arg(long, value_name = "REGION[@SPAN]", value_parser = region_during)]
+        drained: Vec<(String, Span)>,
+        /// Play the scenario for LENGTH (such as `90s`, at most 1h) and print the
+        /// split of every second.
+        #[arg(long, value_name = "LENGTH", value_parser = timeline_length)]
+        timeline: Option<u64>,
+        /// With `--timeline`: also write the timeline as an SVG plot to FILE.
+        #[arg(long, value_name = "FILE", requires = "timeline")]
+        svg: Option<PathBuf>,
         /// `table` for people, `json` for machines.
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
@@ -104,8 +117,17 @@ enum Command {
     Schema,
 }
 
-/// Parses `--degraded REGION=PERCENT`.
-fn degraded_region(text: &str) -> Result<(String, u8), String> {
+/// Parses `REGION` or `REGION@SPAN`.
+fn region_during(text: &str) -> Result<(String, Span), String> {
+    match text.split_once('@') {
+        Some((region, span)) => Ok((region.to_owned(), Span::parse(span)?)),
+        None => Ok((text.to_owned(), Span::ALWAYS)),
+    }
+}
+
+/// Parses `--degraded REGION=PERCENT[@SPAN]`.
+fn degraded_region(text: &str) -> Result<(String, u8, Span), String> {
+    let (text, during) = region_during(text)?;
     let (region, percent) = text
         .split_once('=')
         .ok_or_else(|| format!("{text:?} is not REGION=PERCENT"))?;
@@ -115,7 +137,19 @@ fn degraded_region(text: &str) -> Result<(String, u8), String> {
         .ok()
         .filter(|p| (1..=100).contains(p))
         .ok_or_else(|| format!("{percent:?} is not a percent of 1..100"))?;
-    Ok((region.to_owned(), percent))
+    Ok((region.to_owned(), percent, during))
+}
+
+/// Parses `--timeline LENGTH`: a plan duration of 1s to 1h.
+fn timeline_length(text: &str) -> Result<u64, String> {
+    let millis = DurationText::parse(text)
+        .map_err(|e| format!("{text:?}: {e}"))?
+        .millis();
+    if (1_000..=timeline::MAX_LENGTH_MS).contains(&millis) {
+        Ok(millis)
+    } else {
+        Err(format!("{text:?} is not a length of 1s to 1h"))
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -244,23 +278,37 @@ fn execute(cli: Cli, color: bool, out: &mut dyn Write, err: &mut dyn Write) -> u
             down,
             degraded,
             drained,
+            timeline,
+            svg,
             output,
         } => {
             let Some(parsed) = valid_plan(&plan, color, err, Some("nothing simulated")) else {
                 return 1;
             };
-            let scenario = simulate::Scenario {
-                from,
-                down: down.into_iter().collect(),
-                degraded: degraded.into_iter().collect(),
-                drained: drained.into_iter().collect(),
-            };
-            match simulate::simulate(&parsed, &scenario) {
-                Ok(split) => {
+            let mut scenario = simulate::Scenario::from(&from);
+            for (region, during) in down {
+                scenario = scenario.with(&region, Condition::Down, during);
+            }
+            for (region, percent, during) in degraded {
+                scenario = scenario.with(&region, Condition::Degraded(percent), during);
+            }
+            for (region, during) in drained {
+                scenario = scenario.with(&region, Condition::Drained, during);
+            }
+            let played = match timeline {
+                None => simulate::simulate(&parsed, &scenario).map(|split| {
                     report(out, output, &split, simulate::table);
-                    0
-                }
-                Err(e) => {
+                    None
+                }),
+                Some(length_ms) => timeline::play(&parsed, &scenario, length_ms).map(|t| {
+                    report(out, output, &t, timeline::table);
+                    Some(t)
+                }),
+            };
+            match (played, svg) {
+                (Ok(Some(t)), Some(path)) => write_plot(&path, &t, err),
+                (Ok(_), _) => 0,
+                (Err(e), _) => {
                     let _ = writeln!(err, "error: {e}");
                     1
                 }
@@ -295,6 +343,21 @@ fn report<T: serde::Serialize>(
             .unwrap_or_default(),
     };
     let _ = write!(out, "{text}");
+}
+
+/// Writes the timeline's SVG plot to `path` (replacing it whole, never through a
+/// link). Returns the exit code.
+fn write_plot(path: &Path, timeline: &timeline::Timeline, err: &mut dyn Write) -> u8 {
+    let written = plot::svg(timeline)
+        .map_err(|e| e.to_string())
+        .and_then(|svg| drift::replace(path, svg.as_bytes()).map_err(|e| e.to_string()));
+    match written {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = writeln!(err, "error: the plot is not written: {e}");
+            1
+        }
+    }
 }
 
 /// Reads and validates a plan, printing every finding. `None` when unreadable.

@@ -373,7 +373,7 @@ fn step(
 
 /// Writes `bytes` to a temporary file next to `path` and renames it over `path`: a
 /// reader sees the old file or the new one, never half of one.
-fn replace(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
+pub(crate) fn replace(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -5,7 +5,7 @@
 //! `control-plane/<mesh>/` and each cluster's vendor console note. Only sorted maps
 //! feed the templates: byte-identical output.
 
-mod templates;
+pub(crate) mod templates;
 pub mod yaml;
 
 use std::collections::{BTreeMap, BTreeSet};

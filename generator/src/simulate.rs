@@ -17,15 +17,19 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use geolb_policy::health::{HealthConfig, HealthView, Transition};
 use geolb_policy::outcome::{ResponseFacts, ResponseFlags, classify};
-use geolb_policy::routing::{Decision, RouteReason, SourcePlan, SpillView};
+use geolb_policy::routing::{Decision, RoundRobin, RouteReason, SourcePlan, SpillView};
 use geolb_policy::spill::{Window, sample};
 use geolb_policy::store::{self, Observation, SharedStore, StoreError};
+use geolb_policy::units::DurationText;
 use geolb_policy::{CompiledPolicy, CompiledService, RegionId, parse_policy};
 use serde::Serialize;
 
 use crate::plan::Plan;
 use crate::policy::{PolicyFor, wire_policy};
 use crate::topology::Topology;
+
+pub mod plot;
+pub mod timeline;
 
 /// Requests per second the simulated proxy sends to each service.
 pub const REQUESTS_PER_SECOND: u64 = 100;
@@ -44,7 +48,7 @@ const TOKEN: &str = "simulation-only-token-never-sent";
 
 /// What the upstreams of one region do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RegionState {
+enum RegionState {
     /// Answers every request.
     Up,
     /// Refuses every connection.
@@ -53,20 +57,177 @@ pub enum RegionState {
     Degraded(u8),
 }
 
-/// A failure scenario: where the proxies are and what each region does.
+/// What happens to a region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    /// Its upstreams refuse every connection.
+    Down,
+    /// Its upstreams answer 503 to this percent of their requests (1..=100).
+    Degraded(u8),
+    /// The plan drains it (as `regions[].drained: true` would): a policy update.
+    Drained,
+}
+
+impl Condition {
+    /// The option that sets it.
+    pub fn option(self) -> &'static str {
+        match self {
+            Condition::Down => "--down",
+            Condition::Degraded(_) => "--degraded",
+            Condition::Drained => "--drained",
+        }
+    }
+}
+
+/// When a condition holds: from `start_ms` until `end_ms` (not included; `None`: to
+/// the end). Written `START..END`, `START..` or `..END` with plan durations (`10s`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    /// When it starts, ms from the start.
+    pub start_ms: u64,
+    /// When it stops, ms from the start; `None`: it never does.
+    pub end_ms: Option<u64>,
+}
+
+impl Span {
+    /// All along.
+    pub const ALWAYS: Span = Span {
+        start_ms: 0,
+        end_ms: None,
+    };
+
+    /// Parses `START..END` (either side may be left out, not both).
+    pub fn parse(text: &str) -> Result<Span, String> {
+        let (start, end) = text
+            .split_once("..")
+            .ok_or_else(|| format!("{text:?} is not START..END (such as 10s..40s)"))?;
+        let millis = |side: &str| -> Result<Option<u64>, String> {
+            if side.is_empty() {
+                return Ok(None);
+            }
+            DurationText::parse(side)
+                .map(|d| Some(d.millis()))
+                .map_err(|e| format!("{side:?}: {e}"))
+        };
+        let span = Span {
+            start_ms: millis(start)?.unwrap_or(0),
+            end_ms: millis(end)?,
+        };
+        match span.end_ms {
+            _ if start.is_empty() && end.is_empty() => {
+                Err(format!("{text:?} names neither a start nor an end"))
+            }
+            Some(end_ms) if end_ms <= span.start_ms => {
+                Err(format!("{text:?} ends before it starts"))
+            }
+            _ => Ok(span),
+        }
+    }
+
+    /// Whether it holds at `now_ms`.
+    pub fn holds(self, now_ms: u64) -> bool {
+        now_ms >= self.start_ms && self.end_ms.is_none_or(|end| now_ms < end)
+    }
+}
+
+impl std::fmt::Display for Span {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = |ms: u64| DurationText::from_millis(ms).as_str().to_owned();
+        let start = if self.start_ms == 0 {
+            String::new()
+        } else {
+            text(self.start_ms)
+        };
+        let end = self.end_ms.map(text).unwrap_or_default();
+        write!(f, "{start}..{end}")
+    }
+}
+
+/// One region's condition over a span.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The region.
+    pub region: String,
+    /// What happens to it.
+    pub condition: Condition,
+    /// When.
+    pub during: Span,
+}
+
+/// A failure scenario: where the proxies are and what happens to which region when.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Scenario {
     /// The proxies' region.
     pub from: String,
-    /// Regions whose upstreams refuse every connection.
-    pub down: BTreeSet<String>,
-    /// Regions that fail a percent of their requests.
-    pub degraded: BTreeMap<String, u8>,
-    /// Regions the plan drains (as `regions[].drained: true` would).
-    pub drained: BTreeSet<String>,
+    /// What happens, in the order given. A region down and degraded at once is down;
+    /// degraded twice at once, it fails the larger percent.
+    pub changes: Vec<Change>,
 }
 
-/// A scenario that names something the plan does not have.
+impl Scenario {
+    /// Proxies in `region`, every region up.
+    pub fn from(region: &str) -> Self {
+        Self {
+            from: region.to_owned(),
+            changes: Vec::new(),
+        }
+    }
+
+    /// Adds `condition` to `region` during `span`.
+    #[must_use]
+    pub fn with(mut self, region: &str, condition: Condition, during: Span) -> Self {
+        self.changes.push(Change {
+            region: region.to_owned(),
+            condition,
+            during,
+        });
+        self
+    }
+
+    /// What `region`'s upstreams do at `now_ms`.
+    fn state_at(&self, region: &str, now_ms: u64) -> RegionState {
+        let mut state = RegionState::Up;
+        for change in self.holding(now_ms).filter(|c| c.region == region) {
+            state = match (state, change.condition) {
+                (_, Condition::Down) | (RegionState::Down, _) => RegionState::Down,
+                (RegionState::Degraded(a), Condition::Degraded(b)) => {
+                    RegionState::Degraded(a.max(b))
+                }
+                (_, Condition::Degraded(p)) => RegionState::Degraded(p),
+                (other, Condition::Drained) => other,
+            };
+        }
+        state
+    }
+
+    /// The regions drained at `now_ms`.
+    fn drained_at(&self, now_ms: u64) -> BTreeSet<String> {
+        self.holding(now_ms)
+            .filter(|c| c.condition == Condition::Drained)
+            .map(|c| c.region.clone())
+            .collect()
+    }
+
+    fn holding(&self, now_ms: u64) -> impl Iterator<Item = &Change> {
+        self.changes.iter().filter(move |c| c.during.holds(now_ms))
+    }
+
+    /// When the set of drained regions may change: each is a policy update.
+    fn drain_moments(&self) -> Vec<u64> {
+        let mut moments: Vec<u64> = self
+            .changes
+            .iter()
+            .filter(|c| c.condition == Condition::Drained)
+            .flat_map(|c| std::iter::once(c.during.start_ms).chain(c.during.end_ms))
+            .chain(std::iter::once(0))
+            .collect();
+        moments.sort_unstable();
+        moments.dedup();
+        moments
+    }
+}
+
+/// A scenario that names something the plan does not have, or that cannot be played.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScenarioError {
     /// `--<option> <region>` names no region of the plan.
@@ -87,6 +248,28 @@ pub enum ScenarioError {
         /// The value given.
         percent: u8,
     },
+    /// A time span in a steady-state simulation.
+    #[error("{option} {region}@{span}: a time span needs --timeline")]
+    SpanWithoutTimeline {
+        /// The option.
+        option: &'static str,
+        /// The region.
+        region: String,
+        /// The span given.
+        span: Span,
+    },
+    /// A span that starts after the timeline ends.
+    #[error("{option} {region}@{span}: starts after the timeline ends ({})", DurationText::from_millis(*length_ms).as_str())]
+    SpanAfterEnd {
+        /// The option.
+        option: &'static str,
+        /// The region.
+        region: String,
+        /// The span given.
+        span: Span,
+        /// The timeline's length.
+        length_ms: u64,
+    },
     /// The plan's policy is refused by the core (a validated plan never is).
     #[error("the plan's policy is refused by the filter: {0}")]
     Policy(String),
@@ -99,58 +282,138 @@ pub enum ScenarioError {
 #[serde(transparent)]
 pub struct Split(pub BTreeMap<String, BTreeMap<String, f64>>);
 
-/// Runs `scenario` against `plan` (a plan that validated) and returns the split.
+/// Runs `scenario` against `plan` (a plan that validated) and returns the split once
+/// it has settled: every change holds all along.
 pub fn simulate(plan: &Plan, scenario: &Scenario) -> Result<Split, ScenarioError> {
-    let topo = Topology::new(plan);
-    check(&topo, scenario)?;
-    let mut wire = wire_policy(&topo, PolicyFor::Sidecars, TOKEN);
-    wire.drain.extend(scenario.drained.iter().cloned());
-    wire.drain.sort();
-    wire.drain.dedup();
-    let json = serde_json::to_vec(&wire).map_err(|e| ScenarioError::Policy(e.to_string()))?;
-    let policy = parse_policy(&json).map_err(|e| ScenarioError::Policy(e.to_string()))?;
-    let source = policy.region_id(&scenario.from);
-    let services = policy
-        .services()
-        .iter()
-        .map(|service| {
-            let counts = Proxy::new(&policy, service, source, scenario).run();
-            (service.name().to_owned(), percents(&counts))
+    if let Some(c) = scenario.changes.iter().find(|c| c.during != Span::ALWAYS) {
+        return Err(ScenarioError::SpanWithoutTimeline {
+            option: c.condition.option(),
+            region: c.region.clone(),
+            span: c.during,
+        });
+    }
+    let policies = Policies::compile(plan, scenario)?;
+    let services = policies
+        .names()
+        .into_iter()
+        .map(|name| {
+            let mut counts = policies.regions_of(&name);
+            if let Some(proxy) = Proxy::new(&policies, &name, scenario) {
+                proxy.run(WARM_UP_MS + MEASURED_MS, |now, to| {
+                    if now >= WARM_UP_MS {
+                        *counts.entry(to.to_owned()).or_default() += 1;
+                    }
+                });
+            }
+            let split = percents(&counts);
+            (name, split)
         })
         .collect();
     Ok(Split(services))
 }
 
-/// Refuses regions the plan does not have.
+/// The plan's compiled sidecar policy for each set of drained regions the scenario
+/// goes through (a drain is a policy update).
+pub(crate) struct Policies {
+    by_drained: BTreeMap<BTreeSet<String>, CompiledPolicy>,
+    source: Option<RegionId>,
+}
+
+impl Policies {
+    pub(crate) fn compile(plan: &Plan, scenario: &Scenario) -> Result<Self, ScenarioError> {
+        let topo = Topology::new(plan);
+        check(&topo, scenario)?;
+        let wire = wire_policy(&topo, PolicyFor::Sidecars, TOKEN);
+        let mut by_drained = BTreeMap::new();
+        for moment in scenario.drain_moments() {
+            let drained = scenario.drained_at(moment);
+            if by_drained.contains_key(&drained) {
+                continue;
+            }
+            let mut wire = wire.clone();
+            wire.drain.extend(drained.iter().cloned());
+            wire.drain.sort();
+            wire.drain.dedup();
+            let json =
+                serde_json::to_vec(&wire).map_err(|e| ScenarioError::Policy(e.to_string()))?;
+            let policy = parse_policy(&json).map_err(|e| ScenarioError::Policy(e.to_string()))?;
+            by_drained.insert(drained, policy);
+        }
+        let source = by_drained
+            .values()
+            .next()
+            .and_then(|p| p.region_id(&scenario.from));
+        Ok(Self { by_drained, source })
+    }
+
+    /// The policy in force at `now_ms` and its service `name`.
+    fn in_force(
+        &self,
+        scenario: &Scenario,
+        name: &str,
+        now_ms: u64,
+    ) -> Option<(&CompiledPolicy, &CompiledService)> {
+        let policy = self.by_drained.get(&scenario.drained_at(now_ms))?;
+        let service = policy.services().iter().find(|s| s.name() == name)?;
+        Some((policy, service))
+    }
+
+    /// Every service, `name.namespace`.
+    pub(crate) fn names(&self) -> Vec<String> {
+        self.by_drained.values().next().map_or_else(Vec::new, |p| {
+            p.services().iter().map(|s| s.name().to_owned()).collect()
+        })
+    }
+
+    /// Every region of service `name`, each at 0: the ones that take nothing are
+    /// listed too.
+    pub(crate) fn regions_of(&self, name: &str) -> BTreeMap<String, u64> {
+        self.by_drained
+            .values()
+            .next()
+            .and_then(|p| {
+                let service = p.services().iter().find(|s| s.name() == name)?;
+                Some(
+                    service
+                        .regions()
+                        .iter()
+                        .map(|id| (p.region_name(*id).to_owned(), 0))
+                        .collect(),
+                )
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Refuses regions the plan does not have and percents outside 1..=100.
 fn check(topo: &Topology<'_>, scenario: &Scenario) -> Result<(), ScenarioError> {
     let known: Vec<String> = topo.regions().into_iter().map(str::to_owned).collect();
-    let unknown = |option: &'static str, region: &String| {
-        (!known.contains(region)).then(|| ScenarioError::UnknownRegion {
-            option,
-            region: region.clone(),
-            known: known.clone(),
-        })
-    };
-    let named = std::iter::once(("--from", &scenario.from))
-        .chain(scenario.down.iter().map(|r| ("--down", r)))
-        .chain(scenario.degraded.keys().map(|r| ("--degraded", r)))
-        .chain(scenario.drained.iter().map(|r| ("--drained", r)));
+    let named = std::iter::once(("--from", &scenario.from)).chain(
+        scenario
+            .changes
+            .iter()
+            .map(|c| (c.condition.option(), &c.region)),
+    );
     for (option, region) in named {
-        if let Some(error) = unknown(option, region) {
-            return Err(error);
+        if !known.contains(region) {
+            return Err(ScenarioError::UnknownRegion {
+                option,
+                region: region.clone(),
+                known,
+            });
         }
     }
-    match scenario
-        .degraded
-        .iter()
-        .find(|(_, percent)| !(1..=100).contains(*percent))
-    {
-        Some((region, percent)) => Err(ScenarioError::Percent {
-            region: region.clone(),
-            percent: *percent,
-        }),
-        None => Ok(()),
+    for change in &scenario.changes {
+        if let Condition::Degraded(percent) = change.condition
+            && !(1..=100).contains(&percent)
+        {
+            return Err(ScenarioError::Percent {
+                region: change.region.clone(),
+                percent,
+            });
+        }
     }
+    Ok(())
 }
 
 /// The shared-data store of one simulated proxy: one key, the host's CAS rules.
@@ -174,102 +437,116 @@ impl SharedStore for OneKeyStore {
 
 /// One proxy sending one service's requests through the core.
 struct Proxy<'p> {
+    policies: &'p Policies,
+    scenario: &'p Scenario,
     policy: &'p CompiledPolicy,
     service: &'p CompiledService,
     plan: SourcePlan,
-    /// What each slot's upstreams do.
-    states: Vec<RegionState>,
+    round_robin: RoundRobin,
+    config: HealthConfig,
     /// Per slot: the fraction of failures owed so far, in percent points (a degraded
     /// region fails exactly its percent of every hundred requests, spread evenly).
     owed: Vec<u32>,
     store: OneKeyStore,
     spill: Vec<Window>,
     random: u64,
+    /// Policy updates still to come (drains starting or ending), earliest last.
+    updates: Vec<u64>,
 }
 
 impl<'p> Proxy<'p> {
-    fn new(
-        policy: &'p CompiledPolicy,
-        service: &'p CompiledService,
-        source: Option<RegionId>,
-        scenario: &Scenario,
-    ) -> Self {
-        let states = service
-            .regions()
-            .iter()
-            .map(|id| {
-                let name = policy.region_name(*id);
-                if scenario.down.contains(name) {
-                    RegionState::Down
-                } else if let Some(percent) = scenario.degraded.get(name) {
-                    RegionState::Degraded(*percent)
-                } else {
-                    RegionState::Up
-                }
-            })
-            .collect::<Vec<_>>();
+    /// The proxy as it starts: the policy in force at 0, the table seeded with its
+    /// drains (which hold at once: no ramp). `None` when no policy has service `name`.
+    fn new(policies: &'p Policies, name: &str, scenario: &'p Scenario) -> Option<Self> {
+        let (policy, service) = policies.in_force(scenario, name, 0)?;
+        let mut updates = scenario.drain_moments();
+        updates.retain(|at| *at > 0);
+        updates.reverse();
+        let plan = SourcePlan::new(service, policies.source);
         let store = OneKeyStore::default();
-        // As a proxy starts: the table seeded with the policy's drains, no ramp.
-        let _ = store::seed(&store, "", service.table_shape(), service.drained(), 0);
-        Self {
+        let _ = store::seed(
+            &store,
+            "",
+            service.table_shape(),
+            service.drained(),
+            service.health(),
+            0,
+        );
+        Some(Self {
+            policies,
+            scenario,
             policy,
             service,
-            plan: SourcePlan::new(service, source),
-            owed: vec![0; states.len()],
-            spill: vec![Window::default(); states.len()],
-            states,
+            round_robin: plan.round_robin(),
+            plan,
+            config: service.health().clone(),
+            owed: vec![0; service.regions().len()],
+            spill: vec![Window::default(); service.regions().len()],
             store,
             random: 0x9E37_79B9_7F4A_7C15,
-        }
+            updates,
+        })
     }
 
-    /// Sends the requests; counts per region name over the measured span.
-    fn run(mut self) -> BTreeMap<String, u64> {
-        let config = self.service.health().clone();
-        let mut round_robin = self.plan.round_robin();
+    /// Applies the policy in force at `now_ms`, as the filter does on an update: the
+    /// service's plan is rebuilt and the shared table seeded with its drain marks
+    /// (a drain that starts or ends now ramps).
+    fn apply_policy(&mut self, now_ms: u64) {
+        let Some((policy, service)) =
+            self.policies
+                .in_force(self.scenario, self.service.name(), now_ms)
+        else {
+            return;
+        };
+        self.policy = policy;
+        self.service = service;
+        self.plan = SourcePlan::new(service, self.policies.source);
+        self.round_robin = self.plan.round_robin();
+        self.config = service.health().clone();
+        let _ = store::seed(
+            &self.store,
+            "",
+            service.table_shape(),
+            service.drained(),
+            service.health(),
+            now_ms,
+        );
+    }
+
+    /// Sends one request every `1000 / REQUESTS_PER_SECOND` ms until `until_ms`, with
+    /// the probe rounds and policy updates in between; `count(now_ms, region)` hears
+    /// where each went.
+    fn run(mut self, until_ms: u64, mut count: impl FnMut(u64, &str)) {
         let step_ms = 1_000 / REQUESTS_PER_SECOND;
-        let probe_every = config.probe.as_ref().map(|p| p.interval_ms);
         let mut next_probe_ms = 0;
-        // Every region of the service is listed, the ones that took nothing too.
-        let mut counts: BTreeMap<String, u64> = self
-            .service
-            .regions()
-            .iter()
-            .map(|id| (self.policy.region_name(*id).to_owned(), 0))
-            .collect();
         let mut now_ms = 0;
-        while now_ms < WARM_UP_MS + MEASURED_MS {
-            if let Some(interval) = probe_every {
+        while now_ms < until_ms {
+            while let Some(at) = self.updates.pop_if(|at| *at <= now_ms) {
+                self.apply_policy(at);
+            }
+            if let Some(interval) = self.config.probe.as_ref().map(|p| p.interval_ms) {
                 while next_probe_ms <= now_ms {
-                    self.probe_round(&config, next_probe_ms);
-                    next_probe_ms += interval;
+                    self.probe_round(next_probe_ms);
+                    next_probe_ms += interval.max(1);
                 }
             }
-            let chosen = self.request(&config, &mut round_robin, now_ms);
-            if now_ms >= WARM_UP_MS {
-                *counts.entry(chosen).or_default() += 1;
-            }
+            let chosen = self.request(now_ms);
+            count(now_ms, &chosen);
             now_ms += step_ms;
         }
-        counts
     }
 
     /// One request: the core decides, the simulated region answers, the core learns.
     /// Returns where it went.
-    fn request(
-        &mut self,
-        config: &HealthConfig,
-        round_robin: &mut geolb_policy::routing::RoundRobin,
-        now_ms: u64,
-    ) -> String {
+    fn request(&mut self, now_ms: u64) -> String {
         let dice = self.dice();
         let decision = {
             let entry = self.store.0.borrow();
             let table = entry.as_ref().map(|(bytes, _)| bytes.as_slice());
             self.plan.decide(
-                round_robin,
+                &mut self.round_robin,
                 &HealthView::new(table, self.service.table_shape()),
-                config,
+                &self.config,
                 now_ms,
                 dice,
                 SpillView::new(&self.spill, now_ms),
@@ -282,7 +559,7 @@ impl<'p> Proxy<'p> {
             .service
             .region_of(slot)
             .map_or("", |id| self.policy.region_name(id));
-        let facts = match self.answer(slot) {
+        let facts = match self.answer(slot, now_ms) {
             Some(status) => ResponseFacts {
                 status: Some(status),
                 flags: ResponseFlags(0),
@@ -294,6 +571,7 @@ impl<'p> Proxy<'p> {
                 served_region: None,
             },
         };
+        let config = &self.config;
         let verdict = classify(config, region, &facts);
         // The simulated proxy reads every served region: its windows count all.
         if let (Some((failed, weight)), Some(window)) = (
@@ -322,27 +600,32 @@ impl<'p> Proxy<'p> {
     }
 
     /// One probe of every region of a probed service.
-    fn probe_round(&mut self, config: &HealthConfig, now_ms: u64) {
+    fn probe_round(&mut self, now_ms: u64) {
+        let config = self.config.clone();
         let Some(probe) = config.probe.as_ref() else {
             return;
         };
-        for slot in 0..self.states.len() {
-            let passed = probe.passes(self.answer(slot));
+        for slot in 0..self.service.regions().len() {
+            let passed = probe.passes(self.answer(slot, now_ms));
             let _ = store::record(
                 &self.store,
                 "",
                 self.service.table_shape(),
                 slot,
                 Observation::Probe { passed },
-                config,
+                &config,
                 now_ms,
             );
         }
     }
 
     /// The status `slot`'s upstreams answer with; `None` when they refuse to connect.
-    fn answer(&mut self, slot: usize) -> Option<u16> {
-        match self.states.get(slot).copied().unwrap_or(RegionState::Up) {
+    fn answer(&mut self, slot: usize, now_ms: u64) -> Option<u16> {
+        let region = self
+            .service
+            .region_of(slot)
+            .map_or("", |id| self.policy.region_name(id));
+        match self.scenario.state_at(region, now_ms) {
             RegionState::Up => Some(200),
             RegionState::Down => None,
             RegionState::Degraded(percent) => {

@@ -622,3 +622,112 @@ fn simulate_prints_json_ci_can_assert_on() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("\"0\" is not a percent of 1..100"));
 }
+
+#[test]
+fn simulate_timeline_prints_every_second_and_writes_a_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = example("a-failover-distribution");
+    let svg = dir.path().join("timeline.svg");
+    let out = geolb(
+        &[
+            "simulate",
+            plan.to_str().unwrap(),
+            "--from",
+            "cn-hangzhou",
+            "--down",
+            "cn-hangzhou@10s..50s",
+            "--timeline",
+            "90s",
+            "--svg",
+            svg.to_str().unwrap(),
+            "--output",
+            "json",
+        ],
+        &generator(),
+    );
+    assert!(out.status.success(), "{}", transcript(&out));
+    let parsed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(parsed["seconds"], 90);
+    assert_eq!(parsed["events"][0]["change"], "down");
+    assert_eq!(parsed["events"][1]["at_ms"], 50_000);
+    let reviews = &parsed["services"]["reviews.default"];
+    assert_eq!(reviews["cn-hangzhou"].as_array().unwrap().len(), 90);
+    assert_eq!(reviews["cn-hangzhou"][0], 90.0);
+    assert_eq!(reviews["cn-shanghai"][20], 100.0);
+    // The plot: one panel per service, each with its areas and the two events.
+    let text = std::fs::read_to_string(&svg).unwrap();
+    let doc = roxmltree::Document::parse(&text).unwrap();
+    let panels: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.attribute("class") == Some("panel"))
+        .collect();
+    let services: Vec<&str> = panels
+        .iter()
+        .filter_map(|p| p.attribute("data-service"))
+        .collect();
+    assert_eq!(
+        services,
+        [
+            "details.default",
+            "productpage.default",
+            "ratings.default",
+            "reviews.default"
+        ]
+    );
+    for panel in &panels {
+        let count = |class: &str| {
+            panel
+                .descendants()
+                .filter(|n| n.attribute("class") == Some(class))
+                .count()
+        };
+        assert_eq!(count("share"), 2, "both regions took a share");
+        assert_eq!(count("event"), 2);
+    }
+}
+
+#[test]
+fn simulate_timeline_refuses_what_it_cannot_play() {
+    let plan = example("a-failover-distribution");
+    let plan = plan.to_str().unwrap();
+    for (args, code, message) in [
+        (
+            vec!["--svg", "t.svg"],
+            2,
+            "the following required arguments were not provided:\n  --timeline <LENGTH>",
+        ),
+        (
+            vec!["--timeline", "2h"],
+            2,
+            "\"2h\" is not a length of 1s to 1h",
+        ),
+        (
+            vec!["--timeline", "60s", "--down", "cn-hangzhou@40s..10s"],
+            2,
+            "\"40s..10s\" ends before it starts",
+        ),
+        (
+            vec!["--down", "cn-hangzhou@10s.."],
+            1,
+            "error: --down cn-hangzhou@10s..: a time span needs --timeline",
+        ),
+        (
+            vec!["--timeline", "10s", "--svg", "no-such-dir/t.svg"],
+            1,
+            "error: the plot is not written: cannot create",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut all = vec!["simulate", plan, "--from", "cn-hangzhou"];
+        all.extend(args.iter().copied());
+        let out = geolb(&all, dir.path());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{args:?}: {}",
+            transcript(&out)
+        );
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+}

@@ -10,7 +10,9 @@
 
 use std::path::PathBuf;
 
-use geolb::simulate::{MESH_DEFAULT, Scenario, ScenarioError, Split, simulate};
+use geolb::simulate::plot;
+use geolb::simulate::timeline::{Timeline, play};
+use geolb::simulate::{Condition, MESH_DEFAULT, Scenario, ScenarioError, Span, Split, simulate};
 use geolb::source::Source;
 use geolb::validate;
 
@@ -29,26 +31,46 @@ fn plan_path(name: &str) -> PathBuf {
     }
 }
 
-fn split(plan: &str, scenario: &Scenario) -> Result<Split, ScenarioError> {
+fn load(plan: &str) -> geolb::plan::Plan {
     let text = std::fs::read_to_string(plan_path(plan)).unwrap();
-    let source = Source::new("plan.yaml", text);
-    let checked = validate::check(&source);
+    let checked = validate::check(&Source::new("plan.yaml", text));
     assert!(!checked.has_errors(), "{plan} does not validate");
-    simulate(&checked.plan.unwrap(), scenario)
+    checked.plan.unwrap()
 }
 
-fn from(region: &str) -> Scenario {
-    Scenario {
-        from: region.to_owned(),
-        ..Scenario::default()
+fn split(plan: &str, scenario: &Scenario) -> Result<Split, ScenarioError> {
+    simulate(&load(plan), scenario)
+}
+
+fn timeline(plan: &str, scenario: &Scenario, seconds: u64) -> Timeline {
+    play(&load(plan), scenario, seconds * 1_000).unwrap()
+}
+
+/// `START..END` in seconds.
+fn during(start_s: u64, end_s: Option<u64>) -> Span {
+    Span {
+        start_ms: start_s * 1_000,
+        end_ms: end_s.map(|e| e * 1_000),
     }
 }
 
-fn down(mut scenario: Scenario, regions: &[&str]) -> Scenario {
-    scenario
-        .down
-        .extend(regions.iter().map(|r| (*r).to_owned()));
-    scenario
+/// One region's share in seconds `from..to` of a timeline.
+fn seconds<'t>(t: &'t Timeline, region: &str, range: std::ops::Range<usize>) -> &'t [f64] {
+    &t.services["reviews.default"][region][range]
+}
+
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len() as f64
+}
+
+fn from(region: &str) -> Scenario {
+    Scenario::from(region)
+}
+
+fn down(scenario: Scenario, regions: &[&str]) -> Scenario {
+    regions
+        .iter()
+        .fold(scenario, |s, r| s.with(r, Condition::Down, Span::ALWAYS))
 }
 
 fn shares(split: &Split, service: &str) -> Vec<(String, f64)> {
@@ -114,8 +136,7 @@ fn three_region_chain_moves_only_the_dead_regions_share_down_its_own_chain() {
 #[test]
 fn a_drained_region_gives_its_share_to_its_chain() {
     // drain::*: the drained region's share is 0.0 once the ramp is over.
-    let mut scenario = from(HZ);
-    scenario.drained.insert(HZ.to_owned());
+    let scenario = from(HZ).with(HZ, Condition::Drained, Span::ALWAYS);
     let drained = split("three-region-chain", &scenario).unwrap();
     assert_eq!(shares(&drained, "reviews.default"), of(&[(SH, 100.0)]));
 }
@@ -125,8 +146,7 @@ fn a_degraded_region_is_ejected_when_one_failure_ejects() {
     // The chain plan ejects at the first 5xx (consecutive5xxErrors: 1): a region
     // failing 30% of its requests is out nearly all the time, its returns cost a few
     // requests each.
-    let mut scenario = from(HZ);
-    scenario.degraded.insert(SH.to_owned(), 30);
+    let scenario = from(HZ).with(SH, Condition::Degraded(30), Span::ALWAYS);
     let degraded = split("three-region-chain", &scenario).unwrap();
     let reviews = &degraded.0["reviews.default"];
     assert_eq!(reviews[HZ], 80.0);
@@ -173,5 +193,143 @@ fn names_what_the_plan_does_not_have() {
         err.to_string()
             .starts_with("--from eu-west-1: the plan has no region"),
         "{err}"
+    );
+}
+
+#[test]
+fn a_timeline_without_changes_is_the_steady_split_every_second() {
+    let steady = split("a-failover-distribution", &from(HZ)).unwrap();
+    let t = timeline("a-failover-distribution", &from(HZ), 20);
+    assert_eq!(t.seconds, 20);
+    assert!(t.events.is_empty());
+    for (service, regions) in &t.services {
+        for (region, series) in regions {
+            assert_eq!(series.len(), 20);
+            let expected = steady.0[service][region];
+            assert!(
+                series.iter().all(|p| *p == expected),
+                "{service} {region}: {series:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_region_down_then_back_is_ejected_at_once_then_ramps_back_over_the_plans_timings() {
+    // The chain plan: baseEjectionTime 30s, the filter's recoveryRamp 10s. cn-shanghai
+    // is down from 10 s to 40 s; the first refused request ejects it (consecutive5xxErrors
+    // 1) until 40 s, when it is up again and ramps back by 50 s.
+    let scenario = from(HZ).with(SH, Condition::Down, during(10, Some(40)));
+    let t = timeline("three-region-chain", &scenario, 70);
+    assert!(
+        seconds(&t, HZ, 0..70).iter().all(|p| *p == 80.0),
+        "the rest of the split holds"
+    );
+    assert!(seconds(&t, SH, 0..10).iter().all(|p| *p == 20.0));
+    assert!(
+        seconds(&t, SH, 10..11)[0] <= 1.0,
+        "ejected within its first requests"
+    );
+    assert!(seconds(&t, SH, 11..40).iter().all(|p| *p == 0.0));
+    assert!(
+        seconds(&t, BJ, 11..40).iter().all(|p| *p == 20.0),
+        "down cn-shanghai's chain"
+    );
+    let ramp = seconds(&t, SH, 40..50);
+    assert!(ramp.iter().all(|p| *p > 0.0 && *p < 20.0), "{ramp:?}");
+    assert!(mean(&ramp[..5]) < mean(&ramp[5..]), "rises: {ramp:?}");
+    assert!(seconds(&t, SH, 50..70).iter().all(|p| *p == 20.0));
+    assert_eq!(
+        t.events
+            .iter()
+            .map(|e| (e.at_ms, e.change.as_str()))
+            .collect::<Vec<_>>(),
+        [(10_000, "down"), (40_000, "back up")]
+    );
+}
+
+#[test]
+fn a_region_back_before_its_ejection_ends_stays_out_until_it_ends() {
+    // Up again at 20 s, but ejected at 10 s for the plan's 30 s: nothing before 40 s.
+    let scenario = from(HZ).with(SH, Condition::Down, during(10, Some(20)));
+    let t = timeline("three-region-chain", &scenario, 60);
+    assert!(seconds(&t, SH, 11..40).iter().all(|p| *p == 0.0));
+    assert!(seconds(&t, SH, 40..50).iter().all(|p| *p > 0.0));
+    assert!(seconds(&t, SH, 50..60).iter().all(|p| *p == 20.0));
+}
+
+#[test]
+fn a_drain_is_a_policy_update_that_ramps_the_share_away_and_back() {
+    // The filter's drainRamp is 60 s: cn-hangzhou's 80 falls to 0 from 10 s to 70 s
+    // and goes down its chain (cn-shanghai); undrained at 80 s, it comes back by 140 s.
+    let scenario = from(HZ).with(HZ, Condition::Drained, during(10, Some(80)));
+    let t = timeline("three-region-chain", &scenario, 150);
+    assert!(seconds(&t, HZ, 0..10).iter().all(|p| *p == 80.0));
+    let halfway = mean(seconds(&t, HZ, 38..42));
+    assert!(
+        (halfway - 40.0).abs() < 6.0,
+        "half the ramp, half the share: {halfway}"
+    );
+    assert!(seconds(&t, HZ, 70..80).iter().all(|p| *p == 0.0));
+    assert!(seconds(&t, SH, 70..80).iter().all(|p| *p == 100.0));
+    let back = mean(seconds(&t, HZ, 108..112));
+    assert!((back - 40.0).abs() < 6.0, "half way back: {back}");
+    assert!(seconds(&t, HZ, 140..150).iter().all(|p| *p == 80.0));
+}
+
+#[test]
+fn a_drain_lifted_half_way_turns_back_from_where_the_share_is() {
+    // Drained at 10 s, lifted at 40 s, half way down the 60 s ramp (40 of 80): the share
+    // rises from 40 again and is whole at 70 s. It never drops to 0 first.
+    let scenario = from(HZ).with(HZ, Condition::Drained, during(10, Some(40)));
+    let t = timeline("three-region-chain", &scenario, 90);
+    let turning = mean(seconds(&t, HZ, 38..42));
+    assert!((turning - 40.0).abs() < 6.0, "turns at 40: {turning}");
+    assert!(seconds(&t, HZ, 40..70).iter().all(|p| *p > 30.0));
+    assert!(mean(seconds(&t, HZ, 52..58)) > 50.0);
+    assert!(seconds(&t, HZ, 70..90).iter().all(|p| *p == 80.0));
+}
+
+#[test]
+fn a_timeline_refuses_spans_it_cannot_play() {
+    let plan = load("a-failover-distribution");
+    let late = from(HZ).with(SH, Condition::Down, during(90, None));
+    assert_eq!(
+        play(&plan, &late, 60_000).unwrap_err().to_string(),
+        "--down cn-shanghai@90s..: starts after the timeline ends (60s)"
+    );
+    let spanned = from(HZ).with(SH, Condition::Degraded(30), during(10, Some(20)));
+    assert_eq!(
+        simulate(&plan, &spanned).unwrap_err().to_string(),
+        "--degraded cn-shanghai@10s..20s: a time span needs --timeline"
+    );
+    assert_eq!(
+        Span::parse("40s..10s").unwrap_err(),
+        "\"40s..10s\" ends before it starts"
+    );
+    assert_eq!(
+        Span::parse("..").unwrap_err(),
+        "\"..\" names neither a start nor an end"
+    );
+    assert_eq!(
+        Span::parse("10s").unwrap_err(),
+        "\"10s\" is not START..END (such as 10s..40s)"
+    );
+    assert_eq!(Span::parse("..30s").unwrap(), during(0, Some(30)));
+}
+
+/// docs/simulate-timeline.svg, which the README shows, is the plot of the chain's
+/// cn-shanghai outage from 10 s to 40 s: this pins the plot's bytes.
+#[test]
+fn the_plot_in_the_docs_is_what_its_timeline_draws() {
+    let scenario = from(HZ).with(SH, Condition::Down, during(10, Some(40)));
+    let svg = plot::svg(&timeline("three-region-chain", &scenario, 70)).unwrap();
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/simulate-timeline.svg");
+    if std::env::var_os("GEOLB_BLESS").is_some() {
+        std::fs::write(&path, &svg).unwrap();
+    }
+    assert!(
+        std::fs::read_to_string(&path).unwrap_or_default() == svg,
+        "docs/simulate-timeline.svg is stale: run GEOLB_BLESS=1 cargo test -p geolb --test simulate"
     );
 }

@@ -449,7 +449,7 @@ const CASES: &[Case] = &[
         name: "remote module without sha256",
         scenario: A,
         edits: &[(
-            "url: oci://registry.example.com/geolb/geolb-filter:0.1.0\n  sha256: 78ed3b96a0f518e3f337064262939bf82445b8b2e12f0fd23082da861b0c5f4c",
+            "url: oci://registry.example.com/geolb/geolb-filter:0.1.0\n  sha256: 6a806f6560f108892d86c6b9556deb6097c697dd5b0cddb00f9f969d0a5a9fd6",
             "url: oci://registry.example.com/geolb/geolb-filter:0.1.0",
         )],
         severity: Severity::Error,

@@ -212,14 +212,30 @@ impl RegionHealth {
     }
 
     /// Applies the policy's drain mark at `now_ms`; `ramp`: move the share over
-    /// `drain_ramp` (a proxy that already served the region), else at once. Returns
-    /// whether the mark changed.
-    pub fn mark_drained(&mut self, drained: bool, ramp: bool, now_ms: u64) -> bool {
+    /// `drain_ramp` (a proxy that already served the region), else at once. A mark
+    /// lifted (or set again) while its ramp is under way turns the ramp around where
+    /// the share is: it does not jump to the other end first. Returns whether the mark
+    /// changed.
+    pub fn mark_drained(
+        &mut self,
+        drained: bool,
+        ramp: bool,
+        config: &HealthConfig,
+        now_ms: u64,
+    ) -> bool {
         if self.drained == drained {
             return false;
         }
+        // The share kept now, as thousandths: the new ramp starts from it.
+        let kept = self.drain_permille(config, now_ms);
         self.drained = drained;
         self.drain_changed_ms = if ramp { now_ms.max(1) } else { 0 };
+        let still_to_move = if drained { kept } else { 1_000 - kept };
+        if ramp && still_to_move < 1_000 {
+            // Back-dated so the ramp's share at `now_ms` is `kept`.
+            let done = u64::from(1_000 - still_to_move) * config.drain_ramp_ms / 1_000;
+            self.drain_changed_ms = now_ms.saturating_sub(done).max(1);
+        }
         true
     }
 
@@ -664,8 +680,11 @@ mod tests {
     fn a_drain_moves_the_share_off_over_the_ramp_and_back_the_same_way() {
         let cfg = drain_config(10_000);
         let mut h = RegionHealth::default();
-        assert!(h.mark_drained(true, true, 100_000));
-        assert!(!h.mark_drained(true, true, 100_500), "already drained");
+        assert!(h.mark_drained(true, true, &cfg, 100_000));
+        assert!(
+            !h.mark_drained(true, true, &cfg, 100_500),
+            "already drained"
+        );
         let share = |h: &RegionHealth, now| match h.admission(&cfg, now) {
             Admission::Healthy => 1_000,
             Admission::Ramping { permille } => permille,
@@ -678,7 +697,7 @@ mod tests {
         assert_eq!(h.admission(&cfg, 110_000), Admission::Drained);
         assert!(h.depends_on_time());
         // Lifted: back over the same ramp.
-        assert!(h.mark_drained(false, true, 200_000));
+        assert!(h.mark_drained(false, true, &cfg, 200_000));
         assert_eq!(share(&h, 200_000), 0);
         assert_eq!(share(&h, 201_000), 100);
         assert_eq!(share(&h, 205_000), 500);
@@ -686,17 +705,36 @@ mod tests {
     }
 
     #[test]
+    fn a_drain_lifted_half_way_turns_back_from_where_the_share_is() {
+        let cfg = drain_config(10_000);
+        let mut h = RegionHealth::default();
+        h.mark_drained(true, true, &cfg, 100_000);
+        assert_eq!(h.drain_permille(&cfg, 104_000), 600);
+        // Lifted at 60% kept: it goes on from 60%, up, and is whole 4 s later.
+        assert!(h.mark_drained(false, true, &cfg, 104_000));
+        assert_eq!(h.drain_permille(&cfg, 104_000), 600);
+        assert_eq!(h.drain_permille(&cfg, 106_000), 800);
+        assert_eq!(h.drain_permille(&cfg, 108_000), 1_000);
+        // Drained again half way back: down from there.
+        h.mark_drained(true, true, &cfg, 107_000);
+        assert_eq!(h.drain_permille(&cfg, 107_000), 900);
+        assert_eq!(h.drain_permille(&cfg, 112_000), 400);
+        assert_eq!(h.drain_permille(&cfg, 116_000), 0);
+    }
+
+    #[test]
     fn a_drain_without_a_ramp_holds_at_once_and_needs_no_clock() {
         let cfg = drain_config(10_000);
         let mut h = RegionHealth::default();
         // A proxy that starts with the region drained.
-        assert!(h.mark_drained(true, false, 100_000));
+        assert!(h.mark_drained(true, false, &cfg, 100_000));
         assert_eq!(h.admission(&cfg, 100_000), Admission::Drained);
         assert!(!h.depends_on_time());
         // A ramp of 0s: at once as well.
         let mut h = RegionHealth::default();
-        h.mark_drained(true, true, 100_000);
-        assert_eq!(h.admission(&drain_config(0), 100_000), Admission::Drained);
+        let at_once = drain_config(0);
+        h.mark_drained(true, true, &at_once, 100_000);
+        assert_eq!(h.admission(&at_once, 100_000), Admission::Drained);
     }
 
     #[test]
@@ -706,7 +744,7 @@ mod tests {
             ..drain_config(10_000)
         };
         let mut h = RegionHealth::default();
-        h.mark_drained(true, true, 100_000);
+        h.mark_drained(true, true, &cfg, 100_000);
         assert_eq!(h.record_failure(&cfg, 101_000), Transition::None);
         assert!(matches!(
             h.record_failure(&cfg, 101_001),

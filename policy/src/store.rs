@@ -51,7 +51,7 @@ pub fn health_key(plugin: &str, service: &str) -> String {
 /// service's regions changed) is replaced by a fresh one.
 ///
 /// A mark that changes in a table this proxy already had moves the share over the
-/// drain ramp from `now_ms`; in a fresh table it holds at once, because a proxy that
+/// drain ramp of `config` from `now_ms`; in a fresh table it holds at once, because a proxy that
 /// starts with a region drained has no traffic there to move. Every VM of the proxy
 /// calls this with the same marks: the first one to apply them writes, the others find
 /// them written. Returns the slots whose mark changed.
@@ -60,6 +60,7 @@ pub fn seed<S: SharedStore>(
     key: &str,
     shape: TableShape,
     drained: &[bool],
+    config: &HealthConfig,
     now_ms: u64,
 ) -> Result<Vec<Slot>, StoreError> {
     for _ in 0..MAX_CAS_ATTEMPTS {
@@ -74,7 +75,7 @@ pub fn seed<S: SharedStore>(
         let mut changed = Vec::new();
         for (slot, record) in table.iter_mut().enumerate() {
             let mark = drained.get(slot).copied().unwrap_or(false);
-            if record.mark_drained(mark, existed, now_ms) {
+            if record.mark_drained(mark, existed, config, now_ms) {
                 changed.push(slot);
             }
         }

@@ -40,7 +40,7 @@ fn config(threshold: u32) -> HealthConfig {
 fn concurrent_failures_from_many_workers_are_all_counted() {
     let store = Arc::new(MemoryStore::default());
     let key = health_key("geolb", "reviews.default");
-    seed(&*store, &key, TWO, &[], 0).unwrap();
+    seed(&*store, &key, TWO, &[], &HealthConfig::default(), 0).unwrap();
     let cfg = config(10_000);
     let threads: Vec<_> = (0..8)
         .map(|_| {
@@ -73,9 +73,9 @@ fn concurrent_failures_from_many_workers_are_all_counted() {
 fn seeding_keeps_what_is_there() {
     let store = MemoryStore::default();
     let key = health_key("geolb", "reviews.default");
-    seed(&store, &key, ONE, &[], 0).unwrap();
+    seed(&store, &key, ONE, &[], &HealthConfig::default(), 0).unwrap();
     record(&store, &key, ONE, 0, Observation::Failure, &config(5), 1).unwrap();
-    seed(&store, &key, ONE, &[], 0).unwrap();
+    seed(&store, &key, ONE, &[], &HealthConfig::default(), 0).unwrap();
     let (bytes, _) = store.get(&key).unwrap().unwrap();
     assert_eq!(decode_table(Some(&bytes), ONE)[0].consecutive_failures, 1);
 }
@@ -84,7 +84,7 @@ fn seeding_keeps_what_is_there() {
 fn an_ejection_recorded_by_one_worker_is_seen_by_another() {
     let store = MemoryStore::default();
     let key = health_key("geolb", "reviews.default");
-    seed(&store, &key, TWO, &[], 0).unwrap();
+    seed(&store, &key, TWO, &[], &HealthConfig::default(), 0).unwrap();
     let t = record(&store, &key, TWO, 0, Observation::Failure, &config(1), 100).unwrap();
     assert_eq!(t, Transition::Ejected { until_ms: 1_100 });
     // "Another worker" reads the same key.
@@ -110,7 +110,7 @@ fn a_success_on_a_healthy_region_writes_nothing() {
     }
     let store = CountingStore(MemoryStore::default(), Default::default());
     let key = health_key("geolb", "reviews.default");
-    seed(&store, &key, TWO, &[], 0).unwrap();
+    seed(&store, &key, TWO, &[], &HealthConfig::default(), 0).unwrap();
     for now in 0..100 {
         record(&store, &key, TWO, 0, Observation::Success, &config(5), now).unwrap();
     }
@@ -137,14 +137,14 @@ fn a_table_for_other_regions_is_replaced_and_one_for_the_same_regions_kept() {
         TableShape::of(["cn-hangzhou", "cn-shanghai"]),
         TableShape::of(["cn-hangzhou", "cn-beijing"]),
     );
-    seed(&store, &key, hz_sh, &[], 0).unwrap();
+    seed(&store, &key, hz_sh, &[], &HealthConfig::default(), 0).unwrap();
     record(&store, &key, hz_sh, 0, Observation::Failure, &config(5), 1).unwrap();
     // A policy update that keeps the service's regions keeps its health ...
-    seed(&store, &key, hz_sh, &[], 0).unwrap();
+    seed(&store, &key, hz_sh, &[], &HealthConfig::default(), 0).unwrap();
     let (bytes, _) = store.get(&key).unwrap().unwrap();
     assert_eq!(decode_table(Some(&bytes), hz_sh)[0].consecutive_failures, 1);
     // ... one that changes them starts clean, in the same key (no key is left behind).
-    seed(&store, &key, hz_bj, &[], 0).unwrap();
+    seed(&store, &key, hz_bj, &[], &HealthConfig::default(), 0).unwrap();
     let (bytes, _) = store.get(&key).unwrap().unwrap();
     assert!(hz_bj.matches(&bytes));
     assert_eq!(
@@ -273,7 +273,15 @@ fn a_probe_recorded_by_the_prober_is_seen_by_every_worker() {
         }),
         ..config(5)
     };
-    seed(&store, &key, TWO, &[false, false], 0).unwrap();
+    seed(
+        &store,
+        &key,
+        TWO,
+        &[false, false],
+        &HealthConfig::default(),
+        0,
+    )
+    .unwrap();
     let t = record(
         &store,
         &key,

@@ -32,6 +32,8 @@ pub const EAST_WEST_GATEWAY: TemplateId = "eastwest-gateway.yaml.j2";
 pub const VENDOR_CONSOLE: TemplateId = "vendor-console.md.j2";
 /// kustomization.yaml.
 pub const KUSTOMIZATION: TemplateId = "kustomization.yaml.j2";
+/// `geolb simulate --timeline`'s plot (SVG: values are XML-escaped).
+pub const TIMELINE_SVG: TemplateId = "timeline.svg.j2";
 
 const SOURCES: &[(TemplateId, &str)] = &[
     (
@@ -76,6 +78,10 @@ const SOURCES: &[(TemplateId, &str)] = &[
         KUSTOMIZATION,
         include_str!("../../templates/kustomization.yaml.j2"),
     ),
+    (
+        TIMELINE_SVG,
+        include_str!("../../templates/timeline.svg.j2"),
+    ),
 ];
 
 /// The environment with every template loaded, built once per process: compiling the
@@ -97,6 +103,10 @@ fn load() -> Result<Environment<'static>, minijinja::Error> {
     env.set_lstrip_blocks(true);
     env.set_keep_trailing_newline(true);
     env.add_filter("yaml", yaml_filter);
+    env.set_auto_escape_callback(|name| match name.strip_suffix(".svg.j2") {
+        Some(_) => minijinja::AutoEscape::Html,
+        None => minijinja::default_auto_escape_callback(name),
+    });
     for (id, text) in SOURCES {
         env.add_template(id, text)?;
     }
