@@ -241,7 +241,7 @@ fn decide_for(
             2 => {
                 // The operator's drain, with or without a ramp.
                 let flags = bytes.u8();
-                record.mark_drained(flags & 1 == 1, flags & 2 == 2, now);
+                record.mark_drained(flags & 1 == 1, flags & 2 == 2, config, now);
                 health::Transition::None
             }
             _ => record.record_success(config, now),
