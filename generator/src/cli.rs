@@ -15,7 +15,6 @@ use crate::simulate::{Condition, Span, plot, timeline};
 use crate::source::Source;
 use crate::topology::Topology;
 use crate::{drift, netplan, plan, render, simulate, validate};
-use geolb_policy::units::DurationText;
 
 /// geolb turns one reviewed plan of a multi-region Istio mesh (regions, VPCs,
 /// vSwitches, clusters, networks, services and their failover/distribution rules)
@@ -104,7 +103,7 @@ enum Command {
         drained: Vec<(String, Span)>,
         /// Play the scenario for LENGTH (such as `90s`, at most 1h) and print the
         /// split of every second.
-        #[arg(long, value_name = "LENGTH", value_parser = timeline_length)]
+        #[arg(long, value_name = "LENGTH", value_parser = timeline::length)]
         timeline: Option<u64>,
         /// With `--timeline`: also write the timeline as an SVG plot to FILE.
         #[arg(long, value_name = "FILE", requires = "timeline")]
@@ -138,18 +137,6 @@ fn degraded_region(text: &str) -> Result<(String, u8, Span), String> {
         .filter(|p| (1..=100).contains(p))
         .ok_or_else(|| format!("{percent:?} is not a percent of 1..100"))?;
     Ok((region.to_owned(), percent, during))
-}
-
-/// Parses `--timeline LENGTH`: a plan duration of 1s to 1h.
-fn timeline_length(text: &str) -> Result<u64, String> {
-    let millis = DurationText::parse(text)
-        .map_err(|e| format!("{text:?}: {e}"))?
-        .millis();
-    if (1_000..=timeline::MAX_LENGTH_MS).contains(&millis) {
-        Ok(millis)
-    } else {
-        Err(format!("{text:?} is not a length of 1s to 1h"))
-    }
 }
 
 #[derive(Debug, clap::Args)]

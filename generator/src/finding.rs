@@ -5,7 +5,7 @@ use std::fmt;
 
 use miette::{Diagnostic, LabeledSpan, NamedSource, SourceCode};
 
-use crate::source::{FieldPath, Source};
+use crate::source::{FieldPath, Place, Source};
 
 /// How bad a finding is: errors stop `render`, warnings are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -71,15 +71,21 @@ impl Finding {
         self
     }
 
-    /// Attach the source, ready for miette.
-    pub fn locate(&self, source: &Source) -> Located {
-        let place = if let Some((line, column)) = self.at {
+    /// Where in `source` the finding points: the parser's own position, else the key
+    /// or the value at its path (or the nearest ancestor that exists).
+    pub fn place(&self, source: &Source) -> Option<Place> {
+        if let Some((line, column)) = self.at {
             Some(source.place_at(line, column))
         } else if self.at_key {
             source.key_place(&self.path)
         } else {
             source.place(&self.path)
-        };
+        }
+    }
+
+    /// Attach the source, ready for miette.
+    pub fn locate(&self, source: &Source) -> Located {
+        let place = self.place(source);
         let location = place.map_or_else(
             || source.name().to_owned(),
             |p| format!("{}:{}:{}", source.name(), p.line, p.column),

@@ -2,8 +2,11 @@
 //! deterministic Istio manifests for GitOps out.
 
 pub mod addressing;
+#[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(feature = "cli")]
 pub mod drift;
+#[cfg(feature = "cli")]
 pub mod files;
 pub mod finding;
 pub mod netplan;
@@ -16,10 +19,12 @@ pub mod source;
 pub mod topology;
 pub mod validate;
 
+#[cfg(feature = "cli")]
 use std::path::Path;
 
 /// Loads, validates and renders a plan file (what `geolb render` does, minus
 /// writing): the entry point for tests and the benchmark. Errors are rendered text.
+#[cfg(feature = "cli")]
 pub fn render_file(
     path: &Path,
     extension_api: render::ExtensionApi,

@@ -25,7 +25,8 @@ use geolb_policy::token::route_header_value;
 pub type Manifests = BTreeMap<String, String>;
 
 /// Which Istio API carries the filter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum ExtensionApi {
     /// `WasmPlugin` (every Istio version geolb targets).
     #[default]

@@ -44,7 +44,7 @@ const CONNECT_FAILURE: ResponseFlags = ResponseFlags(0x20);
 /// Where a request goes when no region admits it: the mesh's own load balancing.
 pub const MESH_DEFAULT: &str = "mesh-default";
 /// Any route token will do: the simulation never builds a header.
-const TOKEN: &str = "simulation-only-token-never-sent";
+pub const TOKEN: &str = "simulation-only-token-never-sent";
 
 /// What the upstreams of one region do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,6 +13,18 @@ use crate::plan::Plan;
 /// The longest timeline played (one hour: 360,000 requests per service).
 pub const MAX_LENGTH_MS: u64 = 3_600_000;
 
+/// Parses a timeline's length: a plan duration of 1s to 1h.
+pub fn length(text: &str) -> Result<u64, String> {
+    let millis = DurationText::parse(text)
+        .map_err(|e| format!("{text:?}: {e}"))?
+        .millis();
+    if (1_000..=MAX_LENGTH_MS).contains(&millis) {
+        Ok(millis)
+    } else {
+        Err(format!("{text:?} is not a length of 1s to 1h"))
+    }
+}
+
 /// The split second by second, per service and region.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Timeline {
