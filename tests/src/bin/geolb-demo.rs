@@ -439,7 +439,15 @@ fn main() {
     let mut last_tick = Instant::now();
 
     while !interrupted.load(Ordering::SeqCst) {
-        std::thread::sleep(Duration::from_millis(100));
+        // Polls every 100 ms, but wakes exactly when the countdown of the ejection ends:
+        // a poll that came late would count the first requests of the ramp as ejected.
+        let poll = match (phase, ejected_until) {
+            (Phase::Ejected, Some(t)) => t
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(100)),
+            _ => Duration::from_millis(100),
+        };
+        std::thread::sleep(poll);
         let counters = filter_counters(&geolb_stats(sidecar));
         let ejections = counters
             .get(&("ejections".to_string(), local.clone()))
@@ -513,10 +521,13 @@ fn main() {
             let now = format!("[{:>4.0}s]", started.elapsed().as_secs_f64());
             phase = match ending {
                 Phase::Healthy => {
+                    // Taken before the stop: a request cut off while the port closes
+                    // fails no earlier than this, so the filter's ejection never ends
+                    // before the demo's countdown does.
+                    stopped_at = Some(Instant::now());
                     for u in bookinfo.upstreams_in_region(SERVICE, &local) {
                         u.stop();
                     }
-                    stopped_at = Some(Instant::now());
                     screen.note(&format!("{now} stopped {local}'s reviews"));
                     Phase::Failover
                 }
