@@ -583,7 +583,7 @@ fn an_invalid_first_policy_passes_traffic_through_without_stopping_envoy() {
     assert!(
         logs.iter().any(|(l, m)| *l == Level::Error
             && m.contains(
-                r#"services[0].distribute["cn-hangzhou"]: weights sum to 110, must be 100"#
+                r#"services[0].distribute["cn-hangzhou"]: weights from cn-hangzhou sum to 110 (cn-hangzhou=90, cn-shanghai=20), must be 100"#
             )),
         "{logs:?}"
     );

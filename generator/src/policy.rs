@@ -1,11 +1,13 @@
 //! The filter's policy, built from the plan with the pure crate's wire types and
 //! serialized by serde: the WasmPlugin `pluginConfig` is never hand-templated.
 
-use geolb_policy::API_VERSION;
+use geolb_policy::Segment::{Field, Index, Key};
 use geolb_policy::units::WholeNumber;
 use geolb_policy::wire::{self, HealthSettings};
+use geolb_policy::{API_VERSION, FieldPath, Segment};
 
 use crate::plan::{OutlierDetection, Service};
+use crate::source::FieldPath as PlanPath;
 use crate::topology::Topology;
 
 /// Which proxies a policy is for: sidecars and ingress gateways differ in how the
@@ -133,12 +135,12 @@ fn implied_failures(o: &OutlierDetection) -> Option<(u32, &'static str)> {
     .find_map(|(n, field)| n.filter(|n| *n > 0).map(|n| (n, field)))
 }
 
-/// The plan field a service's policy health field came from: the service's own
-/// `health`, or, where that leaves it unset, the `outlierDetection` field it follows.
-fn health_origin(s: &Service, field: &str) -> String {
+/// The `outlierDetection` field a service's policy health field came from, where the
+/// service's own `health` leaves it unset; `None`: from `health`.
+fn implied_by(s: &Service, field: &str) -> Option<&'static str> {
     let explicit = s.health.as_ref();
     let od = s.outlier_detection.as_ref();
-    let implied = match field {
+    match field {
         "consecutiveFailures" if explicit.is_none_or(|h| h.consecutive_failures.is_none()) => {
             od.and_then(implied_failures).map(|(_, f)| f)
         }
@@ -151,62 +153,62 @@ fn health_origin(s: &Service, field: &str) -> String {
                 .map(|_| "baseEjectionTime")
         }
         _ => None,
-    };
-    match implied {
-        Some(f) => format!("outlierDetection.{f}"),
-        None => format!("health.{field}"),
     }
 }
 
-/// Maps a policy field path back to the plan field it came from, following a
-/// service's implied health settings to its `outlierDetection`.
-pub fn plan_path_in(plan: &crate::plan::Plan, policy_path: &str) -> String {
-    let path = plan_path_of(policy_path);
-    if let Some(rest) = policy_path.strip_prefix("services[")
-        && let Some((index, tail)) = rest.split_once(']')
-        && let Some(field) = tail.strip_prefix(".health.")
-        && let Some(s) = index
-            .parse::<usize>()
-            .ok()
-            .and_then(|i| plan.services.get(i))
-    {
-        let name = field.split(['.', '[']).next().unwrap_or(field);
-        if !name.is_empty() && name.len() == field.len() {
-            return format!("services[{index}].{}", health_origin(s, name));
+/// Whether a policy field holds a service's region rules (failover chains,
+/// distributions, drains), which the core owns: the generator reports the core's
+/// findings on them as its own.
+pub fn is_region_rule(policy_path: &FieldPath) -> bool {
+    match policy_path.segments() {
+        [Field(services), Index(_), Field(f), ..] if services == "services" => {
+            ["failover", "distribute", "drain"].contains(&f.as_str())
         }
+        [Field(f), ..] => f == "drain",
+        _ => false,
     }
-    path
 }
 
-/// Maps a policy field path back to the plan field it came from.
-pub fn plan_path_of(policy_path: &str) -> String {
-    if let Some(rest) = policy_path.strip_prefix("health") {
-        return format!("filter.health{rest}");
-    }
-    if policy_path.starts_with("routingHeader") {
-        return String::from("filter.routingHeader");
-    }
-    if policy_path.starts_with("drain") {
+/// The plan field a policy field came from, by the policy path's structure (the
+/// policy is built from the plan by [`wire_policy`]: its services are the plan's, in
+/// order), following a service's implied health settings to its `outlierDetection`.
+pub fn plan_path(plan: &crate::plan::Plan, policy_path: &FieldPath) -> PlanPath {
+    let root = PlanPath::root();
+    match policy_path.segments() {
+        [Field(f), rest @ ..] if f == "health" => within(root.key("filter").key("health"), rest),
+        [Field(f), ..] if f == "routingHeader" => root.key("filter").key("routingHeader"),
         // The policy lists the drained regions; the plan marks them in `regions[]`.
-        return String::from("regions");
+        [Field(f), ..] if f == "drain" => root.key("regions"),
+        [Field(f), Index(i), rest @ ..] if f == "services" => {
+            service_path(plan.services.get(*i), root.key("services").index(*i), rest)
+        }
+        _ => root,
     }
-    if let Some(rest) = policy_path.strip_prefix("services[")
-        && let Some((index, tail)) = rest.split_once(']')
-    {
-        let tail = if tail.starts_with(".failover")
-            || tail.starts_with(".distribute")
-            || tail.starts_with(".drain")
-        {
-            format!(".traffic{tail}")
-        } else if tail.starts_with(".probe.port") {
-            // The probe goes to the service's own port.
-            String::from(".port")
-        } else if tail.starts_with(".health") || tail.starts_with(".probe") {
-            tail.to_owned()
-        } else {
-            String::new()
-        };
-        return format!("services[{index}]{tail}");
+}
+
+/// The plan field of a path below `services[i]` of the policy.
+fn service_path(service: Option<&Service>, at: PlanPath, rest: &[Segment]) -> PlanPath {
+    match rest {
+        [Field(f), ..] if ["failover", "distribute", "drain"].contains(&f.as_str()) => {
+            within(at.key("traffic"), rest)
+        }
+        // The probe goes to the service's own port.
+        [Field(f), Field(p), ..] if f == "probe" && p == "port" => at.key("port"),
+        [Field(f), Field(field)] if f == "health" => {
+            match service.and_then(|s| implied_by(s, field)) {
+                Some(implied) => at.key("outlierDetection").key(implied),
+                None => at.key("health").key(field),
+            }
+        }
+        [Field(f), ..] if f == "health" || f == "probe" => within(at, rest),
+        _ => at,
     }
-    String::new()
+}
+
+/// `at` extended by the policy path's remaining steps, which the plan shares.
+fn within(at: PlanPath, rest: &[Segment]) -> PlanPath {
+    rest.iter().fold(at, |at, segment| match segment {
+        Field(name) | Key(name) => at.key(name),
+        Index(i) => at.index(*i),
+    })
 }

@@ -1,5 +1,5 @@
-//! The published JSON Schema of the plan (`generator/plan.schema.json`) must match the
-//! types; regenerate with `geolb schema > generator/plan.schema.json`.
+//! The published JSON Schema of the plan (`generator/plan.schema.json`, the one pin of
+//! it) must match the types, and must accept the plans geolb ships.
 
 // Test helpers outside #[test] functions: a failed unwrap is a failed test.
 #![allow(
@@ -9,7 +9,13 @@
     clippy::indexing_slicing
 )]
 
-use std::path::Path;
+mod support;
+
+use std::path::{Path, PathBuf};
+
+fn committed_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("plan.schema.json")
+}
 
 fn generated() -> String {
     serde_json::to_string_pretty(&geolb::plan::json_schema()).unwrap() + "\n"
@@ -17,29 +23,58 @@ fn generated() -> String {
 
 #[test]
 fn committed_schema_is_current() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("plan.schema.json");
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    if support::bless() {
+        std::fs::write(committed_path(), generated()).unwrap();
+    }
+    let committed = std::fs::read_to_string(committed_path()).unwrap_or_default();
     assert!(
         committed == generated(),
-        "generator/plan.schema.json is stale; run `cargo run -p geolb -- schema > generator/plan.schema.json`"
+        "generator/plan.schema.json is stale; run scripts/bless.sh"
     );
 }
 
+/// Every example plan validates against the committed schema, the file editors and CI
+/// jobs outside geolb check plans with; a schema that refused one of them would flag
+/// a valid plan in every editor.
 #[test]
-fn schema_snapshot() {
-    insta::assert_snapshot!("plan-schema", generated());
+fn the_committed_schema_accepts_every_example_plan() {
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(committed_path()).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/examples");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&examples).unwrap() {
+        let plan_path = entry.unwrap().path().join("plan.yaml");
+        if !plan_path.exists() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&plan_path).unwrap();
+        let plan: serde_json::Value =
+            serde_saphyr::from_str_with_options(&text, geolb::plan::yaml_options()).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&plan)
+            .map(|e| format!("{}: {e}", e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{}: {errors:#?}", plan_path.display());
+        checked += 1;
+    }
+    assert_eq!(checked, 4, "the four example plans");
 }
 
-/// Every example plan is valid against the schema's required top-level fields.
+/// The schema refuses a plan without one of its required top-level fields, so an
+/// editor flags the omission before geolb runs.
 #[test]
-fn schema_names_the_top_level_fields() {
-    let schema: serde_json::Value = serde_json::from_str(&generated()).unwrap();
-    let required: Vec<&str> = schema["required"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|v| v.as_str())
-        .collect();
+fn the_committed_schema_refuses_a_plan_without_a_required_field() {
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(committed_path()).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../manifests/examples/a-failover-distribution/plan.yaml"),
+    )
+    .unwrap();
+    let plan: serde_json::Value =
+        serde_saphyr::from_str_with_options(&text, geolb::plan::yaml_options()).unwrap();
     for field in [
         "apiVersion",
         "kind",
@@ -49,6 +84,17 @@ fn schema_names_the_top_level_fields() {
         "services",
         "filter",
     ] {
-        assert!(required.contains(&field), "{field}");
+        let mut without = plan.clone();
+        without.as_object_mut().unwrap().remove(field).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&without)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains(&format!("\"{field}\" is a required property"))),
+            "{field}: {errors:?}"
+        );
     }
 }

@@ -330,6 +330,6 @@ fn the_plot_in_the_docs_is_what_its_timeline_draws() {
     }
     assert!(
         std::fs::read_to_string(&path).unwrap_or_default() == svg,
-        "docs/simulate-timeline.svg is stale: run GEOLB_BLESS=1 cargo test -p geolb --test simulate"
+        "docs/simulate-timeline.svg is stale: run scripts/bless.sh"
     );
 }

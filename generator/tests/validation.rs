@@ -330,7 +330,7 @@ const CASES: &[Case] = &[
         edits: &[("cn-hangzhou: [cn-shanghai]", "cn-hangzhou: [cn-hangzhou]")],
         severity: Severity::Error,
         path: "services[3].traffic.failover[\"cn-hangzhou\"][0]",
-        message: "region cn-hangzhou fails over to itself (service reviews)",
+        message: "region cn-hangzhou fails over to itself (service reviews.default)",
     },
     Case {
         name: "failover to a region where the service does not run",
@@ -341,7 +341,7 @@ const CASES: &[Case] = &[
         )],
         severity: Severity::Error,
         path: "services[3].traffic.failover[\"cn-hangzhou\"][0]",
-        message: "service reviews does not run in region cn-shanghai (it runs in: cn-hangzhou)",
+        message: "service reviews.default does not run in region cn-shanghai (it runs in: cn-hangzhou)",
     },
     Case {
         name: "distribution to a region where the service does not run",
@@ -352,7 +352,7 @@ const CASES: &[Case] = &[
         )],
         severity: Severity::Error,
         path: "services[3].traffic.distribute[\"cn-hangzhou\"][\"cn-shanghai\"]",
-        message: "service reviews does not run in region cn-shanghai",
+        message: "service reviews.default does not run in region cn-shanghai",
     },
     Case {
         name: "chain reaching no other region",
@@ -449,8 +449,9 @@ const CASES: &[Case] = &[
         name: "remote module without sha256",
         scenario: A,
         edits: &[(
-            "url: oci://registry.example.com/geolb/geolb-filter:0.1.0\n  sha256: 6a806f6560f108892d86c6b9556deb6097c697dd5b0cddb00f9f969d0a5a9fd6",
-            "url: oci://registry.example.com/geolb/geolb-filter:0.1.0",
+            // The pin stays on its line, commented out: the case holds no digest.
+            "\n  sha256: ",
+            "\n  # sha256: ",
         )],
         severity: Severity::Error,
         path: "filter.url",

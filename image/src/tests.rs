@@ -69,7 +69,7 @@ fn another_module_gives_another_digest_and_the_tag_only_changes_the_index() {
 }
 
 /// Guards the format: any change to the tar, the gzip stream, the config or the
-/// manifest changes this digest, and with it every `oci://` pin (scripts/repin.sh).
+/// manifest changes this digest, and with it every `oci://` pin (scripts/bless.sh).
 #[test]
 fn the_format_is_pinned() {
     let image = Image::build(&module(b"pinned"), "0.1.0").unwrap();

@@ -7,10 +7,19 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{path}: {problem}")]
 pub struct PolicyError {
-    /// Field path in JavaScript-like notation, e.g. `services[0].failover["cn-hangzhou"][1]`.
-    pub path: String,
+    /// Where: `services[0].failover["cn-hangzhou"][1]`.
+    pub path: FieldPath,
     /// What is wrong there.
     pub problem: Problem,
+    /// Whether the problem is the map key the path ends in rather than its value.
+    pub at_key: bool,
+}
+
+impl PolicyError {
+    /// What to do about it, for a reader who can change the policy's source.
+    pub fn hint(&self) -> String {
+        self.problem.hint()
+    }
 }
 
 /// Every problem a policy can have.
@@ -30,6 +39,18 @@ pub enum Problem {
     /// A list that must hold something is empty.
     #[error("must not be empty")]
     Empty,
+    /// A failover rule without regions to fail over to.
+    #[error("the failover chain of {from} is empty")]
+    EmptyChain {
+        /// The region whose chain it is.
+        from: String,
+    },
+    /// A distribution without target regions.
+    #[error("the distribution from {from} is empty")]
+    EmptyDistribution {
+        /// The source region.
+        from: String,
+    },
     /// A name that is not usable as a region, service name, host or header.
     #[error("{value:?} is not a valid {what}: {why}")]
     InvalidName {
@@ -59,7 +80,7 @@ pub enum Problem {
         known: String,
     },
     /// A region where the service does not run used as a target.
-    #[error("service {service:?} does not run in region {region:?} (it runs in: {runs_in})")]
+    #[error("service {service} does not run in region {region} (it runs in: {runs_in})")]
     NotServed {
         /// The service.
         service: String,
@@ -69,14 +90,33 @@ pub enum Problem {
         runs_in: String,
     },
     /// A failover chain that names its own region.
-    #[error("region {0:?} cannot fail over to itself")]
-    FailoverToSelf(String),
+    #[error("region {region} fails over to itself (service {service})")]
+    FailoverToSelf {
+        /// The region.
+        region: String,
+        /// The service whose rule it is.
+        service: String,
+    },
     /// A weight outside 1..=100.
-    #[error("weight {0} is out of range; each weight must be 1..100")]
-    WeightOutOfRange(u64),
+    #[error("weight {weight} for {from} -> {to} is out of range; each weight must be 1..100")]
+    WeightOutOfRange {
+        /// The source region.
+        from: String,
+        /// The target region.
+        to: String,
+        /// The weight given.
+        weight: u64,
+    },
     /// Weights that do not add up to 100.
-    #[error("weights sum to {0}, must be 100")]
-    WeightSum(u64),
+    #[error("weights from {from} sum to {sum} ({}), must be 100", Weights(.weights))]
+    WeightSum {
+        /// The source region.
+        from: String,
+        /// Their sum.
+        sum: u64,
+        /// Each target region's weight, in the policy's order.
+        weights: Vec<(String, u64)>,
+    },
     /// A host claimed by two services.
     #[error("host {host:?} is already claimed by service {other:?}")]
     HostClaimed {
@@ -111,6 +151,58 @@ pub enum Problem {
     },
 }
 
+impl Problem {
+    /// What to do about it: the help line an editor shows under the message.
+    pub fn hint(&self) -> String {
+        match self {
+            Problem::Malformed(_) => "fix the field's shape; see docs/policy.md".into(),
+            Problem::UnsupportedVersion { expected, .. } => format!("use {expected:?}"),
+            Problem::Empty => "give at least one".into(),
+            Problem::EmptyChain { .. } => {
+                "name the regions that take over, in order, or drop the rule".into()
+            }
+            Problem::EmptyDistribution { .. } => {
+                "give target regions with weights summing to 100".into()
+            }
+            Problem::InvalidName { .. } | Problem::InvalidRouteToken { .. } => {
+                "fix the value; docs/policy.md lists the rules".into()
+            }
+            Problem::Duplicate(_) => "name each once".into(),
+            Problem::UnknownRegion { .. } => "fix the name or declare the region".into(),
+            Problem::NotServed { .. } => {
+                "fail over and distribute only to regions where the service has endpoints".into()
+            }
+            Problem::FailoverToSelf { .. } => {
+                "a region's chain names the other regions that take its traffic".into()
+            }
+            Problem::WeightOutOfRange { .. } => "drop a target instead of giving it 0".into(),
+            Problem::WeightSum { .. } => {
+                "make the weights of one source region add up to 100".into()
+            }
+            Problem::HostClaimed { .. } => "give each host to one service".into(),
+            Problem::OutOfRange { .. } => "give a value in the range named".into(),
+            Problem::DrainsEveryRegion(_) => "leave one region of the service undrained".into(),
+            Problem::ExplainOutsideSidecar(_) => "turn explain off for this proxy".into(),
+            Problem::UnknownResponseFlag { .. } => "use one of the flags named".into(),
+        }
+    }
+}
+
+/// Target weights as `cn-hangzhou=90, cn-shanghai=20`.
+struct Weights<'a>(&'a [(String, u64)]);
+
+impl fmt::Display for Weights<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (region, weight)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{region}={weight}")?;
+        }
+        Ok(())
+    }
+}
+
 /// All problems found in one policy. Never empty.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyErrors(pub Vec<PolicyError>);
@@ -142,41 +234,88 @@ impl fmt::Display for PolicyErrors {
 
 impl std::error::Error for PolicyErrors {}
 
-/// Builds field paths while walking the policy.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Path(String);
+/// One step of a [`FieldPath`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Segment {
+    /// A field, by its JSON name (`services`, `distribute`).
+    Field(String),
+    /// A list element.
+    Index(usize),
+    /// A map key: a region, an Istio cluster ID.
+    Key(String),
+}
 
-impl Path {
-    pub(crate) fn field(&self, name: &str) -> Path {
-        if self.0.is_empty() {
-            Path(name.to_owned())
-        } else {
-            Path(format!("{}.{name}", self.0))
-        }
+/// Where a problem is, as the steps from the policy's root, so that a caller that
+/// built the policy from another document (the generator, from a plan) maps it back
+/// by structure. Prints in JavaScript-like notation:
+/// `services[0].failover["cn-hangzhou"][1]`; the root prints `(policy)`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FieldPath(Vec<Segment>);
+
+impl FieldPath {
+    /// The policy's root.
+    pub fn root() -> FieldPath {
+        FieldPath::default()
     }
-    pub(crate) fn index(&self, index: usize) -> Path {
-        Path(format!("{}[{index}]", self.0))
+    /// The steps from the root.
+    pub fn segments(&self) -> &[Segment] {
+        &self.0
     }
-    pub(crate) fn key(&self, key: &str) -> Path {
-        Path(format!("{}[{key:?}]", self.0))
+    /// The path one step down.
+    fn then(&self, segment: Segment) -> FieldPath {
+        let mut segments = self.0.clone();
+        segments.push(segment);
+        FieldPath(segments)
     }
+    pub(crate) fn field(&self, name: &str) -> FieldPath {
+        self.then(Segment::Field(name.to_owned()))
+    }
+    pub(crate) fn index(&self, index: usize) -> FieldPath {
+        self.then(Segment::Index(index))
+    }
+    pub(crate) fn key(&self, key: &str) -> FieldPath {
+        self.then(Segment::Key(key.to_owned()))
+    }
+    /// A problem with the value at this path.
     pub(crate) fn error(&self, problem: Problem) -> PolicyError {
         PolicyError {
-            path: if self.0.is_empty() {
-                "(policy)".to_owned()
-            } else {
-                self.0.clone()
-            },
+            path: self.clone(),
             problem,
+            at_key: false,
+        }
+    }
+    /// A problem with the map key this path ends in (an unknown region as a key), so
+    /// that an editor marks the key, not its value.
+    pub(crate) fn key_error(&self, problem: Problem) -> PolicyError {
+        PolicyError {
+            at_key: matches!(self.0.last(), Some(Segment::Key(_))),
+            ..self.error(problem)
         }
     }
 }
 
-/// Renders a serde_path_to_error path in the same notation as [`Path`]; map keys
+impl fmt::Display for FieldPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("(policy)");
+        }
+        for (i, segment) in self.0.iter().enumerate() {
+            match segment {
+                Segment::Field(name) if i == 0 => f.write_str(name)?,
+                Segment::Field(name) => write!(f, ".{name}")?,
+                Segment::Index(index) => write!(f, "[{index}]")?,
+                Segment::Key(key) => write!(f, "[{key:?}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A serde_path_to_error path as a [`FieldPath`]; map keys
 /// (those below `failover` and `distribute`) are quoted.
-pub(crate) fn path_of(serde_path: &serde_path_to_error::Path) -> Path {
+pub(crate) fn path_of(serde_path: &serde_path_to_error::Path) -> FieldPath {
     use serde_path_to_error::Segment;
-    let mut path = Path::default();
+    let mut path = FieldPath::root();
     let mut keyed_depth = 0usize;
     for segment in serde_path.iter() {
         match segment {

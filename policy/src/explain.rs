@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use crate::error::{Path, PolicyErrors, Problem};
+use crate::error::{FieldPath, PolicyErrors, Problem};
 use crate::policy::{CompiledPolicy, CompiledService};
 use crate::routing::{Decision, RouteReason};
 use crate::source::ProxyIdentity;
@@ -143,7 +143,7 @@ impl CompiledPolicy {
             None => "not an Istio sidecar (no node type in node.id)".to_owned(),
         };
         Err(PolicyErrors(vec![
-            Path::default()
+            FieldPath::root()
                 .field("explain")
                 .error(Problem::ExplainOutsideSidecar(this)),
         ]))

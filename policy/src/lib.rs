@@ -20,7 +20,7 @@ pub mod token;
 pub mod units;
 pub mod wire;
 
-pub use error::{PolicyError, PolicyErrors, Problem};
+pub use error::{FieldPath, PolicyError, PolicyErrors, Problem, Segment};
 pub use policy::{
     CompiledPolicy, CompiledService, RegionId, ServiceId, Slot, fnv1a, passthrough_routing_header,
 };
@@ -45,7 +45,7 @@ pub fn parse_wire(bytes: &[u8]) -> Result<wire::Policy, PolicyErrors> {
     })?;
     deserializer.end().map_err(|err| {
         PolicyErrors(vec![
-            error::Path::default().error(Problem::Malformed(err.to_string())),
+            error::FieldPath::root().error(Problem::Malformed(err.to_string())),
         ])
     })?;
     Ok(policy)

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::cluster::OutboundCluster;
-use crate::error::{Path, PolicyError, PolicyErrors, Problem};
+use crate::error::{FieldPath, PolicyError, PolicyErrors, Problem};
 use crate::health::{HealthConfig, TableShape};
 use crate::outcome::{RESPONSE_FLAGS, ResponseFlags};
 use crate::probe::ProbeConfig;
@@ -188,7 +188,7 @@ impl TryFrom<&wire::Policy> for CompiledPolicy {
 
     fn try_from(policy: &wire::Policy) -> Result<Self, PolicyErrors> {
         let mut errors = Vec::new();
-        let root = Path::default();
+        let root = FieldPath::root();
         if policy.api_version != API_VERSION {
             errors.push(root.field("apiVersion").error(Problem::UnsupportedVersion {
                 found: policy.api_version.clone(),
@@ -257,7 +257,7 @@ impl TryFrom<&wire::Policy> for CompiledPolicy {
         for (cluster_id, region) in &policy.cluster_regions {
             let at = clusters_path.key(cluster_id);
             if let Err(why) = check_label_value(cluster_id) {
-                errors.push(at.error(Problem::InvalidName {
+                errors.push(at.key_error(Problem::InvalidName {
                     value: cluster_id.clone(),
                     what: "Istio cluster ID",
                     why,
@@ -362,7 +362,33 @@ struct Regions<'a> {
 }
 
 impl Regions<'_> {
-    fn resolve(&self, name: &str, path: &Path, errors: &mut Vec<PolicyError>) -> Option<RegionId> {
+    /// The region a value names.
+    fn resolve(
+        &self,
+        name: &str,
+        path: &FieldPath,
+        errors: &mut Vec<PolicyError>,
+    ) -> Option<RegionId> {
+        self.lookup(name, path, false, errors)
+    }
+
+    /// The region the map key `path` ends in names.
+    fn resolve_key(
+        &self,
+        name: &str,
+        path: &FieldPath,
+        errors: &mut Vec<PolicyError>,
+    ) -> Option<RegionId> {
+        self.lookup(name, path, true, errors)
+    }
+
+    fn lookup(
+        &self,
+        name: &str,
+        path: &FieldPath,
+        on_key: bool,
+        errors: &mut Vec<PolicyError>,
+    ) -> Option<RegionId> {
         match self
             .names
             .iter()
@@ -371,10 +397,15 @@ impl Regions<'_> {
         {
             Some(i) => Some(RegionId(i)),
             None => {
-                errors.push(path.error(Problem::UnknownRegion {
+                let problem = Problem::UnknownRegion {
                     region: name.to_owned(),
                     known: self.names.join(", "),
-                }));
+                };
+                errors.push(if on_key {
+                    path.key_error(problem)
+                } else {
+                    path.error(problem)
+                });
                 None
             }
         }
@@ -386,7 +417,7 @@ fn compile_service(
     regions: &Regions<'_>,
     mesh_drain: &[RegionId],
     defaults: &HealthConfig,
-    path: &Path,
+    path: &FieldPath,
     errors: &mut Vec<PolicyError>,
 ) -> Option<CompiledService> {
     let before = errors.len();
@@ -434,16 +465,26 @@ fn compile_service(
         }
     }
     let runs_in = service.regions.join(", ");
-    let slot_of = |region: &str, at: &Path, errors: &mut Vec<PolicyError>| -> Option<Slot> {
-        let id = regions.resolve(region, at, errors)?;
+    // A target region's slot; `on_key`: the region is the map key `at` ends in.
+    let slot_of = |region: &str,
+                   at: &FieldPath,
+                   on_key: bool,
+                   errors: &mut Vec<PolicyError>|
+     -> Option<Slot> {
+        let id = regions.lookup(region, at, on_key, errors)?;
         match slots.iter().position(|r| *r == id) {
             Some(slot) => Some(slot),
             None => {
-                errors.push(at.error(Problem::NotServed {
+                let problem = Problem::NotServed {
                     service: service.name.clone(),
                     region: region.to_owned(),
                     runs_in: runs_in.clone(),
-                }));
+                };
+                errors.push(if on_key {
+                    at.key_error(problem)
+                } else {
+                    at.error(problem)
+                });
                 None
             }
         }
@@ -452,20 +493,23 @@ fn compile_service(
     let mut failover = BTreeMap::new();
     for (from, chain) in &service.failover {
         let at = path.field("failover").key(from);
-        let Some(from_id) = regions.resolve(from, &at, errors) else {
+        let Some(from_id) = regions.resolve_key(from, &at, errors) else {
             continue;
         };
         if chain.is_empty() {
-            errors.push(at.error(Problem::Empty));
+            errors.push(at.error(Problem::EmptyChain { from: from.clone() }));
         }
         let mut compiled = Vec::with_capacity(chain.len());
         for (i, to) in chain.iter().enumerate() {
             let at = at.index(i);
             if to == from {
-                errors.push(at.error(Problem::FailoverToSelf(from.clone())));
+                errors.push(at.error(Problem::FailoverToSelf {
+                    region: from.clone(),
+                    service: service.name.clone(),
+                }));
                 continue;
             }
-            if let Some(slot) = slot_of(to, &at, errors) {
+            if let Some(slot) = slot_of(to, &at, false, errors) {
                 if compiled.contains(&slot) {
                     errors.push(at.error(Problem::Duplicate(to.clone())));
                 } else {
@@ -479,11 +523,11 @@ fn compile_service(
     let mut distribute = BTreeMap::new();
     for (from, weights) in &service.distribute {
         let at = path.field("distribute").key(from);
-        let Some(from_id) = regions.resolve(from, &at, errors) else {
+        let Some(from_id) = regions.resolve_key(from, &at, errors) else {
             continue;
         };
         if weights.is_empty() {
-            errors.push(at.error(Problem::Empty));
+            errors.push(at.error(Problem::EmptyDistribution { from: from.clone() }));
             continue;
         }
         let mut compiled = Vec::with_capacity(weights.len());
@@ -493,15 +537,23 @@ fn compile_service(
             let at = at.key(to);
             sum = sum.saturating_add(weight.0);
             if !(1..=100).contains(&weight.0) {
-                errors.push(at.error(Problem::WeightOutOfRange(weight.0)));
+                errors.push(at.error(Problem::WeightOutOfRange {
+                    from: from.clone(),
+                    to: to.clone(),
+                    weight: weight.0,
+                }));
                 weights_ok = false;
             }
-            if let Some(slot) = slot_of(to, &at, errors) {
+            if let Some(slot) = slot_of(to, &at, true, errors) {
                 compiled.push((slot, u32::try_from(weight.0).unwrap_or(0)));
             }
         }
         if weights_ok && sum != 100 {
-            errors.push(at.error(Problem::WeightSum(sum)));
+            errors.push(at.error(Problem::WeightSum {
+                from: from.clone(),
+                sum,
+                weights: weights.iter().map(|(r, w)| (r.clone(), w.0)).collect(),
+            }));
         }
         // Declared order is the map's (sorted) order; keep the slot order for SWRR ties.
         compiled.sort_unstable();
@@ -515,7 +567,7 @@ fn compile_service(
         let at = path.field("drain").index(i);
         if !own_drain.insert(region.as_str()) {
             errors.push(at.error(Problem::Duplicate(region.clone())));
-        } else if let Some(slot) = slot_of(region, &at, errors)
+        } else if let Some(slot) = slot_of(region, &at, false, errors)
             && let Some(mark) = drained.get_mut(slot)
         {
             *mark = true;
@@ -523,7 +575,7 @@ fn compile_service(
     }
     if !drained.is_empty() && drained.iter().all(|d| *d) {
         let at = if service.drain.is_empty() {
-            Path::default().field("drain")
+            FieldPath::root().field("drain")
         } else {
             path.field("drain")
         };
@@ -553,7 +605,7 @@ fn compile_service(
 fn compile_health(
     base: &HealthConfig,
     settings: Option<&wire::HealthSettings>,
-    path: &Path,
+    path: &FieldPath,
     errors: &mut Vec<PolicyError>,
 ) -> HealthConfig {
     let mut config = base.clone();
@@ -643,7 +695,7 @@ fn compile_health(
 fn compile_probe(
     settings: &wire::ProbeSettings,
     service: &wire::Service,
-    path: &Path,
+    path: &FieldPath,
     errors: &mut Vec<PolicyError>,
 ) -> Option<ProbeConfig> {
     use crate::probe::{

@@ -70,7 +70,7 @@ proptest! {
         replace_at(&mut doc, pick, with);
         if let Err(errors) = parse_policy(doc.to_string().as_bytes()) {
             prop_assert!(!errors.0.is_empty());
-            prop_assert!(errors.0.iter().all(|e| !e.path.is_empty()));
+            prop_assert!(errors.0.iter().all(|e| !e.path.to_string().is_empty()));
         }
     }
 }

@@ -947,7 +947,7 @@ mod tests {
     }
 
     /// `tests/fixtures/*.yaml` are what the renderer produces for the example topology.
-    /// Regenerate with `GEOLB_BLESS=1 cargo test -p geolb-e2e --lib`.
+    /// Regenerate with scripts/bless.sh.
     #[test]
     fn fixtures_are_up_to_date() {
         let dir = crate::paths::repo_root().join("tests/fixtures");
@@ -963,7 +963,7 @@ mod tests {
         }
         assert!(
             stale.is_empty(),
-            "fixtures out of date: {stale:?}; run GEOLB_BLESS=1 cargo test -p geolb-e2e --lib"
+            "fixtures out of date: {stale:?}; run scripts/bless.sh"
         );
     }
 

@@ -201,7 +201,7 @@ fn the_image_pushed_to_a_registry_is_the_examples_pin_and_its_pulled_module_runs
         assert_eq!(
             sha256,
             hex,
-            "{} pins another image than this checkout builds: run scripts/repin.sh",
+            "{} pins another image than this checkout builds: run scripts/bless.sh",
             file.display()
         );
     }

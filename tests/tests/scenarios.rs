@@ -467,7 +467,7 @@ fn g_a_bad_policy_update_keeps_the_previous_split_with_zero_errors() {
     for chunk in names.chunks(10).filter(|c| c.len() == 10) {
         assert_eq!(count(chunk, SH), 1, "{chunk:?}");
     }
-    let refusal = r#"services[0].distribute["cn-hangzhou"]: weights sum to 110, must be 100"#;
+    let refusal = r#"services[0].distribute["cn-hangzhou"]: weights from cn-hangzhou sum to 110 (cn-hangzhou=90, cn-shanghai=20), must be 100"#;
     assert!(
         wait_until(Duration::from_secs(3), || envoy.log().contains(refusal)),
         "the refusal names the field: {}",

@@ -1,13 +1,14 @@
-//! Services, their region rules, ingress gateways and the filter deployment:
-//! unknown references, weights, failover to self or to regions where the service
-//! does not run, chains that reach nowhere (warning), module pinning.
+//! Services, ingress gateways and the filter deployment: unknown references, versions,
+//! chains that reach nowhere (warning), module pinning. The region rules (weights,
+//! failover to self or to regions where the service does not run) are the core's: the
+//! policy the plan renders is compiled here and its findings mapped back to the plan.
 
 use std::collections::BTreeSet;
 
 use super::Checker;
 use crate::finding::Finding;
 use crate::plan::Service;
-use crate::policy::{PolicyFor, plan_path_in, wire_policy};
+use crate::policy::{PolicyFor, is_region_rule, plan_path, wire_policy};
 use crate::source::FieldPath;
 
 /// A well-formed route token for compiling the policy during validation.
@@ -17,24 +18,39 @@ pub(super) fn check(c: &mut Checker) {
     services(c);
     gateways(c);
     filter(c);
-    // Safety net: the policy the filter will receive must compile. Everything it
-    // checks should already be reported above, so only report it when nothing else is.
-    if c.findings
+    policy(c);
+}
+
+/// The policy the filter will receive, compiled by the core. The core owns the region
+/// rules (failover chains, distributions, drains): its findings on them are reported
+/// as they are, at the plan field they came from. Anything else it refuses should
+/// already be reported by the plan's own checks, so that is a safety net, reported
+/// only when nothing else is.
+fn policy(c: &mut Checker) {
+    // `validate` needs no secret: any well-formed token stands in for the real one.
+    let wire = wire_policy(&c.topo, PolicyFor::Sidecars, VALIDATION_TOKEN);
+    let Err(errors) = geolb_policy::CompiledPolicy::try_from(&wire) else {
+        return;
+    };
+    let plan_has_errors = c
+        .findings
         .iter()
-        .all(|f| f.severity != crate::finding::Severity::Error)
-    {
-        // `validate` needs no secret: any well-formed token stands in for the real one.
-        let wire = wire_policy(&c.topo, PolicyFor::Sidecars, VALIDATION_TOKEN);
-        if let Err(errors) = geolb_policy::CompiledPolicy::try_from(&wire) {
-            for e in errors.0 {
-                let path = FieldPath::from_text(&plan_path_in(c.plan(), &e.path));
-                c.findings.push(Finding::error(
-                    path,
-                    format!("the filter would refuse this policy: {e}"),
-                    "fix the field named; see docs/policy.md",
-                ));
-            }
-        }
+        .any(|f| f.severity == crate::finding::Severity::Error);
+    for e in errors.0 {
+        let path = plan_path(c.plan(), &e.path);
+        let finding = if is_region_rule(&e.path) {
+            Finding::error(path, e.problem.to_string(), e.hint())
+        } else if plan_has_errors {
+            continue;
+        } else {
+            Finding::error(
+                path,
+                format!("the filter would refuse this policy: {e}"),
+                format!("{}; see docs/policy.md", e.hint()),
+            )
+        };
+        c.findings
+            .push(if e.at_key { finding.at_key() } else { finding });
     }
 }
 
@@ -120,7 +136,7 @@ fn services(c: &mut Checker) {
                 .enumerate()
                 .map(|(v, x)| (at.key("versions").index(v).key("name"), x.name.as_str())),
         );
-        rules(c, s, &at);
+        unreachable_chains(c, s, &at);
     }
     let keys: Vec<(FieldPath, String)> = plan
         .services
@@ -136,132 +152,11 @@ fn services(c: &mut Checker) {
     c.unique("service", keys.iter().map(|(p, k)| (p.clone(), k.as_str())));
 }
 
-/// Failover chains and distributions of one service.
-fn rules(c: &mut Checker, s: &Service, at: &FieldPath) {
+/// Chains that reach no other region where the service runs: a plan-only warning (the
+/// core's rules on chains and distributions are reported by [`policy`]).
+fn unreachable_chains(c: &mut Checker, s: &Service, at: &FieldPath) {
     let Some(traffic) = &s.traffic else { return };
     let runs_in: Vec<&str> = c.topo.service_regions(s);
-    let served = runs_in.join(", ");
-    let regions = c.topo.regions();
-    let fat = at.key("traffic").key("failover");
-    for (from, chain) in &traffic.failover {
-        let kat = fat.key(from);
-        if !c.topo.has_region(from) {
-            c.findings.push(
-                Finding::error(
-                    kat.clone(),
-                    format!(
-                        "unknown region {from:?} in the failover rules of {}",
-                        s.name
-                    ),
-                    format!("declared: {}", regions.join(", ")),
-                )
-                .at_key(),
-            );
-        }
-        if chain.is_empty() {
-            c.error(
-                kat.clone(),
-                format!("the failover chain of {from} for {} is empty", s.name),
-                "name the regions that take over, in order, or drop the rule",
-            );
-        }
-        let mut seen = BTreeSet::new();
-        for (k, to) in chain.iter().enumerate() {
-            let p = kat.index(k);
-            if to == from {
-                c.error(
-                    p,
-                    format!("region {from} fails over to itself (service {})", s.name),
-                    "a region's chain names the other regions that take its traffic",
-                );
-            } else if !c.topo.has_region(to) {
-                c.unknown(p, "region", to, &regions);
-            } else if !runs_in.contains(&to.as_str()) {
-                c.error(
-                    p,
-                    format!(
-                        "service {} does not run in region {to} (it runs in: {served})",
-                        s.name
-                    ),
-                    "fail over only to regions where the service has endpoints",
-                );
-            } else if !seen.insert(to.as_str()) {
-                c.error(
-                    p,
-                    format!("region {to} appears twice in the chain of {from}"),
-                    "name each region once",
-                );
-            }
-        }
-    }
-    let dat = at.key("traffic").key("distribute");
-    for (from, weights) in &traffic.distribute {
-        let kat = dat.key(from);
-        if !c.topo.has_region(from) {
-            c.findings.push(
-                Finding::error(
-                    kat.clone(),
-                    format!("unknown region {from:?} in the distribution of {}", s.name),
-                    format!("declared: {}", regions.join(", ")),
-                )
-                .at_key(),
-            );
-        }
-        if weights.is_empty() {
-            c.error(
-                kat.clone(),
-                format!("the distribution from {from} for {} is empty", s.name),
-                "give target regions with weights summing to 100",
-            );
-            continue;
-        }
-        let mut sum: u64 = 0;
-        for (to, weight) in weights {
-            let p = kat.key(to);
-            sum = sum.saturating_add(*weight);
-            if !c.topo.has_region(to) {
-                c.findings.push(
-                    Finding::error(
-                        p.clone(),
-                        format!("unknown region {to:?}"),
-                        format!("declared: {}", regions.join(", ")),
-                    )
-                    .at_key(),
-                );
-            } else if !runs_in.contains(&to.as_str()) {
-                c.findings.push(
-                    Finding::error(
-                        p.clone(),
-                        format!(
-                            "service {} does not run in region {to} (it runs in: {served})",
-                            s.name
-                        ),
-                        "distribute only to regions where the service has endpoints",
-                    )
-                    .at_key(),
-                );
-            }
-            if !(1..=100).contains(weight) {
-                c.error(
-                    p,
-                    format!("weight {weight} for {from} -> {to} is out of range"),
-                    "each weight is 1..100 (drop a target instead of giving it 0)",
-                );
-            }
-        }
-        if sum != 100 {
-            let parts: Vec<String> = weights.iter().map(|(r, w)| format!("{r}={w}")).collect();
-            c.error(
-                kat,
-                format!(
-                    "weights from {from} sum to {sum} ({}), must be 100",
-                    parts.join(", ")
-                ),
-                "make the weights of one source region add up to 100",
-            );
-        }
-    }
-    // Chains that reach no other region where the service runs.
     if traffic.failover.is_empty() || runs_in.len() < 2 {
         return;
     }

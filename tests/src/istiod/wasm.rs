@@ -371,7 +371,7 @@ fn pulled_module<T>(ext: &Extension<'_, T>, env: &Environment) -> Result<PathBuf
         return Err(ext.loaded.error(
             &at("sha256"),
             format!(
-                "the manifest pins {want}, but the image for `{}` (layout {}) has manifest digest {}; istio-agent compares an oci:// pin with the manifest digest and would refuse the image (after a module change: scripts/repin.sh)",
+                "the manifest pins {want}, but the image for `{}` (layout {}) has manifest digest {}; istio-agent compares an oci:// pin with the manifest digest and would refuse the image (after a module change: scripts/bless.sh)",
                 ext.url,
                 image.layout.display(),
                 pulled.manifest_digest
