@@ -1,5 +1,5 @@
 //! Why a policy was refused, with the exact field path
-//! (`services[1].distribute["cn-hangzhou"]: weights sum to 90, must be 100`).
+//! (`services[1].distribute["cn-hangzhou"]: weights from cn-hangzhou sum to 90 (cn-hangzhou=80, cn-shanghai=10), must be 100`).
 
 use std::fmt;
 

@@ -505,9 +505,9 @@ fn g_an_invalid_first_policy_passes_traffic_through_instead_of_stopping_envoy() 
         "one bad policy, counted once for all VMs"
     );
     assert!(
-        wait_until(Duration::from_secs(3), || envoy
-            .log()
-            .contains("cannot fail over to itself")),
+        wait_until(Duration::from_secs(3), || envoy.log().contains(
+            "region cn-hangzhou fails over to itself (service reviews.default)"
+        )),
         "{}",
         envoy.log_tail(20)
     );
