@@ -9,7 +9,7 @@
 #   wasm-out/xds_probe_abi_0_2_0.wasm         TEST ONLY: the same module declaring Proxy-Wasm ABI 0.2.0
 #   wasm-out/xds_probe_abi_0_2_2.wasm         TEST ONLY: ... declaring 0.2.2, an ABI Envoy 1.40 does not know
 # Uses the default cargo target dir (target/). Extra args are passed to cargo build
-# (e.g. --locked). Skips geolb-filter with a note while filter/Cargo.toml does not exist.
+# (e.g. --locked).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -51,32 +51,16 @@ publish_abi() {
   rm -f "$tmp"
 }
 
-if [[ -f filter/Cargo.toml ]]; then
-  RUSTFLAGS="$WASM_RUSTFLAGS" CARGO_TARGET_DIR="$TDIR" cargo build -q --release --target "$TARGET" -p geolb-filter -p geolb-empty-filter -p geolb-header-floor -p geolb-xds-probe "$@"
-  publish "$TDIR/$TARGET/release/geolb_filter.wasm" geolb_filter.wasm
-  publish "$TDIR/$TARGET/release/geolb_empty_filter.wasm" empty_filter.wasm
-  publish "$TDIR/$TARGET/release/geolb_header_floor.wasm" header_floor.wasm
-  publish "$TDIR/$TARGET/release/geolb_xds_probe.wasm" xds_probe.wasm
-  publish_abi "$TDIR/$TARGET/release/geolb_xds_probe.wasm" xds_probe_abi_0_2_0.wasm 0_2_0
-  publish_abi "$TDIR/$TARGET/release/geolb_xds_probe.wasm" xds_probe_abi_0_2_2.wasm 0_2_2
-  # A test-only build that panics on demand (feature test-panic), for the failure-policy
-  # e2e tests. Its own target dir, so it never overwrites the real module's artifact.
-  RUSTFLAGS="$WASM_RUSTFLAGS" CARGO_TARGET_DIR="$TDIR/test-panic" cargo build -q --release --target "$TARGET" -p geolb-filter --features test-panic "$@"
-  publish "$TDIR/test-panic/$TARGET/release/geolb_filter.wasm" geolb_filter_test_panic.wasm
-  scripts/build-image.sh "$@"
-else
-  echo "build-wasm.sh: filter/Cargo.toml not found: skipping geolb-filter" >&2
-  # The workspace does not load while a member's manifest is missing, so build the empty
-  # filter in a throw-away workspace that has the root's settings but only that member.
-  tmp="$(mktemp -d)"
-  trap 'rm -rf "$tmp"' EXIT
-  mkdir -p "$tmp/bench"
-  cp -r bench/empty-filter "$tmp/bench/"
-  sed -E -e 's|^members = .*$|members = ["bench/empty-filter"]|' \
-         -e 's|^default-members = .*$|default-members = ["bench/empty-filter"]|' \
-         Cargo.toml >"$tmp/Cargo.toml"
-  [[ -f Cargo.lock ]] && cp Cargo.lock "$tmp/"
-  (cd "$tmp" && RUSTFLAGS="$WASM_RUSTFLAGS" CARGO_TARGET_DIR="$TDIR" cargo build -q --release --target "$TARGET" -p geolb-empty-filter "$@")
-  publish "$TDIR/$TARGET/release/geolb_empty_filter.wasm" empty_filter.wasm
-fi
+RUSTFLAGS="$WASM_RUSTFLAGS" CARGO_TARGET_DIR="$TDIR" cargo build -q --release --target "$TARGET" -p geolb-filter -p geolb-empty-filter -p geolb-header-floor -p geolb-xds-probe "$@"
+publish "$TDIR/$TARGET/release/geolb_filter.wasm" geolb_filter.wasm
+publish "$TDIR/$TARGET/release/geolb_empty_filter.wasm" empty_filter.wasm
+publish "$TDIR/$TARGET/release/geolb_header_floor.wasm" header_floor.wasm
+publish "$TDIR/$TARGET/release/geolb_xds_probe.wasm" xds_probe.wasm
+publish_abi "$TDIR/$TARGET/release/geolb_xds_probe.wasm" xds_probe_abi_0_2_0.wasm 0_2_0
+publish_abi "$TDIR/$TARGET/release/geolb_xds_probe.wasm" xds_probe_abi_0_2_2.wasm 0_2_2
+# A test-only build that panics on demand (feature test-panic), for the failure-policy
+# e2e tests. Its own target dir, so it never overwrites the real module's artifact.
+RUSTFLAGS="$WASM_RUSTFLAGS" CARGO_TARGET_DIR="$TDIR/test-panic" cargo build -q --release --target "$TARGET" -p geolb-filter --features test-panic "$@"
+publish "$TDIR/test-panic/$TARGET/release/geolb_filter.wasm" geolb_filter_test_panic.wasm
+scripts/build-image.sh "$@"
 ls -l "$OUT"/*.wasm | awk '{print $5, $9}' >&2

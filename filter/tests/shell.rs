@@ -15,11 +15,10 @@ use geolb_filter::host::{Host, Level};
 use geolb_filter::root::{Root, VmMemory};
 use geolb_policy::store::MemoryStore;
 
-const SEED_A: &str = include_str!("../../policy/tests/fixtures/seed-a.json");
-const THREE: &str = include_str!("../../policy/tests/fixtures/three-regions.json");
+use geolb_policy::testing::SEED_A;
+use geolb_policy::testing::THREE_REGIONS as THREE;
 const AUTHORITY: &str = "reviews.default.svc.cluster.local:9080";
-/// The fixtures' `routeToken`.
-const TOKEN: &str = "test-route-token-not-a-secret";
+use geolb_policy::testing::FIXTURE_ROUTE_TOKEN as TOKEN;
 
 /// The routing header values as the region each routes to: the filter writes
 /// `<region>.<token>`; anything else (a client value that survived) reads `raw:<value>`.

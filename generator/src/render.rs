@@ -74,9 +74,12 @@ pub enum RenderError {
     },
 }
 
+/// The prefix of geolb's region subsets, reserved in every DestinationRule it renders.
+pub const SUBSET_PREFIX: &str = "geolb-";
+
 /// Subset name of a region (the e2e harness and the filter rely on it).
 pub fn region_subset(region: &str) -> String {
-    format!("geolb-{region}")
+    format!("{SUBSET_PREFIX}{region}")
 }
 
 const DEFAULT_RETRY_ON: &str = "connect-failure,refused-stream,unavailable,cancelled,503";

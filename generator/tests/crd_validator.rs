@@ -9,6 +9,7 @@
     clippy::indexing_slicing
 )]
 
+#[allow(dead_code)] // each test binary uses a part of the shared support
 mod support;
 
 use serde_json::{Value as Json, json};

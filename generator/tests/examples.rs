@@ -12,6 +12,7 @@
     clippy::indexing_slicing
 )]
 
+#[allow(dead_code)] // each test binary uses a part of the shared support
 mod support;
 
 use std::collections::BTreeSet;

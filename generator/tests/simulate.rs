@@ -15,10 +15,7 @@ use geolb::simulate::timeline::{Timeline, play};
 use geolb::simulate::{Condition, MESH_DEFAULT, Scenario, ScenarioError, Span, Split, simulate};
 use geolb::source::Source;
 use geolb::validate;
-
-const HZ: &str = "cn-hangzhou";
-const SH: &str = "cn-shanghai";
-const BJ: &str = "cn-beijing";
+use geolb_policy::testing::{BJ, HZ, SH};
 
 fn plan_path(name: &str) -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));

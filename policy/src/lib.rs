@@ -16,6 +16,8 @@ pub mod routing;
 pub mod source;
 pub mod spill;
 pub mod store;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod token;
 pub mod units;
 pub mod wire;

@@ -11,7 +11,7 @@ use geolb_policy::routing::{Decision, RouteReason};
 use geolb_policy::source::ProxyIdentity;
 use geolb_policy::{CompiledPolicy, parse_policy};
 
-const SEED_A: &str = include_str!("fixtures/seed-a.json");
+use geolb_policy::testing::SEED_A;
 
 fn seed_a(explain: bool) -> CompiledPolicy {
     let text = if explain {

@@ -10,7 +10,7 @@ use geolb_policy::header::{RESERVED_NAMES, RESERVED_PREFIXES};
 use geolb_policy::parse_policy;
 use serde_json::Value;
 
-const SEED_A: &str = include_str!("fixtures/seed-a.json");
+use geolb_policy::testing::SEED_A;
 
 /// The first error of seed A's policy with `routingHeader` set to `name`, if refused.
 fn refusal(name: &str) -> Option<String> {

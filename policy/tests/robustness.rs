@@ -10,7 +10,7 @@ use geolb_policy::parse_policy;
 use proptest::prelude::*;
 use serde_json::Value;
 
-const SEED_A: &str = include_str!("fixtures/seed-a.json");
+use geolb_policy::testing::SEED_A;
 
 /// Arbitrary JSON documents, nested a few levels.
 fn json_value() -> impl Strategy<Value = Value> {

@@ -14,8 +14,8 @@ use geolb_policy::{CompiledPolicy, CompiledService, ServiceId, parse_policy};
 use proptest::prelude::*;
 use serde_json::json;
 
-const SEED_A: &str = include_str!("fixtures/seed-a.json");
-const THREE: &str = include_str!("fixtures/three-regions.json");
+use geolb_policy::testing::SEED_A;
+use geolb_policy::testing::THREE_REGIONS as THREE;
 
 fn policy(text: &str) -> CompiledPolicy {
     parse_policy(text.as_bytes()).unwrap()

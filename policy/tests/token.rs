@@ -15,8 +15,8 @@ use geolb_policy::{DEFAULT_ROUTING_HEADER, parse_policy, passthrough_routing_hea
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-const SEED_A: &str = include_str!("fixtures/seed-a.json");
-const THREE: &str = include_str!("fixtures/three-regions.json");
+use geolb_policy::testing::SEED_A;
+use geolb_policy::testing::THREE_REGIONS as THREE;
 
 fn secret(text: &str) -> RouteSecret {
     RouteSecret::new(text.as_bytes().to_vec()).unwrap()

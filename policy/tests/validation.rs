@@ -9,8 +9,8 @@
 use geolb_policy::{CompiledPolicy, ServiceId, parse_policy, parse_wire};
 use serde_json::{Value, json};
 
-const SEED_A: &str = include_str!("fixtures/seed-a.json");
-const THREE: &str = include_str!("fixtures/three-regions.json");
+use geolb_policy::testing::SEED_A;
+use geolb_policy::testing::THREE_REGIONS as THREE;
 
 fn seed_a() -> Value {
     serde_json::from_str(SEED_A).unwrap()

@@ -32,7 +32,7 @@ use crate::istiod::NodeLocality;
 use crate::upstream::{ROUTING_HEADER, Upstream};
 
 /// Subset name prefix: region R's subset is `geolb-R`.
-pub const SUBSET_PREFIX: &str = "geolb-";
+pub use geolb::render::SUBSET_PREFIX;
 
 /// One region: its name, zone and endpoints (fake upstreams).
 #[derive(Clone, Debug, PartialEq, Eq)]

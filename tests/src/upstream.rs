@@ -23,7 +23,7 @@ use socket2::{Domain, Socket, Type};
 use crate::listening::{Listening, Serve, bind_loopback};
 
 /// The routing header geolb sets (echoed back as `x-seen-geolb-region`).
-pub const ROUTING_HEADER: &str = "x-geolb-region";
+pub use geolb_policy::DEFAULT_ROUTING_HEADER as ROUTING_HEADER;
 
 /// What the upstream puts in a 200 response body.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -22,10 +22,9 @@ use std::time::{Duration, Instant};
 
 use geolb_e2e::istiod::NodeLocality;
 use geolb_e2e::*;
+use geolb_policy::testing::{HZ, SH};
 use serde_json::{Value, json};
 
-const HZ: &str = "cn-hangzhou";
-const SH: &str = "cn-shanghai";
 const CLIENTS: usize = 4;
 /// The policy's `drainRamp`.
 const RAMP: Duration = Duration::from_secs(2);

@@ -11,9 +11,7 @@
 )] // tests fail by panicking
 
 use geolb_e2e::*;
-
-const HZ: &str = "cn-hangzhou";
-const SH: &str = "cn-shanghai";
+use geolb_policy::testing::{HZ, SH};
 
 fn envoy_with(policy: FailurePolicy) -> (Upstream, Upstream, Envoy) {
     let (hz, sh) = (Upstream::start(HZ), Upstream::start(SH));

@@ -25,10 +25,9 @@ use std::time::Duration;
 
 use geolb_e2e::istiod::NodeLocality;
 use geolb_e2e::*;
+use geolb_policy::testing::{HZ, SH};
 use serde_json::json;
 
-const HZ: &str = "cn-hangzhou";
-const SH: &str = "cn-shanghai";
 const CLIENTS: usize = 4;
 const WARM_UP: Duration = Duration::from_millis(2_500);
 const MEASURE: Duration = Duration::from_secs(4);

@@ -36,10 +36,9 @@ use geolb_e2e::bookinfo::{Bookinfo, Chain, productpage_request};
 use geolb_e2e::from_plan::{Placement, RenderedPlan};
 use geolb_e2e::istiod::NodeLocality;
 use geolb_e2e::*;
+use geolb_policy::testing::{HZ, SH};
 use serde_json::json;
 
-const HZ: &str = "cn-hangzhou";
-const SH: &str = "cn-shanghai";
 /// Seed A's plan and the cluster whose ingress the requests enter.
 const SEED_A: &str = "a-failover-distribution";
 const ACK_HANGZHOU: &str = "ack-hangzhou";

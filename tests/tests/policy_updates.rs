@@ -27,10 +27,9 @@ use std::time::Duration;
 
 use geolb_e2e::istiod::NodeLocality;
 use geolb_e2e::*;
+use geolb_policy::testing::{HZ, SH};
 use serde_json::{Value, json};
 
-const HZ: &str = "cn-hangzhou";
-const SH: &str = "cn-shanghai";
 const REFUSED: &str = "geolb: policy update refused";
 /// Long enough for a line Envoy would have logged to reach envoy.log.
 const LOG_SETTLE: Duration = Duration::from_millis(400);

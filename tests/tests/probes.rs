@@ -35,10 +35,10 @@ use std::time::{Duration, Instant};
 use geolb_e2e::bookinfo::{Bookinfo, Chain, SIDECAR_LISTENER};
 use geolb_e2e::from_plan::RenderedPlan;
 use geolb_e2e::*;
+use geolb_policy::testing::HZ;
 
 const SEED_A: &str = "a-failover-distribution";
 const ACK_HANGZHOU: &str = "ack-hangzhou";
-const HZ: &str = "cn-hangzhou";
 const CLIENTS: usize = 2;
 /// Idle time after the kill.
 const IDLE: Duration = Duration::from_millis(1_000);

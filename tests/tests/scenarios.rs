@@ -19,11 +19,8 @@ use std::time::{Duration, Instant};
 
 use geolb_e2e::istiod::NodeLocality;
 use geolb_e2e::*;
+use geolb_policy::testing::{BJ, HZ, SH};
 use serde_json::{Value, json};
-
-const HZ: &str = "cn-hangzhou";
-const SH: &str = "cn-shanghai";
-const BJ: &str = "cn-beijing";
 
 /// Seed A's policy: failover both ways, and from cn-hangzhou 90/10.
 fn seed_a_policy(base_ejection: &str, ramp: &str) -> Value {

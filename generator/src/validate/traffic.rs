@@ -9,6 +9,7 @@ use super::Checker;
 use crate::finding::Finding;
 use crate::plan::Service;
 use crate::policy::{PolicyFor, is_region_rule, plan_path, wire_policy};
+use crate::render::SUBSET_PREFIX;
 use crate::source::FieldPath;
 
 /// A well-formed route token for compiling the policy during validation.
@@ -97,14 +98,14 @@ fn services(c: &mut Checker) {
         for (v, version) in s.versions.iter().enumerate() {
             let vat = at.key("versions").index(v);
             c.dns_label(vat.key("name"), "version", &version.name, 63);
-            if version.name.starts_with("geolb-") {
+            if version.name.starts_with(SUBSET_PREFIX) {
                 c.error(
                     vat.key("name"),
                     format!(
                         "version {:?} collides with geolb's region subsets",
                         version.name
                     ),
-                    "the prefix geolb- is reserved for region subsets",
+                    format!("the prefix {SUBSET_PREFIX} is reserved for region subsets"),
                 );
             }
             if version.clusters.is_empty() {

@@ -47,7 +47,6 @@
 //! names), and defaulting/pruning. A transition rule (one using `oldSelf`) is skipped, as the
 //! API server skips it on create.
 
-#![allow(dead_code)]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -192,7 +191,6 @@ impl Report {
 // ---------------------------------------------------------------------------------------------
 
 struct CrdVersion {
-    crd_name: String,
     kind: String,
     api_version: String,
     namespaced: bool,
@@ -286,7 +284,6 @@ impl Validator {
                 }
                 let api_version = format!("{group}/{name}");
                 let cv = CrdVersion {
-                    crd_name: crd_name.clone(),
                     kind: kind.to_owned(),
                     api_version: api_version.clone(),
                     namespaced,
@@ -301,7 +298,6 @@ impl Validator {
         );
         for (api_version, kind, namespaced, schema) in builtin_schemas() {
             let cv = CrdVersion {
-                crd_name: format!("builtin {kind}"),
                 kind: kind.to_owned(),
                 api_version: api_version.to_owned(),
                 namespaced,
