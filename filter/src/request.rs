@@ -16,7 +16,7 @@ use std::rc::Rc;
 
 use geolb_policy::explain::{EXPLAIN_HEADER, Explanation, PassThrough};
 use geolb_policy::health::{HealthView, Transition};
-use geolb_policy::outcome::{FailureKind, ResponseFacts, ResponseFlags, Verdict, classify};
+use geolb_policy::outcome::{ResponseFacts, ResponseFlags, Verdict, classify};
 use geolb_policy::routing::{Decision, RouteReason, SpillView};
 use geolb_policy::spill::sample;
 use geolb_policy::store::{Observation, record};
@@ -235,18 +235,11 @@ impl Request {
         ) {
             window.record(failed, weight, service.health(), active.clock.get());
         }
-        let observation = match verdict {
-            Verdict::Success if self.chosen_was_pristine => return,
-            Verdict::Success => Observation::Success,
-            Verdict::Failure(kind) => {
-                runtime.counters.region(RegionCounter::Failures, slot);
-                if kind == FailureKind::ServedElsewhere {
-                    Observation::ServedElsewhere
-                } else {
-                    Observation::Failure
-                }
-            }
-            Verdict::Ignore => return,
+        if let Verdict::Failure(_) = verdict {
+            runtime.counters.region(RegionCounter::Failures, slot);
+        }
+        let Some(observation) = Observation::to_record(verdict, self.chosen_was_pristine) else {
+            return;
         };
         let now = host.now_ms();
         let recorded = record(

@@ -246,6 +246,16 @@ impl Observation {
             Verdict::Ignore => None,
         }
     }
+
+    /// What a finished request must write to its region's shared record; `None` when
+    /// nothing. A success for a region whose record was pristine when the request
+    /// was routed changes nothing, so it costs no shared-data round trip.
+    pub fn to_record(verdict: Verdict, region_was_pristine: bool) -> Option<Self> {
+        match verdict {
+            Verdict::Success if region_was_pristine => None,
+            verdict => Self::of(verdict),
+        }
+    }
 }
 
 /// Records `observation` for `slot` with a CAS loop. Writes nothing when the record

@@ -122,6 +122,30 @@ fn a_success_on_a_healthy_region_writes_nothing() {
 }
 
 #[test]
+fn only_news_is_recorded_a_success_on_a_pristine_region_is_not() {
+    use geolb_policy::outcome::{FailureKind, Verdict};
+    let failure = Verdict::Failure(FailureKind::Status(503));
+    let elsewhere = Verdict::Failure(FailureKind::ServedElsewhere);
+    for pristine in [true, false] {
+        assert_eq!(
+            Observation::to_record(failure, pristine),
+            Some(Observation::Failure)
+        );
+        assert_eq!(
+            Observation::to_record(elsewhere, pristine),
+            Some(Observation::ServedElsewhere)
+        );
+        assert_eq!(Observation::to_record(Verdict::Ignore, pristine), None);
+    }
+    assert_eq!(Observation::to_record(Verdict::Success, true), None);
+    // A success after failures resets the count: news.
+    assert_eq!(
+        Observation::to_record(Verdict::Success, false),
+        Some(Observation::Success)
+    );
+}
+
+#[test]
 fn keys_are_prefixed_by_plugin_and_policy() {
     assert_eq!(
         health_key("default.geolb", "reviews.default"),
