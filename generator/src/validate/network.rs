@@ -12,14 +12,35 @@ use super::Checker;
 use crate::addressing::{
     AddressRange, overlaps, parse_cidr, reachable_clusters, vpc_groups, vpcs_in_group,
 };
-use crate::plan::{ClusterRole, Cni};
+use crate::plan::{Cluster, ClusterRole, Cni};
 use crate::source::FieldPath;
 
 /// A parsed range and what it belongs to, for overlap messages.
 struct Range {
     path: FieldPath,
     net: IpNet,
+    kind: RangeKind,
     what: String,
+}
+
+/// What an address range is for: the rules differ (Terway pods live in vSwitches).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RangeKind {
+    Pod,
+    Service,
+    Vpc,
+    VSwitch,
+}
+
+impl RangeKind {
+    fn label(self) -> &'static str {
+        match self {
+            RangeKind::Pod => "Pod",
+            RangeKind::Service => "Service",
+            RangeKind::Vpc => "VPC",
+            RangeKind::VSwitch => "vSwitch",
+        }
+    }
 }
 
 pub(super) fn check(c: &mut Checker) {
@@ -47,6 +68,7 @@ pub(super) fn check(c: &mut Checker) {
                 vpc_ranges.entry(&vpc.name).or_default().push(Range {
                     path: at.key("cidrs").index(j),
                     net,
+                    kind: RangeKind::Vpc,
                     what: format!("VPC {} CIDR {net}", vpc.name),
                 });
             }
@@ -87,6 +109,7 @@ pub(super) fn check(c: &mut Checker) {
         vswitch_ranges.entry(&vs.vpc).or_default().push(Range {
             path: at.key("cidr"),
             net,
+            kind: RangeKind::VSwitch,
             what: format!("vSwitch {} CIDR {net} (VPC {})", vs.name, vs.vpc),
         });
     }
@@ -184,223 +207,272 @@ fn clusters(
     vswitch_ranges: &BTreeMap<&str, Vec<Range>>,
 ) {
     let plan = c.plan();
-    let root = FieldPath::root();
-    let vpc_names: Vec<&str> = plan.vpcs.iter().map(|v| v.name.as_str()).collect();
     // Pod and Service ranges of every cluster, parsed once.
     let mut own: Vec<Vec<Range>> = Vec::new();
     for (i, cluster) in plan.clusters.iter().enumerate() {
-        let at = root.key("clusters").index(i);
-        let mut ranges = Vec::new();
-        if cluster.pod_cidrs.is_empty() {
-            c.error(
-                at.key("podCidrs"),
-                format!("cluster {} has no Pod CIDR", cluster.name),
-                "list the cluster's Pod CIDR(s)",
-            );
-        }
-        for (field, kind, list) in [
-            ("podCidrs", "Pod", &cluster.pod_cidrs),
-            ("serviceCidrs", "Service", &cluster.service_cidrs),
-        ] {
-            for (j, text) in list.iter().enumerate() {
-                if let Some(net) = cidr(c, at.key(field).index(j), text) {
-                    ranges.push(Range {
-                        path: at.key(field).index(j),
-                        net,
-                        what: format!("{kind} CIDR {net} of cluster {}", cluster.name),
-                    });
-                }
+        let at = FieldPath::root().key("clusters").index(i);
+        own.push(own_ranges(c, &at, cluster));
+        vpc_references(c, &at, cluster);
+    }
+    for (i, cluster) in plan.clusters.iter().enumerate() {
+        reachable_collisions(c, groups, &own, i, cluster);
+        vpc_collisions(c, groups, vpc_ranges, vswitch_ranges, &own, i, cluster);
+        load_balancer_addresses(c, groups, &own, i, cluster);
+    }
+}
+
+/// A cluster's Pod and Service ranges, each parsed and the two kinds disjoint.
+fn own_ranges(c: &mut Checker, at: &FieldPath, cluster: &Cluster) -> Vec<Range> {
+    let mut ranges = Vec::new();
+    if cluster.pod_cidrs.is_empty() {
+        c.error(
+            at.key("podCidrs"),
+            format!("cluster {} has no Pod CIDR", cluster.name),
+            "list the cluster's Pod CIDR(s)",
+        );
+    }
+    for (field, kind, list) in [
+        ("podCidrs", RangeKind::Pod, &cluster.pod_cidrs),
+        ("serviceCidrs", RangeKind::Service, &cluster.service_cidrs),
+    ] {
+        for (j, text) in list.iter().enumerate() {
+            if let Some(net) = cidr(c, at.key(field).index(j), text) {
+                ranges.push(Range {
+                    path: at.key(field).index(j),
+                    net,
+                    kind,
+                    what: format!("{} CIDR {net} of cluster {}", kind.label(), cluster.name),
+                });
             }
         }
-        // A cluster's own Pod and Service ranges.
-        for (x, a) in ranges.iter().enumerate() {
-            for b in ranges.iter().skip(x + 1) {
+    }
+    for (x, a) in ranges.iter().enumerate() {
+        for b in ranges.iter().skip(x + 1) {
+            if overlaps(&a.net, &b.net) {
+                collide(
+                    c,
+                    b,
+                    a,
+                    "a cluster's Pod and Service CIDRs must be disjoint",
+                );
+            }
+        }
+    }
+    ranges
+}
+
+/// The VPC and vSwitch a cluster names exist and belong together.
+fn vpc_references(c: &mut Checker, at: &FieldPath, cluster: &Cluster) {
+    let plan = c.plan();
+    let vpc_names: Vec<&str> = plan.vpcs.iter().map(|v| v.name.as_str()).collect();
+    if let Some(vpc) = &cluster.vpc {
+        if !vpc_names.contains(&vpc.as_str()) {
+            c.unknown(at.key("vpc"), "VPC", vpc, &vpc_names);
+        } else if let Some(v) = plan.vpcs.iter().find(|v| &v.name == vpc)
+            && v.region != cluster.region
+        {
+            c.warning(
+                at.key("vpc"),
+                format!(
+                    "cluster {} is in region {} but VPC {} is in {}",
+                    cluster.name, cluster.region, vpc, v.region
+                ),
+                "a cluster's nodes are in its VPC's region; check both",
+            );
+        }
+    }
+    if let Some(vs) = &cluster.vswitch {
+        match plan.vswitches.iter().find(|s| &s.name == vs) {
+            None => {
+                let names: Vec<&str> = plan.vswitches.iter().map(|s| s.name.as_str()).collect();
+                c.unknown(at.key("vswitch"), "vSwitch", vs, &names);
+            }
+            Some(s) if cluster.vpc.as_deref() != Some(s.vpc.as_str()) => c.error(
+                at.key("vswitch"),
+                format!(
+                    "vSwitch {vs} belongs to VPC {}, not to the cluster's VPC {}",
+                    s.vpc,
+                    cluster.vpc.as_deref().unwrap_or("(none)")
+                ),
+                "set the cluster's vpc to the vSwitch's VPC, or pick a vSwitch of its VPC",
+            ),
+            Some(_) => {}
+        }
+    }
+    if cluster.vswitch.is_some() && cluster.vpc.is_none() {
+        c.error(
+            at.key("vswitch"),
+            format!("cluster {} names a vSwitch but no VPC", cluster.name),
+            "set vpc too",
+        );
+    }
+}
+
+/// Cluster `i`'s ranges against those of the later clusters it reaches (each pair
+/// once): routes between them would collide.
+fn reachable_collisions(
+    c: &mut Checker,
+    groups: &BTreeMap<&str, &str>,
+    own: &[Vec<Range>],
+    i: usize,
+    cluster: &Cluster,
+) {
+    let plan = c.plan();
+    let Some(mine) = own.get(i) else { return };
+    for other in reachable_clusters(&c.topo, groups, cluster) {
+        let Some(j) = plan.clusters.iter().position(|x| std::ptr::eq(x, other)) else {
+            continue;
+        };
+        if j < i {
+            continue;
+        }
+        for a in mine {
+            for b in own.get(j).map(Vec::as_slice).unwrap_or_default() {
                 if overlaps(&a.net, &b.net) {
                     collide(
                         c,
                         b,
                         a,
-                        "a cluster's Pod and Service CIDRs must be disjoint",
+                        "the clusters reach each other, so their routes would collide",
                     );
                 }
             }
         }
-        // VPC and vSwitch references.
-        if let Some(vpc) = &cluster.vpc {
-            if !vpc_names.contains(&vpc.as_str()) {
-                c.unknown(at.key("vpc"), "VPC", vpc, &vpc_names);
-            } else if let Some(v) = plan.vpcs.iter().find(|v| &v.name == vpc)
-                && v.region != cluster.region
+    }
+}
+
+/// Cluster `i`'s ranges against the VPCs and vSwitches it reaches. Terway pods live
+/// in vSwitches, so only its Service ranges are compared with them.
+fn vpc_collisions(
+    c: &mut Checker,
+    groups: &BTreeMap<&str, &str>,
+    vpc_ranges: &BTreeMap<&str, Vec<Range>>,
+    vswitch_ranges: &BTreeMap<&str, Vec<Range>>,
+    own: &[Vec<Range>],
+    i: usize,
+    cluster: &Cluster,
+) {
+    let (Some(mine), Some(vpc)) = (own.get(i), cluster.vpc.as_deref()) else {
+        return;
+    };
+    let terway = cluster.cni == Some(Cni::Terway);
+    for v in vpcs_in_group(groups, vpc) {
+        let ranges = vpc_ranges
+            .get(v)
+            .into_iter()
+            .flatten()
+            .chain(vswitch_ranges.get(v).into_iter().flatten());
+        for r in ranges {
+            for a in mine
+                .iter()
+                .filter(|a| !(terway && a.kind == RangeKind::Pod))
             {
-                c.warning(
-                    at.key("vpc"),
-                    format!(
-                        "cluster {} is in region {} but VPC {} is in {}",
-                        cluster.name, cluster.region, vpc, v.region
-                    ),
-                    "a cluster's nodes are in its VPC's region; check both",
+                if overlaps(&a.net, &r.net) {
+                    collide(
+                        c,
+                        a,
+                        r,
+                        "Pod and Service CIDRs must not overlap any VPC or vSwitch the cluster reaches",
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Cluster `i`'s load-balancer pools, and its planned gateway and istiod addresses:
+/// inside a pool, outside every Pod and Service range the cluster reaches.
+fn load_balancer_addresses(
+    c: &mut Checker,
+    groups: &BTreeMap<&str, &str>,
+    own: &[Vec<Range>],
+    i: usize,
+    cluster: &Cluster,
+) {
+    let plan = c.plan();
+    let at = FieldPath::root().key("clusters").index(i);
+    let pools = load_balancer_pools(c, &at, cluster);
+    let reach = reachable_clusters(&c.topo, groups, cluster);
+    for (path, what, text) in planned_addresses(c, &at, cluster) {
+        let Ok(ip) = IpAddr::from_str(text) else {
+            if text.is_empty() || text.contains(char::is_whitespace) {
+                c.error(
+                    path,
+                    format!("{what} address {text:?} is neither an IP address nor a DNS name"),
+                    "write an IP address or a DNS name",
                 );
             }
-        }
-        if let Some(vs) = &cluster.vswitch {
-            match plan.vswitches.iter().find(|s| &s.name == vs) {
-                None => {
-                    let names: Vec<&str> = plan.vswitches.iter().map(|s| s.name.as_str()).collect();
-                    c.unknown(at.key("vswitch"), "vSwitch", vs, &names);
-                }
-                Some(s) if cluster.vpc.as_deref() != Some(s.vpc.as_str()) => c.error(
-                    at.key("vswitch"),
-                    format!(
-                        "vSwitch {vs} belongs to VPC {}, not to the cluster's VPC {}",
-                        s.vpc,
-                        cluster.vpc.as_deref().unwrap_or("(none)")
-                    ),
-                    "set the cluster's vpc to the vSwitch's VPC, or pick a vSwitch of its VPC",
-                ),
-                Some(_) => {}
-            }
-        }
-        if cluster.vswitch.is_some() && cluster.vpc.is_none() {
-            c.error(
-                at.key("vswitch"),
-                format!("cluster {} names a vSwitch but no VPC", cluster.name),
-                "set vpc too",
-            );
-        }
-        own.push(ranges);
-    }
-
-    // What each cluster's Pod/Service ranges must not collide with.
-    for (i, cluster) in plan.clusters.iter().enumerate() {
-        let Some(mine) = own.get(i) else { continue };
-        let reach = reachable_clusters(&c.topo, groups, cluster);
-        // Other clusters: report each pair once.
-        for other in reach {
-            let Some(j) = plan.clusters.iter().position(|x| std::ptr::eq(x, other)) else {
-                continue;
-            };
-            if j < i {
-                continue;
-            }
-            for a in mine {
-                for b in own.get(j).map(Vec::as_slice).unwrap_or_default() {
-                    if overlaps(&a.net, &b.net) {
-                        collide(
-                            c,
-                            b,
-                            a,
-                            "the clusters reach each other, so their routes would collide",
-                        );
-                    }
-                }
-            }
-        }
-        // VPCs and vSwitches reachable from the cluster. Terway pods live in vSwitches,
-        // so only its Service ranges are compared with them.
-        let Some(vpc) = cluster.vpc.as_deref() else {
             continue;
         };
-        let terway = cluster.cni == Some(Cni::Terway);
-        for v in vpcs_in_group(groups, vpc) {
-            let ranges = vpc_ranges
-                .get(v)
-                .into_iter()
-                .flatten()
-                .chain(vswitch_ranges.get(v).into_iter().flatten());
-            for r in ranges {
-                for a in mine
-                    .iter()
-                    .filter(|a| !(terway && a.what.starts_with("Pod")))
-                {
-                    if overlaps(&a.net, &r.net) {
-                        collide(
-                            c,
-                            a,
-                            r,
-                            "Pod and Service CIDRs must not overlap any VPC or vSwitch the cluster reaches",
-                        );
-                    }
-                }
-            }
-        }
-    }
-
-    // Load-balancer pools and planned addresses.
-    for (i, cluster) in plan.clusters.iter().enumerate() {
-        let at = root.key("clusters").index(i);
-        let mut pools = Vec::new();
-        for (p, pool) in cluster.load_balancer_pools.iter().enumerate() {
-            c.dns_label(
-                at.key("loadBalancerPools").index(p).key("name"),
-                "address pool",
-                &pool.name,
-                63,
+        if !pools.is_empty() && !pools.iter().any(|(_, _, r)| r.contains(ip)) {
+            let list: Vec<String> = pools.iter().map(|(n, t, _)| format!("{n}: {t}")).collect();
+            c.error(
+                path.clone(),
+                format!("{what} address {ip} of cluster {} is outside its load-balancer pools ({})", cluster.name, list.join(", ")),
+                "the load balancer can only assign addresses from a pool; widen a pool or pick an address inside one",
             );
-            for (k, text) in pool.addresses.iter().enumerate() {
-                match AddressRange::parse(text) {
-                    Ok(r) => pools.push((pool.name.as_str(), text.as_str(), r)),
-                    Err(e) => c.error(
-                        at.key("loadBalancerPools")
-                            .index(p)
-                            .key("addresses")
-                            .index(k),
-                        e,
-                        "write a range as 10.0.0.1-10.0.0.9 or a CIDR",
-                    ),
-                }
-            }
         }
-        let role = c.topo.role_of(cluster);
-        let mut planned: Vec<(FieldPath, &str, &str)> = Vec::new();
-        if let Some(gw) = &cluster.east_west_gateway {
-            planned.push((
-                at.key("eastWestGateway").key("address"),
-                "east-west gateway",
-                gw.address.as_str(),
-            ));
-        }
-        if let Some(a) = &cluster.ingress_address {
-            planned.push((at.key("ingressAddress"), "ingress gateway", a.as_str()));
-        }
-        if let (Some(a), ClusterRole::Primary) = (&cluster.istiod_address, role) {
-            planned.push((at.key("istiodAddress"), "istiod", a.as_str()));
-        }
-        let reach = reachable_clusters(&c.topo, groups, cluster);
-        for (path, what, text) in planned {
-            let Ok(ip) = IpAddr::from_str(text) else {
-                if text.is_empty() || text.contains(char::is_whitespace) {
+        let index_of = |name: &str| plan.clusters.iter().position(|x| x.name == name);
+        let candidates = std::iter::once(i).chain(reach.iter().filter_map(|o| index_of(&o.name)));
+        for j in candidates {
+            for r in own.get(j).map(Vec::as_slice).unwrap_or_default() {
+                if r.net.contains(&ip) {
                     c.error(
-                        path,
-                        format!("{what} address {text:?} is neither an IP address nor a DNS name"),
-                        "write an IP address or a DNS name",
+                        path.clone(),
+                        format!("{what} address {ip} of cluster {} lies inside {}", cluster.name, r.what),
+                        "load-balancer addresses must come from the node/LB network, not from Pod or Service ranges",
                     );
                 }
-                continue;
-            };
-            if !pools.is_empty() && !pools.iter().any(|(_, _, r)| r.contains(ip)) {
-                let list: Vec<String> = pools.iter().map(|(n, t, _)| format!("{n}: {t}")).collect();
-                c.error(
-                    path.clone(),
-                    format!("{what} address {ip} of cluster {} is outside its load-balancer pools ({})", cluster.name, list.join(", ")),
-                    "the load balancer can only assign addresses from a pool; widen a pool or pick an address inside one",
-                );
-            }
-            let index_of = |name: &str| plan.clusters.iter().position(|x| x.name == name);
-            let candidates =
-                std::iter::once(i).chain(reach.iter().filter_map(|o| index_of(&o.name)));
-            for j in candidates {
-                for r in own.get(j).map(Vec::as_slice).unwrap_or_default() {
-                    if r.net.contains(&ip) {
-                        c.error(
-                            path.clone(),
-                            format!("{what} address {ip} of cluster {} lies inside {}", cluster.name, r.what),
-                            "load-balancer addresses must come from the node/LB network, not from Pod or Service ranges",
-                        );
-                    }
-                }
             }
         }
     }
+}
+
+/// A cluster's load-balancer pools, parsed: (pool name, range text, range).
+fn load_balancer_pools<'p>(
+    c: &mut Checker,
+    at: &FieldPath,
+    cluster: &'p Cluster,
+) -> Vec<(&'p str, &'p str, AddressRange)> {
+    let mut pools = Vec::new();
+    for (p, pool) in cluster.load_balancer_pools.iter().enumerate() {
+        let pat = at.key("loadBalancerPools").index(p);
+        c.dns_label(pat.key("name"), "address pool", &pool.name, 63);
+        for (k, text) in pool.addresses.iter().enumerate() {
+            match AddressRange::parse(text) {
+                Ok(r) => pools.push((pool.name.as_str(), text.as_str(), r)),
+                Err(e) => c.error(
+                    pat.key("addresses").index(k),
+                    e,
+                    "write a range as 10.0.0.1-10.0.0.9 or a CIDR",
+                ),
+            }
+        }
+    }
+    pools
+}
+
+/// The addresses a cluster's plan gives its load balancers: (field, what, text).
+fn planned_addresses<'p>(
+    c: &Checker,
+    at: &FieldPath,
+    cluster: &'p Cluster,
+) -> Vec<(FieldPath, &'static str, &'p str)> {
+    let mut planned = Vec::new();
+    if let Some(gw) = &cluster.east_west_gateway {
+        planned.push((
+            at.key("eastWestGateway").key("address"),
+            "east-west gateway",
+            gw.address.as_str(),
+        ));
+    }
+    if let Some(a) = &cluster.ingress_address {
+        planned.push((at.key("ingressAddress"), "ingress gateway", a.as_str()));
+    }
+    if let (Some(a), ClusterRole::Primary) = (&cluster.istiod_address, c.topo.role_of(cluster)) {
+        planned.push((at.key("istiodAddress"), "istiod", a.as_str()));
+    }
+    planned
 }
 
 fn cidr(c: &mut Checker, path: FieldPath, text: &str) -> Option<IpNet> {
