@@ -196,34 +196,7 @@ impl TryFrom<&wire::Policy> for CompiledPolicy {
             }));
         }
 
-        // Regions of the mesh.
-        let regions_path = root.field("regions");
-        if policy.regions.is_empty() {
-            errors.push(regions_path.error(Problem::Empty));
-        }
-        if policy.regions.len() > usize::from(u16::MAX) {
-            errors.push(regions_path.error(Problem::OutOfRange {
-                value: policy.regions.len() as u64,
-                why: "at most 65535 regions",
-            }));
-        }
-        let mut seen = BTreeSet::new();
-        for (i, region) in policy.regions.iter().enumerate() {
-            if let Err(why) = check_label_value(region) {
-                errors.push(regions_path.index(i).error(Problem::InvalidName {
-                    value: region.clone(),
-                    what: "region",
-                    why,
-                }));
-            }
-            if !seen.insert(region.as_str()) {
-                errors.push(
-                    regions_path
-                        .index(i)
-                        .error(Problem::Duplicate(region.clone())),
-                );
-            }
-        }
+        check_mesh_regions(&policy.regions, &root.field("regions"), &mut errors);
         let regions = Regions {
             names: &policy.regions,
         };
@@ -252,33 +225,15 @@ impl TryFrom<&wire::Policy> for CompiledPolicy {
             .as_ref()
             .and_then(|name| regions.resolve(name, &root.field("sourceRegion"), &mut errors));
 
-        let clusters_path = root.field("clusterRegions");
-        let mut cluster_regions = BTreeMap::new();
-        for (cluster_id, region) in &policy.cluster_regions {
-            let at = clusters_path.key(cluster_id);
-            if let Err(why) = check_label_value(cluster_id) {
-                errors.push(at.key_error(Problem::InvalidName {
-                    value: cluster_id.clone(),
-                    what: "Istio cluster ID",
-                    why,
-                }));
-            }
-            if let Some(id) = regions.resolve(region, &at, &mut errors) {
-                cluster_regions.insert(cluster_id.clone(), id);
-            }
-        }
+        let cluster_regions = compile_cluster_regions(
+            &policy.cluster_regions,
+            &regions,
+            &root.field("clusterRegions"),
+            &mut errors,
+        );
 
-        let mut mesh_drain = Vec::with_capacity(policy.drain.len());
-        for (i, name) in policy.drain.iter().enumerate() {
-            let at = root.field("drain").index(i);
-            if let Some(id) = regions.resolve(name, &at, &mut errors) {
-                if mesh_drain.contains(&id) {
-                    errors.push(at.error(Problem::Duplicate(name.clone())));
-                } else {
-                    mesh_drain.push(id);
-                }
-            }
-        }
+        let mesh_drain =
+            compile_mesh_drain(&policy.drain, &regions, &root.field("drain"), &mut errors);
 
         let defaults = compile_health(
             &HealthConfig::default(),
@@ -356,6 +311,77 @@ impl TryFrom<&wire::Policy> for CompiledPolicy {
     }
 }
 
+/// The mesh's regions: some, at most 65535 (a region is a `u16`), valid, each once.
+fn check_mesh_regions(names: &[String], path: &FieldPath, errors: &mut Vec<PolicyError>) {
+    if names.is_empty() {
+        errors.push(path.error(Problem::Empty));
+    }
+    if names.len() > usize::from(u16::MAX) {
+        errors.push(path.error(Problem::OutOfRange {
+            value: names.len() as u64,
+            why: "at most 65535 regions",
+        }));
+    }
+    let mut seen = BTreeSet::new();
+    for (i, region) in names.iter().enumerate() {
+        if let Err(why) = check_label_value(region) {
+            errors.push(path.index(i).error(Problem::InvalidName {
+                value: region.clone(),
+                what: "region",
+                why,
+            }));
+        }
+        if !seen.insert(region.as_str()) {
+            errors.push(path.index(i).error(Problem::Duplicate(region.clone())));
+        }
+    }
+}
+
+/// The cluster table: each Istio cluster ID valid, each region known.
+fn compile_cluster_regions(
+    table: &BTreeMap<String, String>,
+    regions: &Regions<'_>,
+    path: &FieldPath,
+    errors: &mut Vec<PolicyError>,
+) -> BTreeMap<String, RegionId> {
+    let mut cluster_regions = BTreeMap::new();
+    for (cluster_id, region) in table {
+        let at = path.key(cluster_id);
+        if let Err(why) = check_label_value(cluster_id) {
+            errors.push(at.key_error(Problem::InvalidName {
+                value: cluster_id.clone(),
+                what: "Istio cluster ID",
+                why,
+            }));
+        }
+        if let Some(id) = regions.resolve(region, &at, errors) {
+            cluster_regions.insert(cluster_id.clone(), id);
+        }
+    }
+    cluster_regions
+}
+
+/// The mesh-wide drained regions: known, each once.
+fn compile_mesh_drain(
+    names: &[String],
+    regions: &Regions<'_>,
+    path: &FieldPath,
+    errors: &mut Vec<PolicyError>,
+) -> Vec<RegionId> {
+    let mut mesh_drain = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        let at = path.index(i);
+        if let Some(id) = regions.resolve(name, &at, errors) {
+            if mesh_drain.contains(&id) {
+                errors.push(at.error(Problem::Duplicate(name.clone())));
+            } else {
+                mesh_drain.push(id);
+            }
+        }
+    }
+    mesh_drain
+}
+
 /// Region lookups against the policy's region list, reporting unknown names.
 struct Regions<'a> {
     names: &'a [String],
@@ -428,34 +454,69 @@ fn compile_service(
             why,
         }));
     }
-    if service.hosts.is_empty() {
-        errors.push(path.field("hosts").error(Problem::Empty));
+    check_hosts(&service.hosts, &path.field("hosts"), errors);
+    let targets = Targets {
+        service,
+        regions,
+        slots: service_slots(service, regions, &path.field("regions"), errors),
+        runs_in: service.regions.join(", "),
+    };
+    let failover = compile_failover(&targets, &path.field("failover"), errors);
+    let distribute = compile_distribution(&targets, &path.field("distribute"), errors);
+    let drained = compile_drain(&targets, mesh_drain, &path.field("drain"), errors);
+    let mut health = compile_health(
+        defaults,
+        service.health.as_ref(),
+        &path.field("health"),
+        errors,
+    );
+    if let Some(settings) = &service.probe {
+        health.probe = compile_probe(settings, service, &path.field("probe"), errors);
     }
-    let mut seen_hosts = BTreeSet::new();
-    for (i, host) in service.hosts.iter().enumerate() {
+    (errors.len() == before).then(|| CompiledService {
+        table_shape: TableShape::of(service.regions.iter().map(String::as_str)),
+        name: service.name.clone(),
+        regions: targets.slots,
+        failover,
+        distribute,
+        health,
+        drained,
+    })
+}
+
+/// A service's hosts: valid, and each once (hosts are case-insensitive).
+fn check_hosts(hosts: &[String], path: &FieldPath, errors: &mut Vec<PolicyError>) {
+    if hosts.is_empty() {
+        errors.push(path.error(Problem::Empty));
+    }
+    let mut seen = BTreeSet::new();
+    for (i, host) in hosts.iter().enumerate() {
         if let Err(why) = check_host(host) {
-            errors.push(path.field("hosts").index(i).error(Problem::InvalidName {
+            errors.push(path.index(i).error(Problem::InvalidName {
                 value: host.clone(),
                 what: "host",
                 why,
             }));
         }
-        if !seen_hosts.insert(host.to_ascii_lowercase()) {
-            errors.push(
-                path.field("hosts")
-                    .index(i)
-                    .error(Problem::Duplicate(host.clone())),
-            );
+        if !seen.insert(host.to_ascii_lowercase()) {
+            errors.push(path.index(i).error(Problem::Duplicate(host.clone())));
         }
     }
+}
 
-    // Where it runs: slot order is the declared order.
+/// Where a service runs, as its slots: the declared order.
+fn service_slots(
+    service: &wire::Service,
+    regions: &Regions<'_>,
+    path: &FieldPath,
+    errors: &mut Vec<PolicyError>,
+) -> Vec<RegionId> {
     let mut slots: Vec<RegionId> = Vec::new();
     if service.regions.is_empty() {
-        errors.push(path.field("regions").error(Problem::Empty));
+        errors.push(path.error(Problem::Empty));
     }
     for (i, name) in service.regions.iter().enumerate() {
-        let at = path.field("regions").index(i);
+        let at = path.index(i);
         if let Some(id) = regions.resolve(name, &at, errors) {
             if slots.contains(&id) {
                 errors.push(at.error(Problem::Duplicate(name.clone())));
@@ -464,36 +525,56 @@ fn compile_service(
             }
         }
     }
-    let runs_in = service.regions.join(", ");
-    // A target region's slot; `on_key`: the region is the map key `at` ends in.
-    let slot_of = |region: &str,
-                   at: &FieldPath,
-                   on_key: bool,
-                   errors: &mut Vec<PolicyError>|
-     -> Option<Slot> {
-        let id = regions.lookup(region, at, on_key, errors)?;
-        match slots.iter().position(|r| *r == id) {
-            Some(slot) => Some(slot),
-            None => {
-                let problem = Problem::NotServed {
-                    service: service.name.clone(),
-                    region: region.to_owned(),
-                    runs_in: runs_in.clone(),
-                };
-                errors.push(if on_key {
-                    at.key_error(problem)
-                } else {
-                    at.error(problem)
-                });
-                None
-            }
-        }
-    };
+    slots
+}
 
+/// The regions a service's rules may send its traffic to: those it runs in.
+struct Targets<'a> {
+    service: &'a wire::Service,
+    regions: &'a Regions<'a>,
+    slots: Vec<RegionId>,
+    /// Where it runs, for messages.
+    runs_in: String,
+}
+
+impl Targets<'_> {
+    /// A target region's slot; `on_key`: the region is the map key `at` ends in.
+    fn slot_of(
+        &self,
+        region: &str,
+        at: &FieldPath,
+        on_key: bool,
+        errors: &mut Vec<PolicyError>,
+    ) -> Option<Slot> {
+        let id = self.regions.lookup(region, at, on_key, errors)?;
+        let slot = self.slots.iter().position(|r| *r == id);
+        if slot.is_none() {
+            let problem = Problem::NotServed {
+                service: self.service.name.clone(),
+                region: region.to_owned(),
+                runs_in: self.runs_in.clone(),
+            };
+            errors.push(if on_key {
+                at.key_error(problem)
+            } else {
+                at.error(problem)
+            });
+        }
+        slot
+    }
+}
+
+/// Failover chains: each region's chain names, once each, other regions the service
+/// runs in.
+fn compile_failover(
+    targets: &Targets<'_>,
+    path: &FieldPath,
+    errors: &mut Vec<PolicyError>,
+) -> BTreeMap<RegionId, Vec<Slot>> {
     let mut failover = BTreeMap::new();
-    for (from, chain) in &service.failover {
-        let at = path.field("failover").key(from);
-        let Some(from_id) = regions.resolve_key(from, &at, errors) else {
+    for (from, chain) in &targets.service.failover {
+        let at = path.key(from);
+        let Some(from_id) = targets.regions.resolve_key(from, &at, errors) else {
             continue;
         };
         if chain.is_empty() {
@@ -505,11 +586,11 @@ fn compile_service(
             if to == from {
                 errors.push(at.error(Problem::FailoverToSelf {
                     region: from.clone(),
-                    service: service.name.clone(),
+                    service: targets.service.name.clone(),
                 }));
                 continue;
             }
-            if let Some(slot) = slot_of(to, &at, false, errors) {
+            if let Some(slot) = targets.slot_of(to, &at, false, errors) {
                 if compiled.contains(&slot) {
                     errors.push(at.error(Problem::Duplicate(to.clone())));
                 } else {
@@ -519,11 +600,20 @@ fn compile_service(
         }
         failover.insert(from_id, compiled);
     }
+    failover
+}
 
+/// Distributions: per source region, weights 1..100 summing to 100 over regions the
+/// service runs in.
+fn compile_distribution(
+    targets: &Targets<'_>,
+    path: &FieldPath,
+    errors: &mut Vec<PolicyError>,
+) -> BTreeMap<RegionId, Vec<(Slot, u32)>> {
     let mut distribute = BTreeMap::new();
-    for (from, weights) in &service.distribute {
-        let at = path.field("distribute").key(from);
-        let Some(from_id) = regions.resolve_key(from, &at, errors) else {
+    for (from, weights) in &targets.service.distribute {
+        let at = path.key(from);
+        let Some(from_id) = targets.regions.resolve_key(from, &at, errors) else {
             continue;
         };
         if weights.is_empty() {
@@ -544,7 +634,7 @@ fn compile_service(
                 }));
                 weights_ok = false;
             }
-            if let Some(slot) = slot_of(to, &at, true, errors) {
+            if let Some(slot) = targets.slot_of(to, &at, true, errors) {
                 compiled.push((slot, u32::try_from(weight.0).unwrap_or(0)));
             }
         }
@@ -559,47 +649,44 @@ fn compile_service(
         compiled.sort_unstable();
         distribute.insert(from_id, compiled);
     }
+    distribute
+}
 
-    // Drained: the mesh-wide marks of regions it runs in, and its own.
-    let mut drained: Vec<bool> = slots.iter().map(|r| mesh_drain.contains(r)).collect();
+/// Drained slots: the mesh-wide marks of regions the service runs in, and its own;
+/// one region must stay undrained.
+fn compile_drain(
+    targets: &Targets<'_>,
+    mesh_drain: &[RegionId],
+    path: &FieldPath,
+    errors: &mut Vec<PolicyError>,
+) -> Vec<bool> {
+    let service = targets.service;
+    let mut drained: Vec<bool> = targets
+        .slots
+        .iter()
+        .map(|r| mesh_drain.contains(r))
+        .collect();
     let mut own_drain = BTreeSet::new();
     for (i, region) in service.drain.iter().enumerate() {
-        let at = path.field("drain").index(i);
+        let at = path.index(i);
         if !own_drain.insert(region.as_str()) {
             errors.push(at.error(Problem::Duplicate(region.clone())));
-        } else if let Some(slot) = slot_of(region, &at, false, errors)
+        } else if let Some(slot) = targets.slot_of(region, &at, false, errors)
             && let Some(mark) = drained.get_mut(slot)
         {
             *mark = true;
         }
     }
     if !drained.is_empty() && drained.iter().all(|d| *d) {
+        // Drained by the mesh-wide marks alone: the mesh's `drain` is at fault.
         let at = if service.drain.is_empty() {
             FieldPath::root().field("drain")
         } else {
-            path.field("drain")
+            path.clone()
         };
         errors.push(at.error(Problem::DrainsEveryRegion(service.name.clone())));
     }
-
-    let mut health = compile_health(
-        defaults,
-        service.health.as_ref(),
-        &path.field("health"),
-        errors,
-    );
-    if let Some(settings) = &service.probe {
-        health.probe = compile_probe(settings, service, &path.field("probe"), errors);
-    }
-    (errors.len() == before).then(|| CompiledService {
-        table_shape: TableShape::of(service.regions.iter().map(String::as_str)),
-        name: service.name.clone(),
-        regions: slots,
-        failover,
-        distribute,
-        health,
-        drained,
-    })
+    drained
 }
 
 fn compile_health(
