@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use super::{Checker, label_value};
 use crate::addressing::{parse_cidr, vpc_groups, vpcs_in_group};
-use crate::plan::{ClusterRole, ControlPlaneMode};
+use crate::plan::{Cluster, ClusterRole, ControlPlaneMode, Mesh};
 use crate::source::FieldPath;
 use crate::topology::Topology;
 
@@ -18,66 +18,8 @@ const MIN_ISTIO_MINOR: u32 = 22;
 pub(super) fn check(c: &mut Checker) {
     let plan = c.plan();
     let root = FieldPath::root();
-    let cluster_names: Vec<&str> = plan.clusters.iter().map(|x| x.name.as_str()).collect();
-    let mesh_names: Vec<&str> = plan.meshes.iter().map(|m| m.name.as_str()).collect();
-
     for (i, mesh) in plan.meshes.iter().enumerate() {
-        let at = root.key("meshes").index(i);
-        c.dns_label(at.key("name"), "mesh", &mesh.name, 63);
-        if let Some(id) = &mesh.mesh_id {
-            c.dns_label(at.key("meshId"), "mesh ID", id, 63);
-        }
-        if let Some(v) = &mesh.istio_version {
-            match istio_minor(v) {
-                Some(minor) if minor >= MIN_ISTIO_MINOR => {}
-                Some(_) => c.error(
-                    at.key("istioVersion"),
-                    format!("Istio {v} is too old: the manifests use networking.istio.io/v1 (Istio 1.22+)"),
-                    "target Istio 1.22 or newer (default 1.30)",
-                ),
-                None => c.error(at.key("istioVersion"), format!("{v:?} is not an Istio version like \"1.30\""), "write major.minor, e.g. \"1.30\""),
-            }
-        }
-        let members: Vec<&str> = plan
-            .clusters
-            .iter()
-            .filter(|x| c.topo.mesh_of(x).is_some_and(|m| m.name == mesh.name))
-            .map(|x| x.name.as_str())
-            .collect();
-        for (j, d) in mesh.discovers.iter().enumerate() {
-            if !cluster_names.contains(&d.as_str()) {
-                c.unknown(at.key("discovers").index(j), "cluster", d, &cluster_names);
-            } else if members.contains(&d.as_str()) {
-                c.error(
-                    at.key("discovers").index(j),
-                    format!("mesh {} already manages cluster {d}", mesh.name),
-                    "list only clusters of other meshes under discovers",
-                );
-            }
-        }
-        let primaries = plan
-            .clusters
-            .iter()
-            .filter(|x| {
-                members.contains(&x.name.as_str()) && c.topo.role_of(x) == ClusterRole::Primary
-            })
-            .count();
-        let shares_trust = !mesh.discovers.is_empty()
-            || (mesh.control_plane == ControlPlaneMode::MultiPrimary && primaries > 1);
-        if shares_trust && mesh.trust.as_deref().is_none_or(|t| t.trim().is_empty()) {
-            c.warning(
-                at.key("name"),
-                format!("mesh {} shares workloads with other control planes but says nothing about its root CA", mesh.name),
-                "multi-primary clusters and meshes that discover each other must share one root CA; describe it in trust",
-            );
-        }
-        if mesh.control_plane == ControlPlaneMode::PrimaryRemote && primaries == 0 {
-            c.error(
-                at.key("controlPlane"),
-                format!("primary-remote mesh {} has no primary cluster", mesh.name),
-                "give one cluster role: primary",
-            );
-        }
+        check_mesh(c, &root.key("meshes").index(i), mesh);
     }
     c.unique(
         "mesh",
@@ -86,96 +28,8 @@ pub(super) fn check(c: &mut Checker) {
             .enumerate()
             .map(|(i, m)| (root.key("meshes").index(i).key("name"), m.name.as_str())),
     );
-
-    let network_names: Vec<&str> = plan.networks.iter().map(|n| n.name.as_str()).collect();
     for (i, cluster) in plan.clusters.iter().enumerate() {
-        let at = root.key("clusters").index(i);
-        c.dns_label(at.key("name"), "cluster", &cluster.name, 63);
-        if let Some(id) = &cluster.cluster_id
-            && let Err(why) = label_value(id)
-        {
-            c.error(
-                at.key("clusterId"),
-                format!("cluster ID {id:?} is not a valid Kubernetes label value: {why}"),
-                "Istio puts it in the topology.istio.io/cluster label: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit",
-            );
-        }
-        match &cluster.mesh {
-            Some(m) if !mesh_names.contains(&m.as_str()) => {
-                c.unknown(at.key("mesh"), "mesh", m, &mesh_names)
-            }
-            None if plan.meshes.len() > 1 => {
-                c.error(
-                    at.key("name"),
-                    format!(
-                        "cluster {} does not say which mesh manages it",
-                        cluster.name
-                    ),
-                    format!("set mesh to one of: {}", mesh_names.join(", ")),
-                );
-            }
-            _ => {}
-        }
-        if !c.topo.has_region(&cluster.region) {
-            c.unknown(
-                at.key("region"),
-                "region",
-                &cluster.region,
-                &c.topo.regions(),
-            );
-        }
-        for (field, value) in [("zone", &cluster.zone), ("subzone", &cluster.subzone)] {
-            if let Some(v) = value {
-                c.dns_label(at.key(field), field, v, 63);
-            }
-        }
-        match &cluster.network {
-            Some(n) if !network_names.contains(&n.as_str()) => {
-                c.unknown(at.key("network"), "network", n, &network_names)
-            }
-            None if plan.networks.len() > 1 => {
-                c.error(
-                    at.key("name"),
-                    format!(
-                        "cluster {} does not say which network it is on",
-                        cluster.name
-                    ),
-                    format!("set network to one of: {}", network_names.join(", ")),
-                );
-            }
-            _ => {}
-        }
-        let role = c.topo.role_of(cluster);
-        let mode = c.topo.mesh_of(cluster).map(|m| m.control_plane);
-        match (mode, role) {
-            (Some(ControlPlaneMode::MultiPrimary), ClusterRole::Remote) => c.error(
-                at.key("role"),
-                format!("cluster {} is remote in a multi-primary mesh", cluster.name),
-                "in multi-primary every cluster runs istiod; use controlPlane: primary-remote for remote clusters",
-            ),
-            (Some(ControlPlaneMode::PrimaryRemote), ClusterRole::Remote) if cluster.istiod_address.is_none() => c.error(
-                at.key("name"),
-                format!("remote cluster {} has no istiodAddress", cluster.name),
-                "set istiodAddress to the primary's east-west gateway address (remotePilotAddress)",
-            ),
-            _ => {}
-        }
-        if let Some(gw) = &cluster.east_west_gateway {
-            if gw.port == Some(0) {
-                c.error(
-                    at.key("eastWestGateway").key("port"),
-                    "port 0 is not a port",
-                    "use 15443, the Istio default",
-                );
-            }
-            if gw.address.trim().is_empty() {
-                c.error(
-                    at.key("eastWestGateway").key("address"),
-                    "the east-west gateway address is empty",
-                    "write the gateway's load-balancer IP or DNS name",
-                );
-            }
-        }
+        check_cluster(c, &root.key("clusters").index(i), cluster);
     }
     c.unique(
         "cluster",
@@ -184,10 +38,175 @@ pub(super) fn check(c: &mut Checker) {
             .enumerate()
             .map(|(i, x)| (root.key("clusters").index(i).key("name"), x.name.as_str())),
     );
-
     cluster_ids(c);
+    remote_istiod_addresses(c);
+    multi_network(c);
+}
 
-    // Remote clusters should point at an address a primary exposes.
+/// One mesh: its names and Istio version, the clusters it discovers, the trust it
+/// must describe, a primary where its control plane needs one.
+fn check_mesh(c: &mut Checker, at: &FieldPath, mesh: &Mesh) {
+    let plan = c.plan();
+    let cluster_names: Vec<&str> = plan.clusters.iter().map(|x| x.name.as_str()).collect();
+    c.dns_label(at.key("name"), "mesh", &mesh.name, 63);
+    if let Some(id) = &mesh.mesh_id {
+        c.dns_label(at.key("meshId"), "mesh ID", id, 63);
+    }
+    if let Some(v) = &mesh.istio_version {
+        match istio_minor(v) {
+            Some(minor) if minor >= MIN_ISTIO_MINOR => {}
+            Some(_) => c.error(
+                at.key("istioVersion"),
+                format!(
+                    "Istio {v} is too old: the manifests use networking.istio.io/v1 (Istio 1.22+)"
+                ),
+                "target Istio 1.22 or newer (default 1.30)",
+            ),
+            None => c.error(
+                at.key("istioVersion"),
+                format!("{v:?} is not an Istio version like \"1.30\""),
+                "write major.minor, e.g. \"1.30\"",
+            ),
+        }
+    }
+    let members: Vec<&str> = plan
+        .clusters
+        .iter()
+        .filter(|x| c.topo.mesh_of(x).is_some_and(|m| m.name == mesh.name))
+        .map(|x| x.name.as_str())
+        .collect();
+    for (j, d) in mesh.discovers.iter().enumerate() {
+        if !cluster_names.contains(&d.as_str()) {
+            c.unknown(at.key("discovers").index(j), "cluster", d, &cluster_names);
+        } else if members.contains(&d.as_str()) {
+            c.error(
+                at.key("discovers").index(j),
+                format!("mesh {} already manages cluster {d}", mesh.name),
+                "list only clusters of other meshes under discovers",
+            );
+        }
+    }
+    let primaries = plan
+        .clusters
+        .iter()
+        .filter(|x| members.contains(&x.name.as_str()) && c.topo.role_of(x) == ClusterRole::Primary)
+        .count();
+    let shares_trust = !mesh.discovers.is_empty()
+        || (mesh.control_plane == ControlPlaneMode::MultiPrimary && primaries > 1);
+    if shares_trust && mesh.trust.as_deref().is_none_or(|t| t.trim().is_empty()) {
+        c.warning(
+            at.key("name"),
+            format!("mesh {} shares workloads with other control planes but says nothing about its root CA", mesh.name),
+            "multi-primary clusters and meshes that discover each other must share one root CA; describe it in trust",
+        );
+    }
+    if mesh.control_plane == ControlPlaneMode::PrimaryRemote && primaries == 0 {
+        c.error(
+            at.key("controlPlane"),
+            format!("primary-remote mesh {} has no primary cluster", mesh.name),
+            "give one cluster role: primary",
+        );
+    }
+}
+
+/// One cluster: its names and references (mesh, region, network), its role in its
+/// mesh's control plane, its east-west gateway.
+fn check_cluster(c: &mut Checker, at: &FieldPath, cluster: &Cluster) {
+    let plan = c.plan();
+    let mesh_names: Vec<&str> = plan.meshes.iter().map(|m| m.name.as_str()).collect();
+    let network_names: Vec<&str> = plan.networks.iter().map(|n| n.name.as_str()).collect();
+    c.dns_label(at.key("name"), "cluster", &cluster.name, 63);
+    if let Some(id) = &cluster.cluster_id
+        && let Err(why) = label_value(id)
+    {
+        c.error(
+            at.key("clusterId"),
+            format!("cluster ID {id:?} is not a valid Kubernetes label value: {why}"),
+            "Istio puts it in the topology.istio.io/cluster label: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit",
+        );
+    }
+    match &cluster.mesh {
+        Some(m) if !mesh_names.contains(&m.as_str()) => {
+            c.unknown(at.key("mesh"), "mesh", m, &mesh_names)
+        }
+        None if plan.meshes.len() > 1 => {
+            c.error(
+                at.key("name"),
+                format!(
+                    "cluster {} does not say which mesh manages it",
+                    cluster.name
+                ),
+                format!("set mesh to one of: {}", mesh_names.join(", ")),
+            );
+        }
+        _ => {}
+    }
+    if !c.topo.has_region(&cluster.region) {
+        c.unknown(
+            at.key("region"),
+            "region",
+            &cluster.region,
+            &c.topo.regions(),
+        );
+    }
+    for (field, value) in [("zone", &cluster.zone), ("subzone", &cluster.subzone)] {
+        if let Some(v) = value {
+            c.dns_label(at.key(field), field, v, 63);
+        }
+    }
+    match &cluster.network {
+        Some(n) if !network_names.contains(&n.as_str()) => {
+            c.unknown(at.key("network"), "network", n, &network_names)
+        }
+        None if plan.networks.len() > 1 => {
+            c.error(
+                at.key("name"),
+                format!(
+                    "cluster {} does not say which network it is on",
+                    cluster.name
+                ),
+                format!("set network to one of: {}", network_names.join(", ")),
+            );
+        }
+        _ => {}
+    }
+    let role = c.topo.role_of(cluster);
+    let mode = c.topo.mesh_of(cluster).map(|m| m.control_plane);
+    match (mode, role) {
+        (Some(ControlPlaneMode::MultiPrimary), ClusterRole::Remote) => c.error(
+            at.key("role"),
+            format!("cluster {} is remote in a multi-primary mesh", cluster.name),
+            "in multi-primary every cluster runs istiod; use controlPlane: primary-remote for remote clusters",
+        ),
+        (Some(ControlPlaneMode::PrimaryRemote), ClusterRole::Remote) if cluster.istiod_address.is_none() => c.error(
+            at.key("name"),
+            format!("remote cluster {} has no istiodAddress", cluster.name),
+            "set istiodAddress to the primary's east-west gateway address (remotePilotAddress)",
+        ),
+        _ => {}
+    }
+    if let Some(gw) = &cluster.east_west_gateway {
+        if gw.port == Some(0) {
+            c.error(
+                at.key("eastWestGateway").key("port"),
+                "port 0 is not a port",
+                "use 15443, the Istio default",
+            );
+        }
+        if gw.address.trim().is_empty() {
+            c.error(
+                at.key("eastWestGateway").key("address"),
+                "the east-west gateway address is empty",
+                "write the gateway's load-balancer IP or DNS name",
+            );
+        }
+    }
+}
+
+/// Remote clusters should point at an address a primary exposes.
+fn remote_istiod_addresses(c: &mut Checker) {
+    let plan = c.plan();
+    let root = FieldPath::root();
     let exposed: BTreeSet<&str> = plan
         .clusters
         .iter()
@@ -213,8 +232,6 @@ pub(super) fn check(c: &mut Checker) {
                 );
         }
     }
-
-    multi_network(c);
 }
 
 /// Istio cluster IDs are unique across the plan: istiod keys its registries by them
