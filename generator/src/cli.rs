@@ -170,94 +170,14 @@ fn execute(cli: Cli, color: bool, out: &mut dyn Write, err: &mut dyn Write) -> u
             let _ = writeln!(out, "{text}");
             0
         }
-        Command::Validate { plan } => {
-            let Some((source, checked)) = load(&plan, color, err) else {
-                return 1;
-            };
-            let errors = checked
-                .findings
-                .iter()
-                .filter(|f| f.severity == Severity::Error)
-                .count();
-            let warnings = checked.findings.len() - errors;
-            let _ = writeln!(
-                err,
-                "{}: {errors} error(s), {warnings} warning(s)",
-                source.name()
-            );
-            u8::from(errors > 0)
-        }
+        Command::Validate { plan } => validate_command(&plan, color, err),
         Command::Render {
             plan,
             output,
             options,
-        } => {
-            let Some(manifests) = rendered(&plan, &options, color, err) else {
-                return 1;
-            };
-            match drift::write(&manifests, &output) {
-                Ok(()) => {
-                    let _ = writeln!(
-                        err,
-                        "wrote {} files to {}",
-                        manifests.len(),
-                        output.display()
-                    );
-                    0
-                }
-                Err(e) => {
-                    let _ = writeln!(err, "error: render into {} failed: {e}", output.display());
-                    1
-                }
-            }
-        }
+        } => render_command(&plan, &output, &options, color, err),
         Command::Check { plan, dir, options } => {
-            let Some(manifests) = rendered(&plan, &options, color, err) else {
-                return 1;
-            };
-            match drift::compare(&manifests, &dir) {
-                Ok(d) if d.is_clean() => {
-                    let _ = writeln!(
-                        err,
-                        "{} is up to date ({} files)",
-                        dir.display(),
-                        manifests.len()
-                    );
-                    0
-                }
-                Ok(d) => {
-                    for diff in &d.diffs {
-                        let _ = write!(out, "{diff}");
-                    }
-                    let _ = writeln!(
-                        err,
-                        "error: {} has drifted from the plan: {} file(s) differ\n  help: run `geolb render {} -o {}` and commit the result",
-                        dir.display(),
-                        d.diffs.len(),
-                        plan.display(),
-                        dir.display()
-                    );
-                    1
-                }
-                Err(FileError::Missing { path }) => {
-                    let _ = writeln!(
-                        err,
-                        "error: {} does not exist, so it cannot match the plan\n  help: run `geolb render {} -o {}` and commit the result",
-                        path.display(),
-                        plan.display(),
-                        path.display()
-                    );
-                    1
-                }
-                Err(e) => {
-                    let _ = writeln!(
-                        err,
-                        "error: cannot compare {} with the plan: {e}",
-                        dir.display()
-                    );
-                    1
-                }
-            }
+            check_command(&plan, &dir, &options, color, out, err)
         }
         Command::Simulate {
             plan,
@@ -312,6 +232,114 @@ fn execute(cli: Cli, color: bool, out: &mut dyn Write, err: &mut dyn Write) -> u
                 netplan::table,
             );
             0
+        }
+    }
+}
+
+/// `geolb validate`: every finding, then the counts; fails on an error.
+fn validate_command(plan: &Path, color: bool, err: &mut dyn Write) -> u8 {
+    let Some((source, checked)) = load(plan, color, err) else {
+        return 1;
+    };
+
+    let errors = checked
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count();
+    let warnings = checked.findings.len() - errors;
+    let _ = writeln!(
+        err,
+        "{}: {errors} error(s), {warnings} warning(s)",
+        source.name()
+    );
+    u8::from(errors > 0)
+}
+
+/// `geolb render`: the manifests of a valid plan, written into `output` whole.
+fn render_command(
+    plan: &Path,
+    output: &Path,
+    options: &RenderArgs,
+    color: bool,
+    err: &mut dyn Write,
+) -> u8 {
+    let Some(manifests) = rendered(plan, options, color, err) else {
+        return 1;
+    };
+
+    match drift::write(&manifests, output) {
+        Ok(()) => {
+            let _ = writeln!(
+                err,
+                "wrote {} files to {}",
+                manifests.len(),
+                output.display()
+            );
+            0
+        }
+        Err(e) => {
+            let _ = writeln!(err, "error: render into {} failed: {e}", output.display());
+            1
+        }
+    }
+}
+
+/// `geolb check`: the drift of `dir` from the plan's render, each differing file's diff
+/// on `out`.
+fn check_command(
+    plan: &Path,
+    dir: &Path,
+    options: &RenderArgs,
+    color: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
+    let Some(manifests) = rendered(plan, options, color, err) else {
+        return 1;
+    };
+
+    match drift::compare(&manifests, dir) {
+        Ok(d) if d.is_clean() => {
+            let _ = writeln!(
+                err,
+                "{} is up to date ({} files)",
+                dir.display(),
+                manifests.len()
+            );
+            0
+        }
+        Ok(d) => {
+            for diff in &d.diffs {
+                let _ = write!(out, "{diff}");
+            }
+            let _ = writeln!(
+                err,
+                "error: {} has drifted from the plan: {} file(s) differ\n  help: run `geolb render {} -o {}` and commit the result",
+                dir.display(),
+                d.diffs.len(),
+                plan.display(),
+                dir.display()
+            );
+            1
+        }
+        Err(FileError::Missing { path }) => {
+            let _ = writeln!(
+                err,
+                "error: {} does not exist, so it cannot match the plan\n  help: run `geolb render {} -o {}` and commit the result",
+                path.display(),
+                plan.display(),
+                path.display()
+            );
+            1
+        }
+        Err(e) => {
+            let _ = writeln!(
+                err,
+                "error: cannot compare {} with the plan: {e}",
+                dir.display()
+            );
+            1
         }
     }
 }
