@@ -19,7 +19,7 @@ use geolb_policy::health::{HealthView, Transition};
 use geolb_policy::outcome::{ResponseFacts, ResponseFlags, Verdict, classify};
 use geolb_policy::routing::{Decision, RouteReason, SpillView};
 use geolb_policy::spill::sample;
-use geolb_policy::store::{Observation, record};
+use geolb_policy::store::{Observation, SharedTable};
 use geolb_policy::{ServiceId, Slot};
 
 use crate::host::{Host, Level, int_property, route_cluster, string_property};
@@ -242,15 +242,12 @@ impl Request {
             return;
         };
         let now = host.now_ms();
-        let recorded = record(
-            host,
-            &runtime.health_key,
-            service.table_shape(),
-            slot,
-            observation,
-            service.health(),
-            now,
-        );
+        let recorded = SharedTable {
+            store: host,
+            key: &runtime.health_key,
+            shape: service.table_shape(),
+        }
+        .record(slot, observation, service.health(), now);
         // This VM sees its own news at once; other VMs on their next tick.
         runtime.reload_health(host);
         match recorded {

@@ -11,7 +11,7 @@ use geolb_policy::routing::{RoundRobin, SourcePlan};
 use geolb_policy::source::{ProxyIdentity, SourceRegion};
 use geolb_policy::spill::Window;
 use geolb_policy::store::{
-    Observation, applied_key, claim_update, health_key, hold_lease, prober_key, record, seed,
+    Observation, SharedTable, applied_key, claim_update, health_key, hold_lease, prober_key,
     take_vm_number, vm_number_key,
 };
 use geolb_policy::{
@@ -437,10 +437,12 @@ impl Root {
                 .region(RegionCounter::ProbeFailures, flight.slot);
         }
         let now = host.now_ms();
-        let recorded = record(
-            host,
-            &runtime.health_key,
-            service.table_shape(),
+        let recorded = SharedTable {
+            store: host,
+            key: &runtime.health_key,
+            shape: service.table_shape(),
+        }
+        .record(
             flight.slot,
             Observation::Probe { passed },
             service.health(),
@@ -600,14 +602,13 @@ fn activate<H: Host>(
         .map(|service| {
             let plan = SourcePlan::new(service, source);
             let key = health_key(plugin, service.name());
-            match seed(
-                host,
-                &key,
-                service.table_shape(),
-                service.drained(),
-                service.health(),
-                host.now_ms(),
-            ) {
+            match (SharedTable {
+                store: host,
+                key: &key,
+                shape: service.table_shape(),
+            })
+            .seed(service.drained(), service.health(), host.now_ms())
+            {
                 Ok(changed) => log_drain_changes(host, &policy, service, &changed),
                 Err(err) => host.log(
                     Level::Warn,

@@ -19,7 +19,7 @@ use geolb_policy::health::{HealthConfig, HealthView, Transition};
 use geolb_policy::outcome::{ResponseFacts, ResponseFlags, classify};
 use geolb_policy::routing::{Decision, RoundRobin, RouteReason, SourcePlan, SpillView};
 use geolb_policy::spill::{Window, sample};
-use geolb_policy::store::{self, Observation, SharedStore, StoreError};
+use geolb_policy::store::{Observation, SharedStore, SharedTable, StoreError};
 use geolb_policy::units::DurationText;
 use geolb_policy::{CompiledPolicy, CompiledService, RegionId, parse_policy};
 use serde::Serialize;
@@ -464,14 +464,12 @@ impl<'p> Proxy<'p> {
         updates.reverse();
         let plan = SourcePlan::new(service, policies.source);
         let store = OneKeyStore::default();
-        let _ = store::seed(
-            &store,
-            "",
-            service.table_shape(),
-            service.drained(),
-            service.health(),
-            0,
-        );
+        let _ = SharedTable {
+            store: &store,
+            key: "",
+            shape: service.table_shape(),
+        }
+        .seed(service.drained(), service.health(), 0);
         Some(Self {
             policies,
             scenario,
@@ -503,14 +501,12 @@ impl<'p> Proxy<'p> {
         self.plan = SourcePlan::new(service, self.policies.source);
         self.round_robin = self.plan.round_robin();
         self.config = service.health().clone();
-        let _ = store::seed(
-            &self.store,
-            "",
-            service.table_shape(),
-            service.drained(),
-            service.health(),
-            now_ms,
-        );
+        let _ = SharedTable {
+            store: &self.store,
+            key: "",
+            shape: service.table_shape(),
+        }
+        .seed(service.drained(), service.health(), now_ms);
     }
 
     /// Sends one request every `1000 / REQUESTS_PER_SECOND` ms until `until_ms`, with
@@ -581,15 +577,12 @@ impl<'p> Proxy<'p> {
             window.record(failed, weight, config, now_ms);
         }
         if let Some(observation) = Observation::of(verdict) {
-            let recorded = store::record(
-                &self.store,
-                "",
-                self.service.table_shape(),
-                slot,
-                observation,
-                config,
-                now_ms,
-            );
+            let recorded = SharedTable {
+                store: &self.store,
+                key: "",
+                shape: self.service.table_shape(),
+            }
+            .record(slot, observation, config, now_ms);
             if let Ok(Transition::Ejected { .. }) = recorded
                 && let Some(window) = self.spill.get_mut(slot)
             {
@@ -607,15 +600,12 @@ impl<'p> Proxy<'p> {
         };
         for slot in 0..self.service.regions().len() {
             let passed = probe.passes(self.answer(slot, now_ms));
-            let _ = store::record(
-                &self.store,
-                "",
-                self.service.table_shape(),
-                slot,
-                Observation::Probe { passed },
-                &config,
-                now_ms,
-            );
+            let _ = SharedTable {
+                store: &self.store,
+                key: "",
+                shape: self.service.table_shape(),
+            }
+            .record(slot, Observation::Probe { passed }, &config, now_ms);
         }
     }
 

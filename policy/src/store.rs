@@ -45,51 +45,103 @@ pub fn health_key(plugin: &str, service: &str) -> String {
     format!("geolb/{plugin}/{version}/health/{service}")
 }
 
-/// Makes sure a service's table exists with this shape, so that later updates always
-/// compare-and-swap (a CAS of 0 would overwrite a concurrent first write), and carries
-/// the policy's drain marks (`drained`, per slot). A table of another shape (the
-/// service's regions changed) is replaced by a fresh one.
-///
-/// A mark that changes in a table this proxy already had moves the share over the
-/// drain ramp of `config` from `now_ms`; in a fresh table it holds at once, because a proxy that
-/// starts with a region drained has no traffic there to move. Every VM of the proxy
-/// calls this with the same marks: the first one to apply them writes, the others find
-/// them written. Returns the slots whose mark changed.
-pub fn seed<S: SharedStore>(
-    store: &S,
-    key: &str,
-    shape: TableShape,
-    drained: &[bool],
-    config: &HealthConfig,
-    now_ms: u64,
-) -> Result<Vec<Slot>, StoreError> {
-    for _ in 0..MAX_CAS_ATTEMPTS {
-        let (mut table, cas, existed) = match store.get(key)? {
-            Some((bytes, cas)) if shape.matches(&bytes) => {
-                (decode_table(Some(&bytes), shape), cas, true)
+/// One service's health table in the shared store: where it is kept and the shape it
+/// must have. Every read-modify-write of the table goes through it.
+#[derive(Debug)]
+pub struct SharedTable<'a, S> {
+    /// The proxy's shared data.
+    pub store: &'a S,
+    /// The table's key ([`health_key`]).
+    pub key: &'a str,
+    /// The shape of the service's regions.
+    pub shape: TableShape,
+}
+
+impl<S: SharedStore> SharedTable<'_, S> {
+    /// Makes sure a service's table exists with this shape, so that later updates always
+    /// compare-and-swap (a CAS of 0 would overwrite a concurrent first write), and carries
+    /// the policy's drain marks (`drained`, per slot). A table of another shape (the
+    /// service's regions changed) is replaced by a fresh one.
+    ///
+    /// A mark that changes in a table this proxy already had moves the share over the
+    /// drain ramp of `config` from `now_ms`; in a fresh table it holds at once, because a proxy that
+    /// starts with a region drained has no traffic there to move. Every VM of the proxy
+    /// calls this with the same marks: the first one to apply them writes, the others find
+    /// them written. Returns the slots whose mark changed.
+    pub fn seed(
+        &self,
+        drained: &[bool],
+        config: &HealthConfig,
+        now_ms: u64,
+    ) -> Result<Vec<Slot>, StoreError> {
+        let (store, key, shape) = (self.store, self.key, self.shape);
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let (mut table, cas, existed) = match store.get(key)? {
+                Some((bytes, cas)) if shape.matches(&bytes) => {
+                    (decode_table(Some(&bytes), shape), cas, true)
+                }
+                // Another shape (or unreadable): start over.
+                Some((_, cas)) => (vec![RegionHealth::default(); shape.slots], cas, false),
+                None => (vec![RegionHealth::default(); shape.slots], 0, false),
+            };
+            let mut changed = Vec::new();
+            for (slot, record) in table.iter_mut().enumerate() {
+                let mark = drained.get(slot).copied().unwrap_or(false);
+                if record.mark_drained(mark, existed, config, now_ms) {
+                    changed.push(slot);
+                }
             }
-            // Another shape (or unreadable): start over.
-            Some((_, cas)) => (vec![RegionHealth::default(); shape.slots], cas, false),
-            None => (vec![RegionHealth::default(); shape.slots], 0, false),
-        };
-        let mut changed = Vec::new();
-        for (slot, record) in table.iter_mut().enumerate() {
-            let mark = drained.get(slot).copied().unwrap_or(false);
-            if record.mark_drained(mark, existed, config, now_ms) {
-                changed.push(slot);
+            if existed && changed.is_empty() {
+                return Ok(changed);
+            }
+            match store.set(key, &encode_table(&table, shape), cas) {
+                Ok(()) => return Ok(changed),
+                // Another VM wrote first: apply the marks to what it wrote.
+                Err(StoreError::CasMismatch) => continue,
+                Err(other) => return Err(other),
             }
         }
-        if existed && changed.is_empty() {
-            return Ok(changed);
-        }
-        match store.set(key, &encode_table(&table, shape), cas) {
-            Ok(()) => return Ok(changed),
-            // Another VM wrote first: apply the marks to what it wrote.
-            Err(StoreError::CasMismatch) => continue,
-            Err(other) => return Err(other),
-        }
+        Err(StoreError::Contended(MAX_CAS_ATTEMPTS))
     }
-    Err(StoreError::Contended(MAX_CAS_ATTEMPTS))
+
+    /// Records `observation` for `slot` with a CAS loop. Writes nothing when the record
+    /// does not change (the common case: a success on a healthy region).
+    pub fn record(
+        &self,
+        slot: Slot,
+        observation: Observation,
+        config: &HealthConfig,
+        now_ms: u64,
+    ) -> Result<Transition, StoreError> {
+        let (store, key, shape) = (self.store, self.key, self.shape);
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let current = store.get(key)?;
+            let (bytes, cas) = match &current {
+                Some((bytes, cas)) => (Some(bytes.as_slice()), *cas),
+                None => (None, 0),
+            };
+            let mut table = decode_table(bytes, shape);
+            let Some(record) = table.get_mut(slot) else {
+                return Ok(Transition::None);
+            };
+            let before = *record;
+            let transition = match observation {
+                Observation::Success => record.record_success(config, now_ms),
+                Observation::Failure => record.record_failure(config, now_ms),
+                Observation::ServedElsewhere => record.record_served_elsewhere(config, now_ms),
+                Observation::Probe { passed } => record.record_probe(config, passed, now_ms),
+            };
+            if *record == before && bytes.is_some() {
+                return Ok(transition);
+            }
+            match store.set(key, &encode_table(&table, shape), cas) {
+                Ok(()) => return Ok(transition),
+                Err(StoreError::CasMismatch) => continue,
+                Err(other) => return Err(other),
+            }
+        }
+        Err(StoreError::Contended(MAX_CAS_ATTEMPTS))
+    }
 }
 
 /// The shared-data key naming the configuration a proxy applied last (its
@@ -256,46 +308,6 @@ impl Observation {
             verdict => Self::of(verdict),
         }
     }
-}
-
-/// Records `observation` for `slot` with a CAS loop. Writes nothing when the record
-/// does not change (the common case: a success on a healthy region).
-pub fn record<S: SharedStore>(
-    store: &S,
-    key: &str,
-    shape: TableShape,
-    slot: Slot,
-    observation: Observation,
-    config: &HealthConfig,
-    now_ms: u64,
-) -> Result<Transition, StoreError> {
-    for _ in 0..MAX_CAS_ATTEMPTS {
-        let current = store.get(key)?;
-        let (bytes, cas) = match &current {
-            Some((bytes, cas)) => (Some(bytes.as_slice()), *cas),
-            None => (None, 0),
-        };
-        let mut table = decode_table(bytes, shape);
-        let Some(record) = table.get_mut(slot) else {
-            return Ok(Transition::None);
-        };
-        let before = *record;
-        let transition = match observation {
-            Observation::Success => record.record_success(config, now_ms),
-            Observation::Failure => record.record_failure(config, now_ms),
-            Observation::ServedElsewhere => record.record_served_elsewhere(config, now_ms),
-            Observation::Probe { passed } => record.record_probe(config, passed, now_ms),
-        };
-        if *record == before && bytes.is_some() {
-            return Ok(transition);
-        }
-        match store.set(key, &encode_table(&table, shape), cas) {
-            Ok(()) => return Ok(transition),
-            Err(StoreError::CasMismatch) => continue,
-            Err(other) => return Err(other),
-        }
-    }
-    Err(StoreError::Contended(MAX_CAS_ATTEMPTS))
 }
 
 /// An in-memory [`SharedStore`] with the host's CAS semantics, for tests.

@@ -13,8 +13,8 @@ use geolb_policy::health::{
     HealthConfig, HealthView, RegionHealth, TableShape, Transition, decode_table,
 };
 use geolb_policy::store::{
-    LEASE_MS, MemoryStore, Observation, SharedStore, StoreError, applied_key, claim_update,
-    health_key, hold_lease, prober_key, record, seed, take_vm_number, vm_number_key,
+    LEASE_MS, MemoryStore, Observation, SharedStore, SharedTable, StoreError, applied_key,
+    claim_update, health_key, hold_lease, prober_key, take_vm_number, vm_number_key,
 };
 
 const TWO: TableShape = TableShape {
@@ -40,7 +40,13 @@ fn config(threshold: u32) -> HealthConfig {
 fn concurrent_failures_from_many_workers_are_all_counted() {
     let store = Arc::new(MemoryStore::default());
     let key = health_key("geolb", "reviews.default");
-    seed(&*store, &key, TWO, &[], &HealthConfig::default(), 0).unwrap();
+    SharedTable {
+        store: &*store,
+        key: &key,
+        shape: TWO,
+    }
+    .seed(&[], &HealthConfig::default(), 0)
+    .unwrap();
     let cfg = config(10_000);
     let threads: Vec<_> = (0..8)
         .map(|_| {
@@ -49,7 +55,13 @@ fn concurrent_failures_from_many_workers_are_all_counted() {
                 for _ in 0..250 {
                     // Contention may exhaust the retries; count only what landed.
                     loop {
-                        match record(&*store, &key, TWO, 1, Observation::Failure, &cfg, 5) {
+                        match (SharedTable {
+                            store: &*store,
+                            key: &key,
+                            shape: TWO,
+                        })
+                        .record(1, Observation::Failure, &cfg, 5)
+                        {
                             Ok(_) => break,
                             Err(StoreError::Contended(_)) => continue,
                             Err(other) => panic!("{other}"),
@@ -73,9 +85,27 @@ fn concurrent_failures_from_many_workers_are_all_counted() {
 fn seeding_keeps_what_is_there() {
     let store = MemoryStore::default();
     let key = health_key("geolb", "reviews.default");
-    seed(&store, &key, ONE, &[], &HealthConfig::default(), 0).unwrap();
-    record(&store, &key, ONE, 0, Observation::Failure, &config(5), 1).unwrap();
-    seed(&store, &key, ONE, &[], &HealthConfig::default(), 0).unwrap();
+    SharedTable {
+        store: &store,
+        key: &key,
+        shape: ONE,
+    }
+    .seed(&[], &HealthConfig::default(), 0)
+    .unwrap();
+    SharedTable {
+        store: &store,
+        key: &key,
+        shape: ONE,
+    }
+    .record(0, Observation::Failure, &config(5), 1)
+    .unwrap();
+    SharedTable {
+        store: &store,
+        key: &key,
+        shape: ONE,
+    }
+    .seed(&[], &HealthConfig::default(), 0)
+    .unwrap();
     let (bytes, _) = store.get(&key).unwrap().unwrap();
     assert_eq!(decode_table(Some(&bytes), ONE)[0].consecutive_failures, 1);
 }
@@ -84,8 +114,20 @@ fn seeding_keeps_what_is_there() {
 fn an_ejection_recorded_by_one_worker_is_seen_by_another() {
     let store = MemoryStore::default();
     let key = health_key("geolb", "reviews.default");
-    seed(&store, &key, TWO, &[], &HealthConfig::default(), 0).unwrap();
-    let t = record(&store, &key, TWO, 0, Observation::Failure, &config(1), 100).unwrap();
+    SharedTable {
+        store: &store,
+        key: &key,
+        shape: TWO,
+    }
+    .seed(&[], &HealthConfig::default(), 0)
+    .unwrap();
+    let t = SharedTable {
+        store: &store,
+        key: &key,
+        shape: TWO,
+    }
+    .record(0, Observation::Failure, &config(1), 100)
+    .unwrap();
     assert_eq!(t, Transition::Ejected { until_ms: 1_100 });
     // "Another worker" reads the same key.
     let (bytes, _) = store.get(&key).unwrap().unwrap();
@@ -110,9 +152,21 @@ fn a_success_on_a_healthy_region_writes_nothing() {
     }
     let store = CountingStore(MemoryStore::default(), Default::default());
     let key = health_key("geolb", "reviews.default");
-    seed(&store, &key, TWO, &[], &HealthConfig::default(), 0).unwrap();
+    SharedTable {
+        store: &store,
+        key: &key,
+        shape: TWO,
+    }
+    .seed(&[], &HealthConfig::default(), 0)
+    .unwrap();
     for now in 0..100 {
-        record(&store, &key, TWO, 0, Observation::Success, &config(5), now).unwrap();
+        SharedTable {
+            store: &store,
+            key: &key,
+            shape: TWO,
+        }
+        .record(0, Observation::Success, &config(5), now)
+        .unwrap();
     }
     assert_eq!(
         store.1.load(std::sync::atomic::Ordering::Relaxed),
@@ -161,14 +215,38 @@ fn a_table_for_other_regions_is_replaced_and_one_for_the_same_regions_kept() {
         TableShape::of(["cn-hangzhou", "cn-shanghai"]),
         TableShape::of(["cn-hangzhou", "cn-beijing"]),
     );
-    seed(&store, &key, hz_sh, &[], &HealthConfig::default(), 0).unwrap();
-    record(&store, &key, hz_sh, 0, Observation::Failure, &config(5), 1).unwrap();
+    SharedTable {
+        store: &store,
+        key: &key,
+        shape: hz_sh,
+    }
+    .seed(&[], &HealthConfig::default(), 0)
+    .unwrap();
+    SharedTable {
+        store: &store,
+        key: &key,
+        shape: hz_sh,
+    }
+    .record(0, Observation::Failure, &config(5), 1)
+    .unwrap();
     // A policy update that keeps the service's regions keeps its health ...
-    seed(&store, &key, hz_sh, &[], &HealthConfig::default(), 0).unwrap();
+    SharedTable {
+        store: &store,
+        key: &key,
+        shape: hz_sh,
+    }
+    .seed(&[], &HealthConfig::default(), 0)
+    .unwrap();
     let (bytes, _) = store.get(&key).unwrap().unwrap();
     assert_eq!(decode_table(Some(&bytes), hz_sh)[0].consecutive_failures, 1);
     // ... one that changes them starts clean, in the same key (no key is left behind).
-    seed(&store, &key, hz_bj, &[], &HealthConfig::default(), 0).unwrap();
+    SharedTable {
+        store: &store,
+        key: &key,
+        shape: hz_bj,
+    }
+    .seed(&[], &HealthConfig::default(), 0)
+    .unwrap();
     let (bytes, _) = store.get(&key).unwrap().unwrap();
     assert!(hz_bj.matches(&bytes));
     assert_eq!(
@@ -297,24 +375,19 @@ fn a_probe_recorded_by_the_prober_is_seen_by_every_worker() {
         }),
         ..config(5)
     };
-    seed(
-        &store,
-        &key,
-        TWO,
-        &[false, false],
-        &HealthConfig::default(),
-        0,
-    )
+    SharedTable {
+        store: &store,
+        key: &key,
+        shape: TWO,
+    }
+    .seed(&[false, false], &HealthConfig::default(), 0)
     .unwrap();
-    let t = record(
-        &store,
-        &key,
-        TWO,
-        1,
-        Observation::Probe { passed: false },
-        &cfg,
-        10,
-    )
+    let t = SharedTable {
+        store: &store,
+        key: &key,
+        shape: TWO,
+    }
+    .record(1, Observation::Probe { passed: false }, &cfg, 10)
     .unwrap();
     assert!(matches!(t, Transition::Ejected { .. }));
     let (bytes, _) = store.get(&key).unwrap().unwrap();
