@@ -195,15 +195,11 @@ impl Active {
         ))
     }
 
-    /// Next pseudo-random number (xorshift64*): only decides ramp admissions.
+    /// Next pseudo-random number: only decides ramp admissions.
     pub(crate) fn dice(&self) -> u32 {
-        let mut x = self.rng.get();
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng.set(x);
-        // The high half of the multiplied state is the well-mixed part.
-        u32::try_from(x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32).unwrap_or(0)
+        let (next, number) = geolb_policy::dice::roll(self.rng.get());
+        self.rng.set(next);
+        number
     }
 }
 

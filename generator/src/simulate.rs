@@ -632,12 +632,11 @@ impl<'p> Proxy<'p> {
         }
     }
 
-    /// xorshift64*, as a proxy's dice: only ramps and partial shares read it.
+    /// A proxy's dice: only ramps and partial shares read it.
     fn dice(&mut self) -> u32 {
-        self.random ^= self.random >> 12;
-        self.random ^= self.random << 25;
-        self.random ^= self.random >> 27;
-        u32::try_from(self.random.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32).unwrap_or(0)
+        let (next, number) = geolb_policy::dice::roll(self.random);
+        self.random = next;
+        number
     }
 }
 

@@ -4,6 +4,7 @@
 //! the randomness and the shared store in.
 
 pub mod cluster;
+pub mod dice;
 pub mod error;
 pub mod explain;
 pub mod header;
