@@ -134,7 +134,7 @@ fn degraded_region(text: &str) -> Result<(String, u8, Span), String> {
         .trim_end_matches('%')
         .parse::<u8>()
         .ok()
-        .filter(|p| (1..=100).contains(p))
+        .filter(|p| simulate::DEGRADED_PERCENTS.contains(p))
         .ok_or_else(|| format!("{percent:?} is not a percent of 1..100"))?;
     Ok((region.to_owned(), percent, during))
 }

@@ -385,7 +385,10 @@ impl Policies {
     }
 }
 
-/// Refuses regions the plan does not have and percents outside 1..=100.
+/// The percents a degraded region may fail: a region failing none is healthy.
+pub const DEGRADED_PERCENTS: std::ops::RangeInclusive<u8> = 1..=100;
+
+/// Refuses regions the plan does not have and percents outside [`DEGRADED_PERCENTS`].
 fn check(topo: &Topology<'_>, scenario: &Scenario) -> Result<(), ScenarioError> {
     let known: Vec<String> = topo.regions().into_iter().map(str::to_owned).collect();
     let named = std::iter::once(("--from", &scenario.from)).chain(
@@ -405,7 +408,7 @@ fn check(topo: &Topology<'_>, scenario: &Scenario) -> Result<(), ScenarioError> 
     }
     for change in &scenario.changes {
         if let Condition::Degraded(percent) = change.condition
-            && !(1..=100).contains(&percent)
+            && !DEGRADED_PERCENTS.contains(&percent)
         {
             return Err(ScenarioError::Percent {
                 region: change.region.clone(),
