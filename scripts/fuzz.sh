@@ -41,23 +41,55 @@ else
   rm -rf "$out"
   mkdir -p "$out"
 fi
+# FUZZ_INSTANCES=N runs N afl-fuzz processes on one output directory: "default" leads
+# (-M) and s1..s(N-1) follow (-S), sharing finds; counts are summed over all of them.
+instances="${FUZZ_INSTANCES:-1}"
+if [[ ! $instances =~ ^[1-9][0-9]*$ ]]; then
+  echo "FUZZ_INSTANCES must be a positive count, got '$instances'" >&2
+  exit 2
+fi
+names=(default)
+for ((i = 1; i < instances; i++)); do names+=("s$i"); done
+
 # Headless, on a shared machine: no UI, no CPU frequency or core-pattern demands, no
 # core binding, and a fixed run time.
-AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_AFFINITY=1 \
-  AFL_QUIET=1 \
-  cargo afl fuzz -V "$seconds" -i "$inputs" -o "$out" \
-  -- "$CARGO_TARGET_DIR/release/$target" >"$out.log" 2>&1 || {
-  tail -20 "$out.log" >&2
-  echo "afl-fuzz failed; log: $out.log" >&2
-  exit 1
+run_instance() {
+  local name="$1" role=() instance_inputs="$inputs"
+  if [[ $instances -gt 1 ]]; then
+    if [[ $name == default ]]; then role=(-M default); else role=(-S "$name"); fi
+  fi
+  # A follower new to a resumed run starts from the seeds; it syncs the queue anyway.
+  if [[ $instance_inputs == - && ! -f "$out/$name/fuzzer_stats" ]]; then
+    instance_inputs="seeds/$target"
+  fi
+  AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_AFFINITY=1 \
+    AFL_QUIET=1 \
+    cargo afl fuzz "${role[@]}" -V "$seconds" -i "$instance_inputs" -o "$out" \
+    -- "$CARGO_TARGET_DIR/release/$target" >"$out.$name.log" 2>&1 || {
+    tail -20 "$out.$name.log" >&2
+    echo "afl-fuzz $name failed; log: $out.$name.log" >&2
+    return 1
+  }
 }
+pids=()
+for name in "${names[@]}"; do
+  run_instance "$name" &
+  pids+=($!)
+done
+failed=0
+for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+[[ $failed == 0 ]] || exit 1
 
-stats="$out/default/fuzzer_stats"
-stat() { awk -F' *: *' -v key="$1" '$1 == key { print $2 }' "$stats"; }
-execs="$(stat execs_done)" crashes="$(stat saved_crashes)"
-echo "$target: $(stat execs_per_sec) execs/s over $(stat run_time) s; output $out" >&2
-if [[ "$crashes" != 0 ]]; then
-  echo "crashing inputs: $out/default/crashes" >&2
-fi
+stat() { awk -F' *: *' -v key="$2" '$1 == key { print $2 }' "$out/$1/fuzzer_stats"; }
+execs=0 crashes=0
+for name in "${names[@]}"; do
+  echo "$target/$name: $(stat "$name" execs_per_sec) execs/s over $(stat "$name" run_time) s" >&2
+  execs=$((execs + $(stat "$name" execs_done)))
+  crashes=$((crashes + $(stat "$name" saved_crashes)))
+  if [[ "$(stat "$name" saved_crashes)" != 0 ]]; then
+    echo "crashing inputs: $out/$name/crashes" >&2
+  fi
+done
+echo "output $out" >&2
 echo "$execs execs, $crashes crashes"
 [[ "$crashes" == 0 ]]

@@ -5,21 +5,26 @@
 //! `control-plane/<mesh>/` and each cluster's vendor console note. Only sorted maps
 //! feed the templates: byte-identical output.
 
+mod objects;
 pub(crate) mod templates;
 pub mod yaml;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
-use serde_json::{Value, json};
 
-use crate::plan::{Cluster, ClusterRole, ControlPlaneMode, FailStrategy, Phase, Service};
+use crate::plan::{
+    Cluster, ClusterRole, ControlPlaneMode, FailStrategy, OutlierDetection, Phase, Service,
+};
 use crate::policy::{PolicyFor, wire_policy};
 use crate::secret::RouteSecrets;
 use crate::topology::{DEFAULT_EAST_WEST_PORT, Topology};
 use geolb_policy::DEFAULT_ROUTING_HEADER;
 use geolb_policy::probe::{REGION_LABEL, probe_subset};
 use geolb_policy::token::route_header_value;
+use geolb_policy::units::DurationText;
+use geolb_policy::wire;
+use objects::*;
 
 /// Rendered files: path relative to the output directory -> content.
 pub type Manifests = BTreeMap<String, String>;
@@ -97,43 +102,38 @@ const RESET_RETRY_ON: &str = "reset";
 /// Splits each route in two, in this order: the idempotent methods (every match block
 /// plus the method match, retries with `reset` added) then the same route for every
 /// other method (the plain retries, which only resend what never reached the app).
-fn split_by_method(routes: Vec<Value>, retries: &Value) -> Vec<Value> {
+fn split_by_method(routes: Vec<HttpRoute>, retries: &Retry) -> Vec<HttpRoute> {
     let mut idempotent_retries = retries.clone();
-    if let Some(on) = retries.get("retryOn").and_then(Value::as_str)
+    if let Some(on) = &retries.retry_on
         && !on.split(',').any(|c| c.trim() == RESET_RETRY_ON)
     {
-        set(
-            &mut idempotent_retries,
-            "retryOn",
-            json!(format!("{on},{RESET_RETRY_ON}")),
-        );
+        idempotent_retries.retry_on = Some(format!("{on},{RESET_RETRY_ON}"));
     }
-    let method = json!({ "regex": IDEMPOTENT_METHODS });
+    let method = StringMatch::Regex(IDEMPOTENT_METHODS.to_owned());
     let mut out = Vec::with_capacity(routes.len() * 2);
     for route in routes {
-        let mut first = route.clone();
-        let blocks: Vec<Value> = match route.get("match").and_then(Value::as_array) {
-            Some(blocks) if !blocks.is_empty() => blocks
-                .iter()
-                .map(|b| {
-                    let mut b = b.clone();
-                    set(&mut b, "method", method.clone());
-                    b
+        let matches = if route.matches.is_empty() {
+            vec![MatchBlock::default()]
+        } else {
+            route.matches.clone()
+        };
+        let first = HttpRoute {
+            name: format!("{}-idempotent", route.name),
+            matches: matches
+                .into_iter()
+                .map(|block| MatchBlock {
+                    method: Some(method.clone()),
+                    ..block
                 })
                 .collect(),
-            _ => vec![json!({ "method": method })],
+            retries: Some(idempotent_retries.clone()),
+            ..route.clone()
         };
-        set(&mut first, "match", json!(blocks));
-        let name = route
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        set(&mut first, "name", json!(format!("{name}-idempotent")));
-        set(&mut first, "retries", idempotent_retries.clone());
-        let mut rest = route;
-        set(&mut rest, "retries", retries.clone());
         out.push(first);
-        out.push(rest);
+        out.push(HttpRoute {
+            retries: Some(retries.clone()),
+            ..route
+        });
     }
     out
 }
@@ -220,11 +220,12 @@ impl Renderer<'_, '_> {
     }
 
     fn kustomization(&mut self, dir: &str, resources: Vec<String>) -> Result<(), RenderError> {
-        let resources: BTreeSet<String> = resources.into_iter().collect();
         self.emit(
             format!("{dir}/kustomization.yaml"),
             templates::KUSTOMIZATION,
-            json!({ "resources": resources }),
+            Kustomization {
+                resources: resources.into_iter().collect(),
+            },
         )
     }
 
@@ -245,10 +246,13 @@ impl Renderer<'_, '_> {
     /// The routing header matches that route to `region`: one per accepted token
     /// (Istio ORs a route's match blocks), each the exact `<region>.<token>` the
     /// filter writes. A bare region, or one with another token, matches none.
-    fn region_matches(&self, header: &str, region: &str) -> Vec<Value> {
+    fn region_matches(&self, header: &str, region: &str) -> Vec<BTreeMap<String, StringMatch>> {
         self.tokens
             .iter()
-            .map(|token| json!({ header: { "exact": route_header_value(region, token) } }))
+            .map(|token| {
+                let value = StringMatch::Exact(route_header_value(region, token));
+                BTreeMap::from([(header.to_owned(), value)])
+            })
             .collect()
     }
 
@@ -282,14 +286,12 @@ impl Renderer<'_, '_> {
         } else {
             plan.filter.namespaces.iter().map(String::as_str).collect()
         };
-        let policy =
-            serde_json::to_value(wire_policy(self.topo, PolicyFor::Sidecars, self.token()))
-                .unwrap_or(Value::Null);
+        let policy = wire_policy(self.topo, PolicyFor::Sidecars, self.token());
         for ns in namespaces {
             let (path, template, ctx) = self.extension(
                 ns,
                 self.plugin_name(),
-                &plan.filter.workload_selector,
+                plan.filter.workload_selector.clone(),
                 &policy,
             );
             self.emit(format!("mesh/{path}"), template, ctx)?;
@@ -297,24 +299,34 @@ impl Renderer<'_, '_> {
         }
         for gw in &plan.gateways {
             let selector = gateway_selector(&gw.selector);
-            let hosts: Vec<&str> = if gw.hosts.is_empty() {
-                vec!["*"]
+            let hosts = if gw.hosts.is_empty() {
+                vec![String::from("*")]
             } else {
-                gw.hosts.iter().map(String::as_str).collect()
+                gw.hosts.clone()
             };
-            let servers = json!([{ "port": { "number": gw.port.unwrap_or(80), "name": "http", "protocol": "HTTP" }, "hosts": hosts }]);
+            let server = Server {
+                port: ServerPort {
+                    number: gw.port.unwrap_or(80),
+                    name: "http",
+                    protocol: "HTTP",
+                },
+                hosts: hosts.clone(),
+                tls: None,
+            };
+            let gateway = Gateway {
+                name: gw.name.clone(),
+                namespace: gw.namespace.clone(),
+                selector,
+                servers: vec![server],
+            };
             let path = format!("{}/gateway-{}.yaml", gw.namespace, gw.name);
-            self.emit(
-                format!("mesh/{path}"),
-                templates::GATEWAY,
-                json!({ "name": gw.name, "namespace": gw.namespace, "selector": selector, "servers": servers }),
-            )?;
+            self.emit(format!("mesh/{path}"), templates::GATEWAY, gateway)?;
             resources.push(path);
             let path = format!("{}/virtualservice-{}.yaml", gw.namespace, gw.name);
             self.emit(
                 format!("mesh/{path}"),
                 templates::VIRTUAL_SERVICE,
-                self.ingress_routes(gw, &hosts),
+                self.ingress_routes(gw, hosts),
             )?;
             resources.push(path);
         }
@@ -322,9 +334,7 @@ impl Renderer<'_, '_> {
         // gateway's Host is an external name). One object for every cluster: each
         // gateway learns its region from its cluster ID.
         if plan.filter.gateways.unwrap_or(true) && !plan.gateways.is_empty() {
-            let policy =
-                serde_json::to_value(wire_policy(self.topo, PolicyFor::Gateways, self.token()))
-                    .unwrap_or(Value::Null);
+            let policy = wire_policy(self.topo, PolicyFor::Gateways, self.token());
             let mut seen = BTreeSet::new();
             for gw in &plan.gateways {
                 let ns = gw
@@ -336,19 +346,34 @@ impl Renderer<'_, '_> {
                     continue;
                 }
                 let name = format!("{}-{}", self.plugin_name(), gw.name);
-                let (path, template, ctx) = self.extension(&ns, name, &selector, &policy);
+                let (path, template, ctx) = self.extension(&ns, name, selector, &policy);
                 self.emit(format!("mesh/{path}"), template, ctx)?;
                 resources.push(path);
             }
         }
         if self.topo.multi_network() {
-            let servers = json!([{ "port": { "number": 15443, "name": "tls", "protocol": "TLS" }, "tls": { "mode": "AUTO_PASSTHROUGH" }, "hosts": ["*.local"] }]);
+            let server = Server {
+                port: ServerPort {
+                    number: 15443,
+                    name: "tls",
+                    protocol: "TLS",
+                },
+                hosts: vec![String::from("*.local")],
+                tls: Some(ServerTls {
+                    mode: "AUTO_PASSTHROUGH",
+                }),
+            };
+            let gateway = Gateway {
+                name: String::from("cross-network-gateway"),
+                namespace: String::from(GATEWAY_NAMESPACE),
+                selector: BTreeMap::from([(
+                    String::from("istio"),
+                    String::from("eastwestgateway"),
+                )]),
+                servers: vec![server],
+            };
             let path = String::from("istio-system/gateway-cross-network-gateway.yaml");
-            self.emit(
-                format!("mesh/{path}"),
-                templates::GATEWAY,
-                json!({ "name": "cross-network-gateway", "namespace": "istio-system", "selector": { "istio": "eastwestgateway" }, "servers": servers }),
-            )?;
+            self.emit(format!("mesh/{path}"), templates::GATEWAY, gateway)?;
             resources.push(path);
         }
         Ok(resources)
@@ -364,13 +389,13 @@ impl Renderer<'_, '_> {
     }
 
     /// WasmPlugin or TrafficExtension for one namespace.
-    fn extension(
+    fn extension<'p>(
         &self,
         namespace: &str,
         name: String,
-        selector: &BTreeMap<String, String>,
-        policy: &Value,
-    ) -> (String, &'static str, Value) {
+        selector: BTreeMap<String, String>,
+        policy: &'p wire::Policy,
+    ) -> (String, &'static str, Extension<'p>) {
         let f = &self.topo.plan.filter;
         let (kind, template, phase) = match self.options.extension_api {
             ExtensionApi::Wasmplugin => (
@@ -384,31 +409,34 @@ impl Renderer<'_, '_> {
                 phase_text(f.phase, "UNSPECIFIED"),
             ),
         };
-        let ctx = json!({
-            "name": name,
-            "namespace": namespace,
-            "selector": selector,
-            "url": f.url,
-            "sha256": f.sha256,
-            "plugin_name": self.plugin_name(),
-            "fail_strategy": f.fail_strategy.unwrap_or(FailStrategy::FailOpen).as_str(),
-            "phase": phase,
-            "priority": f.priority.unwrap_or(10),
-            "policy": policy,
-        });
-        (format!("{namespace}/{kind}-{name}.yaml"), template, ctx)
+        let path = format!("{namespace}/{kind}-{name}.yaml");
+        let extension = Extension {
+            name,
+            namespace: namespace.to_owned(),
+            selector,
+            url: f.url.clone(),
+            sha256: f.sha256.clone(),
+            plugin_name: self.plugin_name(),
+            fail_strategy: f.fail_strategy.unwrap_or(FailStrategy::FailOpen).as_str(),
+            phase,
+            priority: f.priority.unwrap_or(10),
+            policy,
+        };
+        (path, template, extension)
     }
 
-    fn outlier_detection(service: &Service) -> Value {
+    /// The service's outlier detection with geolb's defaults where the plan is silent.
+    fn outlier_detection(service: &Service) -> OutlierDetection {
         let od = service.outlier_detection.clone().unwrap_or_default();
-        let mut v = serde_json::to_value(&od).unwrap_or_else(|_| json!({}));
-        if let Value::Object(map) = &mut v {
-            map.entry("consecutive5xxErrors").or_insert(json!(5));
-            map.entry("interval").or_insert(json!("10s"));
-            map.entry("baseEjectionTime").or_insert(json!("30s"));
-            map.entry("maxEjectionPercent").or_insert(json!(100));
+        OutlierDetection {
+            consecutive_5xx_errors: od.consecutive_5xx_errors.or(Some(5)),
+            interval: od.interval.or(Some(DurationText::from_millis(10_000))),
+            base_ejection_time: od
+                .base_ejection_time
+                .or(Some(DurationText::from_millis(30_000))),
+            max_ejection_percent: od.max_ejection_percent.or(Some(100)),
+            ..od
         }
-        v
     }
 
     /// Label that puts region `region` first in its subset's failoverPriority. On
@@ -428,39 +456,50 @@ impl Renderer<'_, '_> {
         format!("{REGION_LABEL}={region}")
     }
 
-    fn destination_rule(&self, service: &Service) -> Value {
+    fn destination_rule(&self, service: &Service) -> DestinationRule {
         let outlier = Self::outlier_detection(service);
-        let pool = service
-            .connection_pool
-            .as_ref()
-            .and_then(|p| serde_json::to_value(p).ok());
+        let pool = service.connection_pool.clone();
         let traffic = service.traffic.clone().unwrap_or_default();
         // Native failover: first hop of each chain (Istio takes one `to` per `from`).
-        let failover: Vec<Value> = traffic
+        let failover = traffic
             .failover
             .iter()
-            .filter_map(|(from, chain)| chain.first().map(|to| json!({ "from": from, "to": to })))
+            .filter_map(|(from, chain)| {
+                chain.first().map(|to| Failover {
+                    from: from.clone(),
+                    to: to.clone(),
+                })
+            })
             .collect();
-        let mut lb = json!({ "enabled": true });
-        if !failover.is_empty() {
-            set(&mut lb, "failover", Value::Array(failover));
-        }
-        let mut top =
-            json!({ "outlierDetection": outlier, "loadBalancer": { "localityLbSetting": lb } });
-        if let Some(pool) = &pool {
-            set(&mut top, "connectionPool", pool.clone());
-        }
+        let top = TrafficPolicy {
+            connection_pool: pool.clone(),
+            load_balancer: Some(LoadBalancer {
+                locality_lb_setting: LocalityLbSetting {
+                    enabled: true,
+                    failover,
+                    failover_priority: Vec::new(),
+                },
+            }),
+            outlier_detection: outlier.clone(),
+        };
         let mut subsets = Vec::new();
         for region in self.topo.service_regions(service) {
-            let mut tp = json!({
-                "loadBalancer": { "localityLbSetting": { "enabled": true, "failoverPriority": [self.priority_label(region)] } },
-                "outlierDetection": outlier,
+            let policy = TrafficPolicy {
+                connection_pool: pool.clone(),
+                load_balancer: Some(LoadBalancer {
+                    locality_lb_setting: LocalityLbSetting {
+                        enabled: true,
+                        failover: Vec::new(),
+                        failover_priority: vec![self.priority_label(region)],
+                    },
+                }),
+                outlier_detection: outlier.clone(),
+            };
+            subsets.push(Subset {
+                name: region_subset(region),
+                labels: BTreeMap::new(),
+                traffic_policy: Some(policy),
             });
-            if let Some(pool) = &pool {
-                set(&mut tp, "connectionPool", pool.clone());
-            }
-            subsets
-                .push(json!({ "name": region_subset(region), "labels": {}, "traffic_policy": tp }));
         }
         // Probes only: the region's endpoints and no others, so that a probe of a dead
         // region fails instead of being answered elsewhere. Envoy's outlier detection
@@ -470,11 +509,18 @@ impl Renderer<'_, '_> {
         // top-level traffic policy applies (its failover finds nothing to fail over to).
         if service.probe.is_some() {
             for region in self.topo.service_regions(service) {
-                subsets.push(json!({
-                    "name": probe_subset(region),
-                    "labels": BTreeMap::from([(REGION_LABEL, region)]),
-                    "traffic_policy": { "outlierDetection": { "consecutive5xxErrors": 0 } },
-                }));
+                subsets.push(Subset {
+                    name: probe_subset(region),
+                    labels: BTreeMap::from([(REGION_LABEL.to_owned(), region.to_owned())]),
+                    traffic_policy: Some(TrafficPolicy {
+                        connection_pool: None,
+                        load_balancer: None,
+                        outlier_detection: OutlierDetection {
+                            consecutive_5xx_errors: Some(0),
+                            ..OutlierDetection::default()
+                        },
+                    }),
+                });
             }
         }
         for version in &service.versions {
@@ -483,113 +529,156 @@ impl Renderer<'_, '_> {
             } else {
                 version.labels.clone()
             };
-            subsets.push(json!({ "name": version.name, "labels": labels, "traffic_policy": {} }));
+            subsets.push(Subset {
+                name: version.name.clone(),
+                labels,
+                traffic_policy: None,
+            });
         }
-        json!({
-            "name": service.name,
-            "namespace": service.namespace,
-            "host": Topology::service_host(service),
-            "traffic_policy": top,
-            "subsets": subsets,
-        })
+        DestinationRule {
+            name: service.name.clone(),
+            namespace: service.namespace.clone(),
+            host: Topology::service_host(service),
+            traffic_policy: top,
+            subsets,
+        }
     }
 
-    fn retries(service: &Service) -> Value {
+    fn retries(service: &Service) -> Retry {
         let r = service.retries.clone().unwrap_or_default();
         // 0 disables retries; Istio refuses any other retry field beside it
         // (validateHTTPRetry), and validation refuses a plan that sets one.
         if r.attempts == Some(0) {
-            return json!({ "attempts": 0 });
+            return Retry {
+                attempts: 0,
+                retry_on: None,
+                retry_remote_localities: None,
+                per_try_timeout: None,
+            };
         }
-        let mut v = json!({
-            "attempts": r.attempts.unwrap_or(2),
-            "retryOn": r.retry_on.unwrap_or_else(|| DEFAULT_RETRY_ON.to_owned()),
-            "retryRemoteLocalities": true,
-        });
-        if let Some(t) = r.per_try_timeout {
-            set(&mut v, "perTryTimeout", json!(t.as_str()));
+        Retry {
+            attempts: r.attempts.unwrap_or(2),
+            retry_on: Some(r.retry_on.unwrap_or_else(|| DEFAULT_RETRY_ON.to_owned())),
+            retry_remote_localities: Some(true),
+            per_try_timeout: r.per_try_timeout.map(|t| t.as_str().to_owned()),
         }
-        v
     }
 
-    fn virtual_service(&self, service: &Service) -> Value {
-        let host = Topology::service_host(service);
+    /// A route to `subset` of `service` (empty: every region's endpoints).
+    fn route(
+        name: String,
+        matches: Vec<MatchBlock>,
+        service: &Service,
+        subset: String,
+    ) -> HttpRoute {
+        HttpRoute {
+            name,
+            matches,
+            host: Topology::service_host(service),
+            port: service.port,
+            subset,
+            retries: None,
+        }
+    }
+
+    fn virtual_service(&self, service: &Service) -> VirtualService {
         let header = self.header();
-        let mut routes: Vec<Value> = self
+        let mut routes: Vec<HttpRoute> = self
             .topo
             .service_regions(service)
             .into_iter()
             .map(|region| {
-                json!({
-                    "name": region_subset(region),
-                    "match": self
-                        .region_matches(&header, region)
-                        .into_iter()
-                        .map(|headers| json!({ "headers": headers }))
-                        .collect::<Vec<_>>(),
-                    "host": host,
-                    "port": service.port,
-                    "subset": region_subset(region),
-                })
+                let matches = self
+                    .region_matches(&header, region)
+                    .into_iter()
+                    .map(|headers| MatchBlock {
+                        headers,
+                        ..MatchBlock::default()
+                    })
+                    .collect();
+                Self::route(
+                    region_subset(region),
+                    matches,
+                    service,
+                    region_subset(region),
+                )
             })
             .collect();
-        routes.push(json!({ "name": "geolb-fallback", "match": [], "host": host, "port": service.port, "subset": "" }));
-        let retries = Self::retries(service);
-        json!({
-            "name": service.name,
-            "namespace": service.namespace,
-            "hosts": [host],
-            "gateways": [],
-            "header": header,
-            "routes": split_by_method(routes, &retries),
-        })
+        routes.push(Self::route(
+            String::from("geolb-fallback"),
+            Vec::new(),
+            service,
+            String::new(),
+        ));
+        VirtualService {
+            name: service.name.clone(),
+            namespace: service.namespace.clone(),
+            hosts: vec![Topology::service_host(service)],
+            gateways: Vec::new(),
+            header,
+            routes: split_by_method(routes, &Self::retries(service)),
+        }
     }
 
     /// The ingress gateway's routes: per service and region the path matches plus
     /// the routing header, then the same paths without it (fail-open).
-    fn ingress_routes(&self, gw: &crate::plan::IngressGateway, hosts: &[&str]) -> Value {
+    fn ingress_routes(
+        &self,
+        gw: &crate::plan::IngressGateway,
+        hosts: Vec<String>,
+    ) -> VirtualService {
         let header = self.header();
         let mut routes = Vec::new();
         for route in &gw.routes {
             let Some(service) = self.topo.service(&route.service) else {
                 continue;
             };
-            let host = Topology::service_host(service);
-            let uris: Vec<Value> = route
+            let uris: Vec<StringMatch> = route
                 .exact
                 .iter()
-                .map(|p| json!({ "exact": p }))
-                .chain(route.prefix.iter().map(|p| json!({ "prefix": p })))
+                .map(|p| StringMatch::Exact(p.clone()))
+                .chain(route.prefix.iter().map(|p| StringMatch::Prefix(p.clone())))
                 .collect();
             for region in self.topo.service_regions(service) {
-                let matches: Vec<Value> = uris
+                let matches = uris
                     .iter()
-                    .flat_map(|u| {
+                    .flat_map(|uri| {
                         self.region_matches(&header, region)
                             .into_iter()
-                            .map(move |headers| json!({ "uri": u, "headers": headers }))
+                            .map(move |headers| MatchBlock {
+                                headers,
+                                method: None,
+                                uri: Some(uri.clone()),
+                            })
                     })
                     .collect();
-                routes.push(json!({
-                    "name": format!("{}-{}", service.name, region_subset(region)),
-                    "match": matches, "host": host, "port": service.port, "subset": region_subset(region),
-                }));
+                let name = format!("{}-{}", service.name, region_subset(region));
+                routes.push(Self::route(name, matches, service, region_subset(region)));
             }
-            let matches: Vec<Value> = uris.iter().map(|u| json!({ "uri": u })).collect();
-            routes.push(json!({ "name": format!("{}-geolb-fallback", service.name), "match": matches, "host": host, "port": service.port, "subset": "" }));
+            let matches = uris
+                .into_iter()
+                .map(|uri| MatchBlock {
+                    uri: Some(uri),
+                    ..MatchBlock::default()
+                })
+                .collect();
+            let name = format!("{}-geolb-fallback", service.name);
+            routes.push(Self::route(name, matches, service, String::new()));
         }
-        json!({
-            "name": gw.name,
-            "namespace": gw.namespace,
-            "hosts": hosts,
-            "gateways": [gw.name],
-            "header": header,
-            "routes": split_by_method(routes, &Self::retries_default()),
-        })
-    }
-
-    fn retries_default() -> Value {
-        json!({ "attempts": 2, "retryOn": DEFAULT_RETRY_ON, "retryRemoteLocalities": true })
+        let retries = Retry {
+            attempts: 2,
+            retry_on: Some(DEFAULT_RETRY_ON.to_owned()),
+            retry_remote_localities: Some(true),
+            per_try_timeout: None,
+        };
+        VirtualService {
+            name: gw.name.clone(),
+            namespace: gw.namespace.clone(),
+            hosts,
+            gateways: vec![gw.name.clone()],
+            header,
+            routes: split_by_method(routes, &retries),
+        }
     }
 
     /// A cluster's own files; returns the kustomize resources among them.
@@ -601,7 +690,7 @@ impl Renderer<'_, '_> {
         let role = topo.role_of(cluster);
         let mode = topo.mesh_of(cluster).map(|m| m.control_plane);
 
-        let mut namespace = NamespaceContext {
+        let mut namespace = Namespace {
             name: ISTIO_NAMESPACE,
             labels: BTreeMap::new(),
             annotations: BTreeMap::new(),
@@ -678,7 +767,7 @@ impl Renderer<'_, '_> {
                 "remote"
             }
         };
-        let operator = IstioOperatorContext {
+        let operator = IstioOperator {
             name: cluster.name.clone(),
             profile,
             primary_remote,
@@ -701,7 +790,7 @@ impl Renderer<'_, '_> {
             self.emit(
                 format!("{dir}/istio-system/istiod-exposure.yaml"),
                 templates::ISTIOD_EXPOSURE,
-                json!({}),
+                (),
             )?;
             resources.push(String::from("istio-system/istiod-exposure.yaml"));
         }
@@ -730,7 +819,7 @@ impl Renderer<'_, '_> {
             self.emit(
                 format!("{dir}/install/eastwest-gateway.yaml"),
                 templates::EAST_WEST_GATEWAY,
-                &EastWestContext {
+                &EastWestGateway {
                     network: network.map(str::to_owned),
                     port: gw.port.unwrap_or(DEFAULT_EAST_WEST_PORT),
                     service_annotations,
@@ -757,7 +846,7 @@ impl Renderer<'_, '_> {
             .and_then(|n| self.mesh_networks().remove_entry(n))
             .into_iter()
             .collect();
-        let context = VendorConsoleContext {
+        let context = VendorConsole {
             cluster: cluster.name.clone(),
             cluster_id: Topology::cluster_id(cluster).to_owned(),
             mesh: mesh.map(|m| m.name.clone()).unwrap_or_default(),
@@ -830,114 +919,6 @@ const CONTROL_PLANE_CLUSTERS: &str = "topology.istio.io/controlPlaneClusters";
 const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 const SUBZONE_LABEL: &str = "topology.istio.io/subzone";
 const METALLB_IPS: &str = "metallb.universe.tf/loadBalancerIPs";
-
-/// `namespace.yaml.j2`.
-#[derive(Serialize)]
-struct NamespaceContext {
-    name: &'static str,
-    labels: BTreeMap<&'static str, String>,
-    annotations: BTreeMap<&'static str, String>,
-}
-
-/// `istiooperator.yaml.j2`.
-#[derive(Serialize)]
-struct IstioOperatorContext {
-    name: String,
-    profile: &'static str,
-    primary_remote: bool,
-    values: InstallValues,
-}
-
-/// IstioOperator `spec.values` (operator/pkg/apis/values_types.proto field names).
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct InstallValues {
-    global: GlobalValues,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    istiod_remote: Option<IstiodRemoteValues>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct GlobalValues {
-    #[serde(rename = "meshID")]
-    mesh_id: String,
-    multi_cluster: MultiClusterValues,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    network: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    external_istiod: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    remote_pilot_address: Option<String>,
-    /// Network name -> its endpoints and gateways (the chart adds the `networks:` key).
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    mesh_networks: BTreeMap<String, MeshNetwork>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct MultiClusterValues {
-    cluster_name: String,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct IstiodRemoteValues {
-    injection_path: String,
-}
-
-/// One network of meshNetworks (istio/api mesh/v1alpha1/network.proto).
-#[derive(Serialize)]
-struct MeshNetwork {
-    endpoints: Vec<NetworkEndpoint>,
-    gateways: Vec<NetworkGateway>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct NetworkEndpoint {
-    from_registry: String,
-}
-
-#[derive(Serialize)]
-struct NetworkGateway {
-    address: String,
-    port: u16,
-}
-
-/// `eastwest-gateway.yaml.j2`.
-#[derive(Serialize)]
-struct EastWestContext {
-    network: Option<String>,
-    port: u16,
-    service_annotations: BTreeMap<&'static str, String>,
-}
-
-/// `vendor-console.md.j2`.
-#[derive(Serialize)]
-struct VendorConsoleContext {
-    cluster: String,
-    cluster_id: String,
-    mesh: String,
-    mesh_id: String,
-    hosts_control_plane: bool,
-    region: String,
-    node_labels: BTreeMap<&'static str, String>,
-    network: Option<String>,
-    east_west_gateway: Option<String>,
-    istiod_address: Option<String>,
-    ingress_address: Option<String>,
-    /// This cluster's network entry of meshNetworks (multi-network meshes).
-    mesh_network: BTreeMap<String, MeshNetwork>,
-    has_kustomization: bool,
-}
-
-/// Sets `key` on a JSON object (no-op on other values: the callers only build objects).
-fn set(target: &mut Value, key: &str, value: Value) {
-    if let Value::Object(map) = target {
-        map.insert(key.to_owned(), value);
-    }
-}
 
 fn gateway_selector(selector: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     if selector.is_empty() {
