@@ -8,13 +8,13 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::files::{self, FileError};
-use crate::finding::{self, Severity};
-use crate::render::{ExtensionApi, Manifests, RenderOptions};
+use crate::finding;
+use crate::render::{ExtensionApi, Manifests};
 use crate::secret::RouteSecrets;
 use crate::simulate::{Condition, Span, plot, timeline};
 use crate::source::Source;
 use crate::topology::Topology;
-use crate::{drift, netplan, plan, render, simulate, validate};
+use crate::{drift, netplan, pipeline, plan, simulate, validate};
 
 /// geolb turns one reviewed plan of a multi-region Istio mesh (regions, VPCs,
 /// vSwitches, clusters, networks, services and their failover/distribution rules)
@@ -242,11 +242,7 @@ fn validate_command(plan: &Path, color: bool, err: &mut dyn Write) -> u8 {
         return 1;
     };
 
-    let errors = checked
-        .findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .count();
+    let errors = checked.error_count();
     let warnings = checked.findings.len() - errors;
     let _ = writeln!(
         err,
@@ -400,37 +396,32 @@ fn valid_plan(
     err: &mut dyn Write,
     refused: Option<&str>,
 ) -> Option<plan::Plan> {
-    let (_, checked) = load(path, color, err)?;
-    if checked.has_errors() {
-        if let Some(refused) = refused {
-            let _ = writeln!(err, "error: the plan has errors; {refused}");
+    let (source, checked) = load(path, color, err)?;
+    match pipeline::valid_plan(checked, &source) {
+        Ok(plan) => Some(plan),
+        Err(_) => {
+            if let Some(refused) = refused {
+                let _ = writeln!(err, "error: the plan has errors; {refused}");
+            }
+            None
         }
-        return None;
     }
-    checked.plan
 }
 
 /// Loads, validates and renders; `None` after printing why not.
 fn rendered(path: &Path, args: &RenderArgs, color: bool, err: &mut dyn Write) -> Option<Manifests> {
     let parsed = valid_plan(path, color, err, Some("nothing rendered"))?;
-    let route_secrets = match RouteSecrets::from_env(&parsed, |var| std::env::var_os(var)) {
-        Ok(secrets) => secrets,
-        Err(e) => {
-            let _ = write!(err, "{}", finding::render(&e, color));
-            return None;
+    let rendered = pipeline::render_plan(&parsed, args.extension_api, |plan| {
+        let secrets = RouteSecrets::from_env(plan, |var| std::env::var_os(var))?;
+        if secrets.is_example() {
+            let _ = writeln!(
+                err,
+                "warning: the route secret is geolb's public example secret: any client can pick a region; use it for the examples and tests only"
+            );
         }
-    };
-    if route_secrets.is_example() {
-        let _ = writeln!(
-            err,
-            "warning: the route secret is geolb's public example secret: any client can pick a region; use it for the examples and tests only"
-        );
-    }
-    let options = RenderOptions {
-        extension_api: args.extension_api,
-        route_secrets,
-    };
-    match render::render(&Topology::new(&parsed), &options) {
+        Ok(secrets)
+    });
+    match rendered {
         Ok(m) => Some(m),
         Err(e) => {
             let _ = write!(err, "{}", finding::render(&e, color));

@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 
 use geolb::finding::{self, Finding, Severity};
+use geolb::pipeline;
 use geolb::plan::Plan;
-use geolb::render::{self, ExtensionApi, RenderOptions};
+use geolb::render::ExtensionApi;
 use geolb::secret::{EXAMPLE_ROUTE_SECRET, RouteSecrets};
 use geolb::source::Source;
 use geolb::topology::Topology;
@@ -77,11 +78,7 @@ pub fn analyse(text: &str, extension_api: &str) -> Result<Analysis, String> {
         .iter()
         .map(|f| diagnostic(f, &source))
         .collect();
-    let errors = checked
-        .findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .count();
+    let errors = checked.error_count();
     let mut analysis = Analysis {
         warnings: diagnostics.len() - errors,
         errors,
@@ -96,23 +93,15 @@ pub fn analyse(text: &str, extension_api: &str) -> Result<Analysis, String> {
             .into_iter()
             .map(str::to_owned)
             .collect();
-        match rendered(&plan, extension_api) {
+        // Every variable the plan names reads the example secret.
+        let example =
+            |plan: &Plan| RouteSecrets::from_env(plan, |_| Some(EXAMPLE_ROUTE_SECRET.into()));
+        match pipeline::render_plan(&plan, extension_api, example) {
             Ok(files) => analysis.files = Some(files),
-            Err(e) => analysis.render_error = Some(e),
+            Err(e) => analysis.render_error = Some(e.to_string()),
         }
     }
     Ok(analysis)
-}
-
-fn rendered(plan: &Plan, extension_api: ExtensionApi) -> Result<BTreeMap<String, String>, String> {
-    // Every variable the plan names reads the example secret.
-    let route_secrets = RouteSecrets::from_env(plan, |_| Some(EXAMPLE_ROUTE_SECRET.into()))
-        .map_err(|e| e.to_string())?;
-    let options = RenderOptions {
-        extension_api,
-        route_secrets,
-    };
-    render::render(&Topology::new(plan), &options).map_err(|e| e.to_string())
 }
 
 fn diagnostic(finding: &Finding, source: &Source) -> Diagnostic {

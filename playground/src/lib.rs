@@ -8,6 +8,7 @@ mod examples;
 mod scenario;
 mod topology;
 
+use geolb::pipeline;
 use geolb::plan::Plan;
 use geolb::source::Source;
 use geolb::validate;
@@ -32,11 +33,9 @@ enum Answer<T> {
 
 /// The plan in `text` when it validates without errors.
 fn valid_plan(text: &str) -> Result<Plan, String> {
-    let checked = validate::check(&Source::new(PLAN_NAME, text));
-    match checked.plan {
-        Some(plan) if !checked.has_errors() => Ok(plan),
-        _ => Err(String::from("the plan has errors: see its diagnostics")),
-    }
+    let source = Source::new(PLAN_NAME, text);
+    pipeline::valid_plan(validate::check(&source), &source)
+        .map_err(|_| String::from("the plan has errors: see its diagnostics"))
 }
 
 fn json<T: Serialize>(answer: Result<T, String>) -> String {
