@@ -292,6 +292,22 @@ impl FieldPath {
             ..self.error(problem)
         }
     }
+    /// A problem with the text at `written`: this path's value, or the key it ends in.
+    pub(crate) fn error_in(&self, written: Written, problem: Problem) -> PolicyError {
+        match written {
+            Written::Value => self.error(problem),
+            Written::Key => self.key_error(problem),
+        }
+    }
+}
+
+/// Where a name was written at a path: as the value, or as the map key the path ends in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Written {
+    /// `cluster-a: cn-hangzhou`, the region at `clusterRegions.cluster-a`.
+    Value,
+    /// `cn-shanghai: 10`, the region at `distribution.cn-hangzhou.cn-shanghai`.
+    Key,
 }
 
 impl fmt::Display for FieldPath {

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::cluster::OutboundCluster;
-use crate::error::{FieldPath, PolicyError, PolicyErrors, Problem};
+use crate::error::{FieldPath, PolicyError, PolicyErrors, Problem, Written};
 use crate::health::{HealthConfig, TableShape};
 use crate::outcome::{RESPONSE_FLAGS, ResponseFlags};
 use crate::probe::ProbeConfig;
@@ -395,7 +395,7 @@ impl Regions<'_> {
         path: &FieldPath,
         errors: &mut Vec<PolicyError>,
     ) -> Option<RegionId> {
-        self.lookup(name, path, false, errors)
+        self.lookup(name, path, Written::Value, errors)
     }
 
     /// The region the map key `path` ends in names.
@@ -405,14 +405,14 @@ impl Regions<'_> {
         path: &FieldPath,
         errors: &mut Vec<PolicyError>,
     ) -> Option<RegionId> {
-        self.lookup(name, path, true, errors)
+        self.lookup(name, path, Written::Key, errors)
     }
 
     fn lookup(
         &self,
         name: &str,
         path: &FieldPath,
-        on_key: bool,
+        written: Written,
         errors: &mut Vec<PolicyError>,
     ) -> Option<RegionId> {
         match self
@@ -427,11 +427,7 @@ impl Regions<'_> {
                     region: name.to_owned(),
                     known: self.names.join(", "),
                 };
-                errors.push(if on_key {
-                    path.key_error(problem)
-                } else {
-                    path.error(problem)
-                });
+                errors.push(path.error_in(written, problem));
                 None
             }
         }
@@ -538,15 +534,15 @@ struct Targets<'a> {
 }
 
 impl Targets<'_> {
-    /// A target region's slot; `on_key`: the region is the map key `at` ends in.
+    /// The slot of the target region written at `at`.
     fn slot_of(
         &self,
         region: &str,
         at: &FieldPath,
-        on_key: bool,
+        written: Written,
         errors: &mut Vec<PolicyError>,
     ) -> Option<Slot> {
-        let id = self.regions.lookup(region, at, on_key, errors)?;
+        let id = self.regions.lookup(region, at, written, errors)?;
         let slot = self.slots.iter().position(|r| *r == id);
         if slot.is_none() {
             let problem = Problem::NotServed {
@@ -554,11 +550,7 @@ impl Targets<'_> {
                 region: region.to_owned(),
                 runs_in: self.runs_in.clone(),
             };
-            errors.push(if on_key {
-                at.key_error(problem)
-            } else {
-                at.error(problem)
-            });
+            errors.push(at.error_in(written, problem));
         }
         slot
     }
@@ -590,7 +582,7 @@ fn compile_failover(
                 }));
                 continue;
             }
-            if let Some(slot) = targets.slot_of(to, &at, false, errors) {
+            if let Some(slot) = targets.slot_of(to, &at, Written::Value, errors) {
                 if compiled.contains(&slot) {
                     errors.push(at.error(Problem::Duplicate(to.clone())));
                 } else {
@@ -634,7 +626,7 @@ fn compile_distribution(
                 }));
                 weights_ok = false;
             }
-            if let Some(slot) = targets.slot_of(to, &at, true, errors) {
+            if let Some(slot) = targets.slot_of(to, &at, Written::Key, errors) {
                 compiled.push((slot, u32::try_from(weight.0).unwrap_or(0)));
             }
         }
@@ -671,7 +663,7 @@ fn compile_drain(
         let at = path.index(i);
         if !own_drain.insert(region.as_str()) {
             errors.push(at.error(Problem::Duplicate(region.clone())));
-        } else if let Some(slot) = targets.slot_of(region, &at, false, errors)
+        } else if let Some(slot) = targets.slot_of(region, &at, Written::Value, errors)
             && let Some(mark) = drained.get_mut(slot)
         {
             *mark = true;

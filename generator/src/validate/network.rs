@@ -69,7 +69,7 @@ pub(super) fn check(c: &mut Checker) {
                     path: at.key("cidrs").index(j),
                     net,
                     kind: RangeKind::Vpc,
-                    what: format!("VPC {} CIDR {net}", vpc.name),
+                    what: format!("{} {} CIDR {net}", RangeKind::Vpc.label(), vpc.name),
                 });
             }
         }
@@ -110,7 +110,12 @@ pub(super) fn check(c: &mut Checker) {
             path: at.key("cidr"),
             net,
             kind: RangeKind::VSwitch,
-            what: format!("vSwitch {} CIDR {net} (VPC {})", vs.name, vs.vpc),
+            what: format!(
+                "{} {} CIDR {net} (VPC {})",
+                RangeKind::VSwitch.label(),
+                vs.name,
+                vs.vpc
+            ),
         });
     }
     c.unique(
@@ -215,9 +220,14 @@ fn clusters(
         vpc_references(c, &at, cluster);
     }
     for (i, cluster) in plan.clusters.iter().enumerate() {
-        reachable_collisions(c, groups, &own, i, cluster);
+        // The indexes of the other clusters this one reaches.
+        let reach: Vec<usize> = reachable_clusters(&c.topo, groups, cluster)
+            .into_iter()
+            .filter_map(|other| plan.clusters.iter().position(|x| std::ptr::eq(x, other)))
+            .collect();
+        reachable_collisions(c, &own, i, &reach);
         vpc_collisions(c, groups, vpc_ranges, vswitch_ranges, &own, i, cluster);
-        load_balancer_addresses(c, groups, &own, i, cluster);
+        load_balancer_addresses(c, &own, i, &reach, cluster);
     }
 }
 
@@ -310,22 +320,9 @@ fn vpc_references(c: &mut Checker, at: &FieldPath, cluster: &Cluster) {
 
 /// Cluster `i`'s ranges against those of the later clusters it reaches (each pair
 /// once): routes between them would collide.
-fn reachable_collisions(
-    c: &mut Checker,
-    groups: &BTreeMap<&str, &str>,
-    own: &[Vec<Range>],
-    i: usize,
-    cluster: &Cluster,
-) {
-    let plan = c.plan();
+fn reachable_collisions(c: &mut Checker, own: &[Vec<Range>], i: usize, reach: &[usize]) {
     let Some(mine) = own.get(i) else { return };
-    for other in reachable_clusters(&c.topo, groups, cluster) {
-        let Some(j) = plan.clusters.iter().position(|x| std::ptr::eq(x, other)) else {
-            continue;
-        };
-        if j < i {
-            continue;
-        }
+    for &j in reach.iter().filter(|&&j| j > i) {
         for a in mine {
             for b in own.get(j).map(Vec::as_slice).unwrap_or_default() {
                 if overlaps(&a.net, &b.net) {
@@ -384,15 +381,13 @@ fn vpc_collisions(
 /// inside a pool, outside every Pod and Service range the cluster reaches.
 fn load_balancer_addresses(
     c: &mut Checker,
-    groups: &BTreeMap<&str, &str>,
     own: &[Vec<Range>],
     i: usize,
+    reach: &[usize],
     cluster: &Cluster,
 ) {
-    let plan = c.plan();
     let at = FieldPath::root().key("clusters").index(i);
     let pools = load_balancer_pools(c, &at, cluster);
-    let reach = reachable_clusters(&c.topo, groups, cluster);
     for (path, what, text) in planned_addresses(c, &at, cluster) {
         let Ok(ip) = IpAddr::from_str(text) else {
             if text.is_empty() || text.contains(char::is_whitespace) {
@@ -412,9 +407,7 @@ fn load_balancer_addresses(
                 "the load balancer can only assign addresses from a pool; widen a pool or pick an address inside one",
             );
         }
-        let index_of = |name: &str| plan.clusters.iter().position(|x| x.name == name);
-        let candidates = std::iter::once(i).chain(reach.iter().filter_map(|o| index_of(&o.name)));
-        for j in candidates {
+        for &j in std::iter::once(&i).chain(reach) {
             for r in own.get(j).map(Vec::as_slice).unwrap_or_default() {
                 if r.net.contains(&ip) {
                     c.error(
