@@ -15,16 +15,15 @@
 use std::rc::Rc;
 
 use geolb_policy::explain::{EXPLAIN_HEADER, Explanation, PassThrough};
-use geolb_policy::health::{HealthView, Transition};
+use geolb_policy::health::Transition;
 use geolb_policy::outcome::{ResponseFacts, ResponseFlags, Verdict, classify};
-use geolb_policy::routing::{Decision, RouteReason, SpillView};
-use geolb_policy::spill::sample;
-use geolb_policy::store::{Observation, SharedTable};
-use geolb_policy::{ServiceId, Slot};
+use geolb_policy::routing::{Decision, RouteReason};
+use geolb_policy::store::Observation;
+use geolb_policy::{DEFAULT_ROUTING_HEADER, ServiceId, Slot};
 
 use crate::host::{Host, Level, int_property, route_cluster, string_property};
 use crate::metrics::RegionCounter;
-use crate::root::{Active, LOCALITY_CHECK_EVERY, PASSTHROUGH_HEADER};
+use crate::runtime::Active;
 
 /// Per-request state.
 #[derive(Debug)]
@@ -63,8 +62,8 @@ impl Request {
     pub fn chosen_region(&self) -> Option<&str> {
         let active = self.active.as_ref()?;
         let (service, slot) = self.chosen?;
-        let region = active.policy.service(service)?.region_of(slot)?;
-        Some(active.policy.region_name(region))
+        let region = active.policy().service(service)?.region_of(slot)?;
+        Some(active.policy().region_name(region))
     }
 
     /// `on_http_request_headers`: replaces the routing header with the decision, or
@@ -76,57 +75,36 @@ impl Request {
             panic!("x-geolb-test-panic: deliberate panic of a test build");
         }
         let Some(active) = self.active.as_deref() else {
-            let header = self.strip_header.as_deref().unwrap_or(PASSTHROUGH_HEADER);
+            let header = self
+                .strip_header
+                .as_deref()
+                .unwrap_or(DEFAULT_ROUTING_HEADER);
             route_as(host, header, None);
             return;
         };
-        let header = active.policy.routing_header();
+        let header = active.policy().routing_header();
         let found = host
             .request_header(":authority")
-            .and_then(|authority| active.policy.service_for_authority(&authority))
+            .and_then(|authority| active.policy().service_for_authority(&authority))
             .or_else(|| {
-                if !active.policy.service_from_route() {
+                if !active.policy().service_from_route() {
                     return None;
                 }
-                route_cluster(host).and_then(|cluster| active.policy.service_for_cluster(&cluster))
+                route_cluster(host)
+                    .and_then(|cluster| active.policy().service_for_cluster(&cluster))
             })
             .and_then(|id| Some((id, active.service(id)?)));
         let Some((id, (runtime, service))) = found else {
             route_as(host, header, None);
-            if active.policy.explains() {
+            if active.policy().explains() {
                 let why = Explanation::pass_through(PassThrough::NotInPolicy);
                 self.explanation = Some(why.to_string());
             }
             return;
         };
-        let shape = service.table_shape();
-        let (decision, chosen_was_pristine) = runtime.with_health(host, |bytes| {
-            let view = HealthView::new(bytes, shape);
-            // A table without ejections or drain ramps reads the same at any time:
-            // skip the clock.
-            let now = if view.depends_on_time() {
-                host.now_ms()
-            } else {
-                0
-            };
-            let mut round_robin = runtime.round_robin.borrow_mut();
-            let windows = runtime.spill.borrow();
-            let decision = runtime.plan.decide(
-                &mut round_robin,
-                &view,
-                service.health(),
-                now,
-                active.dice(),
-                SpillView::new(&windows, active.clock.get()),
-            );
-            let pristine = match decision {
-                Decision::Route { slot, .. } => view.get(slot).is_pristine(),
-                _ => false,
-            };
-            (decision, pristine)
-        });
-        if active.policy.explains() {
-            let why = Explanation::of(&active.policy, service, decision);
+        let (decision, chosen_was_pristine) = active.decide(host, runtime, service);
+        if active.policy().explains() {
+            let why = Explanation::of(active.policy(), service, decision);
             self.explanation = Some(why.to_string());
         }
         match decision {
@@ -138,22 +116,22 @@ impl Request {
                 self.chosen_ramping = reason == RouteReason::Ramping;
                 let value = service
                     .region_of(slot)
-                    .map_or("", |r| active.policy.routing_value(r));
+                    .map_or("", |r| active.policy().routing_value(r));
                 route_as(host, header, Some(value));
-                runtime.counters.region(RegionCounter::Routed, slot);
+                runtime.counters().region(RegionCounter::Routed, slot);
                 if slot != primary {
-                    runtime.counters.region(RegionCounter::Failovers, primary);
+                    runtime.counters().region(RegionCounter::Failovers, primary);
                 }
                 self.chosen = Some((id, slot));
                 self.chosen_was_pristine = chosen_was_pristine;
             }
             Decision::NoHealthyRegion { .. } => {
                 route_as(host, header, None);
-                runtime.counters.no_healthy_region();
+                runtime.counters().no_healthy_region();
             }
             Decision::Passthrough => {
                 route_as(host, header, None);
-                runtime.counters.no_source_region();
+                runtime.counters().no_source_region();
             }
         }
     }
@@ -197,7 +175,7 @@ impl Request {
         runtime.mark_active();
         let chosen_region = service
             .region_of(slot)
-            .map_or("", |r| active.policy.region_name(r));
+            .map_or("", |r| active.policy().region_name(r));
         // Failure flags (connect failure, reset, no healthy upstream) come with a 5xx or
         // no response at all: an upstream's 2xx-4xx needs no flag lookup.
         let flags = if status.is_none_or(|s| s >= 500) {
@@ -223,58 +201,37 @@ impl Request {
             facts.served_region = served.as_deref();
             verdict = classify(service.health(), chosen_region, &facts);
         }
-        // Graded spill learns in this VM alone (see `spill::sample`).
-        if let (Some((failed, weight)), Some(window)) = (
-            sample(
-                verdict,
-                served.is_some(),
-                LOCALITY_CHECK_EVERY,
-                self.chosen_ramping,
-            ),
-            runtime.spill.borrow_mut().get_mut(slot),
-        ) {
-            window.record(failed, weight, service.health(), active.clock.get());
-        }
+        runtime.learn(
+            service,
+            slot,
+            verdict,
+            served.is_some(),
+            self.chosen_ramping,
+            active.clock(),
+        );
         if let Verdict::Failure(_) = verdict {
-            runtime.counters.region(RegionCounter::Failures, slot);
+            runtime.counters().region(RegionCounter::Failures, slot);
         }
         let Some(observation) = Observation::to_record(verdict, self.chosen_was_pristine) else {
             return;
         };
-        let now = host.now_ms();
-        let recorded = SharedTable {
-            store: host,
-            key: &runtime.health_key,
-            shape: service.table_shape(),
-        }
-        .record(slot, observation, service.health(), now);
-        // This VM sees its own news at once; other VMs on their next tick.
-        runtime.reload_health(host);
+        let (now, recorded) = runtime.record(host, service, slot, observation);
         match recorded {
-            Ok(Transition::Ejected { until_ms }) => {
-                runtime.counters.region(RegionCounter::Ejections, slot);
-                if let Some(window) = runtime.spill.borrow_mut().get_mut(slot) {
-                    window.forget();
-                }
-                host.log(
-                    Level::Warn,
-                    &format!(
-                        "geolb: region {chosen_region} of service {} ejected for {} ms (status {status:?}, flags {flags:#x}, served by {})",
-                        service.name(),
-                        until_ms.saturating_sub(now),
-                        served.as_deref().unwrap_or("-"),
-                    ),
-                );
-            }
+            Ok(Transition::Ejected { until_ms }) => host.log(
+                Level::Warn,
+                &format!(
+                    "geolb: region {chosen_region} of service {} ejected for {} ms (status {status:?}, flags {flags:#x}, served by {})",
+                    service.name(),
+                    until_ms.saturating_sub(now),
+                    served.as_deref().unwrap_or("-"),
+                ),
+            ),
             // A ramp that starts over is not news worth a log line per probe.
             Ok(Transition::None | Transition::RampRestarted | Transition::ProbesPassed) => {}
-            Err(err) => {
-                runtime.counters.health_store_error();
-                host.log(
-                    Level::Warn,
-                    &format!("geolb: health of {} not recorded: {err}", service.name()),
-                );
-            }
+            Err(err) => host.log(
+                Level::Warn,
+                &format!("geolb: health of {} not recorded: {err}", service.name()),
+            ),
         }
     }
 }
