@@ -15,8 +15,9 @@
 use std::rc::Rc;
 
 use geolb_policy::explain::{EXPLAIN_HEADER, Explanation, PassThrough};
+use geolb_policy::flags::ResponseFlags;
 use geolb_policy::health::Transition;
-use geolb_policy::outcome::{ResponseFacts, ResponseFlags, Verdict, classify};
+use geolb_policy::outcome::{ResponseFacts, Verdict, classify};
 use geolb_policy::routing::{Decision, RouteReason};
 use geolb_policy::store::Observation;
 use geolb_policy::{DEFAULT_ROUTING_HEADER, ServiceId, Slot};

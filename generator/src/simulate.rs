@@ -15,8 +15,9 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
+use geolb_policy::flags::ResponseFlags;
 use geolb_policy::health::{HealthConfig, HealthView, Transition};
-use geolb_policy::outcome::{ResponseFacts, ResponseFlags, classify};
+use geolb_policy::outcome::{ResponseFacts, classify};
 use geolb_policy::routing::{Decision, RoundRobin, RouteReason, SourcePlan, SpillView};
 use geolb_policy::spill::{Window, sample};
 use geolb_policy::store::{Observation, SharedStore, SharedTable, StoreError};

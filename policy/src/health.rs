@@ -16,7 +16,8 @@
 //! is still dead. The hold needs fresh evidence: when no probe result came for
 //! [`ProbeConfig::evidence_ms`] (the prober went away), the region returns on time.
 
-use crate::outcome::ResponseFlags;
+use crate::flags::ResponseFlags;
+use crate::hash::fnv1a;
 use crate::probe::ProbeConfig;
 
 /// Compiled, validated health settings of one service.
@@ -134,7 +135,7 @@ impl TableShape {
         }
         Self {
             slots,
-            layout: crate::policy::fnv1a(&bytes),
+            layout: fnv1a(&bytes),
         }
     }
 

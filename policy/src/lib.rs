@@ -7,6 +7,8 @@ pub mod cluster;
 pub mod dice;
 pub mod error;
 pub mod explain;
+pub mod flags;
+pub mod hash;
 pub mod header;
 pub mod health;
 pub mod lifecycle;
@@ -24,8 +26,9 @@ pub mod units;
 pub mod wire;
 
 pub use error::{FieldPath, PolicyError, PolicyErrors, Problem, Segment};
+pub use hash::fnv1a;
 pub use policy::{
-    CompiledPolicy, CompiledService, RegionId, ServiceId, Slot, fnv1a, passthrough_routing_header,
+    CompiledPolicy, CompiledService, RegionId, ServiceId, Slot, passthrough_routing_header,
 };
 pub use wire::{API_VERSION, DEFAULT_ROUTING_HEADER};
 

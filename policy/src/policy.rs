@@ -5,8 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::cluster::OutboundCluster;
 use crate::error::{FieldPath, PolicyError, PolicyErrors, Problem, Written};
+use crate::flags::{RESPONSE_FLAGS, ResponseFlags};
+use crate::hash::fnv1a;
 use crate::health::{HealthConfig, TableShape};
-use crate::outcome::{RESPONSE_FLAGS, ResponseFlags};
 use crate::probe::ProbeConfig;
 use crate::token::{check_route_token, route_header_value};
 use crate::wire::{self, API_VERSION, DEFAULT_ROUTING_HEADER};
@@ -1034,14 +1035,4 @@ fn check_service_name(value: &str) -> Result<(), &'static str> {
         return Err("only lowercase letters, digits, '-', '_' and '.' are allowed");
     }
     Ok(())
-}
-
-/// 64-bit FNV-1a: tiny, stable across builds and targets (fingerprints, shared-data keys).
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        hash ^= u64::from(*b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
 }

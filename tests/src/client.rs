@@ -113,16 +113,6 @@ impl Response {
             .map(|(_, v)| v.as_str())
     }
 
-    /// All values of a header.
-    pub fn header_all(&self, name: &str) -> Vec<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .filter(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-
     /// The body as (lossy) UTF-8.
     pub fn body_str(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()

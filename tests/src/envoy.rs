@@ -521,11 +521,6 @@ impl Envoy {
         }
     }
 
-    /// The admin address.
-    pub fn admin_addr(&self) -> SocketAddr {
-        self.admin
-    }
-
     /// The config it was started with (its `wasm` is the initial one); panics for an
     /// Envoy started from a translation.
     pub fn config(&self) -> &MeshConfig {
@@ -577,15 +572,6 @@ impl Envoy {
     pub fn admin_get(&self, path: &str) -> String {
         self.try_admin_get(path)
             .unwrap_or_else(|e| panic!("{e}; envoy dir {}", self.dir.display()))
-    }
-
-    /// POST an admin path (mutating endpoints, e.g. `/reset_counters`); panics on failure.
-    pub fn admin_post(&self, path: &str) -> String {
-        match http_request(self.admin, "POST", path) {
-            Ok((200, body)) => body,
-            Ok((code, body)) => panic!("admin POST {path}: {code} {body}"),
-            Err(e) => panic!("admin POST {path}: {e}"),
-        }
     }
 
     /// All counters and gauges from `/stats` (histograms and text stats are skipped).
@@ -673,15 +659,6 @@ impl Envoy {
                     .unwrap_or("")
                     .to_string()
             })
-            .collect()
-    }
-
-    /// The outlier detection event log lines so far (JSON, one event per line).
-    pub fn outlier_events(&self) -> Vec<String> {
-        std::fs::read_to_string(self.dir.join("outlier.log"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
             .collect()
     }
 

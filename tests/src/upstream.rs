@@ -104,11 +104,6 @@ impl Upstream {
         Upstream { shared, acceptor }
     }
 
-    /// Starts `n` upstreams for `region`.
-    pub fn start_many(region: &str, n: usize) -> Vec<Upstream> {
-        (0..n).map(|_| Upstream::start(region)).collect()
-    }
-
     /// The address it listens on (kept across [`Upstream::restart`]).
     pub fn addr(&self) -> SocketAddr {
         self.shared.addr
@@ -159,11 +154,6 @@ impl Upstream {
     /// Probes of geolb's prober answered (200 or the failing status), since start.
     pub fn probes_served(&self) -> u64 {
         self.shared.probes_served.load(Ordering::SeqCst)
-    }
-
-    /// Resets [`Upstream::served`] to 0.
-    pub fn reset_served(&self) {
-        self.shared.served.store(0, Ordering::SeqCst);
     }
 
     /// The headers of the last request received (names lower-cased, in order).

@@ -16,8 +16,8 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
 
-/// The routing header the benchmark's routes match.
-const ROUTING_HEADER: &str = "x-geolb-region";
+/// The routing header the benchmark's routes match: the core's default.
+use geolb_policy::DEFAULT_ROUTING_HEADER as ROUTING_HEADER;
 /// The configuration word that turns on the `clear_route_cache` calls (the foreign
 /// function's name, too).
 const CLEAR_ROUTE_CACHE: &str = "clear_route_cache";

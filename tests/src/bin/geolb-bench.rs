@@ -140,7 +140,7 @@ fn main() {
     // (name, config, request headers). "empty + header": the empty filter with the client
     // sending the routing header, so Envoy does the routing contract's own work (header
     // route, subset cluster, header removal) without any decision: the floor of the design.
-    let routed: &[(&str, &str)] = &[("x-geolb-region", "cn-hangzhou")];
+    let routed: &[(&str, &str)] = &[(ROUTING_HEADER, "cn-hangzhou")];
     // "geolb gateway": the same Envoy, its virtual host also accepting the external name
     // the client sends as Host, which names no service in the policy; the policy looks
     // services up by their route, as a gateway's does.

@@ -313,15 +313,19 @@ impl Screen {
     }
 }
 
-fn main() {
-    let args = Args::parse();
-    let interrupted = Arc::new(AtomicBool::new(false));
-    {
-        let flag = interrupted.clone();
-        ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
-            .expect("install the Ctrl-C handler");
-    }
-    let started = Instant::now();
+/// What the rendered plan says the demo will show.
+struct Setup {
+    reviews: geolb::plan::Service,
+    /// The plan's ejection time of reviews (Envoy's and the filter's).
+    ejection: Duration,
+    /// The filter's recovery ramp of reviews.
+    ramp: Duration,
+    story: Story,
+    regions: Vec<String>,
+}
+
+/// Renders the plan (with the overridden times) and reads what the demo shows from it.
+fn prepare(args: &Args, screen: &mut Screen) -> (Setup, RenderedPlan) {
     let out = args
         .out
         .clone()
@@ -329,12 +333,8 @@ fn main() {
     let manifests = out.join(SCENARIO);
     let _ = std::fs::remove_dir_all(&manifests);
     std::fs::create_dir_all(&manifests).unwrap();
-    let (plan_path, changes) = plan_to_render(&args, &out);
+    let (plan_path, changes) = plan_to_render(args, &out);
     let rendered = RenderedPlan::render_into(&plan_path, &manifests);
-    let mut screen = Screen {
-        plain: args.plain || !std::io::stdout().is_terminal(),
-        drawn_lines: 0,
-    };
     screen.note(&format!("plan:      {}", plan_path.display()));
     for c in &changes {
         screen.note(&format!("           CHANGED for this demo: {c}"));
@@ -343,7 +343,6 @@ fn main() {
         "manifests: {} (what `geolb render` writes)",
         manifests.display()
     ));
-
     let reviews = rendered
         .plan
         .services
@@ -376,18 +375,318 @@ fn main() {
         .find(|r| **r != local)
         .cloned()
         .unwrap_or_default();
-
-    let story = Story {
-        local: local.clone(),
-        remote: remote.clone(),
-        local_weight: reviews
-            .traffic
-            .as_ref()
-            .and_then(|t| t.distribute.get(&local))
-            .and_then(|to| to.get(&local))
-            .copied()
-            .unwrap_or(100),
+    let local_weight = reviews
+        .traffic
+        .as_ref()
+        .and_then(|t| t.distribute.get(&local))
+        .and_then(|to| to.get(&local))
+        .copied()
+        .unwrap_or(100);
+    let setup = Setup {
+        reviews,
+        ejection,
+        ramp,
+        story: Story {
+            local,
+            remote,
+            local_weight,
+        },
+        regions,
     };
+    (setup, rendered)
+}
+
+/// `routed cn-hangzhou=9 cn-shanghai=1`: one filter counter over `regions`.
+fn counter_text(
+    counters: &BTreeMap<(String, String), u64>,
+    regions: &[String],
+    metric: &str,
+) -> String {
+    let per: Vec<String> = regions
+        .iter()
+        .map(|r| {
+            let v = counters
+                .get(&(metric.to_string(), r.clone()))
+                .copied()
+                .unwrap_or(0);
+            format!("{r}={v}")
+        })
+        .collect();
+    format!("{metric} {}", per.join(" "))
+}
+
+/// The filter counters the demo shows.
+const SHOWN_COUNTERS: [&str; 4] = ["routed", "failovers", "failures", "ejections"];
+
+/// The phases as they happen: which one runs, since when, what it counted, and what
+/// the filter's counters said so far.
+struct Run<'s> {
+    setup: &'s Setup,
+    started: Instant,
+    phase_len: Duration,
+    phase: Phase,
+    phase_started: Instant,
+    phase_tally: Tally,
+    summary: Vec<(Phase, Tally, Duration)>,
+    ejected_until: Option<Instant>,
+    stopped_at: Option<Instant>,
+    ejections_seen: u64,
+    failures_seen: u64,
+    /// Where the filter's ramp (re)started.
+    ramp_from: Instant,
+    last_tick: Instant,
+}
+
+impl Run<'_> {
+    /// Adds the phase's last count and puts it in the summary.
+    fn close(&mut self, counted: Tally, took: Duration) {
+        self.phase_tally.add(&counted);
+        self.summary
+            .push((self.phase, std::mem::take(&mut self.phase_tally), took));
+    }
+
+    fn stamp(&self) -> String {
+        format!("[{:>4.0}s]", self.started.elapsed().as_secs_f64())
+    }
+
+    /// Polls every 100 ms, but wakes exactly when the countdown of the ejection ends:
+    /// a poll that came late would count the first requests of the ramp as ejected.
+    fn poll_interval(&self) -> Duration {
+        match (self.phase, self.ejected_until) {
+            (Phase::Ejected, Some(t)) => t
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(100)),
+            _ => Duration::from_millis(100),
+        }
+    }
+
+    /// Closes the current phase, which took `took` and counted `counted` last, and
+    /// starts `next`.
+    fn begin(&mut self, next: Phase, counted: Tally, took: Duration) {
+        self.close(counted, took);
+        self.phase = next;
+        self.phase_started = Instant::now();
+        self.last_tick = Instant::now();
+    }
+
+    /// A new ejection of the local region: the filter keeps it out for
+    /// baseEjectionTime × ejections in a row (Envoy's rule, the filter's too). One
+    /// during the ramp or later sends the demo back to the ejected phase.
+    fn watch_ejections(&mut self, ejections: u64, tally: &Shared, screen: &mut Screen) {
+        if ejections <= self.ejections_seen {
+            return;
+        }
+        let ejection = self.setup.ejection;
+        let in_a_row = u32::try_from(ejections).unwrap_or(1);
+        // The first ejection came with the first request to the stopped region, right
+        // after the stop: counting from the stop never ends the countdown late (the
+        // counter shows up to a filter tick after the ejection).
+        let from = match self.stopped_at {
+            Some(t) if self.ejections_seen == 0 => t,
+            _ => Instant::now(),
+        };
+        self.ejected_until = Some(from + ejection * in_a_row);
+        if self.ejections_seen > 0 || self.phase >= Phase::Ejected {
+            screen.note(&format!(
+                "{} the filter ejected {} again (ejection #{ejections}, {:?}): a request of its share was answered elsewhere",
+                self.stamp(),
+                self.setup.story.local,
+                ejection * in_a_row
+            ));
+            if self.phase > Phase::Ejected {
+                let counted = std::mem::take(&mut *tally.lock().unwrap());
+                self.begin(Phase::Ejected, counted, self.phase_started.elapsed());
+            }
+        }
+        self.ejections_seen = ejections;
+    }
+
+    /// During the ramp, a failure of the local region without an ejection is a probe
+    /// Envoy answered from elsewhere: Envoy lifts its own ejection of the hosts only on
+    /// its next outlier-detection interval, and until then the filter starts its ramp
+    /// over (policy::health::RegionHealth::record_served_elsewhere). So does the demo.
+    fn watch_ramp_restarts(&mut self, failures: u64, ejections: u64, screen: &mut Screen) {
+        if self.phase == Phase::Ramp
+            && failures > self.failures_seen
+            && ejections == self.ejections_seen
+        {
+            let story = &self.setup.story;
+            screen.note(&format!(
+                "{} a probe of {} was answered by {}: Envoy has not lifted its own ejection yet (next outlier interval), the ramp starts over",
+                self.stamp(),
+                story.local,
+                story.remote
+            ));
+            self.ramp_from = Instant::now();
+        }
+        self.failures_seen = failures;
+    }
+
+    /// The phase that is over, if one is.
+    fn phase_over(&self) -> Option<Phase> {
+        let phase = self.phase;
+        match phase {
+            Phase::Healthy | Phase::Failover | Phase::Recovered
+                if self.phase_started.elapsed() >= self.phase_len =>
+            {
+                Some(phase)
+            }
+            // No ejection seen (the filter did not eject): nothing to wait for.
+            Phase::Ejected if self.ejected_until.is_none_or(|t| Instant::now() >= t) => Some(phase),
+            Phase::Ramp if self.ramp_from.elapsed() >= self.setup.ramp => Some(phase),
+            _ => None,
+        }
+    }
+
+    /// Ends `ending` and starts the next phase, stopping or restarting the local
+    /// reviews where the story says so. `false` after the last phase.
+    fn advance(
+        &mut self,
+        ending: Phase,
+        tally: &Shared,
+        bookinfo: &mut Bookinfo,
+        screen: &mut Screen,
+    ) -> bool {
+        let took = self.phase_started.elapsed();
+        // Held until the next phase has begun: no request straddles the switch.
+        let mut between_requests = tally.lock().unwrap();
+        let counted = std::mem::take(&mut *between_requests);
+        let now = self.stamp();
+        let local = &self.setup.story.local;
+        let next = match ending {
+            Phase::Healthy => {
+                // Taken before the stop: a request cut off while the port closes
+                // fails no earlier than this, so the filter's ejection never ends
+                // before the demo's countdown does.
+                self.stopped_at = Some(Instant::now());
+                for u in bookinfo.upstreams_in_region(SERVICE, local) {
+                    u.stop();
+                }
+                screen.note(&format!("{now} stopped {local}'s reviews"));
+                Phase::Failover
+            }
+            Phase::Failover => {
+                for u in bookinfo.upstreams_in_region(SERVICE, local) {
+                    u.restart();
+                }
+                screen.note(&format!("{now} restarted {local}'s reviews"));
+                Phase::Ejected
+            }
+            Phase::Ejected => {
+                self.ramp_from = Instant::now();
+                Phase::Ramp
+            }
+            Phase::Ramp => Phase::Recovered,
+            Phase::Recovered => {
+                self.close(counted, took);
+                return false;
+            }
+        };
+        self.begin(next, counted, took);
+        drop(between_requests);
+        true
+    }
+
+    /// What the phase's status column says: its countdown.
+    fn status(&self) -> String {
+        match self.phase {
+            Phase::Ejected => format!(
+                "ends in {:.0}s",
+                self.ejected_until
+                    .map(|t| t.saturating_duration_since(Instant::now()).as_secs_f64())
+                    .unwrap_or(0.0)
+            ),
+            Phase::Ramp => {
+                let permille = RAMP_START_PERMILLE
+                    + (1000 - RAMP_START_PERMILLE) * self.ramp_from.elapsed().as_millis() as u64
+                        / self.setup.ramp.as_millis().max(1) as u64;
+                format!(
+                    "ramp {:.0}% of {}%",
+                    permille.min(1000) as f64 / 10.0,
+                    self.setup.story.local_weight
+                )
+            }
+            _ => format!(
+                "{:.0}s left",
+                self.phase_len
+                    .saturating_sub(self.phase_started.elapsed())
+                    .as_secs_f64()
+            ),
+        }
+    }
+
+    /// The live view of the last second: the split, the errors, the filter's
+    /// counters and Envoy's own ejection of the local hosts.
+    fn draw(
+        &mut self,
+        second_tally: &Tally,
+        counters: &BTreeMap<(String, String), u64>,
+        envoy_line: &str,
+        screen: &mut Screen,
+    ) {
+        self.phase_tally.add(second_tally);
+        let (story, regions) = (&self.setup.story, &self.setup.regions);
+        let status = self.status();
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let counter_line = SHOWN_COUNTERS
+            .iter()
+            .map(|m| counter_text(counters, regions, m))
+            .collect::<Vec<_>>()
+            .join(" | ");
+        let mut lines = vec![
+            format!(
+                "[{elapsed:>4.0}s] phase: {} ({status})",
+                story.title(self.phase)
+            ),
+            format!("        expected: {}", story.expectation(self.phase)),
+            format!(
+                "        {:<16}{:>16}{:>22}",
+                "reviews from", "last second", "this phase"
+            ),
+        ];
+        for r in regions {
+            lines.push(format!(
+                "        {r:<16}{:>8} {:>6.1}%{:>14} {:>6.1}%",
+                second_tally.count(r),
+                second_tally.percent(r),
+                self.phase_tally.count(r),
+                self.phase_tally.percent(r)
+            ));
+        }
+        lines.push(format!(
+            "        {:<16}{:>8}{:>23}",
+            "errors", second_tally.errors, self.phase_tally.errors
+        ));
+        lines.push(format!(
+            "        filter (sidecar, {POLICY_SERVICE}): {counter_line}"
+        ));
+        lines.push(format!(
+            "        Envoy's outlier detection (sidecar): {envoy_line}"
+        ));
+        let plain = format!(
+            "[{elapsed:>4.0}s] {:<9} {status:<14} last 1s: {} | envoy: {envoy_line} | geolb {counter_line}",
+            self.phase.key(),
+            second_tally.line(regions)
+        );
+        screen.show(&lines, &plain);
+    }
+}
+
+fn main() {
+    let args = Args::parse();
+    let interrupted = Arc::new(AtomicBool::new(false));
+    {
+        let flag = interrupted.clone();
+        ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
+            .expect("install the Ctrl-C handler");
+    }
+    let started = Instant::now();
+    let mut screen = Screen {
+        plain: args.plain || !std::io::stdout().is_terminal(),
+        drawn_lines: 0,
+    };
+    let (setup, rendered) = prepare(&args, &mut screen);
+    let (local, remote) = (&setup.story.local, &setup.story.remote);
     let mut bookinfo = Bookinfo::start(rendered);
     let registry = bookinfo.registry(|_| false);
     let chain = Chain::start(&bookinfo, CLUSTER, &registry);
@@ -395,8 +694,8 @@ fn main() {
         "chain:     client → ingress gateway Envoy ({CLUSTER}) → productpage → its sidecar Envoy ({local}) → reviews v1 ({local}) / v2 ({remote})"
     ));
     screen.note(&format!(
-        "           ejection {ejection:?} (plan), recovery ramp {ramp:?}; {} requests/s on one connection; Ctrl-C to stop",
-        args.rate
+        "           ejection {:?} (plan), recovery ramp {:?}; {} requests/s on one connection; Ctrl-C to stop",
+        setup.ejection, setup.ramp, args.rate
     ));
     if let Some(t) = chain.sidecar(CLUSTER).translated() {
         let node = &t.bootstrap["node"];
@@ -410,217 +709,61 @@ fn main() {
     let stop_load = Arc::new(AtomicBool::new(false));
     spawn_load(chain.entry, args.rate, tally.clone(), stop_load.clone());
 
-    let phase_len = Duration::from_secs(args.phase_seconds);
     let sidecar = chain.sidecar(CLUSTER);
+    let reviews = &setup.reviews;
     // Envoy's own outlier detection of the local reviews hosts, in the subset the filter
     // routes the local share to (`outbound|PORT|SUBSET|HOST`, as istiod names it).
     let local_subset = format!(
         "outbound|{}|{}|{}.{}.svc.cluster.local",
         reviews.port,
-        geolb::render::region_subset(&local),
+        geolb::render::region_subset(local),
         reviews.name,
         reviews.namespace
     );
     let local_hosts: Vec<std::net::SocketAddr> = bookinfo
-        .upstreams_in_region(SERVICE, &local)
+        .upstreams_in_region(SERVICE, local)
         .iter()
         .map(|u| u.addr())
         .collect();
-    let mut phase = Phase::Healthy;
-    let mut phase_started = Instant::now();
-    let mut phase_tally = Tally::default();
-    let mut summary: Vec<(Phase, Tally, Duration)> = Vec::new();
-    let mut ejected_until: Option<Instant> = None;
-    let mut stopped_at: Option<Instant> = None;
-    let mut ejections_seen = 0;
-    let mut failures_seen = 0;
-    // Where the filter's ramp (re)started.
-    let mut ramp_from = Instant::now();
-    let mut last_tick = Instant::now();
+    let mut run = Run {
+        setup: &setup,
+        started,
+        phase_len: Duration::from_secs(args.phase_seconds),
+        phase: Phase::Healthy,
+        phase_started: Instant::now(),
+        phase_tally: Tally::default(),
+        summary: Vec::new(),
+        ejected_until: None,
+        stopped_at: None,
+        ejections_seen: 0,
+        failures_seen: 0,
+        ramp_from: Instant::now(),
+        last_tick: Instant::now(),
+    };
 
     while !interrupted.load(Ordering::SeqCst) {
-        // Polls every 100 ms, but wakes exactly when the countdown of the ejection ends:
-        // a poll that came late would count the first requests of the ramp as ejected.
-        let poll = match (phase, ejected_until) {
-            (Phase::Ejected, Some(t)) => t
-                .saturating_duration_since(Instant::now())
-                .min(Duration::from_millis(100)),
-            _ => Duration::from_millis(100),
-        };
-        std::thread::sleep(poll);
+        std::thread::sleep(run.poll_interval());
         let counters = filter_counters(&geolb_stats(sidecar));
-        let ejections = counters
-            .get(&("ejections".to_string(), local.clone()))
-            .copied()
-            .unwrap_or(0);
-        if ejections > ejections_seen {
-            // A new ejection of the local region: the filter keeps it out for
-            // baseEjectionTime × ejections in a row (Envoy's rule, the filter's too).
-            let in_a_row = u32::try_from(ejections).unwrap_or(1);
-            // The first ejection came with the first request to the stopped region, right
-            // after the stop: counting from the stop never ends the countdown late (the
-            // counter shows up to a filter tick after the ejection).
-            let from = match stopped_at {
-                Some(t) if ejections_seen == 0 => t,
-                _ => Instant::now(),
-            };
-            ejected_until = Some(from + ejection * in_a_row);
-            if ejections_seen > 0 || phase >= Phase::Ejected {
-                screen.note(&format!(
-                    "[{:>4.0}s] the filter ejected {local} again (ejection #{ejections}, {:?}): a request of its share was answered elsewhere",
-                    started.elapsed().as_secs_f64(),
-                    ejection * in_a_row
-                ));
-                if phase > Phase::Ejected {
-                    phase_tally.add(&std::mem::take(&mut *tally.lock().unwrap()));
-                    summary.push((
-                        phase,
-                        std::mem::take(&mut phase_tally),
-                        phase_started.elapsed(),
-                    ));
-                    last_tick = Instant::now();
-                    phase = Phase::Ejected;
-                    phase_started = Instant::now();
-                }
-            }
-            ejections_seen = ejections;
-        }
-        // During the ramp, a failure of the local region without an ejection is a probe
-        // Envoy answered from elsewhere: Envoy lifts its own ejection of the hosts only on
-        // its next outlier-detection interval, and until then the filter starts its ramp
-        // over (policy::health::RegionHealth::record_served_elsewhere). So does the demo.
-        let failures = counters
-            .get(&("failures".to_string(), local.clone()))
-            .copied()
-            .unwrap_or(0);
-        if phase == Phase::Ramp && failures > failures_seen && ejections == ejections_seen {
-            screen.note(&format!(
-                "[{:>4.0}s] a probe of {local} was answered by {remote}: Envoy has not lifted its own ejection yet (next outlier interval), the ramp starts over",
-                started.elapsed().as_secs_f64()
-            ));
-            ramp_from = Instant::now();
-        }
-        failures_seen = failures;
-        let next = match phase {
-            Phase::Healthy | Phase::Failover | Phase::Recovered
-                if phase_started.elapsed() >= phase_len =>
-            {
-                Some(phase)
-            }
-            // No ejection seen (the filter did not eject): nothing to wait for.
-            Phase::Ejected if ejected_until.is_none_or(|t| Instant::now() >= t) => Some(phase),
-            Phase::Ramp if ramp_from.elapsed() >= ramp => Some(phase),
-            _ => None,
+        let count = |metric: &str| {
+            counters
+                .get(&(metric.to_string(), local.clone()))
+                .copied()
+                .unwrap_or(0)
         };
-        if let Some(ending) = next {
-            let took = phase_started.elapsed();
-            // Held until the next phase has begun: no request straddles the switch.
-            let mut between_requests = tally.lock().unwrap();
-            phase_tally.add(&std::mem::take(&mut *between_requests));
-            summary.push((ending, std::mem::take(&mut phase_tally), took));
-            let now = format!("[{:>4.0}s]", started.elapsed().as_secs_f64());
-            phase = match ending {
-                Phase::Healthy => {
-                    // Taken before the stop: a request cut off while the port closes
-                    // fails no earlier than this, so the filter's ejection never ends
-                    // before the demo's countdown does.
-                    stopped_at = Some(Instant::now());
-                    for u in bookinfo.upstreams_in_region(SERVICE, &local) {
-                        u.stop();
-                    }
-                    screen.note(&format!("{now} stopped {local}'s reviews"));
-                    Phase::Failover
-                }
-                Phase::Failover => {
-                    for u in bookinfo.upstreams_in_region(SERVICE, &local) {
-                        u.restart();
-                    }
-                    screen.note(&format!("{now} restarted {local}'s reviews"));
-                    Phase::Ejected
-                }
-                Phase::Ejected => {
-                    ramp_from = Instant::now();
-                    Phase::Ramp
-                }
-                Phase::Ramp => Phase::Recovered,
-                Phase::Recovered => break,
-            };
-            phase_started = Instant::now();
-            last_tick = Instant::now();
+        let (ejections, failures) = (count("ejections"), count("failures"));
+        run.watch_ejections(ejections, &tally, &mut screen);
+        run.watch_ramp_restarts(failures, ejections, &mut screen);
+        if let Some(ending) = run.phase_over() {
+            if !run.advance(ending, &tally, &mut bookinfo, &mut screen) {
+                break;
+            }
             continue;
         }
-        if last_tick.elapsed() < Duration::from_secs(1) {
+        if run.last_tick.elapsed() < Duration::from_secs(1) {
             continue;
         }
-        last_tick += Duration::from_secs(1);
+        run.last_tick += Duration::from_secs(1);
         let second_tally = std::mem::take(&mut *tally.lock().unwrap());
-        phase_tally.add(&second_tally);
-        let status = match phase {
-            Phase::Ejected => format!(
-                "ends in {:.0}s",
-                ejected_until
-                    .map(|t| t.saturating_duration_since(Instant::now()).as_secs_f64())
-                    .unwrap_or(0.0)
-            ),
-            Phase::Ramp => {
-                let permille = RAMP_START_PERMILLE
-                    + (1000 - RAMP_START_PERMILLE) * ramp_from.elapsed().as_millis() as u64
-                        / ramp.as_millis().max(1) as u64;
-                format!(
-                    "ramp {:.0}% of {}%",
-                    permille.min(1000) as f64 / 10.0,
-                    story.local_weight
-                )
-            }
-            _ => format!(
-                "{:.0}s left",
-                phase_len
-                    .saturating_sub(phase_started.elapsed())
-                    .as_secs_f64()
-            ),
-        };
-        let elapsed = started.elapsed().as_secs_f64();
-        let counter_line = ["routed", "failovers", "failures", "ejections"]
-            .iter()
-            .map(|m| {
-                let per: Vec<String> = regions
-                    .iter()
-                    .map(|r| {
-                        let v = counters
-                            .get(&(m.to_string(), r.clone()))
-                            .copied()
-                            .unwrap_or(0);
-                        format!("{r}={v}")
-                    })
-                    .collect();
-                format!("{m} {}", per.join(" "))
-            })
-            .collect::<Vec<_>>()
-            .join(" | ");
-        let mut lines = vec![
-            format!("[{elapsed:>4.0}s] phase: {} ({status})", story.title(phase)),
-            format!("        expected: {}", story.expectation(phase)),
-            format!(
-                "        {:<16}{:>16}{:>22}",
-                "reviews from", "last second", "this phase"
-            ),
-        ];
-        for r in &regions {
-            lines.push(format!(
-                "        {r:<16}{:>8} {:>6.1}%{:>14} {:>6.1}%",
-                second_tally.count(r),
-                second_tally.percent(r),
-                phase_tally.count(r),
-                phase_tally.percent(r)
-            ));
-        }
-        lines.push(format!(
-            "        {:<16}{:>8}{:>23}",
-            "errors", second_tally.errors, phase_tally.errors
-        ));
-        lines.push(format!(
-            "        filter (sidecar, {POLICY_SERVICE}): {counter_line}"
-        ));
         let ejected_by_envoy = local_hosts
             .iter()
             .filter(|h| {
@@ -633,15 +776,7 @@ fn main() {
             "{ejected_by_envoy} of {} {local} reviews hosts ejected",
             local_hosts.len()
         );
-        lines.push(format!(
-            "        Envoy's outlier detection (sidecar): {envoy_line}"
-        ));
-        let plain = format!(
-            "[{elapsed:>4.0}s] {:<9} {status:<14} last 1s: {} | envoy: {envoy_line} | geolb {counter_line}",
-            phase.key(),
-            second_tally.line(&regions)
-        );
-        screen.show(&lines, &plain);
+        run.draw(&second_tally, &counters, &envoy_line, &mut screen);
     }
     stop_load.store(true, Ordering::SeqCst);
     if interrupted.load(Ordering::SeqCst) {
@@ -651,28 +786,20 @@ fn main() {
         "summary ({:.0}s):",
         started.elapsed().as_secs_f64()
     ));
-    for (p, t, took) in &summary {
+    for (p, t, took) in &run.summary {
         screen.note(&format!(
             "phase {:<9} {:>5.1}s {:>5} requests: {}",
             p.key(),
             took.as_secs_f64(),
             t.total(),
-            t.line(&regions)
+            t.line(&setup.regions)
         ));
     }
     let counters = filter_counters(&geolb_stats(sidecar));
-    for metric in ["routed", "failovers", "failures", "ejections"] {
-        let per: Vec<String> = regions
-            .iter()
-            .map(|r| {
-                let v = counters
-                    .get(&(metric.to_string(), r.clone()))
-                    .copied()
-                    .unwrap_or(0);
-                format!("{r}={v}")
-            })
-            .collect();
-        screen.note(&format!("filter {metric:<9} {}", per.join(" ")));
+    for metric in SHOWN_COUNTERS {
+        let text = counter_text(&counters, &setup.regions, metric);
+        let (name, per) = text.split_once(' ').unwrap_or((metric, ""));
+        screen.note(&format!("filter {name:<9} {per}"));
     }
     // Envoys are killed and the fake apps stopped on drop.
     drop(chain);

@@ -222,12 +222,6 @@ impl Environment {
         self
     }
 
-    /// Maps a planned load-balancer address (`ip:port`) to a local listener.
-    pub fn with_address(mut self, planned: &str, local: SocketAddr) -> Environment {
-        self.addresses.insert(planned.to_string(), local);
-        self
-    }
-
     /// Sets Envoy's worker threads.
     pub fn with_concurrency(mut self, n: u32) -> Environment {
         self.concurrency = n;

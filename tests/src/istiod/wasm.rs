@@ -119,12 +119,6 @@ impl WasmFilterConfig {
         })
     }
 
-    /// The same filter configured inline (for `envoy --mode validate`, which does not
-    /// fetch ECDS).
-    pub fn inline_http_filter(&self) -> Value {
-        json!({ "name": self.resource_name, "typed_config": self.typed_config })
-    }
-
     /// The ECDS file content (a DiscoveryResponse) at `version`.
     pub fn ecds_response(&self, version: u64) -> Value {
         json!({

@@ -43,8 +43,8 @@ const SET_REGION: &str = "x-probe-set-region";
 const CLEAR_ROUTE_CACHE: &str = "x-probe-clear-route-cache";
 /// The request header that asks the probe to report what the node tells about itself.
 const NODE: &str = "x-probe-node";
-/// The routing header the harness's route table matches (`ROUTING_HEADER`).
-const ROUTING_HEADER: &str = "x-geolb-region";
+/// The routing header the harness's route table matches: the core's default.
+use geolb_policy::DEFAULT_ROUTING_HEADER as ROUTING_HEADER;
 /// What a reading of a property Envoy does not provide reports.
 pub const ABSENT: &str = "-";
 /// What [`read_exactly`] reports for a property that is there but empty.
