@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use geolb_policy::units::DurationText;
+use geolb_policy::wire;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -336,11 +337,11 @@ pub struct Traffic {
     /// For a region, the ordered regions that take its traffic while it fails:
     /// `cn-hangzhou: [cn-shanghai]` reads "cn-hangzhou fails -> cn-shanghai".
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub failover: BTreeMap<String, Vec<String>>,
+    pub failover: wire::FailoverChains,
     /// For a source region, weights 1..100 per target region summing to 100:
     /// `cn-hangzhou: {cn-hangzhou: 90, cn-shanghai: 10}`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub distribute: BTreeMap<String, BTreeMap<String, u64>>,
+    pub distribute: wire::Weights,
     /// Regions drained for this service alone (see `regions[].drained`): each must be
     /// one where the service runs, and one must stay undrained.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -68,16 +68,7 @@ fn service(topo: &Topology<'_>, s: &Service) -> wire::Service {
             .map(str::to_owned)
             .collect(),
         failover: traffic.failover,
-        distribute: traffic
-            .distribute
-            .into_iter()
-            .map(|(from, to)| {
-                (
-                    from,
-                    to.into_iter().map(|(r, w)| (r, WholeNumber(w))).collect(),
-                )
-            })
-            .collect(),
+        distribute: traffic.distribute,
         drain: traffic.drain,
         health: service_health(s),
         probe: s.probe.as_ref().map(|p| wire::ProbeSettings {

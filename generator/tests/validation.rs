@@ -854,6 +854,29 @@ fn bad_scalars_are_named_at_their_path() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// A plan's weights are the policy's own type: `90.0` is the whole number 90 in both
+/// (istiod may hand the filter JSON numbers as floats), `89.5` is refused above.
+#[test]
+fn a_whole_weight_written_as_a_float_reads_as_in_the_policy() {
+    let text = apply(
+        &example(A),
+        &[("cn-hangzhou: 90", "cn-hangzhou: 90.0")],
+        "90.0",
+    );
+    let checked = validate::check(&Source::new("plan.yaml", text));
+    assert!(!checked.has_errors(), "{:?}", checked.findings);
+    let plan = checked.plan.expect("the plan parses");
+    let weights = plan
+        .services
+        .iter()
+        .find_map(|s| s.traffic.as_ref()?.distribute.get("cn-hangzhou").cloned())
+        .expect("reviews distributes from cn-hangzhou");
+    assert_eq!(
+        weights.get("cn-hangzhou"),
+        Some(&geolb_policy::units::WholeNumber(90))
+    );
+}
+
 #[test]
 fn failure_status_codes_name_the_bad_code() {
     let plan = example(A);

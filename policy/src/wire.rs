@@ -17,6 +17,15 @@ pub const API_VERSION: &str = "geolb.io/v1alpha1";
 /// Routing header the generated VirtualServices match when the policy names none.
 pub const DEFAULT_ROUTING_HEADER: &str = "x-geolb-region";
 
+/// Per region, the ordered regions that take its traffic while it is unhealthy:
+/// `cn-hangzhou: [cn-shanghai]`. The plan's `traffic.failover` is this type too.
+pub type FailoverChains = BTreeMap<String, Vec<String>>;
+
+/// Per source region, integer weights (1..100, summing to 100) per target region:
+/// `cn-hangzhou: {cn-hangzhou: 90, cn-shanghai: 10}`. The plan's `traffic.distribute`
+/// is this type too.
+pub type Weights = BTreeMap<String, BTreeMap<String, WholeNumber>>;
+
 /// A complete geolb policy for one proxy (sidecar or gateway).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -88,10 +97,10 @@ pub struct Service {
     pub regions: Vec<String>,
     /// For a region, the ordered regions that take its traffic while it is unhealthy.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub failover: BTreeMap<String, Vec<String>>,
+    pub failover: FailoverChains,
     /// For a source region, integer weights (1..100, summing to 100) per target region.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub distribute: BTreeMap<String, BTreeMap<String, WholeNumber>>,
+    pub distribute: Weights,
     /// Regions drained for this service alone (see the policy's `drain`); each must
     /// be one of its `regions`, and at least one of them must stay undrained.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

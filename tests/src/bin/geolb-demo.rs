@@ -380,8 +380,7 @@ fn prepare(args: &Args, screen: &mut Screen) -> (Setup, RenderedPlan) {
         .as_ref()
         .and_then(|t| t.distribute.get(&local))
         .and_then(|to| to.get(&local))
-        .copied()
-        .unwrap_or(100);
+        .map_or(100, |w| w.0);
     let setup = Setup {
         reviews,
         ejection,
