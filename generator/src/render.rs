@@ -259,28 +259,47 @@ impl Renderer<'_, '_> {
     /// Files every cluster applies: per service DR + VS, the app WasmPlugins, the
     /// ingress Gateways and their routes, the cross-network Gateway.
     fn mesh_wide(&mut self) -> Result<Vec<String>, RenderError> {
-        let plan = self.topo.plan;
         let mut resources = Vec::new();
-        for service in &plan.services {
-            let dr = format!(
-                "{}/destinationrule-{}.yaml",
-                service.namespace, service.name
-            );
-            self.emit(
-                format!("mesh/{dr}"),
-                templates::DESTINATION_RULE,
-                self.destination_rule(service),
-            )?;
-            resources.push(dr);
-            let vs = format!("{}/virtualservice-{}.yaml", service.namespace, service.name);
-            self.emit(
-                format!("mesh/{vs}"),
-                templates::VIRTUAL_SERVICE,
-                self.virtual_service(service),
-            )?;
-            resources.push(vs);
+        self.service_objects(&mut resources)?;
+        self.app_extensions(&mut resources)?;
+        self.ingress_objects(&mut resources)?;
+        self.gateway_extensions(&mut resources)?;
+        if self.topo.multi_network() {
+            self.cross_network_gateway(&mut resources)?;
         }
-        // The app namespaces' filter.
+        Ok(resources)
+    }
+
+    /// Emits `mesh/<path>` and lists `path` among the mesh's kustomize resources.
+    fn emit_mesh(
+        &mut self,
+        resources: &mut Vec<String>,
+        path: String,
+        template: &'static str,
+        context: impl Serialize,
+    ) -> Result<(), RenderError> {
+        self.emit(format!("mesh/{path}"), template, context)?;
+        resources.push(path);
+        Ok(())
+    }
+
+    /// Each service's DestinationRule and VirtualService.
+    fn service_objects(&mut self, resources: &mut Vec<String>) -> Result<(), RenderError> {
+        for service in &self.topo.plan.services {
+            let (namespace, name) = (&service.namespace, &service.name);
+            let rule = self.destination_rule(service);
+            let path = format!("{namespace}/destinationrule-{name}.yaml");
+            self.emit_mesh(resources, path, templates::DESTINATION_RULE, rule)?;
+            let routes = self.virtual_service(service);
+            let path = format!("{namespace}/virtualservice-{name}.yaml");
+            self.emit_mesh(resources, path, templates::VIRTUAL_SERVICE, routes)?;
+        }
+        Ok(())
+    }
+
+    /// The app namespaces' filter.
+    fn app_extensions(&mut self, resources: &mut Vec<String>) -> Result<(), RenderError> {
+        let plan = self.topo.plan;
         let namespaces: BTreeSet<&str> = if plan.filter.namespaces.is_empty() {
             plan.services.iter().map(|s| s.namespace.as_str()).collect()
         } else {
@@ -288,17 +307,16 @@ impl Renderer<'_, '_> {
         };
         let policy = wire_policy(self.topo, PolicyFor::Sidecars, self.token());
         for ns in namespaces {
-            let (path, template, ctx) = self.extension(
-                ns,
-                self.plugin_name(),
-                plan.filter.workload_selector.clone(),
-                &policy,
-            );
-            self.emit(format!("mesh/{path}"), template, ctx)?;
-            resources.push(path);
+            let selector = plan.filter.workload_selector.clone();
+            let (path, template, ctx) = self.extension(ns, self.plugin_name(), selector, &policy);
+            self.emit_mesh(resources, path, template, ctx)?;
         }
-        for gw in &plan.gateways {
-            let selector = gateway_selector(&gw.selector);
+        Ok(())
+    }
+
+    /// Each ingress gateway's Gateway and the VirtualService of its routes.
+    fn ingress_objects(&mut self, resources: &mut Vec<String>) -> Result<(), RenderError> {
+        for gw in &self.topo.plan.gateways {
             let hosts = if gw.hosts.is_empty() {
                 vec![String::from("*")]
             } else {
@@ -316,67 +334,66 @@ impl Renderer<'_, '_> {
             let gateway = Gateway {
                 name: gw.name.clone(),
                 namespace: gw.namespace.clone(),
-                selector,
+                selector: gateway_selector(&gw.selector),
                 servers: vec![server],
             };
             let path = format!("{}/gateway-{}.yaml", gw.namespace, gw.name);
-            self.emit(format!("mesh/{path}"), templates::GATEWAY, gateway)?;
-            resources.push(path);
+            self.emit_mesh(resources, path, templates::GATEWAY, gateway)?;
+            let routes = self.ingress_routes(gw, hosts);
             let path = format!("{}/virtualservice-{}.yaml", gw.namespace, gw.name);
-            self.emit(
-                format!("mesh/{path}"),
-                templates::VIRTUAL_SERVICE,
-                self.ingress_routes(gw, hosts),
-            )?;
-            resources.push(path);
+            self.emit_mesh(resources, path, templates::VIRTUAL_SERVICE, routes)?;
         }
-        // The ingress gateways' filter: services also found by their route (a
-        // gateway's Host is an external name). One object for every cluster: each
-        // gateway learns its region from its cluster ID.
-        if plan.filter.gateways.unwrap_or(true) && !plan.gateways.is_empty() {
-            let policy = wire_policy(self.topo, PolicyFor::Gateways, self.token());
-            let mut seen = BTreeSet::new();
-            for gw in &plan.gateways {
-                let ns = gw
-                    .workload_namespace
-                    .clone()
-                    .unwrap_or_else(|| GATEWAY_NAMESPACE.to_owned());
-                let selector = gateway_selector(&gw.selector);
-                if !seen.insert((ns.clone(), selector.clone())) {
-                    continue;
-                }
-                let name = format!("{}-{}", self.plugin_name(), gw.name);
-                let (path, template, ctx) = self.extension(&ns, name, selector, &policy);
-                self.emit(format!("mesh/{path}"), template, ctx)?;
-                resources.push(path);
+        Ok(())
+    }
+
+    /// The ingress gateways' filter: services also found by their route (a gateway's
+    /// Host is an external name). One object per gateway workload for every cluster:
+    /// each gateway learns its region from its cluster ID.
+    fn gateway_extensions(&mut self, resources: &mut Vec<String>) -> Result<(), RenderError> {
+        let plan = self.topo.plan;
+        if !plan.filter.gateways.unwrap_or(true) || plan.gateways.is_empty() {
+            return Ok(());
+        }
+        let policy = wire_policy(self.topo, PolicyFor::Gateways, self.token());
+        let mut seen = BTreeSet::new();
+        for gw in &plan.gateways {
+            let ns = gw
+                .workload_namespace
+                .clone()
+                .unwrap_or_else(|| GATEWAY_NAMESPACE.to_owned());
+            let selector = gateway_selector(&gw.selector);
+            if !seen.insert((ns.clone(), selector.clone())) {
+                continue;
             }
+            let name = format!("{}-{}", self.plugin_name(), gw.name);
+            let (path, template, ctx) = self.extension(&ns, name, selector, &policy);
+            self.emit_mesh(resources, path, template, ctx)?;
         }
-        if self.topo.multi_network() {
-            let server = Server {
-                port: ServerPort {
-                    number: 15443,
-                    name: "tls",
-                    protocol: "TLS",
-                },
-                hosts: vec![String::from("*.local")],
-                tls: Some(ServerTls {
-                    mode: "AUTO_PASSTHROUGH",
-                }),
-            };
-            let gateway = Gateway {
-                name: String::from("cross-network-gateway"),
-                namespace: String::from(GATEWAY_NAMESPACE),
-                selector: BTreeMap::from([(
-                    String::from("istio"),
-                    String::from("eastwestgateway"),
-                )]),
-                servers: vec![server],
-            };
-            let path = String::from("istio-system/gateway-cross-network-gateway.yaml");
-            self.emit(format!("mesh/{path}"), templates::GATEWAY, gateway)?;
-            resources.push(path);
-        }
-        Ok(resources)
+        Ok(())
+    }
+
+    /// The Gateway of multi-network meshes that lets other networks reach this one's
+    /// services through the east-west gateway (mTLS passed through).
+    fn cross_network_gateway(&mut self, resources: &mut Vec<String>) -> Result<(), RenderError> {
+        let server = Server {
+            port: ServerPort {
+                number: 15443,
+                name: "tls",
+                protocol: "TLS",
+            },
+            hosts: vec![String::from("*.local")],
+            tls: Some(ServerTls {
+                mode: "AUTO_PASSTHROUGH",
+            }),
+        };
+        let gateway = Gateway {
+            name: String::from("cross-network-gateway"),
+            namespace: String::from(GATEWAY_NAMESPACE),
+            selector: BTreeMap::from([(String::from("istio"), String::from("eastwestgateway"))]),
+            servers: vec![server],
+        };
+        let path = String::from("istio-system/gateway-cross-network-gateway.yaml");
+        self.emit_mesh(resources, path, templates::GATEWAY, gateway)
     }
 
     fn plugin_name(&self) -> String {

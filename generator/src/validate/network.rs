@@ -44,11 +44,19 @@ impl RangeKind {
 }
 
 pub(super) fn check(c: &mut Checker) {
+    let vpc_ranges = vpcs(c);
+    let vswitch_ranges = vswitches(c, &vpc_ranges);
+    connections(c);
+    let groups = vpc_groups(c.plan());
+    connected_collisions(c, &groups, &vpc_ranges, &vswitch_ranges);
+    clusters(c, &groups, &vpc_ranges, &vswitch_ranges);
+}
+
+/// The VPCs: names, regions, and their CIDRs parsed (by VPC name).
+fn vpcs<'p>(c: &mut Checker<'p>) -> BTreeMap<&'p str, Vec<Range>> {
     let plan = c.plan();
     let root = FieldPath::root();
     let region_names = c.topo.regions();
-
-    // VPCs.
     let mut vpc_ranges: BTreeMap<&str, Vec<Range>> = BTreeMap::new();
     for (i, vpc) in plan.vpcs.iter().enumerate() {
         let at = root.key("vpcs").index(i);
@@ -81,9 +89,17 @@ pub(super) fn check(c: &mut Checker) {
             .enumerate()
             .map(|(i, v)| (root.key("vpcs").index(i).key("name"), v.name.as_str())),
     );
-    let vpc_names: Vec<&str> = plan.vpcs.iter().map(|v| v.name.as_str()).collect();
+    vpc_ranges
+}
 
-    // vSwitches.
+/// The vSwitches: each inside its VPC; their CIDRs parsed (by VPC name).
+fn vswitches<'p>(
+    c: &mut Checker<'p>,
+    vpc_ranges: &BTreeMap<&str, Vec<Range>>,
+) -> BTreeMap<&'p str, Vec<Range>> {
+    let plan = c.plan();
+    let root = FieldPath::root();
+    let vpc_names: Vec<&str> = plan.vpcs.iter().map(|v| v.name.as_str()).collect();
     let mut vswitch_ranges: BTreeMap<&str, Vec<Range>> = BTreeMap::new();
     for (i, vs) in plan.vswitches.iter().enumerate() {
         let at = root.key("vswitches").index(i);
@@ -126,7 +142,14 @@ pub(super) fn check(c: &mut Checker) {
             .map(|(i, v)| (root.key("vswitches").index(i).key("name"), v.name.as_str())),
     );
 
-    // Connections.
+    vswitch_ranges
+}
+
+/// The connections: each joins two or more known VPCs, once each.
+fn connections(c: &mut Checker) {
+    let plan = c.plan();
+    let root = FieldPath::root();
+    let vpc_names: Vec<&str> = plan.vpcs.iter().map(|v| v.name.as_str()).collect();
     for (i, conn) in plan.connections.iter().enumerate() {
         let at = root.key("connections").index(i);
         c.dns_label(at.key("name"), "connection", &conn.name, 63);
@@ -159,12 +182,18 @@ pub(super) fn check(c: &mut Checker) {
             )
         }),
     );
+}
 
-    // Collisions among connected VPCs: VPC CIDRs of different VPCs, and any two vSwitches.
-    let groups = vpc_groups(plan);
+/// Collisions among connected VPCs: VPC CIDRs of different VPCs, and any two vSwitches.
+fn connected_collisions(
+    c: &mut Checker,
+    groups: &BTreeMap<&str, &str>,
+    vpc_ranges: &BTreeMap<&str, Vec<Range>>,
+    vswitch_ranges: &BTreeMap<&str, Vec<Range>>,
+) {
     let vpc_list: Vec<&str> = vpc_ranges.keys().copied().collect();
     for (a_i, a) in vpc_list.iter().enumerate() {
-        let group = vpcs_in_group(&groups, a);
+        let group = vpcs_in_group(groups, a);
         for b in vpc_list
             .iter()
             .skip(a_i + 1)
@@ -190,7 +219,7 @@ pub(super) fn check(c: &mut Checker) {
         .collect();
     for (i, (va, ra)) in all_vswitches.iter().enumerate() {
         for (vb, rb) in all_vswitches.iter().skip(i + 1) {
-            if vpcs_in_group(&groups, va).contains(vb) && overlaps(&ra.net, &rb.net) {
+            if vpcs_in_group(groups, va).contains(vb) && overlaps(&ra.net, &rb.net) {
                 collide(
                     c,
                     rb,
@@ -200,8 +229,6 @@ pub(super) fn check(c: &mut Checker) {
             }
         }
     }
-
-    clusters(c, &groups, &vpc_ranges, &vswitch_ranges);
 }
 
 /// Cluster address plans: their own CIDRs, what they can reach, planned LB addresses.
