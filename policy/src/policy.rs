@@ -190,36 +190,11 @@ impl TryFrom<&wire::Policy> for CompiledPolicy {
     fn try_from(policy: &wire::Policy) -> Result<Self, PolicyErrors> {
         let mut errors = Vec::new();
         let root = FieldPath::root();
-        if policy.api_version != API_VERSION {
-            errors.push(root.field("apiVersion").error(Problem::UnsupportedVersion {
-                found: policy.api_version.clone(),
-                expected: API_VERSION,
-            }));
-        }
-
+        let routing_header = check_envelope(policy, &mut errors);
         check_mesh_regions(&policy.regions, &root.field("regions"), &mut errors);
         let regions = Regions {
             names: &policy.regions,
         };
-
-        let routing_header = policy
-            .routing_header
-            .clone()
-            .unwrap_or_else(|| DEFAULT_ROUTING_HEADER.to_owned());
-        if let Err(why) = check_header_name(&routing_header) {
-            errors.push(root.field("routingHeader").error(Problem::InvalidName {
-                value: routing_header.clone(),
-                what: "header name",
-                why,
-            }));
-        }
-
-        if let Err(why) = check_route_token(&policy.route_token) {
-            errors.push(
-                root.field("routeToken")
-                    .error(Problem::InvalidRouteToken { why }),
-            );
-        }
 
         let source_region = policy
             .source_region
@@ -243,49 +218,14 @@ impl TryFrom<&wire::Policy> for CompiledPolicy {
             &mut errors,
         );
 
-        let services_path = root.field("services");
-        if policy.services.is_empty() {
-            errors.push(services_path.error(Problem::Empty));
-        }
-        if policy.services.len() > usize::from(u16::MAX) {
-            errors.push(services_path.error(Problem::OutOfRange {
-                value: policy.services.len() as u64,
-                why: "at most 65535 services",
-            }));
-        }
-        let mut services = Vec::with_capacity(policy.services.len());
-        let mut claimed_hosts: BTreeMap<String, (usize, String)> = BTreeMap::new();
-        let mut names = BTreeSet::new();
-        for (index, service) in policy.services.iter().enumerate() {
-            let path = services_path.index(index);
-            if !names.insert(service.name.as_str()) {
-                errors.push(
-                    path.field("name")
-                        .error(Problem::Duplicate(service.name.clone())),
-                );
-            }
-            for (h, host) in service.hosts.iter().enumerate() {
-                let host_lc = host.to_ascii_lowercase();
-                if let Some((_, other)) = claimed_hosts.get(&host_lc) {
-                    errors.push(path.field("hosts").index(h).error(Problem::HostClaimed {
-                        host: host.clone(),
-                        other: other.clone(),
-                    }));
-                } else {
-                    claimed_hosts.insert(host_lc, (index, service.name.clone()));
-                }
-            }
-            if let Some(compiled) = compile_service(
-                service,
-                &regions,
-                &mesh_drain,
-                &defaults,
-                &path,
-                &mut errors,
-            ) {
-                services.push(compiled);
-            }
-        }
+        let services = compile_services(
+            &policy.services,
+            &regions,
+            &mesh_drain,
+            &defaults,
+            &root.field("services"),
+            &mut errors,
+        );
 
         if !errors.is_empty() {
             return Err(PolicyErrors(errors));
@@ -310,6 +250,84 @@ impl TryFrom<&wire::Policy> for CompiledPolicy {
             fingerprint: fnv1a(&canonical),
         })
     }
+}
+
+/// The policy's format version, routing header and route token; returns the header.
+fn check_envelope(policy: &wire::Policy, errors: &mut Vec<PolicyError>) -> String {
+    let root = FieldPath::root();
+    if policy.api_version != API_VERSION {
+        errors.push(root.field("apiVersion").error(Problem::UnsupportedVersion {
+            found: policy.api_version.clone(),
+            expected: API_VERSION,
+        }));
+    }
+    let routing_header = policy
+        .routing_header
+        .clone()
+        .unwrap_or_else(|| DEFAULT_ROUTING_HEADER.to_owned());
+    if let Err(why) = check_header_name(&routing_header) {
+        errors.push(root.field("routingHeader").error(Problem::InvalidName {
+            value: routing_header.clone(),
+            what: "header name",
+            why,
+        }));
+    }
+    if let Err(why) = check_route_token(&policy.route_token) {
+        errors.push(
+            root.field("routeToken")
+                .error(Problem::InvalidRouteToken { why }),
+        );
+    }
+    routing_header
+}
+
+/// Every service: some, at most 65535, each name once and each host claimed by one.
+fn compile_services(
+    wire_services: &[wire::Service],
+    regions: &Regions<'_>,
+    mesh_drain: &[RegionId],
+    defaults: &HealthConfig,
+    services_path: &FieldPath,
+    errors: &mut Vec<PolicyError>,
+) -> Vec<CompiledService> {
+    if wire_services.is_empty() {
+        errors.push(services_path.error(Problem::Empty));
+    }
+    if wire_services.len() > usize::from(u16::MAX) {
+        errors.push(services_path.error(Problem::OutOfRange {
+            value: wire_services.len() as u64,
+            why: "at most 65535 services",
+        }));
+    }
+    let mut services = Vec::with_capacity(wire_services.len());
+    let mut claimed_hosts: BTreeMap<String, String> = BTreeMap::new();
+    let mut names = BTreeSet::new();
+    for (index, service) in wire_services.iter().enumerate() {
+        let path = services_path.index(index);
+        if !names.insert(service.name.as_str()) {
+            errors.push(
+                path.field("name")
+                    .error(Problem::Duplicate(service.name.clone())),
+            );
+        }
+        for (h, host) in service.hosts.iter().enumerate() {
+            let host_lc = host.to_ascii_lowercase();
+            if let Some(other) = claimed_hosts.get(&host_lc) {
+                errors.push(path.field("hosts").index(h).error(Problem::HostClaimed {
+                    host: host.clone(),
+                    other: other.clone(),
+                }));
+            } else {
+                claimed_hosts.insert(host_lc, service.name.clone());
+            }
+        }
+        if let Some(compiled) =
+            compile_service(service, regions, mesh_drain, defaults, &path, errors)
+        {
+            services.push(compiled);
+        }
+    }
+    services
 }
 
 /// The mesh's regions: some, at most 65535 (a region is a `u16`), valid, each once.
@@ -824,56 +842,21 @@ fn compile_probe(
             why: "in ms, must be at least 1ms and below interval",
         }));
     }
-    let mut expect_statuses = Vec::new();
-    match &settings.expect_statuses {
-        None => expect_statuses.push(200),
-        Some(codes) if codes.is_empty() => {
-            errors.push(path.field("expectStatuses").error(Problem::Empty));
-        }
-        Some(codes) => {
-            for (i, code) in codes.iter().enumerate() {
-                match u16::try_from(code.0) {
-                    Ok(c) if (100..=599).contains(&c) => expect_statuses.push(c),
-                    _ => errors.push(path.field("expectStatuses").index(i).error(
-                        Problem::OutOfRange {
-                            value: code.0,
-                            why: "an HTTP status code is 100..599",
-                        },
-                    )),
-                }
-            }
-        }
-    }
-    expect_statuses.sort_unstable();
-    expect_statuses.dedup();
-    let count = |value: Option<crate::units::WholeNumber>,
-                 default: u16,
-                 field: &str,
-                 errors: &mut Vec<PolicyError>| {
-        let Some(n) = value else {
-            return default;
-        };
-        match u16::try_from(n.0) {
-            Ok(v) if (1..=100).contains(&v) => v,
-            _ => {
-                errors.push(path.field(field).error(Problem::OutOfRange {
-                    value: n.0,
-                    why: "must be 1..100",
-                }));
-                default
-            }
-        }
-    };
-    let healthy_after = count(
-        settings.healthy_after,
-        DEFAULT_HEALTHY_AFTER,
-        "healthyAfter",
+    let expect_statuses = compile_expect_statuses(
+        settings.expect_statuses.as_deref(),
+        &path.field("expectStatuses"),
         errors,
     );
-    let unhealthy_after = count(
+    let healthy_after = probe_count(
+        settings.healthy_after,
+        DEFAULT_HEALTHY_AFTER,
+        &path.field("healthyAfter"),
+        errors,
+    );
+    let unhealthy_after = probe_count(
         settings.unhealthy_after,
         DEFAULT_UNHEALTHY_AFTER,
-        "unhealthyAfter",
+        &path.field("unhealthyAfter"),
         errors,
     );
     let authority = service.hosts.first()?.clone();
@@ -891,6 +874,55 @@ fn compile_probe(
         healthy_after,
         unhealthy_after,
     })
+}
+
+/// The status codes that pass a probe, sorted and each once (default `[200]`).
+fn compile_expect_statuses(
+    codes: Option<&[crate::units::WholeNumber]>,
+    path: &FieldPath,
+    errors: &mut Vec<PolicyError>,
+) -> Vec<u16> {
+    let Some(codes) = codes else {
+        return vec![200];
+    };
+    if codes.is_empty() {
+        errors.push(path.error(Problem::Empty));
+    }
+    let mut statuses = Vec::with_capacity(codes.len());
+    for (i, code) in codes.iter().enumerate() {
+        match u16::try_from(code.0) {
+            Ok(c) if (100..=599).contains(&c) => statuses.push(c),
+            _ => errors.push(path.index(i).error(Problem::OutOfRange {
+                value: code.0,
+                why: "an HTTP status code is 100..599",
+            })),
+        }
+    }
+    statuses.sort_unstable();
+    statuses.dedup();
+    statuses
+}
+
+/// A probe count in a row (1..100), `default` when unset.
+fn probe_count(
+    value: Option<crate::units::WholeNumber>,
+    default: u16,
+    path: &FieldPath,
+    errors: &mut Vec<PolicyError>,
+) -> u16 {
+    let Some(n) = value else {
+        return default;
+    };
+    match u16::try_from(n.0) {
+        Ok(v) if (1..=100).contains(&v) => v,
+        _ => {
+            errors.push(path.error(Problem::OutOfRange {
+                value: n.0,
+                why: "must be 1..100",
+            }));
+            default
+        }
+    }
 }
 
 /// Every `:authority` form of every host. A derived short form (`reviews`) that two
