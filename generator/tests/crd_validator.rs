@@ -1747,3 +1747,118 @@ spec:
         "no matches for kind \"Widget\" in version \"example.geolb.io/v0\"",
     ]);
 }
+
+/// Each OpenAPI keyword with the meaning the API server gives it, on a schema that has
+/// them all: the structural part is `jsonschema`'s, so this pins the translation.
+#[test]
+fn openapi_keywords_keep_their_kubernetes_meaning() {
+    let crd = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gadgets.example.geolb.io
+spec:
+  group: example.geolb.io
+  names: {kind: Gadget, plural: gadgets}
+  scope: Cluster
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              port: {type: integer, format: int32, minimum: 1, maximum: 65535}
+              weight: {type: integer, minimum: 0, exclusiveMinimum: true}
+              target: {x-kubernetes-int-or-string: true, anyOf: [{type: integer}, {type: string}]}
+              mode: {type: string, enum: [A, B]}
+              name: {type: string, maxLength: 5, pattern: '^[a-z]+$'}
+              note: {type: string, nullable: true}
+              since: {type: string, format: date-time}
+              blob: {type: string, format: byte}
+              tags: {type: array, maxItems: 2, items: {type: string}, x-kubernetes-list-type: set}
+              labels: {type: object, additionalProperties: {type: string}}
+              free: {type: object, x-kubernetes-preserve-unknown-fields: true}
+              sealed: {type: object}
+"#;
+    let val = Validator::from_crd_yaml(crd, "gadgets.yaml");
+    let check = |spec: &str| {
+        let doc = format!(
+            "apiVersion: example.geolb.io/v1\nkind: Gadget\nmetadata: {{name: g}}\nspec: {spec}\n"
+        );
+        val.validate_documents(&doc, "g.yaml")
+    };
+    let good = r#"{port: 80, weight: 1, target: 8080, mode: A, name: abc, note: null, since: "2026-12-07T00:00:00Z", blob: aGk=, tags: [a, b], labels: {k: v}, free: {any: [1]}, sealed: {}}"#;
+    check(good).assert_clean();
+    assert!(
+        check(r#"{target: "http"}"#).is_clean(),
+        "int-or-string takes a string"
+    );
+    let cases: &[(&str, &[&str])] = &[
+        ("{port: 70000}", &["spec.port", "70000 must be <= 65535"]),
+        ("{port: 0}", &["spec.port", "0 must be >= 1"]),
+        (
+            "{port: 3000000000}",
+            &["spec.port", "does not fit format int32"],
+        ),
+        ("{weight: 0}", &["spec.weight", "0 must be > 0"]),
+        (
+            "{target: true}",
+            &["spec.target", "must be an integer or a string, got boolean"],
+        ),
+        (
+            "{mode: C}",
+            &[
+                "spec.mode",
+                "unsupported value string \"C\"",
+                "\"A\", \"B\"",
+            ],
+        ),
+        (
+            "{name: abcdefg}",
+            &["spec.name", "too long: 7 characters > maxLength 5"],
+        ),
+        ("{name: ab1}", &["spec.name", "does not match pattern"]),
+        (
+            "{port: null}",
+            &["spec.port", "null is not allowed here (expected integer)"],
+        ),
+        (
+            "{since: yesterday}",
+            &["spec.since", "not an RFC 3339 date-time"],
+        ),
+        ("{blob: '%%'}", &["spec.blob", "not valid base64"]),
+        (
+            "{tags: [a, b, c]}",
+            &["spec.tags", "too many items: 3 > maxItems 2"],
+        ),
+        ("{tags: [a, a]}", &["spec.tags[1]", "duplicate value"]),
+        (
+            "{labels: {k: 1}}",
+            &["spec.labels[k]", "must be of type string, got integer 1"],
+        ),
+        (
+            "{sealed: {x: 1}}",
+            &[
+                "spec.sealed.x",
+                "unknown field (this object accepts no fields)",
+            ],
+        ),
+        ("{prot: 80}", &["spec.prot", "unknown field (known: "]),
+    ];
+    for (spec, needles) in cases {
+        let report = check(spec);
+        assert!(
+            report
+                .errors
+                .iter()
+                .any(|e| needles.iter().all(|n| e.contains(n))),
+            "{spec}: expected an error containing {needles:?}\n{}",
+            report.render()
+        );
+    }
+}

@@ -18,12 +18,16 @@
 //! What is checked, per YAML document:
 //! * `apiVersion` + `kind` resolve to a served version of a CRD in the file; for a CRD group
 //!   with an unknown version or kind that is an error (kubectl: "no matches for kind").
-//! * The version's `openAPIV3Schema`: unknown fields are rejected (strict field validation)
-//!   unless `x-kubernetes-preserve-unknown-fields` / `additionalProperties` allow them;
-//!   `type`, `nullable`, `x-kubernetes-int-or-string`, `enum`, `required`, `format` (int32,
-//!   int64, double, date-time, byte), `pattern`, `minLength`/`maxLength`, `minItems`/`maxItems`,
-//!   `minProperties`/`maxProperties`, `minimum`/`maximum` (+ exclusive), `oneOf`/`anyOf`/
-//!   `allOf`/`not`, and `x-kubernetes-list-type: map|set` uniqueness.
+//! * The version's `openAPIV3Schema`: its value keywords (`type`, `enum`, `required`,
+//!   `pattern`, `minLength`/`maxLength`, `minItems`/`maxItems`, `minProperties`/
+//!   `maxProperties`, `minimum`/`maximum` (+ exclusive), `multipleOf`, `oneOf`/`anyOf`/
+//!   `allOf`/`not`, formats `date-time` and `byte`) are checked by the `jsonschema`
+//!   crate against the schema's JSON Schema form, which gives them the Kubernetes
+//!   meanings: unknown fields are rejected (strict field validation) unless
+//!   `x-kubernetes-preserve-unknown-fields` / `additionalProperties` allow them,
+//!   `nullable` admits null, `x-kubernetes-int-or-string` is an integer or a string.
+//!   Checked here, walking schema and value: formats `int32`/`int64` and
+//!   `x-kubernetes-list-type: map|set` uniqueness.
 //! * `metadata`: ObjectMeta fields only, `name` required and a DNS-1123 subdomain (label for
 //!   Namespace, DNS-1035 label for Service), `namespace` a DNS-1123 label, present for
 //!   namespaced kinds (see [`Validator::require_namespace`]) and absent for cluster-scoped ones,
@@ -195,6 +199,22 @@ struct CrdVersion {
     api_version: String,
     namespaced: bool,
     schema: Json,
+    /// The schema's OpenAPI value keywords as a JSON Schema, checked by `jsonschema`.
+    structural: jsonschema::Validator,
+}
+
+impl CrdVersion {
+    fn new(kind: &str, api_version: &str, namespaced: bool, schema: Json) -> CrdVersion {
+        let structural = structural_validator(&schema)
+            .unwrap_or_else(|e| panic!("{kind} {api_version}: the schema does not compile: {e}"));
+        CrdVersion {
+            kind: kind.to_owned(),
+            api_version: api_version.to_owned(),
+            namespaced,
+            schema,
+            structural,
+        }
+    }
 }
 
 /// What the validator knows about one CEL rule of the CRD file.
@@ -221,7 +241,6 @@ pub struct Validator {
     builtin: HashMap<(String, String), Arc<CrdVersion>>,
     env: Arc<cel::Env>,
     programs: HashMap<String, Compiled>,
-    regexes: HashMap<String, Result<regex::Regex, String>>,
     rules: Vec<RuleInfo>,
     /// Report a missing `metadata.namespace` on namespaced kinds as an error (default true).
     pub require_namespace: bool,
@@ -246,7 +265,6 @@ impl Validator {
             builtin: HashMap::new(),
             env: Arc::new(cel_env()),
             programs: HashMap::new(),
-            regexes: HashMap::new(),
             rules: Vec::new(),
             require_namespace: true,
         };
@@ -283,12 +301,7 @@ impl Validator {
                     panic!("{label}: CRD {crd_name} version {name} has no openAPIV3Schema");
                 }
                 let api_version = format!("{group}/{name}");
-                let cv = CrdVersion {
-                    kind: kind.to_owned(),
-                    api_version: api_version.clone(),
-                    namespaced,
-                    schema,
-                };
+                let cv = CrdVersion::new(kind, &api_version, namespaced, schema);
                 v.crds.insert((api_version, kind.to_owned()), Arc::new(cv));
             }
         }
@@ -297,12 +310,7 @@ impl Validator {
             "{label}: no CustomResourceDefinition found"
         );
         for (api_version, kind, namespaced, schema) in builtin_schemas() {
-            let cv = CrdVersion {
-                kind: kind.to_owned(),
-                api_version: api_version.to_owned(),
-                namespaced,
-                schema,
-            };
+            let cv = CrdVersion::new(kind, api_version, namespaced, schema);
             v.builtin
                 .insert((api_version.to_owned(), kind.to_owned()), Arc::new(cv));
         }
@@ -312,31 +320,22 @@ impl Validator {
         all.sort_by(|a, b| (&a.kind, &a.api_version).cmp(&(&b.kind, &b.api_version)));
         for cv in all {
             let mut found = Vec::new();
-            collect_schema_items(&cv.schema, "", &mut found);
-            for item in found {
-                match item {
-                    SchemaItem::Rule(spath, rule) => {
-                        if !v.programs.contains_key(&rule) {
-                            let c = compile_rule(&v.env, &rule);
-                            v.programs.insert(rule.clone(), c);
-                        }
-                        let unsupported = match &v.programs[&rule] {
-                            Compiled::Ok(_) => None,
-                            Compiled::Unsupported(r) => Some(r.clone()),
-                        };
-                        v.rules.push(RuleInfo {
-                            resource: format!("{} {}", cv.kind, cv.api_version),
-                            schema_path: spath,
-                            rule,
-                            unsupported,
-                        });
-                    }
-                    SchemaItem::Pattern(p) => {
-                        v.regexes
-                            .entry(p.clone())
-                            .or_insert_with(|| regex::Regex::new(&p).map_err(|e| e.to_string()));
-                    }
+            collect_rules(&cv.schema, "", &mut found);
+            for (spath, rule) in found {
+                if !v.programs.contains_key(&rule) {
+                    let c = compile_rule(&v.env, &rule);
+                    v.programs.insert(rule.clone(), c);
                 }
+                let unsupported = match &v.programs[&rule] {
+                    Compiled::Ok(_) => None,
+                    Compiled::Unsupported(r) => Some(r.clone()),
+                };
+                v.rules.push(RuleInfo {
+                    resource: format!("{} {}", cv.kind, cv.api_version),
+                    schema_path: spath,
+                    rule,
+                    unsupported,
+                });
             }
         }
         v
@@ -535,7 +534,8 @@ impl Validator {
             rest.remove(k);
         }
         let rest = Json::Object(rest);
-        w.node(&cv.schema, &rest, "", "", false);
+        w.structural(&cv, &rest);
+        w.extensions(&cv.schema, &rest, "", "");
         // Root-level CEL rules see the whole object.
         if cv.schema.get("x-kubernetes-validations").is_some() {
             w.cel(&cv.schema, doc, "<root>", "");
@@ -717,225 +717,61 @@ impl Walk<'_> {
         self.errors.push(format!("{path}: {}", msg.as_ref()));
     }
 
-    /// Validates `value` against `schema`. `logic` is true inside oneOf/anyOf/allOf/not, where
-    /// only value validations apply (no unknown-field pruning, no CEL).
-    fn node(&mut self, schema: &Json, value: &Json, path: &str, spath: &str, logic: bool) {
-        let Some(s) = schema.as_object() else { return };
-        let int_or_string =
-            s.get("x-kubernetes-int-or-string").and_then(Json::as_bool) == Some(true);
-        let preserve = s
-            .get("x-kubernetes-preserve-unknown-fields")
-            .and_then(Json::as_bool)
-            == Some(true);
-        let ty = s.get("type").and_then(Json::as_str);
-
-        if value.is_null() {
-            if s.get("nullable").and_then(Json::as_bool) == Some(true)
-                || logic
-                || (ty.is_none() && preserve)
-            {
-                return;
+    /// The OpenAPI value keywords, checked by `jsonschema` against the schema's
+    /// JSON Schema form, each error told at its data path.
+    fn structural(&mut self, cv: &CrdVersion, value: &Json) {
+        for error in cv.structural.iter_errors(value) {
+            let pointer = error.instance_path().to_string();
+            let path = data_path(&cv.schema, value, &pointer);
+            let at = value.pointer(&pointer).unwrap_or(&Json::Null);
+            let node = keyword_node(&cv.schema, &error.schema_path().to_string());
+            for (p, message) in explain(&error, node, at, &path) {
+                self.err(&p, message);
             }
-            self.err(
-                path,
-                format!(
-                    "null is not allowed here (expected {})",
-                    ty.unwrap_or("a value")
-                ),
-            );
+        }
+    }
+
+    /// What only Kubernetes checks, walking the schema and the value together: list
+    /// types, integer formats and the `x-kubernetes-validations` (CEL) below the root.
+    /// A value of the wrong type was reported by [`Walk::structural`] and is not
+    /// walked further.
+    fn extensions(&mut self, schema: &Json, value: &Json, path: &str, spath: &str) {
+        let Some(s) = schema.as_object() else { return };
+        if !has_schema_type(s, value) {
             return;
         }
-        if int_or_string {
-            if !(is_integer(value) || value.is_string()) {
-                self.err(
-                    path,
-                    format!("must be an integer or a string, got {}", short(value)),
-                );
-                return;
-            }
-        } else if let Some(ty) = ty {
-            let ok = match ty {
-                "object" => value.is_object(),
-                "array" => value.is_array(),
-                "string" => value.is_string(),
-                "integer" => is_integer(value),
-                "number" => value.is_number(),
-                "boolean" => value.is_boolean(),
-                _ => true,
-            };
-            if !ok {
-                self.err(path, format!("must be of type {ty}, got {}", short(value)));
-                return;
-            }
-        }
-
-        if let Some(Json::Array(allowed)) = s.get("enum")
-            && !allowed.contains(value)
-        {
-            let list: Vec<String> = allowed.iter().map(|a| a.to_string()).collect();
-            self.err(
-                path,
-                format!(
-                    "unsupported value {}: must be one of [{}]",
-                    short(value),
-                    list.join(", ")
-                ),
-            );
-        }
-
         match value {
-            Json::String(st) => self.string_checks(s, st, path),
-            Json::Number(_) => self.number_checks(s, value, path),
+            Json::Number(_) => self.integer_format(s, value, path),
             Json::Array(items) => {
-                if let Some(max) = s.get("maxItems").and_then(Json::as_u64)
-                    && items.len() as u64 > max
-                {
-                    self.err(
-                        path,
-                        format!("too many items: {} > maxItems {max}", items.len()),
-                    );
-                }
-                if let Some(min) = s.get("minItems").and_then(Json::as_u64)
-                    && (items.len() as u64) < min
-                {
-                    self.err(
-                        path,
-                        format!("too few items: {} < minItems {min}", items.len()),
-                    );
-                }
                 self.list_type_checks(s, items, path);
                 if let Some(item_schema) = s.get("items") {
                     for (i, it) in items.iter().enumerate() {
-                        self.node(
-                            item_schema,
-                            it,
-                            &format!("{path}[{i}]"),
-                            &format!("{spath}[*]"),
-                            logic,
-                        );
+                        let (p, sp) = (format!("{path}[{i}]"), format!("{spath}[*]"));
+                        self.extensions(item_schema, it, &p, &sp);
                     }
                 }
             }
             Json::Object(map) => {
-                if let Some(max) = s.get("maxProperties").and_then(Json::as_u64)
-                    && map.len() as u64 > max
-                {
-                    self.err(
-                        path,
-                        format!("too many properties: {} > maxProperties {max}", map.len()),
-                    );
-                }
-                if let Some(min) = s.get("minProperties").and_then(Json::as_u64)
-                    && (map.len() as u64) < min
-                {
-                    self.err(
-                        path,
-                        format!("too few properties: {} < minProperties {min}", map.len()),
-                    );
-                }
-                if let Some(Json::Array(req)) = s.get("required") {
-                    for r in req.iter().filter_map(Json::as_str) {
-                        if !map.contains_key(r) {
-                            self.err(&join(path, r), "required field missing");
-                        }
-                    }
-                }
                 let props = s.get("properties").and_then(Json::as_object);
-                let addl = s.get("additionalProperties");
                 for (k, v) in map {
                     if let Some(ps) = props.and_then(|p| p.get(k)) {
-                        self.node(ps, v, &join(path, k), &join(spath, k), logic);
-                    } else if let Some(a @ Json::Object(_)) = addl {
-                        self.node(
-                            a,
-                            v,
-                            &format!("{path}[{k}]"),
-                            &format!("{spath}{{*}}"),
-                            logic,
-                        );
-                    } else if logic || preserve || addl == Some(&Json::Bool(true)) {
-                        // allowed and not further described
-                    } else {
-                        let known: Vec<&String> =
-                            props.map(|p| p.keys().collect()).unwrap_or_default();
-                        self.err(
-                            &join(path, k),
-                            if known.is_empty() {
-                                "unknown field (this object accepts no fields)".to_owned()
-                            } else {
-                                format!(
-                                    "unknown field (known: {})",
-                                    known
-                                        .iter()
-                                        .map(|s| s.as_str())
-                                        .collect::<Vec<_>>()
-                                        .join(", ")
-                                )
-                            },
-                        );
+                        self.extensions(ps, v, &join(path, k), &join(spath, k));
+                    } else if let Some(a @ Json::Object(_)) = s.get("additionalProperties") {
+                        let (p, sp) = (format!("{path}[{k}]"), format!("{spath}{{*}}"));
+                        self.extensions(a, v, &p, &sp);
                     }
                 }
             }
             _ => {}
         }
-
-        self.logic_checks(s, value, path);
-
         // Root-level rules are evaluated by the caller, with the whole object as `self`.
-        if !logic && !path.is_empty() && s.contains_key("x-kubernetes-validations") {
+        if !path.is_empty() && s.contains_key("x-kubernetes-validations") {
             self.cel(schema, value, path, spath);
         }
     }
 
-    fn string_checks(&mut self, s: &JsonMap<String, Json>, st: &str, path: &str) {
-        let n = st.chars().count() as u64;
-        if let Some(max) = s.get("maxLength").and_then(Json::as_u64)
-            && n > max
-        {
-            self.err(path, format!("too long: {n} characters > maxLength {max}"));
-        }
-        if let Some(min) = s.get("minLength").and_then(Json::as_u64)
-            && n < min
-        {
-            self.err(
-                path,
-                format!("too short: {n} characters < minLength {min} (value {st:?})"),
-            );
-        }
-        if let Some(Json::String(p)) = s.get("pattern") {
-            match self.v.regexes.get(p) {
-                Some(Ok(re)) => {
-                    if !re.is_match(st) {
-                        self.err(path, format!("{st:?} does not match pattern {p:?}"));
-                    }
-                }
-                Some(Err(e)) => self
-                    .not_evaluated
-                    .push(format!("pattern {p:?} at {path}: cannot compile: {e}")),
-                None => match regex::Regex::new(p) {
-                    Ok(re) if !re.is_match(st) => {
-                        self.err(path, format!("{st:?} does not match pattern {p:?}"))
-                    }
-                    Ok(_) => {}
-                    Err(e) => self
-                        .not_evaluated
-                        .push(format!("pattern {p:?} at {path}: cannot compile: {e}")),
-                },
-            }
-        }
-        match s.get("format").and_then(Json::as_str) {
-            Some("date-time") if !is_rfc3339(st) => {
-                self.err(path, format!("{st:?} is not an RFC 3339 date-time"))
-            }
-            Some("byte") if !is_base64(st) => {
-                self.err(path, format!("{st:?} is not valid base64 (format byte)"))
-            }
-            _ => {}
-        }
-    }
-
-    fn number_checks(&mut self, s: &JsonMap<String, Json>, value: &Json, path: &str) {
-        let x = value.as_f64().unwrap_or(0.0);
+    /// Kubernetes' integer formats (JSON Schema formats only apply to strings).
+    fn integer_format(&mut self, s: &JsonMap<String, Json>, value: &Json, path: &str) {
         match s.get("format").and_then(Json::as_str) {
             Some("int32") if value.as_i64().is_none_or(|i| i32::try_from(i).is_err()) => {
                 self.err(path, format!("{value} does not fit format int32"))
@@ -944,30 +780,6 @@ impl Walk<'_> {
                 self.err(path, format!("{value} does not fit format int64"))
             }
             _ => {}
-        }
-        if let Some(min) = s.get("minimum").and_then(Json::as_f64) {
-            let excl = s.get("exclusiveMinimum").and_then(Json::as_bool) == Some(true);
-            if x < min || (excl && x == min) {
-                self.err(
-                    path,
-                    format!("{value} must be {} {min}", if excl { ">" } else { ">=" }),
-                );
-            }
-        }
-        if let Some(max) = s.get("maximum").and_then(Json::as_f64) {
-            let excl = s.get("exclusiveMaximum").and_then(Json::as_bool) == Some(true);
-            if x > max || (excl && x == max) {
-                self.err(
-                    path,
-                    format!("{value} must be {} {max}", if excl { "<" } else { "<=" }),
-                );
-            }
-        }
-        if let Some(m) = s.get("multipleOf").and_then(Json::as_f64)
-            && m != 0.0
-            && (x / m).fract() != 0.0
-        {
-            self.err(path, format!("{value} must be a multiple of {m}"));
         }
     }
 
@@ -1007,68 +819,6 @@ impl Walk<'_> {
             }
             _ => {}
         }
-    }
-
-    fn logic_checks(&mut self, s: &JsonMap<String, Json>, value: &Json, path: &str) {
-        let int_or_string =
-            s.get("x-kubernetes-int-or-string").and_then(Json::as_bool) == Some(true);
-        if let Some(Json::Array(alts)) = s.get("oneOf") {
-            let matching: Vec<usize> = (0..alts.len())
-                .filter(|i| self.matches(&alts[*i], value))
-                .collect();
-            if matching.len() != 1 {
-                let msg = match at_most_one_of(alts) {
-                    Some(fields) => {
-                        let present: Vec<&String> = fields
-                            .iter()
-                            .filter(|f| value.get(f.as_str()).is_some())
-                            .collect();
-                        format!("at most one of {fields:?} may be set, found {present:?}")
-                    }
-                    None => format!(
-                        "must match exactly one oneOf alternative, matched {}",
-                        matching.len()
-                    ),
-                };
-                self.err(path, msg);
-            }
-        }
-        if !int_or_string
-            && let Some(Json::Array(alts)) = s.get("anyOf")
-            && !alts.iter().any(|a| self.matches(a, value))
-        {
-            self.err(
-                path,
-                format!(
-                    "must match at least one anyOf alternative: {}",
-                    Json::Array(alts.clone())
-                ),
-            );
-        }
-        if let Some(Json::Array(alts)) = s.get("allOf") {
-            for a in alts {
-                // Errors of the sub-schema are reported with their own message.
-                self.node(a, value, path, "", true);
-            }
-        }
-        if let Some(n) = s.get("not")
-            && self.matches(n, value)
-        {
-            self.err(path, format!("must not match schema {n}"));
-        }
-    }
-
-    /// Whether `value` satisfies `schema` (value validations only).
-    fn matches(&self, schema: &Json, value: &Json) -> bool {
-        let mut probe = Walk {
-            v: self.v,
-            errors: Vec::new(),
-            not_evaluated: Vec::new(),
-            cel_evaluations: 0,
-            resource: String::new(),
-        };
-        probe.node(schema, value, "", "", true);
-        probe.errors.is_empty()
     }
 
     /// Evaluates the `x-kubernetes-validations` of `schema` with `self` = `value`.
@@ -1152,6 +902,286 @@ impl Walk<'_> {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Structural schema as JSON Schema
+// ---------------------------------------------------------------------------------------------
+
+/// The JSON Schema (draft 2020-12) that checks what a structural OpenAPI v3 schema's
+/// value keywords say, with the Kubernetes meanings: an object rejects fields its
+/// schema does not declare unless `x-kubernetes-preserve-unknown-fields` or
+/// `additionalProperties` allows them (not inside `oneOf`/`anyOf`/`allOf`/`not`,
+/// which only constrain values); `nullable` admits `null`; an
+/// `x-kubernetes-int-or-string` is an integer or a string; OpenAPI 3.0's boolean
+/// `exclusiveMinimum`/`exclusiveMaximum` qualify `minimum`/`maximum`. Formats other
+/// than `date-time` and `byte` are left to [`Walk::integer_format`] or unchecked,
+/// as the API server leaves them. Patterns use the `regex` crate (RE2 syntax, like
+/// Go's regexp).
+fn structural_validator(schema: &Json) -> Result<jsonschema::Validator, String> {
+    let converted = to_json_schema(schema, false);
+    jsonschema::options()
+        .should_validate_formats(true)
+        .with_format("byte", is_base64)
+        .with_format("date-time", is_rfc3339)
+        .with_pattern_options(jsonschema::PatternOptions::regex())
+        .build(&converted)
+        .map_err(|e| e.to_string())
+}
+
+fn to_json_schema(node: &Json, in_logic: bool) -> Json {
+    let Some(s) = node.as_object() else {
+        return node.clone();
+    };
+    let flag = |key: &str| s.get(key).and_then(Json::as_bool) == Some(true);
+    let (int_or_string, nullable) = (flag("x-kubernetes-int-or-string"), flag("nullable"));
+    let preserve = flag("x-kubernetes-preserve-unknown-fields");
+    let mut out = JsonMap::new();
+    for (key, value) in s {
+        let converted = match key.as_str() {
+            "type" if int_or_string => continue,
+            "type" if nullable => json!([value, "null"]),
+            "properties" => Json::Object(
+                value
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| (k.clone(), to_json_schema(v, in_logic)))
+                    .collect(),
+            ),
+            "items" | "additionalProperties" => to_json_schema(value, in_logic),
+            "anyOf" if int_or_string => continue,
+            "oneOf" | "anyOf" | "allOf" => Json::Array(
+                value
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|v| to_json_schema(v, true))
+                    .collect(),
+            ),
+            "not" => to_json_schema(value, true),
+            "minimum" | "maximum" => {
+                let exclusive = format!("exclusive{}", &capitalized(key));
+                if flag(&exclusive) {
+                    out.insert(exclusive, value.clone());
+                    continue;
+                }
+                value.clone()
+            }
+            "format" if matches!(value.as_str(), Some("date-time" | "byte")) => value.clone(),
+            "type" | "enum" | "required" | "pattern" | "minLength" | "maxLength" | "minItems"
+            | "maxItems" | "minProperties" | "maxProperties" | "multipleOf" => value.clone(),
+            _ => continue,
+        };
+        out.insert(key.clone(), converted);
+    }
+    if int_or_string {
+        let types = if nullable {
+            json!(["integer", "string", "null"])
+        } else {
+            json!(["integer", "string"])
+        };
+        out.insert("type".to_owned(), types);
+    }
+    if !in_logic && !preserve && !out.contains_key("additionalProperties") {
+        out.insert("additionalProperties".to_owned(), Json::Bool(false));
+    }
+    Json::Object(out)
+}
+
+fn capitalized(word: &str) -> String {
+    let mut chars = word.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+/// Whether `value` has the type `s` declares (any, when it declares none).
+fn has_schema_type(s: &JsonMap<String, Json>, value: &Json) -> bool {
+    if s.get("x-kubernetes-int-or-string").and_then(Json::as_bool) == Some(true) {
+        return is_integer(value) || value.is_string();
+    }
+    match s.get("type").and_then(Json::as_str) {
+        Some("object") => value.is_object(),
+        Some("array") => value.is_array(),
+        Some("string") => value.is_string(),
+        Some("integer") => is_integer(value),
+        Some("number") => value.is_number(),
+        Some("boolean") => value.is_boolean(),
+        _ => true,
+    }
+}
+
+/// A JSON pointer into `value` written as the API server writes data paths:
+/// `spec.servers[0].port`, `[key]` for the keys of a map (`additionalProperties`).
+fn data_path(schema: &Json, value: &Json, pointer: &str) -> String {
+    let mut path = String::new();
+    let (mut node, mut at) = (Some(schema), Some(value));
+    for token in pointer.split('/').skip(1) {
+        let token = token.replace("~1", "/").replace("~0", "~");
+        let declared = node
+            .and_then(|n| n.get("properties"))
+            .and_then(|p| p.get(&token));
+        if let Some(declared) = declared {
+            path = join(&path, &token);
+            node = Some(declared);
+        } else if at.is_some_and(Json::is_array) {
+            path.push_str(&format!("[{token}]"));
+            node = node.and_then(|n| n.get("items"));
+        } else {
+            path.push_str(&format!("[{token}]"));
+            node = node.and_then(|n| n.get("additionalProperties"));
+        }
+        at = at.and_then(|a| match a {
+            Json::Array(items) => token.parse::<usize>().ok().and_then(|i| items.get(i)),
+            other => other.get(&token),
+        });
+    }
+    path
+}
+
+/// The node of the original schema that holds the keyword at `keyword_path` (a JSON
+/// pointer into the converted schema, whose nodes sit where the original's do).
+fn keyword_node<'s>(schema: &'s Json, keyword_path: &str) -> Option<&'s JsonMap<String, Json>> {
+    let tokens: Vec<String> = keyword_path
+        .split('/')
+        .skip(1)
+        .map(|t| t.replace("~1", "/").replace("~0", "~"))
+        .collect();
+    let parent = tokens.len().saturating_sub(1);
+    let mut node = schema;
+    for token in tokens.iter().take(parent) {
+        node = match node {
+            Json::Array(items) => items.get(token.parse::<usize>().ok()?)?,
+            other => other.get(token)?,
+        };
+    }
+    node.as_object()
+}
+
+/// The errors one `jsonschema` error stands for, as (data path, message).
+fn explain(
+    error: &jsonschema::ValidationError<'_>,
+    node: Option<&JsonMap<String, Json>>,
+    value: &Json,
+    path: &str,
+) -> Vec<(String, String)> {
+    use jsonschema::error::ValidationErrorKind as Kind;
+    let keyword = |k: &str| node.and_then(|n| n.get(k));
+    let number = |k: &str| keyword(k).map(Json::to_string).unwrap_or_default();
+    let message = match error.kind() {
+        Kind::Type { .. } if value.is_null() => {
+            let ty = keyword("type").and_then(Json::as_str).unwrap_or("a value");
+            format!("null is not allowed here (expected {ty})")
+        }
+        Kind::Type { .. }
+            if node.is_some_and(|n| n.get("x-kubernetes-int-or-string").is_some()) =>
+        {
+            format!("must be an integer or a string, got {}", short(value))
+        }
+        Kind::Type { .. } => {
+            let ty = keyword("type").and_then(Json::as_str).unwrap_or("?");
+            format!("must be of type {ty}, got {}", short(value))
+        }
+        Kind::Enum { options } => {
+            let list: Vec<String> = options
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(Json::to_string)
+                .collect();
+            format!(
+                "unsupported value {}: must be one of [{}]",
+                short(value),
+                list.join(", ")
+            )
+        }
+        Kind::Required { property } => {
+            let field = property.as_str().unwrap_or("?");
+            return vec![(join(path, field), "required field missing".to_owned())];
+        }
+        // `additionalProperties: false` beside no `properties` reports the object,
+        // not its fields: every field of it is unknown.
+        Kind::AdditionalProperties { .. } | Kind::FalseSchema => {
+            let unexpected: Vec<&String> = match error.kind() {
+                Kind::AdditionalProperties { unexpected } => unexpected.iter().collect(),
+                _ => value
+                    .as_object()
+                    .map(|o| o.keys().collect())
+                    .unwrap_or_default(),
+            };
+            let known: Vec<&str> = keyword("properties")
+                .and_then(Json::as_object)
+                .map(|p| p.keys().map(String::as_str).collect())
+                .unwrap_or_default();
+            let message = if known.is_empty() {
+                "unknown field (this object accepts no fields)".to_owned()
+            } else {
+                format!("unknown field (known: {})", known.join(", "))
+            };
+            return unexpected
+                .into_iter()
+                .map(|k| (join(path, k), message.clone()))
+                .collect();
+        }
+        Kind::MaxLength { limit } => format!(
+            "too long: {} characters > maxLength {limit}",
+            value.as_str().map_or(0, |s| s.chars().count())
+        ),
+        Kind::MinLength { limit } => format!(
+            "too short: {} characters < minLength {limit} (value {value})",
+            value.as_str().map_or(0, |s| s.chars().count())
+        ),
+        Kind::Pattern { pattern } => format!("{value} does not match pattern {pattern:?}"),
+        Kind::Format { format } if format == "date-time" => {
+            format!("{value} is not an RFC 3339 date-time")
+        }
+        Kind::Format { .. } => format!("{value} is not valid base64 (format byte)"),
+        Kind::MaxItems { limit } => format!(
+            "too many items: {} > maxItems {limit}",
+            value.as_array().map_or(0, Vec::len)
+        ),
+        Kind::MinItems { limit } => format!(
+            "too few items: {} < minItems {limit}",
+            value.as_array().map_or(0, Vec::len)
+        ),
+        Kind::MaxProperties { limit } => format!(
+            "too many properties: {} > maxProperties {limit}",
+            value.as_object().map_or(0, JsonMap::len)
+        ),
+        Kind::MinProperties { limit } => format!(
+            "too few properties: {} < minProperties {limit}",
+            value.as_object().map_or(0, JsonMap::len)
+        ),
+        Kind::Minimum { .. } => format!("{value} must be >= {}", number("minimum")),
+        Kind::ExclusiveMinimum { .. } => format!("{value} must be > {}", number("minimum")),
+        Kind::Maximum { .. } => format!("{value} must be <= {}", number("maximum")),
+        Kind::ExclusiveMaximum { .. } => format!("{value} must be < {}", number("maximum")),
+        Kind::MultipleOf { .. } => {
+            format!("{value} must be a multiple of {}", number("multipleOf"))
+        }
+        Kind::OneOfMultipleValid { .. } | Kind::OneOfNotValid { .. } => {
+            let alts = keyword("oneOf").and_then(Json::as_array);
+            match alts.and_then(|a| at_most_one_of(a)) {
+                Some(fields) => {
+                    let present: Vec<&String> = fields
+                        .iter()
+                        .filter(|f| value.get(f.as_str()).is_some())
+                        .collect();
+                    format!("at most one of {fields:?} may be set, found {present:?}")
+                }
+                None => format!("must match exactly one oneOf alternative: {error}"),
+            }
+        }
+        Kind::AnyOf { .. } => format!(
+            "must match at least one anyOf alternative: {}",
+            keyword("anyOf").cloned().unwrap_or_default()
+        ),
+        Kind::Not { schema } => format!("must not match schema {schema}"),
+        _ => error.to_string(),
+    };
+    vec![(path.to_owned(), message)]
+}
+
 fn is_library_gap(e: &cel::ExecutionError) -> bool {
     matches!(
         e,
@@ -1184,44 +1214,37 @@ fn at_most_one_of(alts: &[Json]) -> Option<Vec<String>> {
     saw_not.then_some(fields)
 }
 
-enum SchemaItem {
-    Rule(String, String),
-    Pattern(String),
-}
-
-fn collect_schema_items(schema: &Json, spath: &str, out: &mut Vec<SchemaItem>) {
+/// Every CEL rule of a schema: (schema path, rule).
+fn collect_rules(schema: &Json, spath: &str, out: &mut Vec<(String, String)>) {
     let Some(s) = schema.as_object() else { return };
     if let Some(Json::Array(rules)) = s.get("x-kubernetes-validations") {
         for r in rules {
             if let Some(rule) = r.get("rule").and_then(Json::as_str) {
                 let shown = if spath.is_empty() { "<root>" } else { spath };
-                out.push(SchemaItem::Rule(shown.to_owned(), rule.to_owned()));
+                out.push((shown.to_owned(), rule.to_owned()));
             }
         }
     }
-    if let Some(Json::String(p)) = s.get("pattern") {
-        out.push(SchemaItem::Pattern(p.clone()));
-    }
     if let Some(Json::Object(props)) = s.get("properties") {
         for (k, v) in props {
-            collect_schema_items(v, &join(spath, k), out);
+            collect_rules(v, &join(spath, k), out);
         }
     }
     if let Some(items) = s.get("items") {
-        collect_schema_items(items, &format!("{spath}[*]"), out);
+        collect_rules(items, &format!("{spath}[*]"), out);
     }
     if let Some(a @ Json::Object(_)) = s.get("additionalProperties") {
-        collect_schema_items(a, &format!("{spath}{{*}}"), out);
+        collect_rules(a, &format!("{spath}{{*}}"), out);
     }
     for k in ["oneOf", "anyOf", "allOf"] {
         if let Some(Json::Array(alts)) = s.get(k) {
             for a in alts {
-                collect_schema_items(a, spath, out);
+                collect_rules(a, spath, out);
             }
         }
     }
     if let Some(n) = s.get("not") {
-        collect_schema_items(n, spath, out);
+        collect_rules(n, spath, out);
     }
 }
 
