@@ -181,8 +181,14 @@ fn a_degraded_region_sheds_in_proportion_and_loses_no_more_than_binary_geolb() {
         // The filter sees a 503 only where the retries did not hide it (the answer is a
         // 503, or came from another region): at 10% Envoy's retry to the same region
         // mostly succeeds, so there is little to shed (never more than binary geolb,
-        // within the run-to-run noise of about a point); from 30% on the share falls.
-        let margin = if failing == 100 { -1.5 } else { 5.0 };
+        // within the run-to-run noise of about a point); from 30% on the share falls,
+        // by more than twice that noise at 30% (a CI run measured 5.0 points) and by
+        // far more at 60% (measured 47.8 points).
+        let margin = match failing {
+            100 => -1.5,
+            300 => 2.0,
+            _ => 20.0,
+        };
         assert!(
             graded.hz_percent() <= binary.hz_percent() - margin,
             "{failing}: graded {:.1}% vs binary {:.1}%",
