@@ -396,8 +396,8 @@ fn valid_plan(
     err: &mut dyn Write,
     refused: Option<&str>,
 ) -> Option<plan::Plan> {
-    let (source, checked) = load(path, color, err)?;
-    match pipeline::valid_plan(checked, &source) {
+    let (_, checked) = load(path, color, err)?;
+    match pipeline::valid_plan(checked) {
         Ok(plan) => Some(plan),
         Err(_) => {
             if let Some(refused) = refused {

@@ -147,6 +147,14 @@ impl Diagnostic for Located {
     }
 }
 
+/// How many of `findings` are errors.
+pub fn error_count(findings: &[Finding]) -> usize {
+    findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count()
+}
+
 /// Renders diagnostics as text, without colour unless asked (stable for tests and CI logs).
 pub fn render(diagnostic: &dyn Diagnostic, color: bool) -> String {
     let theme = if color {

@@ -32,6 +32,7 @@ pub fn render_file(
     route_secrets: &secret::RouteSecrets,
 ) -> Result<render::Manifests, pipeline::Refusal> {
     let source = source::Source::new(path.display().to_string(), files::read_plan(path)?);
-    let plan = pipeline::valid_plan(validate::check(&source), &source)?;
+    let plan = pipeline::valid_plan(validate::check(&source))
+        .map_err(|findings| pipeline::Refusal::invalid(&findings, &source))?;
     pipeline::render_plan(&plan, extension_api, |_| Ok(route_secrets.clone()))
 }

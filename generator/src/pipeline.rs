@@ -3,7 +3,7 @@
 //! any error, given its route secrets, rendered. Each front end only decides where
 //! the findings and the failure are shown.
 
-use crate::finding;
+use crate::finding::{self, Finding};
 use crate::plan::Plan;
 use crate::render::{self, ExtensionApi, Manifests, RenderError, RenderOptions};
 use crate::secret::{RouteSecrets, SecretError};
@@ -38,19 +38,25 @@ pub enum Refusal {
     Render(#[from] RenderError),
 }
 
-/// The plan of `checked` when validation found no error.
-pub fn valid_plan(checked: Checked, source: &Source) -> Result<Plan, Refusal> {
-    let errors = checked.error_count();
+/// The plan of `checked` when validation found no error; else its findings, left
+/// unrendered for a front end that already showed them.
+pub fn valid_plan(checked: Checked) -> Result<Plan, Vec<Finding>> {
     match checked.plan {
-        Some(plan) if errors == 0 => Ok(plan),
-        _ => Err(Refusal::Invalid {
-            errors: errors.max(1),
-            report: checked
-                .findings
+        Some(plan) if !checked.has_errors() => Ok(plan),
+        _ => Err(checked.findings),
+    }
+}
+
+impl Refusal {
+    /// The refusal of a plan with errors: every finding of it, as the CLI prints them.
+    pub fn invalid(findings: &[Finding], source: &Source) -> Refusal {
+        Refusal::Invalid {
+            errors: finding::error_count(findings).max(1),
+            report: findings
                 .iter()
                 .map(|f| finding::render(&f.locate(source), false))
                 .collect(),
-        }),
+        }
     }
 }
 

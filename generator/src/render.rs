@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::plan::{
-    Cluster, ClusterRole, ControlPlaneMode, FailStrategy, OutlierDetection, Phase, Service,
+    Cluster, ClusterRole, ControlPlaneMode, FailStrategy, OutlierDetection, Phase, Retries, Service,
 };
 use crate::policy::{PolicyFor, wire_policy};
 use crate::secret::RouteSecrets;
@@ -561,8 +561,8 @@ impl Renderer<'_, '_> {
         }
     }
 
-    fn retries(service: &Service) -> Retry {
-        let r = service.retries.clone().unwrap_or_default();
+    /// A route's retries: the plan's, geolb's defaults where it is silent.
+    fn retries(r: Retries) -> Retry {
         // 0 disables retries; Istio refuses any other retry field beside it
         // (validateHTTPRetry), and validation refuses a plan that sets one.
         if r.attempts == Some(0) {
@@ -633,7 +633,10 @@ impl Renderer<'_, '_> {
             hosts: vec![Topology::service_host(service)],
             gateways: Vec::new(),
             header,
-            routes: split_by_method(routes, &Self::retries(service)),
+            routes: split_by_method(
+                routes,
+                &Self::retries(service.retries.clone().unwrap_or_default()),
+            ),
         }
     }
 
@@ -682,12 +685,7 @@ impl Renderer<'_, '_> {
             let name = format!("{}-geolb-fallback", service.name);
             routes.push(Self::route(name, matches, service, String::new()));
         }
-        let retries = Retry {
-            attempts: 2,
-            retry_on: Some(DEFAULT_RETRY_ON.to_owned()),
-            retry_remote_localities: Some(true),
-            per_try_timeout: None,
-        };
+        let retries = Self::retries(Retries::default());
         VirtualService {
             name: gw.name.clone(),
             namespace: gw.namespace.clone(),

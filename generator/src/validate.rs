@@ -13,7 +13,7 @@ mod traffic;
 
 use std::collections::BTreeMap;
 
-use crate::finding::{Finding, Severity};
+use crate::finding::{self, Finding};
 use crate::plan::{API_VERSION, KIND, Plan};
 use crate::source::{FieldPath, Source};
 use crate::topology::Topology;
@@ -35,10 +35,7 @@ impl Checked {
 
     /// How many findings are errors.
     pub fn error_count(&self) -> usize {
-        self.findings
-            .iter()
-            .filter(|f| f.severity == Severity::Error)
-            .count()
+        finding::error_count(&self.findings)
     }
 }
 

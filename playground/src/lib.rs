@@ -33,8 +33,7 @@ enum Answer<T> {
 
 /// The plan in `text` when it validates without errors.
 fn valid_plan(text: &str) -> Result<Plan, String> {
-    let source = Source::new(PLAN_NAME, text);
-    pipeline::valid_plan(validate::check(&source), &source)
+    pipeline::valid_plan(validate::check(&Source::new(PLAN_NAME, text)))
         .map_err(|_| String::from("the plan has errors: see its diagnostics"))
 }
 

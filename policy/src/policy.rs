@@ -290,15 +290,12 @@ fn compile_services(
     services_path: &FieldPath,
     errors: &mut Vec<PolicyError>,
 ) -> Vec<CompiledService> {
-    if wire_services.is_empty() {
-        errors.push(services_path.error(Problem::Empty));
-    }
-    if wire_services.len() > usize::from(u16::MAX) {
-        errors.push(services_path.error(Problem::OutOfRange {
-            value: wire_services.len() as u64,
-            why: "at most 65535 services",
-        }));
-    }
+    check_count(
+        wire_services.len(),
+        services_path,
+        "at most 65535 services",
+        errors,
+    );
     let mut services = Vec::with_capacity(wire_services.len());
     let mut claimed_hosts: BTreeMap<String, String> = BTreeMap::new();
     let mut names = BTreeSet::new();
@@ -330,17 +327,22 @@ fn compile_services(
     services
 }
 
-/// The mesh's regions: some, at most 65535 (a region is a `u16`), valid, each once.
-fn check_mesh_regions(names: &[String], path: &FieldPath, errors: &mut Vec<PolicyError>) {
-    if names.is_empty() {
+/// A list the compiled policy numbers with `u16`s: some, at most 65535.
+fn check_count(len: usize, path: &FieldPath, why: &'static str, errors: &mut Vec<PolicyError>) {
+    if len == 0 {
         errors.push(path.error(Problem::Empty));
     }
-    if names.len() > usize::from(u16::MAX) {
+    if len > usize::from(u16::MAX) {
         errors.push(path.error(Problem::OutOfRange {
-            value: names.len() as u64,
-            why: "at most 65535 regions",
+            value: len as u64,
+            why,
         }));
     }
+}
+
+/// The mesh's regions: some, at most 65535 (a region is a `u16`), valid, each once.
+fn check_mesh_regions(names: &[String], path: &FieldPath, errors: &mut Vec<PolicyError>) {
+    check_count(names.len(), path, "at most 65535 regions", errors);
     let mut seen = BTreeSet::new();
     for (i, region) in names.iter().enumerate() {
         if let Err(why) = check_label_value(region) {
